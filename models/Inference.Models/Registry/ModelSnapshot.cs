@@ -1,0 +1,85 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Inference.Models.Parameters;
+using TorchSharp;
+
+namespace Inference.Models.Registry;
+
+/// <summary>
+/// An immutable published model: its own module instance, never trained, read by any number of
+/// scoring threads at once. Reference counted, so a swap never frees a module a request still uses.
+/// </summary>
+public sealed class ModelSnapshot
+{
+    private readonly ScoringModule _module;
+    private int _references = 1; // the registry's own reference
+
+    internal ModelSnapshot(ModelSpec spec, ParameterSet parameters, long version)
+    {
+        _module = new ScoringModule(spec);
+        _module.Import(parameters);
+        _module.eval();
+        Version = version;
+        Parameters = parameters;
+    }
+
+    public long Version { get; }
+
+    public ModelSpec Spec => _module.Spec;
+
+    /// <summary>The published parameters (a copy detached from the module).</summary>
+    public ParameterSet Parameters { get; }
+
+    /// <summary>Probabilities for <paramref name="rows"/> rows of model input (row-major, <see cref="ModelSpec.Inputs"/> wide).</summary>
+    public void Score(float[] inputs, int rows, Span<float> scores)
+    {
+        Debug.Assert(Volatile.Read(ref _references) > 0, "Scoring needs a lease on the snapshot.");
+        if (inputs.Length < rows * Spec.Inputs || scores.Length < rows)
+        {
+            throw new ArgumentException("Input or output too short for the row count.");
+        }
+        using var inference = torch.inference_mode();
+        using var scope = torch.NewDisposeScope();
+        var x = torch.tensor(inputs.AsSpan(0, rows * Spec.Inputs).ToArray(), [rows, Spec.Inputs]);
+        var probabilities = torch.sigmoid(_module.forward(x));
+        probabilities.data<float>().CopyTo(scores[..rows]);
+    }
+
+    internal bool TryAcquire()
+    {
+        while (true)
+        {
+            int current = Volatile.Read(ref _references);
+            if (current == 0)
+            {
+                return false;
+            }
+            if (Interlocked.CompareExchange(ref _references, current + 1, current) == current)
+            {
+                return true;
+            }
+        }
+    }
+
+    internal void Release()
+    {
+        if (Interlocked.Decrement(ref _references) == 0)
+        {
+            _module.Dispose();
+        }
+    }
+}
+
+/// <summary>A scoring thread's hold on a snapshot; dispose it when the request is scored.</summary>
+[StructLayout(LayoutKind.Auto)]
+public readonly struct ModelLease : IDisposable
+{
+    internal ModelLease(ModelSnapshot snapshot)
+    {
+        Snapshot = snapshot;
+    }
+
+    public ModelSnapshot Snapshot { get; }
+
+    public void Dispose() => Snapshot?.Release();
+}

@@ -1,0 +1,66 @@
+using Inference.Models.Parameters;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Inference.Models;
+
+/// <summary>The TorchSharp module behind every scoring model: model inputs [rows × inputs] → logits [rows].</summary>
+public sealed class ScoringModule : nn.Module<Tensor, Tensor>
+{
+    private readonly nn.Module<Tensor, Tensor> _layers;
+
+    public ScoringModule(ModelSpec spec)
+        : base(nameof(ScoringModule))
+    {
+        Spec = spec;
+        TorchRuntime.EnsureLoaded();
+        torch.random.manual_seed(spec.Seed);
+        _layers = spec.Kind switch
+        {
+            ModelKind.Logistic => nn.Sequential(("linear", nn.Linear(spec.Inputs, 1))),
+            ModelKind.Mlp => nn.Sequential(
+                ("hidden", nn.Linear(spec.Inputs, spec.Hidden)),
+                ("relu", nn.ReLU()),
+                ("output", nn.Linear(spec.Hidden, 1))),
+            _ => throw new ArgumentOutOfRangeException(nameof(spec), spec.Kind, "Unknown model kind."),
+        };
+        RegisterComponents();
+    }
+
+    public ModelSpec Spec { get; }
+
+    public override Tensor forward(Tensor input) => _layers.forward(input).squeeze(-1);
+
+    /// <summary>Copies the parameters out of the module.</summary>
+    public ParameterSet Export()
+    {
+        var result = new List<NamedParameter>();
+        using var scope = torch.NewDisposeScope();
+        foreach (var (name, parameter) in named_parameters())
+        {
+            var values = parameter.detach().cpu().data<float>().ToArray();
+            result.Add(new NamedParameter(name, parameter.shape, values));
+        }
+        return new ParameterSet(result);
+    }
+
+    /// <summary>Overwrites the module's parameters; every parameter must be present with its shape.</summary>
+    public void Import(ParameterSet parameters)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        foreach (var (name, parameter) in named_parameters())
+        {
+            var source = parameters.Find(name)
+                ?? throw new ArgumentException($"Parameter '{name}' is missing.", nameof(parameters));
+            if (!source.Shape.AsSpan().SequenceEqual(parameter.shape))
+            {
+                throw new ArgumentException($"Parameter '{name}' has shape [{string.Join(',', source.Shape)}], the model needs [{string.Join(',', parameter.shape)}].", nameof(parameters));
+            }
+            parameter.copy_(torch.tensor(source.Values, source.Shape));
+        }
+    }
+
+    internal IEnumerable<Parameter> TrainableParameters() => parameters();
+}

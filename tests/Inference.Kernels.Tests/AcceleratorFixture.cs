@@ -1,0 +1,26 @@
+using Inference.Kernels.Accelerators;
+
+namespace Inference.Kernels.Tests;
+
+/// <summary>
+/// The accelerators kernel tests run on: the CPU accelerator always, and CUDA where a device is
+/// present (the GPU script in bench/gpu runs this project on a lent machine).
+/// </summary>
+public static class Accelerators
+{
+    public static TheoryData<AcceleratorKind> Available()
+    {
+        var data = new TheoryData<AcceleratorKind> { AcceleratorKind.Cpu };
+        if (CudaPresent.Value)
+        {
+            data.Add(AcceleratorKind.Cuda);
+        }
+        return data;
+    }
+
+    private static readonly Lazy<bool> CudaPresent = new(() =>
+    {
+        using var device = DeviceContext.Create(AcceleratorKind.Auto);
+        return device.IsCuda;
+    });
+}

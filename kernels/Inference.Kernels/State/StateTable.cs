@@ -95,11 +95,29 @@ public sealed partial class StateTable : IDisposable
     public string AcceleratorDescription => _device.Description;
 
     /// <summary>
-    /// Applies one batch of events. <paramref name="values"/> is field-major: field <c>f</c> of event
-    /// <c>i</c> at <c>f * slots.Length + i</c>. <paramref name="touchedSlots"/> lists each slot of the
-    /// batch exactly once. Returns when the update has completed on the device.
+    /// Applies one batch of events whose values are field-major in one span: field <c>f</c> of event
+    /// <c>i</c> at <c>f * valueStride + i</c> (the stride defaults to the event count).
     /// </summary>
-    public void Apply(ReadOnlySpan<int> slots, ReadOnlySpan<long> times, ReadOnlySpan<float> values, ReadOnlySpan<int> touchedSlots)
+    public void Apply(ReadOnlySpan<int> slots, ReadOnlySpan<long> times, ReadOnlySpan<float> values, ReadOnlySpan<int> touchedSlots, int valueStride = -1)
+    {
+        if (valueStride < 0)
+        {
+            valueStride = slots.Length;
+        }
+        if (valueStride < slots.Length || (FieldCount > 0 && values.Length < (FieldCount - 1) * valueStride + slots.Length))
+        {
+            throw new ArgumentException("The value span is too short for the fields, stride and event count.", nameof(values));
+        }
+        Apply(slots, times, touchedSlots, new StridedColumns(values, valueStride, slots.Length));
+    }
+
+    /// <summary>
+    /// Applies one batch of events: <paramref name="slots"/> and <paramref name="times"/> per event,
+    /// one value column per field from <paramref name="columns"/>, and <paramref name="touchedSlots"/>
+    /// listing each slot of the batch exactly once. Returns when the update has completed on the device.
+    /// </summary>
+    public void Apply<TColumns>(ReadOnlySpan<int> slots, ReadOnlySpan<long> times, ReadOnlySpan<int> touchedSlots, in TColumns columns)
+        where TColumns : IFieldColumns, allows ref struct
     {
         int n = slots.Length;
         if (n == 0)
@@ -110,7 +128,7 @@ public sealed partial class StateTable : IDisposable
         {
             throw new ArgumentException($"A batch holds at most {MaxBatchEvents} events; got {n}.", nameof(slots));
         }
-        if (times.Length != n || values.Length != n * FieldCount || touchedSlots.Length == 0 || touchedSlots.Length > n)
+        if (times.Length != n || touchedSlots.Length == 0 || touchedSlots.Length > n)
         {
             throw new ArgumentException("Batch columns disagree in length.");
         }
@@ -122,14 +140,22 @@ public sealed partial class StateTable : IDisposable
                 throw new ArgumentOutOfRangeException(nameof(slots), slot, $"Slot outside the table (capacity {Capacity}).");
             }
         }
+        for (int f = 0; f < FieldCount; f++)
+        {
+            if (columns.Column(f).Length != n)
+            {
+                throw new ArgumentException($"Field column {f} holds {columns.Column(f).Length} values for {n} events.", nameof(columns));
+            }
+        }
 
         lock (_device.Gate)
         {
             Upload(_eventSlots, slots);
             Upload(_eventTimes, times);
-            if (FieldCount > 0)
+            for (int f = 0; f < FieldCount; f++)
             {
-                Upload(_eventValues, values);
+                var field = columns.Column(f);
+                _eventValues.View.SubView((long)f * n, n).CopyFromCPU(ref MemoryMarshal.GetReference(field), n);
             }
             Upload(_touched, touchedSlots);
             int threads = Math.Min(n, _device.GridThreads);

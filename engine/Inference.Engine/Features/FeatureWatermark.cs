@@ -1,0 +1,45 @@
+namespace Inference.Engine.Features;
+
+/// <summary>The last offset applied from one partition.</summary>
+public readonly record struct PartitionOffset(string Topic, int Partition, long Offset);
+
+/// <summary>
+/// How fresh the features are: per partition the last applied offset, the newest event time applied
+/// and the batches applied. Immutable; the feature store swaps in a new one after each batch.
+/// </summary>
+public sealed class FeatureWatermark
+{
+    public static readonly FeatureWatermark Empty = new([], 0, 0);
+
+    public FeatureWatermark(IReadOnlyList<PartitionOffset> partitions, long maxEventTimeMs, long batchesApplied)
+    {
+        Partitions = partitions;
+        MaxEventTimeMs = maxEventTimeMs;
+        BatchesApplied = batchesApplied;
+    }
+
+    public IReadOnlyList<PartitionOffset> Partitions { get; }
+
+    public long MaxEventTimeMs { get; }
+
+    public long BatchesApplied { get; }
+
+    internal FeatureWatermark Advance(ReadOnlySpan<PartitionOffset> applied, long maxEventTimeMs)
+    {
+        var partitions = new List<PartitionOffset>(Partitions);
+        foreach (var offset in applied)
+        {
+            int index = partitions.FindIndex(p => p.Partition == offset.Partition && p.Topic == offset.Topic);
+            if (index < 0)
+            {
+                partitions.Add(offset);
+            }
+            else if (offset.Offset > partitions[index].Offset)
+            {
+                partitions[index] = offset;
+            }
+        }
+        partitions.Sort((a, b) => a.Topic == b.Topic ? a.Partition.CompareTo(b.Partition) : string.CompareOrdinal(a.Topic, b.Topic));
+        return new FeatureWatermark(partitions, Math.Max(MaxEventTimeMs, maxEventTimeMs), BatchesApplied + 1);
+    }
+}

@@ -1,0 +1,122 @@
+using System.Net;
+using Inference.Engine.Features;
+using Inference.Engine.Kafka;
+using Inference.Engine.Serving;
+using Inference.Engine.Sync;
+using Inference.Models;
+using Inference.Models.Registry;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Inference.Engine.Hosting;
+
+/// <summary>Builds the engine's host: Kestrel with an HTTP/2 (h2c) gRPC endpoint and the stages of the role.</summary>
+public static partial class InferenceApplication
+{
+    /// <summary>Command-line switches that map onto configuration keys.</summary>
+    public static readonly IReadOnlyDictionary<string, string> SwitchMappings = new Dictionary<string, string>
+    {
+        ["--role"] = "Inference:Role",
+        ["--bootstrap-servers"] = "Inference:Kafka:BootstrapServers",
+        ["--events-topic"] = "Inference:Kafka:EventsTopic",
+        ["--labels-topic"] = "Inference:Kafka:LabelsTopic",
+        ["--group-id"] = "Inference:Kafka:GroupId",
+        ["--port"] = "Inference:Serving:Port",
+        ["--host"] = "Inference:Serving:Host",
+        ["--parameter-server"] = "Inference:Sync:ParameterServer",
+        ["--accelerator"] = "Inference:Features:Accelerator",
+        ["--embedded-kafka"] = "Inference:Kafka:Embedded",
+    };
+
+    /// <summary>
+    /// Creates the host. Configuration comes from appsettings.json, INFERENCE_-prefixed environment
+    /// variables, the command line, then <paramref name="overrides"/> (tests and the demo).
+    /// </summary>
+    public static WebApplication Build(string[] args, IDictionary<string, string?>? overrides = null, Action<ILoggingBuilder>? logging = null)
+    {
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration
+            .AddJsonFile("appsettings.json", optional: true)
+            .AddEnvironmentVariables("INFERENCE_")
+            .AddCommandLine(args, SwitchMappings.ToDictionary());
+        if (overrides is not null)
+        {
+            builder.Configuration.AddInMemoryCollection(overrides);
+        }
+        builder.Logging.AddConfiguration(builder.Configuration.GetSection("Logging"));
+        if (logging is null)
+        {
+            builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+        }
+        else
+        {
+            logging(builder.Logging);
+        }
+
+        builder.WebHost.UseKestrelCore();
+        builder.Services.AddRoutingCore();
+        builder.Services.AddInference(builder.Configuration);
+        builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<InferenceOptions>>((kestrel, inference) =>
+        {
+            var serving = inference.Value.Serving;
+            void Http2(ListenOptions listen) => listen.Protocols = HttpProtocols.Http2;
+            if (serving.Host == "localhost")
+            {
+                kestrel.ListenLocalhost(serving.Port, Http2);
+            }
+            else if (IPAddress.TryParse(serving.Host, out var address))
+            {
+                kestrel.Listen(address, serving.Port, Http2);
+            }
+            else
+            {
+                throw new OptionsValidationException(InferenceOptions.Section, typeof(InferenceOptions),
+                    [$"Inference:Serving:Host must be an IP address or 'localhost' (got '{serving.Host}')."]);
+            }
+        });
+
+        var app = builder.Build();
+        var role = app.Services.GetRequiredService<IOptions<InferenceOptions>>().Value.Role;
+        if (role is EngineRole.All or EngineRole.Ps)
+        {
+            app.MapGrpcService<ParameterGrpcService>();
+        }
+        if (role is EngineRole.All or EngineRole.Worker)
+        {
+            app.MapGrpcService<ScoringGrpcService>();
+        }
+        app.Lifetime.ApplicationStarted.Register(() => LogStarted(app, role));
+        return app;
+    }
+
+    /// <summary>The gRPC address the host listens on once started, e.g. "http://127.0.0.1:50051".</summary>
+    public static string GrpcAddress(this WebApplication app) => app.Urls.First();
+
+    private static void LogStarted(WebApplication app, EngineRole role)
+    {
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Inference");
+        if (role == EngineRole.Ps)
+        {
+            Log.StartedPs(logger, app.GrpcAddress());
+            return;
+        }
+        var features = app.Services.GetRequiredService<FeatureStore>();
+        var registry = app.Services.GetRequiredService<ModelRegistry>();
+        var kafka = app.Services.GetRequiredService<KafkaConnection>();
+        Log.Started(logger, role.ToString(), app.GrpcAddress(), features.AcceleratorDescription, TorchRuntime.Description, kafka.BootstrapServers, registry.Spec.Kind.ToString(), registry.Spec.Inputs);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Engine role {Role} serving gRPC at {Address}; features on {Accelerator}; models on {Torch}; Kafka at {BootstrapServers}; {Kind} model over {Inputs} inputs.")]
+        public static partial void Started(ILogger logger, string role, string address, string accelerator, string torch, string bootstrapServers, string kind, int inputs);
+
+        [LoggerMessage(2, LogLevel.Information, "Parameter server serving gRPC at {Address}.")]
+        public static partial void StartedPs(ILogger logger, string address);
+    }
+}

@@ -1,0 +1,160 @@
+using Inference.Kernels.Accelerators;
+using Inference.Models;
+
+namespace Inference.Engine.Hosting;
+
+/// <summary>What a process of the engine does.</summary>
+public enum EngineRole
+{
+    /// <summary>Ingest, features, serving and training, with the parameter shard in the same process.</summary>
+    All,
+
+    /// <summary>Ingest, features, serving and training, syncing with a remote parameter server.</summary>
+    Worker,
+
+    /// <summary>Only the parameter server shard.</summary>
+    Ps,
+}
+
+/// <summary>The engine's configuration, section <c>Inference</c>. Every default is a named constant.</summary>
+public sealed class InferenceOptions
+{
+    public const string Section = "Inference";
+
+    public EngineRole Role { get; set; } = EngineRole.All;
+
+    public KafkaOptions Kafka { get; set; } = new();
+
+    public FeatureOptions Features { get; set; } = new();
+
+    public ModelOptions Model { get; set; } = new();
+
+    public TrainingOptions Training { get; set; } = new();
+
+    public ServingOptions Serving { get; set; } = new();
+
+    public SyncOptions Sync { get; set; } = new();
+}
+
+public sealed class KafkaOptions
+{
+    public const string DefaultEventsTopic = "events";
+    public const string DefaultLabelsTopic = "labels";
+    public const string DefaultDeadLetterTopic = "events.dead-letter";
+    public const string DefaultGroupId = "inference";
+    public const int DefaultSessionTimeoutMs = 10_000;
+
+    /// <summary>The cluster to use, e.g. "broker1:9092,broker2:9092". Required unless <see cref="Embedded"/>.</summary>
+    public string? BootstrapServers { get; set; }
+
+    /// <summary>Start an embedded Kafka-protocol broker in this process (demo, development, tests).</summary>
+    public bool Embedded { get; set; }
+
+    /// <summary>Partitions of each topic the embedded broker creates.</summary>
+    public int EmbeddedPartitions { get; set; } = 8;
+
+    public string EventsTopic { get; set; } = DefaultEventsTopic;
+
+    public string LabelsTopic { get; set; } = DefaultLabelsTopic;
+
+    /// <summary>Where malformed events are set aside, with the reason in a header; empty: counted and dropped.</summary>
+    public string DeadLetterTopic { get; set; } = DefaultDeadLetterTopic;
+
+    /// <summary>The consumer group of the events consumer; the labels consumer uses "{GroupId}.labels".</summary>
+    public string GroupId { get; set; } = DefaultGroupId;
+
+    public int SessionTimeoutMs { get; set; } = DefaultSessionTimeoutMs;
+
+    /// <summary>Further librdkafka settings for the consumers (e.g. security.protocol, sasl.*).</summary>
+    public Dictionary<string, string> Consumer { get; set; } = [];
+}
+
+public sealed class FeatureOptions
+{
+    public const double DefaultHalfLifeMs = 3_600_000;
+    public const int DefaultCapacity = 1_000_000;
+    public const int DefaultMaxBatchEvents = 8_192;
+    public const int DefaultMaxBatchDelayMs = 20;
+
+    /// <summary>The numeric event fields aggregated per entity (count, sum, decayed sum).</summary>
+    public List<string> Fields { get; set; } = ["amount"];
+
+    /// <summary>Half-life of the decayed sums, by event time.</summary>
+    public double HalfLifeMs { get; set; } = DefaultHalfLifeMs;
+
+    /// <summary>Entities the state table holds; events of entities beyond it are counted and dropped.</summary>
+    public int Capacity { get; set; } = DefaultCapacity;
+
+    /// <summary>A micro-batch closes at this many events...</summary>
+    public int MaxBatchEvents { get; set; } = DefaultMaxBatchEvents;
+
+    /// <summary>...or this long after its first event, whichever comes first.</summary>
+    public int MaxBatchDelayMs { get; set; } = DefaultMaxBatchDelayMs;
+
+    public AcceleratorKind Accelerator { get; set; } = AcceleratorKind.Auto;
+}
+
+public sealed class ModelOptions
+{
+    public const int DefaultHidden = 16;
+    public const long DefaultSeed = 17;
+
+    public ModelKind Kind { get; set; } = ModelKind.Logistic;
+
+    public int Hidden { get; set; } = DefaultHidden;
+
+    /// <summary>Features each score request row brings, appended after the entity features.</summary>
+    public int RequestFeatures { get; set; }
+
+    public long Seed { get; set; } = DefaultSeed;
+
+    public int IntraOpThreads { get; set; } = TorchRuntime.DefaultIntraOpThreads;
+}
+
+public sealed class TrainingOptions
+{
+    public const int DefaultBatchSize = 64;
+    public const int DefaultMaxBatchDelayMs = 200;
+    public const double DefaultLearningRate = 0.1;
+    public const int DefaultPublishIntervalMs = 250;
+
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Labels per SGD step.</summary>
+    public int BatchSize { get; set; } = DefaultBatchSize;
+
+    /// <summary>A step runs on fewer labels once the oldest has waited this long.</summary>
+    public int MaxBatchDelayMs { get; set; } = DefaultMaxBatchDelayMs;
+
+    public double LearningRate { get; set; } = DefaultLearningRate;
+
+    /// <summary>The trainer publishes its weights to serving at most this often.</summary>
+    public int PublishIntervalMs { get; set; } = DefaultPublishIntervalMs;
+}
+
+public sealed class ServingOptions
+{
+    public const int DefaultPort = 50051;
+    public const int DefaultMaxRowsPerRequest = 4_096;
+
+    /// <summary>The address gRPC listens on.</summary>
+    public string Host { get; set; } = "127.0.0.1";
+
+    /// <summary>The gRPC port (HTTP/2 without TLS); 0 picks a free one.</summary>
+    public int Port { get; set; } = DefaultPort;
+
+    public int MaxRowsPerRequest { get; set; } = DefaultMaxRowsPerRequest;
+}
+
+public sealed class SyncOptions
+{
+    public const int DefaultIntervalMs = 1_000;
+
+    /// <summary>The parameter server a worker syncs with, e.g. "http://ps-0:50051". Required for workers.</summary>
+    public string? ParameterServer { get; set; }
+
+    public int IntervalMs { get; set; } = DefaultIntervalMs;
+
+    /// <summary>Names this worker to the parameter server; defaults to host name and process id.</summary>
+    public string? WorkerId { get; set; }
+}

@@ -1,0 +1,67 @@
+using Inference.Engine.Features;
+using Inference.Engine.Ingest;
+using Inference.Engine.Kafka;
+using Inference.Engine.Sync;
+using Inference.Engine.Training;
+using Inference.Kernels.Accelerators;
+using Inference.Models;
+using Inference.Models.Registry;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Inference.Engine.Hosting;
+
+public static class InferenceServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers the engine's stages for the configured role, bound from the <c>Inference</c>
+    /// section and validated at start (a bad value fails start with a message naming its key).
+    /// </summary>
+    public static IServiceCollection AddInference(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<InferenceOptions>()
+            .Bind(configuration.GetSection(InferenceOptions.Section))
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<InferenceOptions>, InferenceOptionsValidator>();
+        services.AddMetrics();
+        services.AddSingleton<InferenceMetrics>();
+        services.AddGrpc(grpc => grpc.EnableDetailedErrors = false);
+
+        var role = configuration.GetSection(InferenceOptions.Section).GetValue(nameof(InferenceOptions.Role), EngineRole.All);
+        if (role is EngineRole.All or EngineRole.Ps)
+        {
+            services.AddSingleton<ParameterShard>();
+        }
+        if (role == EngineRole.Ps)
+        {
+            return services;
+        }
+
+        services.AddSingleton<KafkaConnection>();
+        services.AddSingleton(sp => DeviceContext.Create(Options(sp).Features.Accelerator));
+        services.AddSingleton(sp => new FeatureStore(sp.GetRequiredService<DeviceContext>(), Options(sp).Features, sp.GetRequiredService<InferenceMetrics>()));
+        services.AddSingleton(sp =>
+        {
+            var options = Options(sp);
+            TorchRuntime.EnsureLoaded(options.Model.IntraOpThreads);
+            int inputs = sp.GetRequiredService<FeatureStore>().FeatureWidth + options.Model.RequestFeatures;
+            return new ModelRegistry(new ModelSpec(options.Model.Kind, inputs, options.Model.Hidden, options.Model.Seed));
+        });
+        services.AddSingleton<IParameterClient>(sp =>
+        {
+            var options = Options(sp);
+            return role == EngineRole.All
+                ? new LocalParameterClient(sp.GetRequiredService<ParameterShard>())
+                : new GrpcParameterClient(options.Sync.ParameterServer!, options.Sync.WorkerId ?? $"{Environment.MachineName}-{Environment.ProcessId}");
+        });
+        services.AddHostedService<EventIngestor>();
+        if (configuration.GetSection(InferenceOptions.Section).GetValue("Training:Enabled", true))
+        {
+            services.AddHostedService<TrainingService>();
+        }
+        return services;
+    }
+
+    private static InferenceOptions Options(IServiceProvider services) => services.GetRequiredService<IOptions<InferenceOptions>>().Value;
+}

@@ -1,0 +1,30 @@
+using Microsoft.Extensions.Logging;
+
+namespace Inference.Engine.Ingest;
+
+internal static partial class IngestLog
+{
+    [LoggerMessage(100, LogLevel.Information, "Ingesting topic {Topic} from {BootstrapServers} as group {GroupId}; micro-batches of up to {MaxEvents} events or {MaxDelayMs} ms.")]
+    public static partial void Started(ILogger logger, string topic, string bootstrapServers, string groupId, int maxEvents, int maxDelayMs);
+
+    [LoggerMessage(101, LogLevel.Debug, "Set aside malformed event at {Topic}[{Partition}]@{Offset}: {Reason}.")]
+    public static partial void Malformed(ILogger logger, string topic, int partition, long offset, string reason);
+
+    [LoggerMessage(102, LogLevel.Warning, "Data loss: {Message}")]
+    public static partial void DataLoss(ILogger logger, string message);
+
+    [LoggerMessage(103, LogLevel.Warning, "Kafka error: {Reason}")]
+    public static partial void KafkaError(ILogger logger, string reason);
+
+    [LoggerMessage(104, LogLevel.Information, "Partitions assigned: {Partitions}.")]
+    public static partial void Assigned(ILogger logger, string partitions);
+
+    [LoggerMessage(105, LogLevel.Information, "Partitions revoked: {Partitions}; applied the open batch first.")]
+    public static partial void Revoked(ILogger logger, string partitions);
+
+    [LoggerMessage(106, LogLevel.Error, "Applying a micro-batch failed; the consumer stops without committing it.")]
+    public static partial void ApplyFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(107, LogLevel.Warning, "Setting aside an event on the dead-letter topic {Topic} failed: {Reason}")]
+    public static partial void DeadLetterFailed(ILogger logger, string topic, string reason);
+}

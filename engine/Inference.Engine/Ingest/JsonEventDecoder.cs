@@ -1,0 +1,214 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+using Inference.Kernels.State;
+
+namespace Inference.Engine.Ingest;
+
+/// <summary>Why an event was set aside.</summary>
+public enum DecodeError
+{
+    None,
+    BadJson,
+    MissingEntity,
+    MissingTime,
+    BadTime,
+    MissingField,
+    NonNumericField,
+}
+
+/// <summary>
+/// Decodes <c>{"entity": "&lt;key&gt;", "ts": &lt;epoch ms&gt;, "&lt;field&gt;": &lt;number&gt;, ...}</c> in place into
+/// a <see cref="MicroBatch"/> row. Unknown properties are ignored; every configured field must be a
+/// number. A numeric entity key is taken by its JSON text, so 42 and "42" name the same entity.
+/// </summary>
+public sealed class JsonEventDecoder
+{
+    private static readonly byte[] EntityName = "entity"u8.ToArray();
+    private static readonly byte[] TimeName = "ts"u8.ToArray();
+    private readonly byte[][] _fieldNames;
+
+    public JsonEventDecoder(IReadOnlyList<string> fields)
+    {
+        _fieldNames = new byte[fields.Count][];
+        for (int i = 0; i < fields.Count; i++)
+        {
+            _fieldNames[i] = Encoding.UTF8.GetBytes(fields[i]);
+        }
+    }
+
+    public static string Describe(DecodeError error) => error switch
+    {
+        DecodeError.BadJson => "bad_json",
+        DecodeError.MissingEntity => "missing_entity",
+        DecodeError.MissingTime => "missing_ts",
+        DecodeError.BadTime => "bad_ts",
+        DecodeError.MissingField => "missing_field",
+        DecodeError.NonNumericField => "non_numeric_field",
+        _ => "none",
+    };
+
+    /// <summary>Decodes one event into the batch's next row and commits it; on error the batch is unchanged.</summary>
+    public DecodeError TryDecode(ReadOnlySpan<byte> json, MicroBatch batch)
+    {
+        if (batch.IsFull)
+        {
+            throw new InvalidOperationException("The micro-batch is full.");
+        }
+        int row = batch.NextRow;
+        int capacity = batch.Capacity;
+        var values = batch.Values;
+        ulong entity = 0;
+        bool hasEntity = false, hasTime = false;
+        long time = 0;
+        // One bit per configured field seen (fields beyond 64 are checked by count).
+        ulong seen = 0;
+        int seenCount = 0;
+
+        try
+        {
+            var reader = new Utf8JsonReader(json, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                return DecodeError.BadJson;
+            }
+            while (reader.Read())
+            {
+                if (reader.TokenType == JsonTokenType.EndObject)
+                {
+                    break;
+                }
+                if (reader.TokenType != JsonTokenType.PropertyName)
+                {
+                    return DecodeError.BadJson;
+                }
+                if (reader.ValueTextEquals(EntityName))
+                {
+                    reader.Read();
+                    if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.Number))
+                    {
+                        return DecodeError.MissingEntity;
+                    }
+                    if (!TryHashKey(ref reader, out entity))
+                    {
+                        return DecodeError.MissingEntity;
+                    }
+                    hasEntity = true;
+                    continue;
+                }
+                if (reader.ValueTextEquals(TimeName))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.Number)
+                    {
+                        return DecodeError.BadTime;
+                    }
+                    if (!reader.TryGetInt64(out time) || time < 0)
+                    {
+                        return DecodeError.BadTime;
+                    }
+                    hasTime = true;
+                    continue;
+                }
+                int field = FindField(ref reader);
+                reader.Read();
+                if (field < 0)
+                {
+                    reader.Skip();
+                    continue;
+                }
+                if (reader.TokenType != JsonTokenType.Number || !reader.TryGetDouble(out double value) || !float.IsFinite((float)value))
+                {
+                    return DecodeError.NonNumericField;
+                }
+                values[field * capacity + row] = (float)value;
+                if (field < 64)
+                {
+                    ulong bit = 1UL << field;
+                    if ((seen & bit) == 0)
+                    {
+                        seen |= bit;
+                        seenCount++;
+                    }
+                }
+                else
+                {
+                    seenCount++;
+                }
+            }
+            // Trailing content after the object is not an event.
+            if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
+            {
+                return DecodeError.BadJson;
+            }
+        }
+        catch (JsonException)
+        {
+            return DecodeError.BadJson;
+        }
+
+        if (!hasEntity)
+        {
+            return DecodeError.MissingEntity;
+        }
+        if (!hasTime)
+        {
+            return DecodeError.MissingTime;
+        }
+        if (seenCount < _fieldNames.Length)
+        {
+            return DecodeError.MissingField;
+        }
+        batch.Entities[row] = entity;
+        batch.Times[row] = time;
+        batch.Commit();
+        return DecodeError.None;
+    }
+
+    private int FindField(ref Utf8JsonReader reader)
+    {
+        for (int i = 0; i < _fieldNames.Length; i++)
+        {
+            if (reader.ValueTextEquals(_fieldNames[i]))
+            {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    /// <summary>Hashes the key's unescaped UTF-8 text; an empty key is no key.</summary>
+    internal static bool TryHashKey(ref Utf8JsonReader reader, out ulong hash)
+    {
+        hash = 0;
+        if (!reader.ValueIsEscaped && !reader.HasValueSequence)
+        {
+            if (reader.ValueSpan.IsEmpty)
+            {
+                return false;
+            }
+            hash = EntityKey.Hash(reader.ValueSpan);
+            return true;
+        }
+        int max = reader.HasValueSequence ? checked((int)reader.ValueSequence.Length) : reader.ValueSpan.Length;
+        byte[]? rented = max > 256 ? ArrayPool<byte>.Shared.Rent(max) : null;
+        Span<byte> buffer = rented ?? stackalloc byte[256];
+        try
+        {
+            int length = reader.CopyString(buffer);
+            if (length == 0)
+            {
+                return false;
+            }
+            hash = EntityKey.Hash(buffer[..length]);
+            return true;
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
+    }
+}

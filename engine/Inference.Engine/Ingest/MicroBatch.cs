@@ -1,0 +1,88 @@
+using Apache.Arrow;
+using Apache.Arrow.Types;
+
+namespace Inference.Engine.Ingest;
+
+/// <summary>
+/// A micro-batch of decoded events as columns in page-locked memory, reused from batch to batch:
+/// entity key hash (uint64), event time (int64 epoch ms) and one float32 column per configured
+/// field. <see cref="ToRecordBatch"/> exposes the same memory as an Arrow record batch, no copy.
+/// </summary>
+public sealed class MicroBatch : IDisposable
+{
+    private readonly PinnedMemory _entities;
+    private readonly PinnedMemory _times;
+    private readonly PinnedMemory _values;
+
+    public MicroBatch(IReadOnlyList<string> fields, int capacity)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        Fields = fields;
+        Capacity = capacity;
+        _entities = new PinnedMemory(capacity * sizeof(ulong));
+        _times = new PinnedMemory(capacity * sizeof(long));
+        _values = new PinnedMemory(Math.Max(1, fields.Count) * capacity * sizeof(float));
+        Schema = BuildSchema(fields);
+    }
+
+    public IReadOnlyList<string> Fields { get; }
+
+    public int Capacity { get; }
+
+    public int Count { get; private set; }
+
+    public bool IsFull => Count == Capacity;
+
+    public Schema Schema { get; }
+
+    /// <summary>True when every column is locked into RAM.</summary>
+    public bool IsPageLocked => _entities.IsLocked && _times.IsLocked && _values.IsLocked;
+
+    public Span<ulong> Entities => _entities.AsSpan<ulong>(Capacity);
+
+    public Span<long> Times => _times.AsSpan<long>(Capacity);
+
+    /// <summary>Field-major values: field f of row i at <c>f * Capacity + i</c>.</summary>
+    public Span<float> Values => _values.AsSpan<float>(Fields.Count * Capacity);
+
+    /// <summary>The row the next event is decoded into; it counts once <see cref="Commit"/> is called.</summary>
+    public int NextRow => Count;
+
+    public void Commit() => Count++;
+
+    public void Clear() => Count = 0;
+
+    /// <summary>The batch as an Arrow record batch over the same page-locked buffers (valid until <see cref="Clear"/>).</summary>
+    public RecordBatch ToRecordBatch()
+    {
+        int n = Count;
+        var columns = new IArrowArray[2 + Fields.Count];
+        columns[0] = new UInt64Array(new ArrowBuffer(_entities.Memory[..(n * sizeof(ulong))]), ArrowBuffer.Empty, n, 0, 0);
+        columns[1] = new Int64Array(new ArrowBuffer(_times.Memory[..(n * sizeof(long))]), ArrowBuffer.Empty, n, 0, 0);
+        for (int f = 0; f < Fields.Count; f++)
+        {
+            var slice = _values.Memory.Slice(f * Capacity * sizeof(float), n * sizeof(float));
+            columns[2 + f] = new FloatArray(new ArrowBuffer(slice), ArrowBuffer.Empty, n, 0, 0);
+        }
+        return new RecordBatch(Schema, columns, n);
+    }
+
+    private static Schema BuildSchema(IReadOnlyList<string> fields)
+    {
+        var builder = new Schema.Builder()
+            .Field(f => f.Name("entity").DataType(UInt64Type.Default).Nullable(false))
+            .Field(f => f.Name("ts").DataType(Int64Type.Default).Nullable(false));
+        foreach (var field in fields)
+        {
+            builder.Field(f => f.Name(field).DataType(FloatType.Default).Nullable(false));
+        }
+        return builder.Build();
+    }
+
+    public void Dispose()
+    {
+        ((IDisposable)_entities).Dispose();
+        ((IDisposable)_times).Dispose();
+        ((IDisposable)_values).Dispose();
+    }
+}

@@ -1,0 +1,68 @@
+using System.Runtime.InteropServices;
+
+namespace Inference.Engine.Kafka;
+
+/// <summary>
+/// A Kafka-protocol broker inside this process (librdkafka's mock cluster) listening on 127.0.0.1
+/// TCP ports, usable by any Kafka client on the machine. For the demo, development and tests: it
+/// keeps at most ~5 MiB or 100,000 produce batches per partition and silently drops older data, so
+/// spread large streams over enough partitions. Production points the engine at a real cluster.
+/// </summary>
+public sealed unsafe class EmbeddedKafka : IDisposable
+{
+    private const int ProducerType = 0; // RD_KAFKA_PRODUCER
+    private IntPtr _client;
+    private IntPtr _cluster;
+
+    public EmbeddedKafka(int brokers = 1)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(brokers);
+        RdKafkaNative.EnsureLoaded();
+        var errors = stackalloc byte[512];
+        var conf = RdKafkaNative.rd_kafka_conf_new();
+        // The mock cluster is owned by a client handle; this one never connects anywhere.
+        RdKafkaNative.rd_kafka_conf_set(conf, "bootstrap.servers", "", errors, 512);
+        _client = RdKafkaNative.rd_kafka_new(ProducerType, conf, errors, 512);
+        if (_client == IntPtr.Zero)
+        {
+            throw new InvalidOperationException($"librdkafka could not create the embedded broker's client: {Marshal.PtrToStringUTF8((IntPtr)errors)}");
+        }
+        _cluster = RdKafkaNative.rd_kafka_mock_cluster_new(_client, brokers);
+        if (_cluster == IntPtr.Zero)
+        {
+            RdKafkaNative.rd_kafka_destroy(_client);
+            throw new InvalidOperationException("librdkafka could not start the embedded broker.");
+        }
+        BootstrapServers = Marshal.PtrToStringUTF8(RdKafkaNative.rd_kafka_mock_cluster_bootstraps(_cluster))
+            ?? throw new InvalidOperationException("The embedded broker has no bootstrap address.");
+    }
+
+    /// <summary>The brokers' addresses, e.g. "127.0.0.1:39123".</summary>
+    public string BootstrapServers { get; }
+
+    public void CreateTopic(string name, int partitions, int replicationFactor = 1)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(partitions);
+        ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
+        int error = RdKafkaNative.rd_kafka_mock_topic_create(_cluster, name, partitions, replicationFactor);
+        if (error != 0)
+        {
+            throw new InvalidOperationException($"Creating topic '{name}' failed: {RdKafkaNative.ErrorText(error)}");
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_cluster != IntPtr.Zero)
+        {
+            RdKafkaNative.rd_kafka_mock_cluster_destroy(_cluster);
+            _cluster = IntPtr.Zero;
+        }
+        if (_client != IntPtr.Zero)
+        {
+            RdKafkaNative.rd_kafka_destroy(_client);
+            _client = IntPtr.Zero;
+        }
+    }
+}

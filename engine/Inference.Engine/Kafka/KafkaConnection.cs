@@ -1,0 +1,83 @@
+using Confluent.Kafka;
+using Inference.Engine.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Inference.Engine.Kafka;
+
+/// <summary>
+/// Where the engine's Kafka clients connect: the configured cluster, or an embedded broker this
+/// object starts (with the engine's topics) when <c>Inference:Kafka:Embedded</c> is set.
+/// </summary>
+public sealed partial class KafkaConnection : IDisposable
+{
+    private readonly EmbeddedKafka? _embedded;
+
+    public KafkaConnection(IOptions<InferenceOptions> options, ILogger<KafkaConnection> logger)
+    {
+        Options = options.Value.Kafka;
+        Library.Load();
+        if (Options.Embedded && string.IsNullOrWhiteSpace(Options.BootstrapServers))
+        {
+            _embedded = new EmbeddedKafka();
+            foreach (var topic in new[] { Options.EventsTopic, Options.LabelsTopic, Options.DeadLetterTopic })
+            {
+                if (!string.IsNullOrWhiteSpace(topic))
+                {
+                    _embedded.CreateTopic(topic, Options.EmbeddedPartitions);
+                }
+            }
+            BootstrapServers = _embedded.BootstrapServers;
+            Log.EmbeddedBroker(logger, BootstrapServers, Options.EmbeddedPartitions);
+        }
+        else
+        {
+            BootstrapServers = Options.BootstrapServers!;
+        }
+    }
+
+    public KafkaOptions Options { get; }
+
+    public string BootstrapServers { get; }
+
+    public bool IsEmbedded => _embedded is not null;
+
+    /// <summary>Consumer settings shared by the engine's consumers; offsets are stored by the engine, committed in the background.</summary>
+    public ConsumerConfig ConsumerConfig(string groupId)
+    {
+        var config = new ConsumerConfig
+        {
+            BootstrapServers = BootstrapServers,
+            GroupId = groupId,
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            EnableAutoCommit = true,
+            EnableAutoOffsetStore = false,
+            AutoCommitIntervalMs = 1_000,
+            SessionTimeoutMs = Options.SessionTimeoutMs,
+            HeartbeatIntervalMs = Math.Max(100, Options.SessionTimeoutMs / 5),
+            PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,
+            QueuedMaxMessagesKbytes = 8 * 1024,
+            FetchWaitMaxMs = 10,
+        };
+        foreach (var (key, value) in Options.Consumer)
+        {
+            config.Set(key, value);
+        }
+        return config;
+    }
+
+    public ProducerConfig ProducerConfig() => new()
+    {
+        BootstrapServers = BootstrapServers,
+        LingerMs = 5,
+        EnableIdempotence = true,
+    };
+
+    public void Dispose() => _embedded?.Dispose();
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Embedded Kafka-protocol broker at {BootstrapServers} ({Partitions} partitions per topic); for demo, development and tests only.")]
+        public static partial void EmbeddedBroker(ILogger logger, string bootstrapServers, int partitions);
+    }
+}

@@ -1,0 +1,55 @@
+using Google.Protobuf.Collections;
+using Inference.Models.Parameters;
+using Inference.Proto.V1;
+
+namespace Inference.Engine.Sync;
+
+internal static class ParameterConversions
+{
+    public static void WriteTo(this ParameterSet parameters, RepeatedField<NamedTensor> tensors)
+    {
+        foreach (var parameter in parameters.Parameters)
+        {
+            var tensor = new NamedTensor { Name = parameter.Name };
+            tensor.Shape.AddRange(parameter.Shape);
+            tensor.Values.AddRange(parameter.Values);
+            tensors.Add(tensor);
+        }
+    }
+
+    /// <summary>Reads tensors off the wire; throws <see cref="ArgumentException"/> naming the bad tensor.</summary>
+    public static ParameterSet ToParameterSet(this RepeatedField<NamedTensor> tensors)
+    {
+        var result = new List<NamedParameter>(tensors.Count);
+        var names = new HashSet<string>();
+        foreach (var tensor in tensors)
+        {
+            if (string.IsNullOrEmpty(tensor.Name) || !names.Add(tensor.Name))
+            {
+                throw new ArgumentException($"Tensor name '{tensor.Name}' is empty or repeated.");
+            }
+            long elements = 1;
+            foreach (long dimension in tensor.Shape)
+            {
+                if (dimension < 0)
+                {
+                    throw new ArgumentException($"Tensor '{tensor.Name}' has a negative dimension.");
+                }
+                elements *= dimension;
+            }
+            if (elements != tensor.Values.Count)
+            {
+                throw new ArgumentException($"Tensor '{tensor.Name}' has {tensor.Values.Count} values for shape [{string.Join(',', tensor.Shape)}].");
+            }
+            foreach (float value in tensor.Values)
+            {
+                if (!float.IsFinite(value))
+                {
+                    throw new ArgumentException($"Tensor '{tensor.Name}' holds a NaN or infinite value.");
+                }
+            }
+            result.Add(new NamedParameter(tensor.Name, [.. tensor.Shape], [.. tensor.Values]));
+        }
+        return new ParameterSet(result);
+    }
+}

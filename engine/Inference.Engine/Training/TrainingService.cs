@@ -1,0 +1,233 @@
+using System.Diagnostics;
+using Confluent.Kafka;
+using Inference.Engine.Features;
+using Inference.Engine.Hosting;
+using Inference.Engine.Kafka;
+using Inference.Engine.Sync;
+using Inference.Models.Parameters;
+using Inference.Models.Registry;
+using Inference.Models.Training;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Inference.Engine.Training;
+
+/// <summary>
+/// The training stage, on one thread that owns the trainer's weights: consumes labels, joins each
+/// with its entity's current features, scores it before learning from it (progressive log loss),
+/// runs mini-batch SGD, publishes to serving on an interval and syncs with the parameter server.
+/// </summary>
+internal sealed class TrainingService : BackgroundService
+{
+    private const double LossSmoothing = 0.05;
+
+    private readonly KafkaConnection _kafka;
+    private readonly FeatureStore _features;
+    private readonly ModelRegistry _registry;
+    private readonly IParameterClient _parameters;
+    private readonly InferenceMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly InferenceOptions _options;
+    private readonly Dictionary<TopicPartition, long> _pending = [];
+
+    private ParameterSet? _base;
+    private long _baseVersion;
+    private bool _learnedSinceSync;
+
+    public TrainingService(KafkaConnection kafka, FeatureStore features, ModelRegistry registry, IParameterClient parameters,
+        InferenceMetrics metrics, IOptions<InferenceOptions> options, ILogger<TrainingService> logger)
+    {
+        _kafka = kafka;
+        _features = features;
+        _registry = registry;
+        _parameters = parameters;
+        _metrics = metrics;
+        _logger = logger;
+        _options = options.Value;
+    }
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.Factory.StartNew(() => Run(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    private void Run(CancellationToken stopping)
+    {
+        var training = _options.Training;
+        var spec = _registry.Spec;
+        int width = _features.FeatureWidth;
+        int requestWidth = _options.Model.RequestFeatures;
+        int batchSize = training.BatchSize;
+        var entities = new ulong[batchSize];
+        var labels = new float[batchSize];
+        var requestFeatures = new float[batchSize * requestWidth];
+        var gathered = new float[batchSize * width];
+        var slots = new int[batchSize];
+        var inputs = new float[batchSize * spec.Inputs];
+        var predictions = new float[batchSize];
+        double smoothedLoss = double.NaN;
+
+        using var learner = new OnlineLearner(spec, training.LearningRate);
+        learner.Import(_registry.CurrentParameters());
+        TryJoinParameterServer(learner);
+
+        var topic = _kafka.Options.LabelsTopic;
+        using var consumer = new ConsumerBuilder<Ignore, byte[]>(_kafka.ConsumerConfig(_kafka.Options.GroupId + ".labels"))
+            .SetErrorHandler((_, error) => TrainingLog.KafkaError(_logger, error.Reason))
+            .Build();
+        consumer.Subscribe(topic);
+        TrainingLog.Started(_logger, spec.Kind.ToString(), spec.Inputs, topic, batchSize, training.LearningRate);
+
+        int count = 0;
+        long deadline = 0;
+        long nextPublish = 0;
+        long nextSync = Stopwatch.GetTimestamp() + Ticks(_options.Sync.IntervalMs);
+        bool dirty = false;
+        try
+        {
+            while (!stopping.IsCancellationRequested)
+            {
+                ConsumeResult<Ignore, byte[]>? result = null;
+                try
+                {
+                    result = consumer.Consume(count == 0 ? 100 : RemainingMs(deadline));
+                }
+                catch (ConsumeException error)
+                {
+                    TrainingLog.KafkaError(_logger, error.Error.Reason);
+                }
+                if (result is not null && !result.IsPartitionEOF)
+                {
+                    if (LabelDecoder.TryDecode(result.Message.Value, requestFeatures.AsSpan(count * requestWidth, requestWidth), out var label))
+                    {
+                        if (count == 0)
+                        {
+                            deadline = Stopwatch.GetTimestamp() + Ticks(training.MaxBatchDelayMs);
+                        }
+                        entities[count] = label.Entity;
+                        labels[count] = label.Value;
+                        count++;
+                    }
+                    else
+                    {
+                        _metrics.MalformedLabel();
+                        TrainingLog.MalformedLabel(_logger, result.Topic, result.Partition.Value, result.Offset.Value);
+                    }
+                    _pending[result.TopicPartition] = result.Offset.Value;
+                }
+
+                if (count == batchSize || (count > 0 && Stopwatch.GetTimestamp() >= deadline))
+                {
+                    _features.Gather(entities.AsSpan(0, count), gathered, slots);
+                    for (int r = 0; r < count; r++)
+                    {
+                        gathered.AsSpan(r * width, width).CopyTo(inputs.AsSpan(r * spec.Inputs));
+                        requestFeatures.AsSpan(r * requestWidth, requestWidth).CopyTo(inputs.AsSpan(r * spec.Inputs + width));
+                    }
+                    // Progressive validation: score each label with the weights that have not seen it.
+                    learner.Predict(inputs, count, predictions);
+                    double loss = 0;
+                    for (int r = 0; r < count; r++)
+                    {
+                        double p = Math.Clamp(predictions[r], 1e-7, 1 - 1e-7);
+                        loss -= labels[r] * Math.Log(p) + (1 - labels[r]) * Math.Log(1 - p);
+                    }
+                    loss /= count;
+                    smoothedLoss = double.IsNaN(smoothedLoss) ? loss : smoothedLoss + LossSmoothing * (loss - smoothedLoss);
+                    learner.Step(inputs, labels, count);
+                    _metrics.Trained(count, smoothedLoss);
+                    count = 0;
+                    dirty = true;
+                    _learnedSinceSync = true;
+                }
+                if (count == 0 && _pending.Count > 0)
+                {
+                    foreach (var (partition, offset) in _pending)
+                    {
+                        consumer.StoreOffset(new TopicPartitionOffset(partition, new Offset(offset + 1)));
+                    }
+                    _pending.Clear();
+                }
+
+                long now = Stopwatch.GetTimestamp();
+                if (dirty && now >= nextPublish)
+                {
+                    _registry.Publish(learner.Export());
+                    _metrics.Published();
+                    dirty = false;
+                    nextPublish = now + Ticks(training.PublishIntervalMs);
+                }
+                if (now >= nextSync)
+                {
+                    Sync(learner);
+                    nextSync = Stopwatch.GetTimestamp() + Ticks(_options.Sync.IntervalMs);
+                }
+            }
+        }
+        finally
+        {
+            consumer.Close();
+        }
+    }
+
+    /// <summary>Starts from the shard's parameters, or seeds an empty shard with ours.</summary>
+    private void TryJoinParameterServer(OnlineLearner learner)
+    {
+        try
+        {
+            var (version, parameters) = _parameters.Pull();
+            if (parameters is null)
+            {
+                _parameters.Push(learner.Export(), 0, initialize: true);
+                (version, parameters) = _parameters.Pull();
+            }
+            Adopt(learner, version, parameters!);
+        }
+        catch (Exception error) when (error is not OperationCanceledException)
+        {
+            TrainingLog.SyncFailed(_logger, error.Message);
+        }
+    }
+
+    /// <summary>Pushes what this worker learned since its base version, then adopts the merged parameters.</summary>
+    private void Sync(OnlineLearner learner)
+    {
+        try
+        {
+            if (_base is null)
+            {
+                TryJoinParameterServer(learner);
+                return;
+            }
+            if (_learnedSinceSync)
+            {
+                _parameters.Push(learner.Export().Minus(_base), _baseVersion, initialize: false);
+                _learnedSinceSync = false;
+            }
+            var (version, merged) = _parameters.Pull();
+            Adopt(learner, version, merged!);
+            _metrics.Synced();
+            TrainingLog.Synced(_logger, version);
+        }
+        catch (Exception error) when (error is not OperationCanceledException)
+        {
+            TrainingLog.SyncFailed(_logger, error.Message);
+        }
+    }
+
+    private void Adopt(OnlineLearner learner, long version, ParameterSet parameters)
+    {
+        learner.Import(parameters);
+        _base = parameters;
+        _baseVersion = version;
+        if (!parameters.ApproximatelyEquals(_registry.CurrentParameters()))
+        {
+            _registry.Publish(parameters);
+            _metrics.Published();
+        }
+    }
+
+    private static long Ticks(int milliseconds) => milliseconds * Stopwatch.Frequency / 1000;
+
+    private static int RemainingMs(long deadline) =>
+        (int)Math.Max(0, (deadline - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency);
+}

@@ -6,9 +6,20 @@ using static TorchSharp.torch;
 namespace Inference.Models;
 
 /// <summary>The TorchSharp module behind every scoring model: model inputs [rows × inputs] → logits [rows].</summary>
+/// <remarks>
+/// Inputs are standardised inside the model, <c>(x − input_mean) · input_scale</c>, with both vectors
+/// non-trainable parameters that the trainer keeps at the running statistics of what it has seen.
+/// They travel with the weights (publish, sync), so serving always applies the trainer's transform,
+/// and SGD sees centred, unit-scale inputs whatever the magnitudes of the raw features.
+/// </remarks>
 public sealed class ScoringModule : nn.Module<Tensor, Tensor>
 {
+    public const string InputMeanName = "input_mean";
+    public const string InputScaleName = "input_scale";
+
     private readonly nn.Module<Tensor, Tensor> _layers;
+    private readonly Parameter _inputMean;
+    private readonly Parameter _inputScale;
 
     public ScoringModule(ModelSpec spec)
         : base(nameof(ScoringModule))
@@ -25,12 +36,25 @@ public sealed class ScoringModule : nn.Module<Tensor, Tensor>
                 ("output", nn.Linear(spec.Hidden, 1))),
             _ => throw new ArgumentOutOfRangeException(nameof(spec), spec.Kind, "Unknown model kind."),
         };
-        RegisterComponents();
+        _inputMean = new Parameter(torch.zeros(spec.Inputs), requires_grad: false);
+        _inputScale = new Parameter(torch.ones(spec.Inputs), requires_grad: false);
+        register_module("layers", _layers);
+        register_parameter(InputMeanName, _inputMean);
+        register_parameter(InputScaleName, _inputScale);
     }
 
     public ModelSpec Spec { get; }
 
-    public override Tensor forward(Tensor input) => _layers.forward(input).squeeze(-1);
+    public override Tensor forward(Tensor input) => _layers.forward((input - _inputMean) * _inputScale).squeeze(-1);
+
+    /// <summary>Sets the input standardisation (the trainer's running statistics).</summary>
+    public void SetInputStandardisation(ReadOnlySpan<float> mean, ReadOnlySpan<float> scale)
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        _inputMean.copy_(torch.tensor(mean.ToArray()));
+        _inputScale.copy_(torch.tensor(scale.ToArray()));
+    }
 
     /// <summary>Copies the parameters out of the module.</summary>
     public ParameterSet Export()
@@ -62,5 +86,5 @@ public sealed class ScoringModule : nn.Module<Tensor, Tensor>
         }
     }
 
-    internal IEnumerable<Parameter> TrainableParameters() => parameters();
+    internal IEnumerable<Parameter> TrainableParameters() => parameters().Where(p => p.requires_grad);
 }

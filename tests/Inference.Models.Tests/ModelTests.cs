@@ -53,7 +53,9 @@ public sealed class ModelTests
         Assert.Equal(2, registry.Publish(learner.Export()));
         Assert.False(before.ApproximatelyEquals(registry.CurrentParameters()));
         Assert.True(learner.Export().ApproximatelyEquals(registry.CurrentParameters()));
-        var weights = registry.CurrentParameters().Find("_layers.linear.weight") ?? registry.CurrentParameters().Parameters[0];
+        var weights = registry.CurrentParameters().Find("layers.linear.weight");
+        Assert.NotNull(weights);
+        Assert.NotNull(registry.CurrentParameters().Find(ScoringModule.InputMeanName));
         Assert.True(weights.Values[0] > 1.0f && weights.Values[1] < -0.5f, $"weights {string.Join(", ", weights.Values)}");
     }
 

@@ -10,8 +10,19 @@ namespace Inference.Models.Training;
 /// </summary>
 public sealed class OnlineLearner : IDisposable
 {
+    /// <summary>
+    /// The standardisation statistics weigh at most this many recent rows, so they follow a slowly
+    /// drifting stream instead of freezing on its start.
+    /// </summary>
+    public const double StatisticsHorizonRows = 100_000;
+
     private readonly ScoringModule _module;
     private readonly optim.Optimizer _optimizer;
+    private readonly double[] _sum;
+    private readonly double[] _sumOfSquares;
+    private readonly float[] _mean;
+    private readonly float[] _scale;
+    private double _rows;
 
     public OnlineLearner(ModelSpec spec, double learningRate)
     {
@@ -23,6 +34,10 @@ public sealed class OnlineLearner : IDisposable
         _module.train();
         _optimizer = optim.SGD(_module.TrainableParameters(), learningRate);
         Spec = spec;
+        _sum = new double[spec.Inputs];
+        _sumOfSquares = new double[spec.Inputs];
+        _mean = new float[spec.Inputs];
+        _scale = new float[spec.Inputs];
     }
 
     public ModelSpec Spec { get; }
@@ -39,6 +54,7 @@ public sealed class OnlineLearner : IDisposable
     /// <summary>One SGD step on the mean binary cross-entropy of a mini-batch; returns that loss before the step.</summary>
     public double Step(float[] inputs, float[] labels, int rows)
     {
+        UpdateStandardisation(inputs, rows);
         using var scope = torch.NewDisposeScope();
         var x = torch.tensor(inputs.AsSpan(0, rows * Spec.Inputs).ToArray(), [rows, Spec.Inputs]);
         var y = torch.tensor(labels.AsSpan(0, rows).ToArray(), [rows]);
@@ -47,6 +63,40 @@ public sealed class OnlineLearner : IDisposable
         loss.backward();
         _optimizer.step();
         return loss.item<float>();
+    }
+
+    private void UpdateStandardisation(float[] inputs, int rows)
+    {
+        int width = Spec.Inputs;
+        if (_rows + rows > StatisticsHorizonRows)
+        {
+            double keep = Math.Max(0, StatisticsHorizonRows - rows) / _rows;
+            for (int c = 0; c < width; c++)
+            {
+                _sum[c] *= keep;
+                _sumOfSquares[c] *= keep;
+            }
+            _rows *= keep;
+        }
+        for (int r = 0; r < rows; r++)
+        {
+            for (int c = 0; c < width; c++)
+            {
+                double x = inputs[r * width + c];
+                _sum[c] += x;
+                _sumOfSquares[c] += x * x;
+            }
+        }
+        _rows += rows;
+        for (int c = 0; c < width; c++)
+        {
+            double mean = _sum[c] / _rows;
+            double variance = Math.Max(0, _sumOfSquares[c] / _rows - mean * mean);
+            _mean[c] = (float)mean;
+            // A constant column (variance ~0) is centred and left unscaled.
+            _scale[c] = variance > 1e-8 ? (float)(1 / Math.Sqrt(variance)) : 1f;
+        }
+        _module.SetInputStandardisation(_mean, _scale);
     }
 
     public ParameterSet Export() => _module.Export();

@@ -1,0 +1,109 @@
+using Confluent.Kafka;
+using Inference.Engine.Features;
+using Inference.Engine.Simulation;
+using Inference.Proto.V1;
+using Xunit.Abstractions;
+
+namespace Inference.Engine.Tests;
+
+/// <summary>Embedded broker over TCP → engine host → gRPC client over loopback; nothing mocked.</summary>
+public sealed class EndToEndTests(ITestOutputHelper output)
+{
+    private const double HalfLifeMs = 30_000;
+
+    [Fact]
+    public async Task Features_match_a_reference_whatever_the_order_then_labels_teach_the_model()
+    {
+        const int seed = 4242;
+        var settings = EngineHarness.BaseSettings();
+        settings["Inference:Kafka:Embedded"] = "true";
+        settings["Inference:Features:HalfLifeMs"] = HalfLifeMs.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        settings["Inference:Training:BatchSize"] = "32";
+        settings["Inference:Training:LearningRate"] = "0.5";
+        settings["Inference:Training:PublishIntervalMs"] = "50";
+        await using var engine = await EngineHarness.StartAsync(settings);
+        var client = new ScoringService.ScoringServiceClient(engine.Channel);
+
+        // Events in shuffled order: the reference sees them in event-time order.
+        var stream = new SyntheticStream(entities: 120, seed);
+        var events = Enumerable.Range(0, 6_000).Select(_ => stream.NextEvent()).ToList();
+        var shuffled = events.OrderBy(_ => Random.Shared.Next()).ToList();
+        using (var producer = EngineHarness.Producer(engine.BootstrapServers))
+        {
+            foreach (var e in shuffled)
+            {
+                producer.Produce("events", new Message<string, byte[]> { Key = stream.Key(e.Entity), Value = e.Json });
+            }
+            producer.Flush(TimeSpan.FromSeconds(30));
+        }
+        await EngineHarness.WaitUntil(() => engine.Metrics.EventsApplied == events.Count, TimeSpan.FromSeconds(60),
+            () => $"{events.Count} events applied (so far {engine.Metrics.EventsApplied})");
+
+        var store = engine.Get<FeatureStore>();
+        foreach (var group in events.GroupBy(e => e.Entity))
+        {
+            var state = store.Read(stream.Key(group.Key));
+            Assert.NotNull(state);
+            long maxTime = group.Max(e => e.TimeMs);
+            double sum = group.Sum(e => (double)e.Amount);
+            double decayed = group.Sum(e => e.Amount * Math.Pow(2, -(maxTime - e.TimeMs) / HalfLifeMs));
+            Assert.Equal(group.Count(), state.Count);
+            Assert.True(sum == state.Sums[0], $"seed {seed} {stream.Key(group.Key)}: sum {state.Sums[0]:R}, expected {sum:R}");
+            Assert.True(Math.Abs(state.DecayedSums[0] - decayed) <= 1e-5 * decayed,
+                $"seed {seed} {stream.Key(group.Key)}: decayed {state.DecayedSums[0]:R}, expected {decayed:R}");
+        }
+        Assert.Equal(0, engine.Metrics.MalformedEvents);
+
+        // Held-out entities: scored, never trained on. Expected log loss against the planted probabilities.
+        var heldOut = Enumerable.Range(0, 30).ToArray();
+        var training = Enumerable.Range(30, stream.Entities - 30).ToArray();
+        var (initialLoss, initialResponse) = await HeldOutLoss(client, stream, heldOut);
+        Assert.Equal(1, initialResponse.ModelVersion);
+        Assert.Equal(events.Max(e => e.TimeMs), initialResponse.Watermark.MaxEventTimeMs);
+        Assert.Equal(4, initialResponse.Watermark.Partitions.Count);
+        Assert.Equal(events.Count - 1, initialResponse.Watermark.Partitions.Sum(p => p.LastAppliedOffset + 1) - 1);
+
+        var random = new Random(seed);
+        using (var producer = EngineHarness.Producer(engine.BootstrapServers))
+        {
+            for (int i = 0; i < 6_000; i++)
+            {
+                int entity = training[random.Next(training.Length)];
+                producer.Produce("labels", new Message<string, byte[]> { Key = stream.Key(entity), Value = stream.NextLabel(entity).Json });
+            }
+            producer.Flush(TimeSpan.FromSeconds(30));
+        }
+        await EngineHarness.WaitUntil(() => engine.Metrics.LabelsTrained == 6_000, TimeSpan.FromSeconds(120),
+            () => $"6000 labels trained (so far {engine.Metrics.LabelsTrained})");
+        await EngineHarness.WaitUntil(() => engine.Get<Models.Registry.ModelRegistry>().Version > 1, TimeSpan.FromSeconds(10), () => "a published model version above 1");
+
+        var (trainedLoss, trainedResponse) = await HeldOutLoss(client, stream, heldOut);
+        double plantedLoss = heldOut.Average(e => Entropy(stream.TrueProbability(e)));
+        output.WriteLine($"held-out log loss: initial {initialLoss:F4}, trained {trainedLoss:F4}, planted {plantedLoss:F4}; version {trainedResponse.ModelVersion}");
+        Assert.True(trainedResponse.ModelVersion > 1, $"model version {trainedResponse.ModelVersion}");
+        Assert.True(trainedLoss < initialLoss - 0.1 && trainedLoss < plantedLoss + 0.1,
+            $"held-out log loss {trainedLoss:F4} after training, {initialLoss:F4} before, planted model {plantedLoss:F4}");
+    }
+
+    private static async Task<(double Loss, ScoreResponse Response)> HeldOutLoss(ScoringService.ScoringServiceClient client, SyntheticStream stream, int[] entities)
+    {
+        var request = new ScoreRequest();
+        foreach (int e in entities)
+        {
+            request.Rows.Add(new ScoreRow { Entity = stream.Key(e), RequestId = $"r-{e}" });
+        }
+        var response = await client.ScoreAsync(request);
+        Assert.Equal(entities.Length, response.Scores.Count);
+        Assert.Equal(request.Rows.Select(r => r.RequestId), response.RequestIds);
+        double loss = 0;
+        for (int i = 0; i < entities.Length; i++)
+        {
+            double p = stream.TrueProbability(entities[i]);
+            double q = Math.Clamp(response.Scores[i], 1e-7, 1 - 1e-7);
+            loss -= p * Math.Log(q) + (1 - p) * Math.Log(1 - q);
+        }
+        return (loss / entities.Length, response);
+    }
+
+    private static double Entropy(double p) => -(p * Math.Log(p) + (1 - p) * Math.Log(1 - p));
+}

@@ -76,8 +76,13 @@ public sealed class FeatureOptions
     public const int DefaultMaxBatchEvents = 8_192;
     public const int DefaultMaxBatchDelayMs = 20;
 
-    /// <summary>The numeric event fields aggregated per entity (count, sum, decayed sum).</summary>
-    public List<string> Fields { get; set; } = ["amount"];
+    public const string DefaultField = "amount";
+
+    /// <summary>
+    /// The numeric event fields aggregated per entity (count, sum, decayed sum); ["amount"] when
+    /// none are configured. (Empty by default because configuration binding appends to a list.)
+    /// </summary>
+    public List<string> Fields { get; set; } = [];
 
     /// <summary>Half-life of the decayed sums, by event time.</summary>
     public double HalfLifeMs { get; set; } = DefaultHalfLifeMs;

@@ -22,6 +22,13 @@ public static class InferenceServiceCollectionExtensions
     {
         services.AddOptions<InferenceOptions>()
             .Bind(configuration.GetSection(InferenceOptions.Section))
+            .PostConfigure(options =>
+            {
+                if (options.Features.Fields.Count == 0)
+                {
+                    options.Features.Fields.Add(FeatureOptions.DefaultField);
+                }
+            })
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<InferenceOptions>, InferenceOptionsValidator>();
         services.AddMetrics();

@@ -55,7 +55,7 @@ internal sealed class EventIngestor : BackgroundService
                 // Runs inside Consume on this thread: apply what was read from these partitions
                 // while they are still ours, so their offsets can be stored and committed.
                 Flush(consumer!, batch);
-                consumer!.Commit();
+                CommitStored(consumer!);
                 IngestLog.Revoked(_logger, string.Join(", ", partitions));
             })
             .Build();
@@ -107,7 +107,7 @@ internal sealed class EventIngestor : BackgroundService
                 }
             }
             Flush(consumer, batch);
-            consumer.Commit();
+            CommitStored(consumer);
         }
         catch (KafkaException error) when (stopping.IsCancellationRequested)
         {
@@ -120,10 +120,29 @@ internal sealed class EventIngestor : BackgroundService
         }
         finally
         {
-            consumer.Close();
+            try
+            {
+                consumer.Close();
+            }
+            catch (KafkaException error)
+            {
+                IngestLog.KafkaError(_logger, error.Error.Reason);
+            }
             consumer.Dispose();
             _deadLetters?.Flush(TimeSpan.FromSeconds(5));
             _deadLetters?.Dispose();
+        }
+    }
+
+    /// <summary>Commits the stored offsets now; having none stored is not an error.</summary>
+    internal static void CommitStored<TKey, TValue>(IConsumer<TKey, TValue> consumer)
+    {
+        try
+        {
+            consumer.Commit();
+        }
+        catch (KafkaException error) when (error.Error.Code == ErrorCode.Local_NoOffset)
+        {
         }
     }
 

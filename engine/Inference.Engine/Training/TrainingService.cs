@@ -165,7 +165,15 @@ internal sealed class TrainingService : BackgroundService
         }
         finally
         {
-            consumer.Close();
+            try
+            {
+                Ingest.EventIngestor.CommitStored(consumer);
+                consumer.Close();
+            }
+            catch (KafkaException error)
+            {
+                TrainingLog.KafkaError(_logger, error.Error.Reason);
+            }
         }
     }
 

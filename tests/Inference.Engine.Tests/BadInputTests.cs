@@ -1,0 +1,112 @@
+using System.Text;
+using Confluent.Kafka;
+using Grpc.Core;
+using Inference.Engine.Features;
+using Inference.Proto.V1;
+
+namespace Inference.Engine.Tests;
+
+/// <summary>Bad input is counted and set aside, or refused with the right status; good input around it is untouched.</summary>
+public sealed class BadInputTests
+{
+    [Fact]
+    public async Task Malformed_events_are_counted_and_set_aside_while_good_ones_around_them_apply()
+    {
+        var settings = EngineHarness.BaseSettings();
+        settings["Inference:Kafka:Embedded"] = "true";
+        settings["Inference:Kafka:EmbeddedPartitions"] = "1";
+        settings["Inference:Training:Enabled"] = "false";
+        await using var engine = await EngineHarness.StartAsync(settings);
+
+        string[] malformed =
+        [
+            "{\"entity\":\"a\",\"ts\":1000,\"amount\":", // truncated JSON
+            "not json at all",
+            "{\"ts\":1000,\"amount\":1}", // no entity
+            "{\"entity\":\"\",\"ts\":1000,\"amount\":1}", // empty entity
+            "{\"entity\":\"a\",\"amount\":1}", // no time
+            "{\"entity\":\"a\",\"ts\":\"yesterday\",\"amount\":1}", // time not a number
+            "{\"entity\":\"a\",\"ts\":1000,\"amount\":\"12\"}", // non-numeric field
+            "{\"entity\":\"a\",\"ts\":1000}", // configured field missing
+            "[1,2,3]",
+        ];
+        using (var producer = EngineHarness.Producer(engine.BootstrapServers))
+        {
+            for (int i = 0; i < malformed.Length; i++)
+            {
+                producer.Produce("events", new Message<string, byte[]> { Key = "a", Value = Encoding.UTF8.GetBytes($"{{\"entity\":\"a\",\"ts\":{1000 + i},\"amount\":{i}.5,\"note\":{{\"x\":[1]}}}}") });
+                producer.Produce("events", new Message<string, byte[]> { Key = "a", Value = Encoding.UTF8.GetBytes(malformed[i]) });
+            }
+            producer.Flush(TimeSpan.FromSeconds(10));
+        }
+
+        await EngineHarness.WaitUntil(() => engine.Metrics.EventsApplied == malformed.Length && engine.Metrics.MalformedEvents == malformed.Length,
+            TimeSpan.FromSeconds(30), () => $"{malformed.Length} good events applied and {malformed.Length} set aside (now {engine.Metrics.EventsApplied} and {engine.Metrics.MalformedEvents})");
+        var state = engine.Get<FeatureStore>().Read("a");
+        Assert.NotNull(state);
+        Assert.Equal(malformed.Length, state.Count);
+        Assert.Equal(Enumerable.Range(0, malformed.Length).Sum(i => i + 0.5), state.Sums[0]);
+        Assert.Equal(2 * malformed.Length - 1, engine.Get<FeatureStore>().Watermark.Partitions.Single().Offset);
+
+        // Set aside means kept: every malformed event is on the dead-letter topic with its reason.
+        using var consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = engine.BootstrapServers,
+            GroupId = "dead-letter-reader",
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+        }).Build();
+        consumer.Subscribe("events.dead-letter");
+        var deadLetters = new List<(string Value, string Reason)>();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (deadLetters.Count < malformed.Length && DateTime.UtcNow < deadline)
+        {
+            var result = consumer.Consume(TimeSpan.FromMilliseconds(200));
+            if (result is not null)
+            {
+                deadLetters.Add((Encoding.UTF8.GetString(result.Message.Value), Encoding.UTF8.GetString(result.Message.Headers.GetLastBytes("inference.error"))));
+            }
+        }
+        consumer.Close();
+        Assert.Equal(malformed, deadLetters.Select(d => d.Value));
+        Assert.Equal(
+            ["bad_json", "bad_json", "missing_entity", "missing_entity", "missing_ts", "bad_ts", "non_numeric_field", "missing_field", "bad_json"],
+            deadLetters.Select(d => d.Reason));
+    }
+
+    [Fact]
+    public async Task Bad_score_requests_get_invalid_argument_naming_the_row()
+    {
+        var settings = EngineHarness.BaseSettings();
+        settings["Inference:Kafka:Embedded"] = "true";
+        settings["Inference:Training:Enabled"] = "false";
+        settings["Inference:Model:RequestFeatures"] = "2";
+        await using var engine = await EngineHarness.StartAsync(settings);
+        var client = new ScoringService.ScoringServiceClient(engine.Channel);
+
+        async Task<string> Refused(ScoreRequest request)
+        {
+            var error = await Assert.ThrowsAsync<RpcException>(async () => await client.ScoreAsync(request));
+            Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+            return error.Status.Detail;
+        }
+
+        static ScoreRow Row(string entity, params float[] features)
+        {
+            var row = new ScoreRow { Entity = entity };
+            row.RequestFeatures.AddRange(features);
+            return row;
+        }
+
+        Assert.Equal("The request has no rows.", await Refused(new ScoreRequest()));
+        Assert.Equal("rows[1].entity is empty.", await Refused(new ScoreRequest { Rows = { Row("a", 1, 2), Row("", 1, 2) } }));
+        Assert.Equal("rows[0].request_features[1] is NaN; features must be finite numbers.", await Refused(new ScoreRequest { Rows = { Row("a", 1, float.NaN) } }));
+        Assert.Equal("rows[2].request_features[0] is Infinity; features must be finite numbers.", await Refused(new ScoreRequest { Rows = { Row("a", 1, 2), Row("b", 1, 2), Row("c", float.PositiveInfinity, 2) } }));
+        Assert.Equal("rows[0] has 1 request features; the model takes 2.", await Refused(new ScoreRequest { Rows = { Row("a", 1) } }));
+
+        // A good request still works, and an unknown entity is scored as an empty one.
+        var response = await client.ScoreAsync(new ScoreRequest { Rows = { Row("never-seen", 0.5f, -1f) } });
+        Assert.Single(response.Scores);
+        Assert.InRange(response.Scores[0], 0f, 1f);
+        Assert.Equal(1, response.ModelVersion);
+    }
+}

@@ -22,6 +22,8 @@ public sealed unsafe class EmbeddedKafka : IDisposable
         var conf = RdKafkaNative.rd_kafka_conf_new();
         // The mock cluster is owned by a client handle; this one never connects anywhere.
         RdKafkaNative.rd_kafka_conf_set(conf, "bootstrap.servers", "", errors, 512);
+        // Only warnings and worse: the owning client's "no bootstrap.servers" notice is expected.
+        RdKafkaNative.rd_kafka_conf_set(conf, "log_level", "4", errors, 512);
         _client = RdKafkaNative.rd_kafka_new(ProducerType, conf, errors, 512);
         if (_client == IntPtr.Zero)
         {

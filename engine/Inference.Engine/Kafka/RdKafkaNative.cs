@@ -89,5 +89,52 @@ internal static unsafe partial class RdKafkaNative
     [LibraryImport(LibraryName)]
     public static partial IntPtr rd_kafka_err2str(int error);
 
+    // Batch consume: a consumer's queue drained many messages per call, payloads read in place.
+
+    [LibraryImport(LibraryName)]
+    public static partial int rd_kafka_poll_set_consumer(IntPtr rk);
+
+    [LibraryImport(LibraryName)]
+    public static partial IntPtr rd_kafka_topic_partition_list_new(int size);
+
+    [LibraryImport(LibraryName, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial IntPtr rd_kafka_topic_partition_list_add(IntPtr list, string topic, int partition);
+
+    [LibraryImport(LibraryName)]
+    public static partial void rd_kafka_topic_partition_list_destroy(IntPtr list);
+
+    [LibraryImport(LibraryName)]
+    public static partial int rd_kafka_subscribe(IntPtr rk, IntPtr topics);
+
+    [LibraryImport(LibraryName)]
+    public static partial IntPtr rd_kafka_queue_get_consumer(IntPtr rk);
+
+    [LibraryImport(LibraryName)]
+    public static partial void rd_kafka_queue_destroy(IntPtr queue);
+
+    [LibraryImport(LibraryName)]
+    public static partial nint rd_kafka_consume_batch_queue(IntPtr queue, int timeoutMs, IntPtr* messages, nuint size);
+
+    [LibraryImport(LibraryName)]
+    public static partial void rd_kafka_message_destroy(IntPtr message);
+
+    [LibraryImport(LibraryName)]
+    public static partial int rd_kafka_consumer_close(IntPtr rk);
+
+    /// <summary>librdkafka's rd_kafka_message_t (the public part of its layout).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Message
+    {
+        public int Error;
+        public IntPtr Topic;
+        public int Partition;
+        public IntPtr Payload;
+        public nuint Length;
+        public IntPtr Key;
+        public nuint KeyLength;
+        public long Offset;
+        public IntPtr Private;
+    }
+
     public static string ErrorText(int error) => Marshal.PtrToStringUTF8(rd_kafka_err2str(error)) ?? $"error {error}";
 }

@@ -35,8 +35,10 @@ public sealed class DeviceContext : IDisposable
 
     public bool IsCuda => Accelerator.AcceleratorType == AcceleratorType.Cuda;
 
-    /// <summary>A human-readable name, e.g. "CUDA: NVIDIA H100 80GB HBM3" or "CPU: ILGPU CPU accelerator".</summary>
-    public string Description => $"{(IsCuda ? "CUDA" : "CPU")}: {Accelerator.Name}";
+    /// <summary>A human-readable name for logs and progress, e.g. "CUDA: NVIDIA H100 80GB HBM3".</summary>
+    public string Description => IsCuda
+        ? $"CUDA: {Accelerator.Name}"
+        : $"CPU: ILGPU CPU accelerator (GPU simulator, {Accelerator.MaxNumThreadsPerGroup} threads per group)";
 
     public static DeviceContext Create(AcceleratorKind kind)
     {

@@ -1,0 +1,219 @@
+using System.Diagnostics;
+using System.Globalization;
+using Confluent.Kafka;
+using Grpc.Net.Client;
+using Inference.Engine.Features;
+using Inference.Engine.Hosting;
+using Inference.Engine.Kafka;
+using Inference.Engine.Simulation;
+using Inference.Models.Registry;
+using Inference.Proto.V1;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Inference.Host.Demo;
+
+/// <summary>
+/// `inference demo`: the whole engine on one machine. An embedded broker; a synthetic event stream
+/// whose labels come from a planted model; the engine ingesting, serving and training; a gRPC
+/// client scoring at a fixed rate; a progress line per second and a summary at the end.
+/// </summary>
+internal static class DemoRunner
+{
+    private const int LabelsPerThousandEvents = 50;
+    private const int ScoreRequestsPerSecond = 100;
+    private const int RowsPerScoreRequest = 4;
+
+    public static async Task<int> RunAsync(CommandLine options)
+    {
+        var duration = options.Duration("duration");
+        int rate = options.Int("rate", 20_000, 1, 10_000_000);
+        int entities = options.Int("entities", 10_000, 1, 10_000_000);
+        int port = options.Int("port", ServingOptions.DefaultPort, 0, 65_535);
+        var settings = new Dictionary<string, string?>
+        {
+            ["Inference:Role"] = "All",
+            ["Inference:Kafka:Embedded"] = "true",
+            ["Inference:Kafka:BootstrapServers"] = "",
+            ["Inference:Kafka:EmbeddedPartitions"] = "16",
+            ["Inference:Kafka:SessionTimeoutMs"] = "6000",
+            ["Inference:Serving:Port"] = port.ToString(CultureInfo.InvariantCulture),
+            ["Inference:Features:HalfLifeMs"] = "60000",
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Logging:LogLevel:Inference"] = "Information",
+        };
+        if (options.String("accelerator") is { } accelerator)
+        {
+            settings["Inference:Features:Accelerator"] = accelerator;
+        }
+
+        using var stop = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            stop.Cancel();
+        };
+        if (duration is { } limit)
+        {
+            stop.CancelAfter(limit);
+        }
+
+        Console.WriteLine("Starting the engine (embedded Kafka broker, accelerator, libtorch)...");
+        var app = InferenceApplication.Build([], settings);
+        await app.StartAsync();
+        var services = app.Services;
+        var metrics = services.GetRequiredService<InferenceMetrics>();
+        var features = services.GetRequiredService<FeatureStore>();
+        var registry = services.GetRequiredService<ModelRegistry>();
+        var kafka = services.GetRequiredService<KafkaConnection>();
+        string address = app.GrpcAddress();
+        Console.WriteLine($"  gRPC       {address}  (inference.v1.ScoringService/Score)");
+        Console.WriteLine($"  Kafka      {kafka.BootstrapServers}  (embedded; topics events, labels)");
+        Console.WriteLine($"  features   {features.AcceleratorDescription}");
+        Console.WriteLine($"  model      {registry.Spec.Kind}, {registry.Spec.Inputs} inputs; labels from a planted model of each entity's typical amount");
+        Console.WriteLine($"  stream     {rate:N0} events/s over {entities:N0} entities, {LabelsPerThousandEvents} labels per 1000 events; scoring {ScoreRequestsPerSecond} req/s × {RowsPerScoreRequest} rows");
+        Console.WriteLine(duration is null ? "Ctrl+C stops." : $"Running for {duration.Value.TotalSeconds:0} s (Ctrl+C stops sooner).");
+        Console.WriteLine();
+
+        var stream = new SyntheticStream(entities, seed: 2026);
+        var latencies = new LatencyRecorder();
+        var started = Stopwatch.StartNew();
+        var producing = Task.Run(() => Produce(kafka.BootstrapServers, stream, rate, stop.Token));
+        var scoring = Task.Run(() => Score(address, stream, latencies, stop.Token));
+
+        Console.WriteLine("  time   events/s      lag   scores/s   p50 ms   p99 ms   model v   log loss   accelerator");
+        long lastEvents = 0;
+        double firstLoss = double.NaN;
+        var lastTick = Stopwatch.StartNew();
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(1000, stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            double seconds = lastTick.Elapsed.TotalSeconds;
+            lastTick.Restart();
+            long events = metrics.EventsApplied;
+            var window = latencies.TakeWindow();
+            double loss = metrics.OnlineLogLoss;
+            if (double.IsNaN(firstLoss) && !double.IsNaN(loss))
+            {
+                firstLoss = loss;
+            }
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{started.Elapsed.TotalSeconds,5:0}s {(events - lastEvents) / seconds,10:N0} {metrics.ConsumerLag,8:N0} {window.Count * RowsPerScoreRequest / seconds,10:N0} {window.P50,8:F2} {window.P99,8:F2} {registry.Version,9} {loss,10:F4}   {features.AcceleratorDescription}"));
+            lastEvents = events;
+        }
+
+        await Task.WhenAll(producing, scoring);
+        var total = latencies.Total();
+        double elapsed = started.Elapsed.TotalSeconds;
+        Console.WriteLine();
+        Console.WriteLine("Summary");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  ran              {elapsed:F1} s on {features.AcceleratorDescription}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  events applied   {metrics.EventsApplied:N0} ({metrics.EventsApplied / elapsed:N0}/s), {metrics.MalformedEvents:N0} malformed, {metrics.DroppedEvents:N0} dropped, {metrics.DataLossResets} data-loss resets; {features.Entities:N0} entities"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  scores served    {metrics.RowsScored:N0} rows in {total.Count:N0} requests; client p50 {total.P50:F2} ms, p99 {total.P99:F2} ms"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  training         {metrics.LabelsTrained:N0} labels; model version {registry.Version}; online log loss {firstLoss:F4} at first, {metrics.OnlineLogLoss:F4} at the end"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  planted model    log loss {PlantedLogLoss(stream):F4} (the best any model can do on these labels)"));
+        await app.StopAsync();
+        await app.DisposeAsync();
+        return 0;
+    }
+
+    private static void Produce(string bootstrapServers, SyntheticStream stream, int rate, CancellationToken stop)
+    {
+        using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = bootstrapServers, LingerMs = 5, EnableIdempotence = true }).Build();
+        var clock = Stopwatch.StartNew();
+        long produced = 0;
+        var random = new Random(7);
+        while (!stop.IsCancellationRequested)
+        {
+            long due = (long)(clock.Elapsed.TotalSeconds * rate);
+            for (; produced < due && !stop.IsCancellationRequested; produced++)
+            {
+                var e = stream.NextEvent();
+                Send(producer, "events", stream.Key(e.Entity), e.Json);
+                if (random.Next(1000) < LabelsPerThousandEvents)
+                {
+                    // Label an entity that has been seen: most fraud labels arrive for known accounts.
+                    var label = stream.NextLabel(e.Entity);
+                    Send(producer, "labels", stream.Key(label.Entity), label.Json);
+                }
+            }
+            Thread.Sleep(5);
+        }
+        producer.Flush(TimeSpan.FromSeconds(5));
+    }
+
+    private static void Send(IProducer<string, byte[]> producer, string topic, string key, byte[] value)
+    {
+        while (true)
+        {
+            try
+            {
+                producer.Produce(topic, new Message<string, byte[]> { Key = key, Value = value });
+                return;
+            }
+            catch (ProduceException<string, byte[]> error) when (error.Error.Code == ErrorCode.Local_QueueFull)
+            {
+                producer.Poll(TimeSpan.FromMilliseconds(10));
+            }
+        }
+    }
+
+    private static async Task Score(string address, SyntheticStream stream, LatencyRecorder latencies, CancellationToken stop)
+    {
+        using var channel = GrpcChannel.ForAddress(address);
+        var client = new ScoringService.ScoringServiceClient(channel);
+        var random = new Random(11);
+        var interval = TimeSpan.FromSeconds(1.0 / ScoreRequestsPerSecond);
+        var clock = Stopwatch.StartNew();
+        long sent = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            var request = new ScoreRequest();
+            for (int r = 0; r < RowsPerScoreRequest; r++)
+            {
+                request.Rows.Add(new ScoreRow { Entity = stream.Key(random.Next(stream.Entities)), RequestId = $"demo-{sent}-{r}" });
+            }
+            long begin = Stopwatch.GetTimestamp();
+            try
+            {
+                await client.ScoreAsync(request, cancellationToken: stop);
+                latencies.Record(Stopwatch.GetElapsedTime(begin).TotalMilliseconds);
+            }
+            catch (Grpc.Core.RpcException) when (stop.IsCancellationRequested)
+            {
+                break;
+            }
+            sent++;
+            // Fixed request rate (open loop): wait for the next slot, not a fixed pause.
+            var wait = sent * interval - clock.Elapsed;
+            if (wait > TimeSpan.Zero)
+            {
+                try
+                {
+                    await Task.Delay(wait, stop);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+        }
+    }
+
+    private static double PlantedLogLoss(SyntheticStream stream)
+    {
+        double total = 0;
+        for (int e = 0; e < stream.Entities; e++)
+        {
+            double p = stream.TrueProbability(e);
+            total -= p * Math.Log(p) + (1 - p) * Math.Log(1 - p);
+        }
+        return total / stream.Entities;
+    }
+}

@@ -17,7 +17,7 @@ public sealed class StateTableTests
         var slots = new int[events];
         var times = new long[events];
         var values = new float[events][];
-        var reference = new FeatureReference(fields);
+        var reference = new FeatureOracle(fields);
         for (int i = 0; i < events; i++)
         {
             // Skewed keys: a few entities get most events, so batches hold many events per slot.

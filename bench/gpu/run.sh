@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The GPU check of the state-table kernels, in two steps:
+#   bash bench/gpu/run.sh prepare   here: publish bench/Inference.KernelCheck self-contained for
+#                                   linux-x64 (no libtorch) and pack it into bench/gpu/out/ (git-ignored)
+#   bash bench/gpu/run.sh device    on the lent GPU machine (driver only, no .NET): unpack and run it;
+#                                   the last thing printed is the markdown table
+# With the device tool: run(command="bash bench/gpu/run.sh device",
+#                           carry=["bench/gpu/out/kernelcheck.tar.gz"], timeout_s=300)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=bench/gpu/out
+
+case "${1:-}" in
+  prepare)
+    rm -rf "$out/kernelcheck"
+    dotnet publish bench/Inference.KernelCheck -c Release -r linux-x64 --self-contained \
+      -p:PublishTrimmed=false -o "$out/kernelcheck"
+    tar czf "$out/kernelcheck.tar.gz" -C "$out" kernelcheck
+    ls -lh "$out/kernelcheck.tar.gz"
+    ;;
+  device)
+    work=$(mktemp -d)
+    tar xzf "$out/kernelcheck.tar.gz" -C "$work"
+    # ILGPU opens libcuda.so by its unversioned name; driver folders often ship only libcuda.so.1.
+    if ! ldconfig -p | grep -q 'libcuda.so '; then
+      lib=$(ldconfig -p | awk '/libcuda.so.1 /{print $NF; exit}')
+      if [ -n "$lib" ]; then
+        mkdir -p "$work/lib" && ln -sf "$lib" "$work/lib/libcuda.so"
+        export LD_LIBRARY_PATH="$work/lib:${LD_LIBRARY_PATH:-}"
+      fi
+    fi
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+    DOTNET_gcServer=0 "$work/kernelcheck/Inference.KernelCheck"
+    ;;
+  *)
+    echo "usage: $0 prepare|device" >&2
+    exit 2
+    ;;
+esac

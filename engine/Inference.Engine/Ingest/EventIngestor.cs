@@ -214,6 +214,10 @@ internal sealed class EventIngestor : BackgroundService
             _metrics.DataLoss();
             IngestLog.DataLoss(_logger, message.Message);
         }
+        else if (message.Level <= SyslogLevel.Warning)
+        {
+            IngestLog.KafkaLog(_logger, message.Facility, message.Message);
+        }
     }
 
     private static long MeasureLag(IConsumer<Ignore, byte[]> consumer)

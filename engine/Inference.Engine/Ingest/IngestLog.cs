@@ -25,6 +25,9 @@ internal static partial class IngestLog
     [LoggerMessage(106, LogLevel.Error, "Applying a micro-batch failed; the consumer stops without committing it.")]
     public static partial void ApplyFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(108, LogLevel.Warning, "librdkafka {Facility}: {Message}")]
+    public static partial void KafkaLog(ILogger logger, string facility, string message);
+
     [LoggerMessage(107, LogLevel.Warning, "Setting aside an event on the dead-letter topic {Topic} failed: {Reason}")]
     public static partial void DeadLetterFailed(ILogger logger, string topic, string reason);
 }

@@ -1,0 +1,495 @@
+using ILGPU;
+using ILGPU.Algorithms;
+
+namespace Inference.Kernels.Features;
+
+/// <summary>
+/// The kernels of the feature table. All are grid-stride (a fixed number of threads, each looping
+/// over elements) and index only slots the host or an earlier kernel produced.
+/// </summary>
+/// <remarks>
+/// A batch runs: <see cref="InsertKeys"/> → <see cref="AllocateSlots"/> → <see cref="ResolveSlots"/>
+/// (newest event time per slot, touched slots) → <see cref="AdvanceWindows"/> (lateness, ring epochs)
+/// → <see cref="Reanchor"/> (per touched slot: decay to the new newest time, reset "last" values,
+/// clear ring buckets that moved on) → <see cref="Accumulate"/>. Many events of one entity in a
+/// batch meet in atomics: adds for sums and counts, min/max for extremes, max for "last" among the
+/// events at the newest time and for HLL registers. Sums are doubles fed from float values, so
+/// their partial sums are exact for realistic ranges and the result does not depend on the order
+/// the atomics run in.
+/// </remarks>
+internal static class FeatureKernels
+{
+    public static int Home(ulong key, int mask)
+    {
+        key ^= key >> 33;
+        key *= 0xff51afd7ed558ccdUL;
+        key ^= key >> 33;
+        return (int)(key & (ulong)(uint)mask);
+    }
+
+    /// <summary>Per event: find its key's bucket, inserting the key by compare-and-swap when absent.</summary>
+    public static void InsertKeys(Index1D thread, int stride, HashView hash, BatchView batch)
+    {
+        for (int i = thread; i < batch.Count; i += stride)
+        {
+            ulong key = batch.Keys[i];
+            int bucket = Home(key, hash.Mask);
+            int won = 0;
+            for (int probe = 0; probe <= hash.Mask; probe++)
+            {
+                ulong current = hash.Keys[bucket];
+                if (current == key)
+                {
+                    break;
+                }
+                if (current == 0)
+                {
+                    ulong previous = Atomic.CompareExchange(ref hash.Keys[bucket], 0UL, key);
+                    if (previous == 0)
+                    {
+                        won = 1;
+                        break;
+                    }
+                    if (previous == key)
+                    {
+                        break;
+                    }
+                }
+                bucket = (bucket + 1) & hash.Mask;
+            }
+            batch.Bucket[i] = bucket;
+            batch.Won[i] = won;
+        }
+    }
+
+    /// <summary>Per event that inserted a new key: pop a free slot and give it the initial state.</summary>
+    public static void AllocateSlots(Index1D thread, int stride, HashView hash, BatchView batch, SlotView slots, FreeView free, PlanView plan)
+    {
+        for (int i = thread; i < batch.Count; i += stride)
+        {
+            if (batch.Won[i] == 0)
+            {
+                continue;
+            }
+            int top = Atomic.Add(ref free.Top[0], -1) - 1;
+            int slot = top >= 0 ? free.List[top] : -1;
+            hash.SlotOf[batch.Bucket[i]] = slot;
+            if (slot < 0)
+            {
+                continue;
+            }
+            slots.Count[slot] = 0;
+            slots.MaxTime[slot] = 0;
+            slots.Anchor[slot] = 0;
+            slots.Touch[slot] = 0;
+            slots.Key[slot] = batch.Keys[i];
+            for (int c = 0; c < plan.LongStride; c++)
+            {
+                slots.Longs[(long)slot * plan.LongStride + c] = free.LongInit[c];
+            }
+            for (int c = 0; c < plan.DoubleStride; c++)
+            {
+                slots.Doubles[(long)slot * plan.DoubleStride + c] = free.DoubleInit[c];
+            }
+            for (int c = 0; c < plan.IntStride; c++)
+            {
+                slots.Registers[(long)slot * plan.IntStride + c] = 0;
+            }
+        }
+    }
+
+    /// <summary>Per event: its slot, the newest event time per slot, and each touched slot listed once.</summary>
+    public static void ResolveSlots(Index1D thread, int stride, int sequence, HashView hash, BatchView batch, SlotView slots)
+    {
+        for (int i = thread; i < batch.Count; i += stride)
+        {
+            int slot = hash.SlotOf[batch.Bucket[i]];
+            batch.Slot[i] = slot;
+            if (slot < 0)
+            {
+                Atomic.Add(ref batch.Counters[1], 1);
+                continue;
+            }
+            Atomic.Max(ref slots.MaxTime[slot], batch.Times[i]);
+            if (Atomic.Exchange(ref slots.Touch[slot], sequence) != sequence)
+            {
+                batch.Touched[Atomic.Add(ref batch.Counters[0], 1)] = slot;
+            }
+        }
+    }
+
+    /// <summary>Per event and windowed feature: count late events; raise the pending epoch of the event's ring bucket.</summary>
+    public static void AdvanceWindows(Index1D thread, int stride, BatchView batch, SlotView slots, PlanView plan)
+    {
+        for (int i = thread; i < batch.Count; i += stride)
+        {
+            int slot = batch.Slot[i];
+            if (slot < 0)
+            {
+                continue;
+            }
+            long time = batch.Times[i];
+            long newest = slots.MaxTime[slot];
+            for (int f = 0; f < plan.Features; f++)
+            {
+                int kind = plan.Ints[f * FeaturePlan.IntStride + FeaturePlan.KindAt];
+                if (!IsWindow(kind))
+                {
+                    continue;
+                }
+                long lateness = (long)plan.Doubles[f * FeaturePlan.DoubleStride + FeaturePlan.LatenessAt];
+                if (time < newest - lateness)
+                {
+                    Atomic.Add(ref batch.Late[f], 1L);
+                    continue;
+                }
+                long width = (long)plan.Doubles[f * FeaturePlan.DoubleStride + FeaturePlan.BucketWidthAt];
+                int ring = plan.Ints[f * FeaturePlan.IntStride + FeaturePlan.SizeAt];
+                long epoch = time / width;
+                long pending = (long)slot * plan.LongStride + plan.Ints[f * FeaturePlan.IntStride + FeaturePlan.LongOffsetAt] + ring + (int)(epoch % ring);
+                Atomic.Max(ref slots.Longs[pending], epoch);
+            }
+        }
+    }
+
+    /// <summary>Per touched slot: move decayed sums to the new newest time, reset "last", clear ring buckets that moved on.</summary>
+    public static void Reanchor(Index1D thread, int stride, BatchView batch, SlotView slots, PlanView plan)
+    {
+        int touched = batch.Counters[0];
+        for (int i = thread; i < touched; i += stride)
+        {
+            int slot = batch.Touched[i];
+            long newest = slots.MaxTime[slot];
+            long anchor = slots.Anchor[slot];
+            long doubles = (long)slot * plan.DoubleStride;
+            long longs = (long)slot * plan.LongStride;
+            for (int f = 0; f < plan.Features; f++)
+            {
+                int row = f * FeaturePlan.IntStride;
+                int kind = plan.Ints[row + FeaturePlan.KindAt];
+                long d = doubles + plan.Ints[row + FeaturePlan.DoubleOffsetAt];
+                if (kind == (int)Aggregation.DecayedSum || kind == (int)Aggregation.DecayedMean)
+                {
+                    if (newest > anchor)
+                    {
+                        double factor = XMath.Exp2(-(newest - anchor) * plan.Doubles[f * FeaturePlan.DoubleStride + FeaturePlan.InverseHalfLifeAt]);
+                        slots.Doubles[d] *= factor;
+                        if (kind == (int)Aggregation.DecayedMean)
+                        {
+                            slots.Doubles[d + 1] *= factor;
+                        }
+                    }
+                }
+                else if (kind == (int)Aggregation.Last)
+                {
+                    if (newest > anchor)
+                    {
+                        slots.Doubles[d] = double.NegativeInfinity;
+                    }
+                }
+                else if (IsWindow(kind))
+                {
+                    int ring = plan.Ints[row + FeaturePlan.SizeAt];
+                    long l = longs + plan.Ints[row + FeaturePlan.LongOffsetAt];
+                    for (int b = 0; b < ring; b++)
+                    {
+                        long pending = slots.Longs[l + ring + b];
+                        if (pending > slots.Longs[l + b])
+                        {
+                            slots.Longs[l + b] = pending;
+                            slots.Doubles[d + 2 * b] = 0;
+                            slots.Doubles[d + 2 * b + 1] = 0;
+                        }
+                    }
+                }
+            }
+            slots.Anchor[slot] = newest;
+        }
+    }
+
+    /// <summary>Per event: apply it to every feature of its slot.</summary>
+    public static void Accumulate(Index1D thread, int stride, BatchView batch, SlotView slots, PlanView plan)
+    {
+        for (int i = thread; i < batch.Count; i += stride)
+        {
+            int slot = batch.Slot[i];
+            if (slot < 0)
+            {
+                continue;
+            }
+            Atomic.Add(ref slots.Count[slot], 1L);
+            long time = batch.Times[i];
+            long anchor = slots.Anchor[slot];
+            long doubles = (long)slot * plan.DoubleStride;
+            for (int f = 0; f < plan.Features; f++)
+            {
+                int row = f * FeaturePlan.IntStride;
+                int drow = f * FeaturePlan.DoubleStride;
+                int kind = plan.Ints[row + FeaturePlan.KindAt];
+                int source = plan.Ints[row + FeaturePlan.SourceAt];
+                long d = doubles + plan.Ints[row + FeaturePlan.DoubleOffsetAt];
+                double value = UsesNumeric(kind) ? batch.Numeric[source * batch.Count + i] : 0.0;
+                if (kind == (int)Aggregation.Sum || kind == (int)Aggregation.Mean)
+                {
+                    Atomic.Add(ref slots.Doubles[d], value);
+                }
+                else if (kind == (int)Aggregation.Min)
+                {
+                    Atomic.Min(ref slots.Doubles[d], value);
+                }
+                else if (kind == (int)Aggregation.Max)
+                {
+                    Atomic.Max(ref slots.Doubles[d], value);
+                }
+                else if (kind == (int)Aggregation.Last)
+                {
+                    if (time == anchor)
+                    {
+                        Atomic.Max(ref slots.Doubles[d], value);
+                    }
+                }
+                else if (kind == (int)Aggregation.DecayedSum || kind == (int)Aggregation.DecayedMean)
+                {
+                    double weight = XMath.Exp2(-(anchor - time) * plan.Doubles[drow + FeaturePlan.InverseHalfLifeAt]);
+                    Atomic.Add(ref slots.Doubles[d], value * weight);
+                    if (kind == (int)Aggregation.DecayedMean)
+                    {
+                        Atomic.Add(ref slots.Doubles[d + 1], weight);
+                    }
+                }
+                else if (IsWindow(kind))
+                {
+                    long lateness = (long)plan.Doubles[drow + FeaturePlan.LatenessAt];
+                    if (time < anchor - lateness)
+                    {
+                        continue;
+                    }
+                    long width = (long)plan.Doubles[drow + FeaturePlan.BucketWidthAt];
+                    int ring = plan.Ints[row + FeaturePlan.SizeAt];
+                    long epoch = time / width;
+                    int b = (int)(epoch % ring);
+                    if (slots.Longs[(long)slot * plan.LongStride + plan.Ints[row + FeaturePlan.LongOffsetAt] + b] == epoch)
+                    {
+                        Atomic.Add(ref slots.Doubles[d + 2 * b], 1.0);
+                        Atomic.Add(ref slots.Doubles[d + 2 * b + 1], value);
+                    }
+                }
+                else if (kind == (int)Aggregation.DistinctCount)
+                {
+                    int precision = plan.Ints[row + FeaturePlan.SizeAt];
+                    ulong hash = batch.KeyColumns[source * batch.Count + i];
+                    int register = (int)(hash >> (64 - precision));
+                    // The guard bit caps the rank at 64 − p + 1 when the remaining bits are all zero.
+                    ulong rest = (hash << precision) | (1UL << (precision - 1));
+                    int rank = XMath.LeadingZeroCount(rest) + 1;
+                    Atomic.Max(ref slots.Registers[(long)slot * plan.IntStride + plan.Ints[row + FeaturePlan.IntOffsetAt] + register], rank);
+                }
+            }
+        }
+    }
+
+    /// <summary>Per row: the key's slot, or -1 for an entity the table does not hold.</summary>
+    public static void Lookup(Index1D thread, int stride, HashView hash, ReadView read)
+    {
+        for (int r = thread; r < read.Rows; r += stride)
+        {
+            ulong key = read.Keys[r];
+            int bucket = Home(key, hash.Mask);
+            int slot = -1;
+            for (int probe = 0; probe <= hash.Mask; probe++)
+            {
+                ulong current = hash.Keys[bucket];
+                if (current == key)
+                {
+                    slot = hash.SlotOf[bucket];
+                    break;
+                }
+                if (current == 0)
+                {
+                    break;
+                }
+                bucket = (bucket + 1) & hash.Mask;
+            }
+            read.Slots[r] = slot;
+        }
+    }
+
+    /// <summary>Per row: every feature's value as of the read time, into a dense [rows × features] matrix.</summary>
+    public static void Gather(Index1D thread, int stride, ReadView read, SlotView slots, PlanView plan)
+    {
+        for (int r = thread; r < read.Rows; r += stride)
+        {
+            int slot = read.Slots[r];
+            long time = read.PerRowTime != 0 ? read.Times[r] : read.Now;
+            bool known = slot >= 0 && slots.Count[slot] > 0;
+            int inexact = 0;
+            for (int f = 0; f < plan.Features; f++)
+            {
+                int row = f * FeaturePlan.IntStride;
+                int kind = plan.Ints[row + FeaturePlan.KindAt];
+                double value;
+                if (!known)
+                {
+                    value = plan.Doubles[f * FeaturePlan.DoubleStride + FeaturePlan.DefaultAt];
+                }
+                else if (kind == (int)Aggregation.Ratio)
+                {
+                    int numerator = plan.Ints[row + FeaturePlan.SourceAt];
+                    int denominator = plan.Ints[row + FeaturePlan.DenominatorAt];
+                    double bottom = Value(denominator, slot, time, slots, plan);
+                    value = bottom == 0 ? plan.Doubles[f * FeaturePlan.DoubleStride + FeaturePlan.DefaultAt] : Value(numerator, slot, time, slots, plan) / bottom;
+                }
+                else
+                {
+                    value = Value(f, slot, time, slots, plan);
+                    if (!IsWindow(kind) && kind != (int)Aggregation.TimeSinceLast && time < slots.MaxTime[slot])
+                    {
+                        // Running aggregates cannot take back events newer than the read time.
+                        inexact = 1;
+                    }
+                }
+                if (read.ApplyTransform != 0 && plan.Ints[row + FeaturePlan.TransformAt] == (int)FeatureTransform.SignedLog1p)
+                {
+                    value = value >= 0 ? XMath.Log(1.0 + value) : -XMath.Log(1.0 - value);
+                }
+                read.Output[(long)r * plan.Features + f] = (float)value;
+            }
+            read.Inexact[r] = inexact;
+        }
+    }
+
+    /// <summary>A non-ratio feature's value for a slot that has events, as of <paramref name="time"/>.</summary>
+    private static double Value(int f, int slot, long time, SlotView slots, PlanView plan)
+    {
+        int row = f * FeaturePlan.IntStride;
+        int drow = f * FeaturePlan.DoubleStride;
+        int kind = plan.Ints[row + FeaturePlan.KindAt];
+        double fallback = plan.Doubles[drow + FeaturePlan.DefaultAt];
+        long d = (long)slot * plan.DoubleStride + plan.Ints[row + FeaturePlan.DoubleOffsetAt];
+        long count = slots.Count[slot];
+        if (kind == (int)Aggregation.Count)
+        {
+            return count;
+        }
+        if (kind == (int)Aggregation.Sum || kind == (int)Aggregation.Min || kind == (int)Aggregation.Max || kind == (int)Aggregation.Last)
+        {
+            double v = slots.Doubles[d];
+            return XMath.IsInfinity(v) ? fallback : v;
+        }
+        if (kind == (int)Aggregation.Mean)
+        {
+            return slots.Doubles[d] / count;
+        }
+        if (kind == (int)Aggregation.TimeSinceLast)
+        {
+            long age = time - slots.MaxTime[slot];
+            return age > 0 ? age : 0;
+        }
+        if (kind == (int)Aggregation.DecayedSum || kind == (int)Aggregation.DecayedMean)
+        {
+            long anchor = slots.Anchor[slot];
+            double factor = time > anchor ? XMath.Exp2(-(time - anchor) * plan.Doubles[drow + FeaturePlan.InverseHalfLifeAt]) : 1.0;
+            if (kind == (int)Aggregation.DecayedSum)
+            {
+                return slots.Doubles[d] * factor;
+            }
+            double weight = slots.Doubles[d + 1];
+            return weight > 0 ? slots.Doubles[d] / weight : fallback;
+        }
+        if (IsWindow(kind))
+        {
+            long width = (long)plan.Doubles[drow + FeaturePlan.BucketWidthAt];
+            int ring = plan.Ints[row + FeaturePlan.SizeAt];
+            int buckets = plan.Ints[row + FeaturePlan.WindowBucketsAt];
+            long l = (long)slot * plan.LongStride + plan.Ints[row + FeaturePlan.LongOffsetAt];
+            long newest = time / width;
+            double n = 0, total = 0;
+            for (int b = 0; b < ring; b++)
+            {
+                long epoch = slots.Longs[l + b];
+                if (epoch > newest - buckets && epoch <= newest)
+                {
+                    n += slots.Doubles[d + 2 * b];
+                    total += slots.Doubles[d + 2 * b + 1];
+                }
+            }
+            if (kind == (int)Aggregation.WindowCount)
+            {
+                return n;
+            }
+            if (kind == (int)Aggregation.WindowSum)
+            {
+                return total;
+            }
+            return n > 0 ? total / n : fallback;
+        }
+        if (kind == (int)Aggregation.DistinctCount)
+        {
+            int precision = plan.Ints[row + FeaturePlan.SizeAt];
+            int m = 1 << precision;
+            long registers = (long)slot * plan.IntStride + plan.Ints[row + FeaturePlan.IntOffsetAt];
+            double harmonic = 0;
+            int zeros = 0;
+            for (int j = 0; j < m; j++)
+            {
+                int rank = slots.Registers[registers + j];
+                harmonic += XMath.Exp2(-(double)rank);
+                if (rank == 0)
+                {
+                    zeros++;
+                }
+            }
+            double alpha = m == 16 ? 0.673 : m == 32 ? 0.697 : m == 64 ? 0.709 : 0.7213 / (1.0 + 1.079 / m);
+            double estimate = alpha * m * (double)m / harmonic;
+            // Small range: linear counting is the better estimate while registers are still empty.
+            if (estimate <= 2.5 * m && zeros > 0)
+            {
+                estimate = m * XMath.Log((double)m / zeros);
+            }
+            return estimate;
+        }
+        return fallback;
+    }
+
+    /// <summary>Per live slot: insert its key into a fresh table (growth and after eviction).</summary>
+    public static void Rebuild(Index1D thread, int stride, int capacity, HashView hash, SlotView slots)
+    {
+        for (int s = thread; s < capacity; s += stride)
+        {
+            ulong key = slots.Key[s];
+            if (key == 0)
+            {
+                continue;
+            }
+            int bucket = Home(key, hash.Mask);
+            for (int probe = 0; probe <= hash.Mask; probe++)
+            {
+                if (Atomic.CompareExchange(ref hash.Keys[bucket], 0UL, key) == 0)
+                {
+                    hash.SlotOf[bucket] = s;
+                    break;
+                }
+                bucket = (bucket + 1) & hash.Mask;
+            }
+        }
+    }
+
+    /// <summary>Per evicted slot: forget its entity.</summary>
+    public static void Evict(Index1D thread, int stride, int count, ArrayView<int> victims, SlotView slots)
+    {
+        for (int i = thread; i < count; i += stride)
+        {
+            int slot = victims[i];
+            slots.Key[slot] = 0;
+            slots.Count[slot] = 0;
+        }
+    }
+
+    private static bool IsWindow(int kind) =>
+        kind == (int)Aggregation.WindowCount || kind == (int)Aggregation.WindowSum || kind == (int)Aggregation.WindowMean;
+
+    private static bool UsesNumeric(int kind) =>
+        kind == (int)Aggregation.Sum || kind == (int)Aggregation.Mean || kind == (int)Aggregation.Min || kind == (int)Aggregation.Max
+        || kind == (int)Aggregation.Last || kind == (int)Aggregation.DecayedSum || kind == (int)Aggregation.DecayedMean
+        || kind == (int)Aggregation.WindowSum || kind == (int)Aggregation.WindowMean;
+}

@@ -1,0 +1,244 @@
+namespace Inference.Kernels.Features;
+
+/// <summary>
+/// Validated feature declarations compiled into the layout the kernels read: per feature a row of
+/// ints (kind, source column, state offsets, sizes) and of doubles (rates, widths, default), and
+/// the per-slot state widths. Numeric fields and key fields become event columns in first-use order.
+/// </summary>
+public sealed class FeaturePlan
+{
+    internal const int IntStride = 10;
+    internal const int DoubleStride = 4;
+
+    // Int row: kind, source column (ratio: numerator feature), ratio denominator feature,
+    // long offset, double offset, int offset, ring size or HLL precision, window buckets, transform.
+    internal const int KindAt = 0, SourceAt = 1, DenominatorAt = 2, LongOffsetAt = 3, DoubleOffsetAt = 4, IntOffsetAt = 5, SizeAt = 6, WindowBucketsAt = 7, TransformAt = 8;
+
+    // Double row: inverse half-life, bucket width (ms), allowed lateness (ms), default value.
+    internal const int InverseHalfLifeAt = 0, BucketWidthAt = 1, LatenessAt = 2, DefaultAt = 3;
+
+    public FeaturePlan(IReadOnlyList<FeatureDefinition> definitions)
+    {
+        if (definitions.Count == 0)
+        {
+            throw new FeatureDefinitionException("No features are declared.");
+        }
+        Definitions = definitions;
+        var names = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int f = 0; f < definitions.Count; f++)
+        {
+            var name = definitions[f].Name;
+            if (string.IsNullOrWhiteSpace(name))
+            {
+                throw new FeatureDefinitionException($"Feature {f} has no name.");
+            }
+            if (!names.TryAdd(name, f))
+            {
+                throw new FeatureDefinitionException($"Feature '{name}' is declared twice.");
+            }
+        }
+
+        var numeric = new List<string>();
+        var keys = new List<string>();
+        Ints = new int[definitions.Count * IntStride];
+        Doubles = new double[definitions.Count * DoubleStride];
+        var longInit = new List<long>();
+        var doubleInit = new List<double>();
+        int ints = 0;
+        for (int f = 0; f < definitions.Count; f++)
+        {
+            var d = definitions[f];
+            Validate(d, names);
+            int row = f * IntStride, drow = f * DoubleStride;
+            Ints[row + KindAt] = (int)d.Aggregation;
+            Ints[row + TransformAt] = (int)d.Transform;
+            Ints[row + LongOffsetAt] = longInit.Count;
+            Ints[row + DoubleOffsetAt] = doubleInit.Count;
+            Ints[row + IntOffsetAt] = ints;
+            Doubles[drow + DefaultAt] = d.Default;
+            if (d.UsesNumericField)
+            {
+                Ints[row + SourceAt] = IndexOf(numeric, d.Field!);
+            }
+            switch (d.Aggregation)
+            {
+                case Aggregation.Sum or Aggregation.Mean or Aggregation.DecayedSum:
+                    doubleInit.Add(0);
+                    break;
+                case Aggregation.Min:
+                    doubleInit.Add(double.PositiveInfinity);
+                    break;
+                case Aggregation.Max or Aggregation.Last:
+                    doubleInit.Add(double.NegativeInfinity);
+                    break;
+                case Aggregation.DecayedMean:
+                    doubleInit.Add(0);
+                    doubleInit.Add(0);
+                    break;
+                case Aggregation.WindowCount or Aggregation.WindowSum or Aggregation.WindowMean:
+                {
+                    long width = d.HorizonMs / d.Buckets;
+                    // The ring holds every bucket an on-time event can land in: the window plus the lateness, plus one.
+                    int ring = checked((int)((d.HorizonMs + d.AllowedLatenessMs + width - 1) / width) + 1);
+                    Ints[row + SizeAt] = ring;
+                    Ints[row + WindowBucketsAt] = d.Buckets;
+                    Doubles[drow + BucketWidthAt] = width;
+                    Doubles[drow + LatenessAt] = d.AllowedLatenessMs;
+                    for (int b = 0; b < 2 * ring; b++)
+                    {
+                        longInit.Add(-1); // committed epochs, then pending epochs: none yet
+                    }
+                    for (int b = 0; b < 2 * ring; b++)
+                    {
+                        doubleInit.Add(0); // per bucket: count, sum
+                    }
+                    break;
+                }
+                case Aggregation.DistinctCount:
+                    Ints[row + SourceAt] = IndexOf(keys, d.Field!);
+                    Ints[row + SizeAt] = d.Precision;
+                    ints += 1 << d.Precision;
+                    break;
+                case Aggregation.Ratio:
+                    Ints[row + SourceAt] = names[d.Numerator!];
+                    Ints[row + DenominatorAt] = names[d.Denominator!];
+                    break;
+            }
+            if (d.Aggregation is Aggregation.DecayedSum or Aggregation.DecayedMean)
+            {
+                Doubles[drow + InverseHalfLifeAt] = 1.0 / d.HalfLifeMs;
+            }
+        }
+        NumericFields = numeric;
+        KeyFields = keys;
+        LongInit = [.. longInit];
+        DoubleInit = [.. doubleInit];
+        IntStateWidth = ints;
+        ValidateRatioOperands();
+    }
+
+    public IReadOnlyList<FeatureDefinition> Definitions { get; }
+
+    public int Count => Definitions.Count;
+
+    /// <summary>Numeric event fields, in column order.</summary>
+    public IReadOnlyList<string> NumericFields { get; }
+
+    /// <summary>Key event fields (hashed to 64 bits), in column order.</summary>
+    public IReadOnlyList<string> KeyFields { get; }
+
+    internal int[] Ints { get; }
+
+    internal double[] Doubles { get; }
+
+    /// <summary>Initial per-slot long state (window epochs).</summary>
+    internal long[] LongInit { get; }
+
+    /// <summary>Initial per-slot double state (sums, extremes, window buckets).</summary>
+    internal double[] DoubleInit { get; }
+
+    internal int IntStateWidth { get; }
+
+    /// <summary>Device bytes of state per entity slot, the per-slot columns included.</summary>
+    public long BytesPerEntity => 8L * (4 + LongInit.Length + DoubleInit.Length) + 4L * (1 + IntStateWidth);
+
+    public int IndexOf(string feature)
+    {
+        for (int f = 0; f < Definitions.Count; f++)
+        {
+            if (Definitions[f].Name == feature)
+            {
+                return f;
+            }
+        }
+        return -1;
+    }
+
+    private static int IndexOf(List<string> columns, string field)
+    {
+        int index = columns.IndexOf(field);
+        if (index < 0)
+        {
+            columns.Add(field);
+            index = columns.Count - 1;
+        }
+        return index;
+    }
+
+    private static void Validate(FeatureDefinition d, Dictionary<string, int> names)
+    {
+        string at = $"Feature '{d.Name}' ({d.Aggregation})";
+        if (!Enum.IsDefined(d.Aggregation))
+        {
+            throw new FeatureDefinitionException($"Feature '{d.Name}': unknown aggregation {d.Aggregation}.");
+        }
+        if (!Enum.IsDefined(d.Transform))
+        {
+            throw new FeatureDefinitionException($"{at}: unknown transform {d.Transform}.");
+        }
+        if ((d.UsesNumericField || d.UsesKeyField) && (string.IsNullOrWhiteSpace(d.Field) || d.Field is "entity" or "ts"))
+        {
+            throw new FeatureDefinitionException($"{at} needs Field: the event field it aggregates (not 'entity' or 'ts').");
+        }
+        if (!double.IsFinite(d.Default))
+        {
+            throw new FeatureDefinitionException($"{at}: Default must be a finite number.");
+        }
+        if (d.Aggregation is Aggregation.DecayedSum or Aggregation.DecayedMean && !(d.HalfLifeMs > 0 && double.IsFinite(d.HalfLifeMs)))
+        {
+            throw new FeatureDefinitionException($"{at} needs HalfLifeMs > 0 (got {d.HalfLifeMs}).");
+        }
+        if (d.IsWindowed)
+        {
+            if (d.Buckets is < 1 or > 1_024)
+            {
+                throw new FeatureDefinitionException($"{at}: Buckets must be between 1 and 1024 (got {d.Buckets}).");
+            }
+            if (d.HorizonMs <= 0 || d.HorizonMs % d.Buckets != 0)
+            {
+                throw new FeatureDefinitionException($"{at} needs HorizonMs > 0 and a whole number of its {d.Buckets} buckets (got {d.HorizonMs}).");
+            }
+            if (d.AllowedLatenessMs < 0 || d.AllowedLatenessMs > 64 * d.HorizonMs)
+            {
+                throw new FeatureDefinitionException($"{at}: AllowedLatenessMs must be between 0 and 64 horizons (got {d.AllowedLatenessMs}).");
+            }
+        }
+        if (d.Aggregation == Aggregation.DistinctCount && d.Precision is < FeatureDefinition.MinPrecision or > FeatureDefinition.MaxPrecision)
+        {
+            throw new FeatureDefinitionException($"{at}: Precision must be between {FeatureDefinition.MinPrecision} and {FeatureDefinition.MaxPrecision} (got {d.Precision}).");
+        }
+        if (d.Aggregation == Aggregation.Ratio)
+        {
+            foreach (var (role, operand) in new[] { ("Numerator", d.Numerator), ("Denominator", d.Denominator) })
+            {
+                if (operand is null || !names.ContainsKey(operand))
+                {
+                    throw new FeatureDefinitionException($"{at}: {role} must name a declared feature (got '{operand}').");
+                }
+                if (operand == d.Name)
+                {
+                    throw new FeatureDefinitionException($"{at}: {role} cannot be the feature itself.");
+                }
+            }
+        }
+    }
+
+    /// <summary>Checks that ratio operands are not ratios themselves (kernels do not recurse).</summary>
+    private void ValidateRatioOperands()
+    {
+        foreach (var d in Definitions)
+        {
+            if (d.Aggregation != Aggregation.Ratio)
+            {
+                continue;
+            }
+            foreach (var operand in new[] { d.Numerator!, d.Denominator! })
+            {
+                if (Definitions[IndexOf(operand)].Aggregation == Aggregation.Ratio)
+                {
+                    throw new FeatureDefinitionException($"Feature '{d.Name}' (Ratio): its operand '{operand}' is a ratio; ratios of ratios are not supported.");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+using System.Runtime.InteropServices;
+using ILGPU.Runtime;
+
+namespace Inference.Kernels.Features;
+
+// Reads: dense [rows × features] matrices for serving and training, and one entity's summary.
+public sealed partial class FeatureTable
+{
+    /// <summary>Model-input width: one column per declared feature, in declaration order.</summary>
+    public int Width => Plan.Count;
+
+    /// <summary>
+    /// Writes every feature of each entity as of <paramref name="nowMs"/> into <paramref name="output"/>
+    /// (row-major, <see cref="Width"/> columns), transformed as declared. Entities the table does
+    /// not hold read as defaults.
+    /// </summary>
+    public void Gather(ReadOnlySpan<ulong> entities, long nowMs, Span<float> output, bool transform = true) =>
+        Read(entities, [], nowMs, output, [], transform);
+
+    /// <summary>
+    /// Point-in-time read: each row's features as of its own event time. Windowed features are exact
+    /// (bucket-aligned) while the time is within the ring; decayed sums decay to the time when it is
+    /// after the entity's newest event. Running aggregates (count, sum, min, …) cannot take back
+    /// events newer than the time: such rows are flagged in <paramref name="inexact"/>.
+    /// </summary>
+    public void GatherAsOf(ReadOnlySpan<ulong> entities, ReadOnlySpan<long> timesMs, Span<float> output, Span<bool> inexact, bool transform = true)
+    {
+        if (timesMs.Length != entities.Length || inexact.Length < entities.Length)
+        {
+            throw new ArgumentException("One time and one inexact flag per row.");
+        }
+        Read(entities, timesMs, 0, output, inexact, transform);
+    }
+
+    /// <summary>An entity's event count and newest event time, or null when the table does not hold it.</summary>
+    public (long Count, long NewestEventTimeMs)? Find(ulong entity)
+    {
+        lock (_device.Gate)
+        {
+            ulong key = TableKey(entity);
+            _readKeys.View.SubView(0, 1).CopyFromCPU(ref key, 1);
+            var read = ReadView(1, perRowTime: false, 0, transform: false);
+            _lookup(1, 1, HashView(), read);
+            _device.Accelerator.Synchronize();
+            int slot = -1;
+            _readSlots.View.SubView(0, 1).CopyToCPU(ref slot, 1);
+            if (slot < 0)
+            {
+                return null;
+            }
+            long count = 0, newest = 0;
+            _count.View.SubView(slot, 1).CopyToCPU(ref count, 1);
+            _maxTime.View.SubView(slot, 1).CopyToCPU(ref newest, 1);
+            return count == 0 ? null : (count, newest);
+        }
+    }
+
+    private void Read(ReadOnlySpan<ulong> entities, ReadOnlySpan<long> times, long now, Span<float> output, Span<bool> inexact, bool transform)
+    {
+        int width = Plan.Count;
+        if (output.Length < entities.Length * width)
+        {
+            throw new ArgumentException($"The output needs {entities.Length * width} floats.", nameof(output));
+        }
+        bool perRow = !times.IsEmpty;
+        lock (_device.Gate)
+        {
+            for (int start = 0; start < entities.Length; start += _options.MaxGatherRows)
+            {
+                int rows = Math.Min(_options.MaxGatherRows, entities.Length - start);
+                var keys = _hostKeys.AsSpan(0, rows);
+                entities.Slice(start, rows).CopyTo(keys);
+                for (int i = 0; i < rows; i++)
+                {
+                    keys[i] = TableKey(keys[i]);
+                }
+                _readKeys.View.SubView(0, rows).CopyFromCPU(ref MemoryMarshal.GetReference(keys), rows);
+                if (perRow)
+                {
+                    var slice = times.Slice(start, rows);
+                    _readTimes.View.SubView(0, rows).CopyFromCPU(ref MemoryMarshal.GetReference(slice), rows);
+                }
+                var read = ReadView(rows, perRow, now, transform);
+                int threads = Math.Min(rows, _device.GridThreads);
+                _lookup(threads, threads, HashView(), read);
+                _gather(threads, threads, read, SlotView(), PlanView());
+                _device.Accelerator.Synchronize();
+                var destination = output.Slice(start * width, rows * width);
+                _readOutput.View.SubView(0, destination.Length).CopyToCPU(ref MemoryMarshal.GetReference(destination), destination.Length);
+                if (perRow)
+                {
+                    _readInexact.View.SubView(0, rows).CopyToCPU(ref _hostInexact[0], rows);
+                    for (int i = 0; i < rows; i++)
+                    {
+                        inexact[start + i] = _hostInexact[i] != 0;
+                    }
+                }
+            }
+        }
+    }
+
+    private ReadView ReadView(int rows, bool perRowTime, long now, bool transform) => new()
+    {
+        Keys = _readKeys.View,
+        Slots = _readSlots.View,
+        Times = _readTimes.View,
+        Output = _readOutput.View,
+        Inexact = _readInexact.View,
+        Rows = rows,
+        PerRowTime = perRowTime ? 1 : 0,
+        Now = now,
+        ApplyTransform = transform ? 1 : 0,
+    };
+}

@@ -1,0 +1,300 @@
+using System.Runtime.InteropServices;
+using Inference.Kernels.Accelerators;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Inference.Kernels.Features;
+
+/// <summary>
+/// Declared features of every entity, resident on the accelerator: an open-addressing entity-key →
+/// slot table (compare-and-swap inserts) and per-slot state laid out by the <see cref="FeaturePlan"/>.
+/// The table grows by doubling up to its maximum capacity, then evicts the idlest entities (by event
+/// time); <see cref="EvictIdle"/> applies a TTL. Every operation holds the device gate, so a read sees
+/// either none or all of a batch.
+/// </summary>
+public sealed partial class FeatureTable : IDisposable
+{
+    private readonly DeviceContext _device;
+    private readonly FeatureTableOptions _options;
+
+    // Plan
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> _planInts;
+    private readonly MemoryBuffer1D<double, Stride1D.Dense> _planDoubles;
+    private readonly MemoryBuffer1D<long, Stride1D.Dense> _longInit;
+    private readonly MemoryBuffer1D<double, Stride1D.Dense> _doubleInit;
+
+    // Batch staging and scratch
+    private readonly MemoryBuffer1D<ulong, Stride1D.Dense> _batchKeys;
+    private readonly MemoryBuffer1D<long, Stride1D.Dense> _batchTimes;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> _batchNumeric;
+    private readonly MemoryBuffer1D<ulong, Stride1D.Dense> _batchKeyColumns;
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> _batchBucket;
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> _batchWon;
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> _batchSlot;
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> _batchTouched;
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> _batchCounters;
+    private readonly MemoryBuffer1D<long, Stride1D.Dense> _batchLate;
+
+    // Reads
+    private readonly MemoryBuffer1D<ulong, Stride1D.Dense> _readKeys;
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> _readSlots;
+    private readonly MemoryBuffer1D<long, Stride1D.Dense> _readTimes;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> _readOutput;
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> _readInexact;
+
+    private readonly ulong[] _hostKeys;
+    private readonly int[] _hostInexact;
+    private readonly int[] _hostCounters = new int[2];
+    private readonly long[] _hostLate;
+    private int _sequence;
+    private int _free;
+
+    private readonly Action<Index1D, int, HashView, BatchView> _insertKeys;
+    private readonly Action<Index1D, int, HashView, BatchView, SlotView, FreeView, PlanView> _allocateSlots;
+    private readonly Action<Index1D, int, int, HashView, BatchView, SlotView> _resolveSlots;
+    private readonly Action<Index1D, int, BatchView, SlotView, PlanView> _advanceWindows;
+    private readonly Action<Index1D, int, BatchView, SlotView, PlanView> _reanchor;
+    private readonly Action<Index1D, int, BatchView, SlotView, PlanView> _accumulate;
+    private readonly Action<Index1D, int, HashView, ReadView> _lookup;
+    private readonly Action<Index1D, int, ReadView, SlotView, PlanView> _gather;
+    private readonly Action<Index1D, int, int, HashView, SlotView> _rebuild;
+    private readonly Action<Index1D, int, int, ArrayView<int>, SlotView> _evict;
+
+    public FeatureTable(DeviceContext device, FeaturePlan plan, FeatureTableOptions options)
+    {
+        if (options.InitialCapacity <= 0 || options.MaxCapacity < options.InitialCapacity)
+        {
+            throw new ArgumentException($"Capacities must satisfy 0 < initial ({options.InitialCapacity}) <= max ({options.MaxCapacity}).", nameof(options));
+        }
+        if (options.MaxBatchEvents <= 0 || options.MaxBatchEvents > options.MaxCapacity || options.MaxGatherRows <= 0)
+        {
+            throw new ArgumentException($"A batch holds 1 to {options.MaxCapacity} events (got {options.MaxBatchEvents}); gathers at least 1 row.", nameof(options));
+        }
+        if (!(options.EvictionFraction is > 0 and <= 1))
+        {
+            throw new ArgumentException($"The eviction fraction must be in (0, 1] (got {options.EvictionFraction}).", nameof(options));
+        }
+        _device = device;
+        _options = options;
+        Plan = plan;
+        var accelerator = device.Accelerator;
+        int batch = options.MaxBatchEvents;
+        int rows = options.MaxGatherRows;
+
+        _planInts = accelerator.Allocate1D(plan.Ints);
+        _planDoubles = accelerator.Allocate1D(plan.Doubles);
+        _longInit = accelerator.Allocate1D(plan.LongInit.Length == 0 ? [0L] : plan.LongInit);
+        _doubleInit = accelerator.Allocate1D(plan.DoubleInit.Length == 0 ? [0.0] : plan.DoubleInit);
+
+        _batchKeys = accelerator.Allocate1D<ulong>(batch);
+        _batchTimes = accelerator.Allocate1D<long>(batch);
+        _batchNumeric = accelerator.Allocate1D<float>(Math.Max(1L, (long)batch * plan.NumericFields.Count));
+        _batchKeyColumns = accelerator.Allocate1D<ulong>(Math.Max(1L, (long)batch * plan.KeyFields.Count));
+        _batchBucket = accelerator.Allocate1D<int>(batch);
+        _batchWon = accelerator.Allocate1D<int>(batch);
+        _batchSlot = accelerator.Allocate1D<int>(batch);
+        _batchTouched = accelerator.Allocate1D<int>(batch);
+        _batchCounters = accelerator.Allocate1D<int>(2);
+        _batchLate = accelerator.Allocate1D<long>(plan.Count);
+
+        _readKeys = accelerator.Allocate1D<ulong>(rows);
+        _readSlots = accelerator.Allocate1D<int>(rows);
+        _readTimes = accelerator.Allocate1D<long>(rows);
+        _readOutput = accelerator.Allocate1D<float>((long)rows * plan.Count);
+        _readInexact = accelerator.Allocate1D<int>(rows);
+
+        _hostKeys = new ulong[Math.Max(batch, rows)];
+        _hostInexact = new int[rows];
+        _hostLate = new long[plan.Count];
+
+        // Loaded once per table; the first load compiles (hundreds of ms on the CPU accelerator).
+        _insertKeys = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, HashView, BatchView>(FeatureKernels.InsertKeys);
+        _allocateSlots = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, HashView, BatchView, SlotView, FreeView, PlanView>(FeatureKernels.AllocateSlots);
+        _resolveSlots = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, HashView, BatchView, SlotView>(FeatureKernels.ResolveSlots);
+        _advanceWindows = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, BatchView, SlotView, PlanView>(FeatureKernels.AdvanceWindows);
+        _reanchor = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, BatchView, SlotView, PlanView>(FeatureKernels.Reanchor);
+        _accumulate = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, BatchView, SlotView, PlanView>(FeatureKernels.Accumulate);
+        _lookup = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, HashView, ReadView>(FeatureKernels.Lookup);
+        _gather = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, ReadView, SlotView, PlanView>(FeatureKernels.Gather);
+        _rebuild = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, HashView, SlotView>(FeatureKernels.Rebuild);
+        _evict = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, ArrayView<int>, SlotView>(FeatureKernels.Evict);
+
+        lock (_device.Gate)
+        {
+            AllocateSlots(options.InitialCapacity, previous: 0);
+            RebuildHash();
+            accelerator.Synchronize();
+        }
+    }
+
+    public FeaturePlan Plan { get; }
+
+    /// <summary>Entity slots allocated now (grows up to <see cref="FeatureTableOptions.MaxCapacity"/>).</summary>
+    public int Capacity { get; private set; }
+
+    /// <summary>Entities held now.</summary>
+    public int Entities
+    {
+        get
+        {
+            lock (_device.Gate)
+            {
+                return Capacity - _free;
+            }
+        }
+    }
+
+    public int MaxBatchEvents => _options.MaxBatchEvents;
+
+    public string AcceleratorDescription => _device.Description;
+
+    /// <summary>How many times the slot arrays grew.</summary>
+    public int Growths { get; private set; }
+
+    /// <summary>Keys as the table stores them: 0 marks an empty bucket, so a hash of 0 is folded into 1.</summary>
+    public static ulong TableKey(ulong hash) => hash == 0 ? 1 : hash;
+
+    /// <summary>
+    /// Applies one batch of events and returns when the device has finished. Before it, the table
+    /// grows, or at its maximum evicts its idlest entities, so every new entity gets a slot.
+    /// </summary>
+    public ApplyResult Apply<TBatch>(in TBatch batch)
+        where TBatch : IBatchColumns, allows ref struct
+    {
+        int n = batch.Count;
+        if (n > _options.MaxBatchEvents)
+        {
+            throw new ArgumentException($"A batch holds at most {_options.MaxBatchEvents} events; got {n}.", nameof(batch));
+        }
+        if (batch.Entities.Length != n || batch.Times.Length != n)
+        {
+            throw new ArgumentException("The entity and time columns must hold one value per event.", nameof(batch));
+        }
+        for (int c = 0; c < Plan.NumericFields.Count; c++)
+        {
+            if (batch.Numeric(c).Length != n)
+            {
+                throw new ArgumentException($"Column '{Plan.NumericFields[c]}' holds {batch.Numeric(c).Length} values for {n} events.", nameof(batch));
+            }
+        }
+        for (int c = 0; c < Plan.KeyFields.Count; c++)
+        {
+            if (batch.Keys(c).Length != n)
+            {
+                throw new ArgumentException($"Key column '{Plan.KeyFields[c]}' holds {batch.Keys(c).Length} values for {n} events.", nameof(batch));
+            }
+        }
+        foreach (long time in batch.Times)
+        {
+            if (time < 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(batch), time, "Event times are epoch milliseconds, not negative.");
+            }
+        }
+        if (n == 0)
+        {
+            return new ApplyResult(0, 0, new long[Plan.Count], []);
+        }
+
+        lock (_device.Gate)
+        {
+            var entities = _hostKeys.AsSpan(0, n);
+            batch.Entities.CopyTo(entities);
+            for (int i = 0; i < n; i++)
+            {
+                entities[i] = TableKey(entities[i]);
+            }
+            Upload(_batchKeys, entities);
+            var evicted = EnsureRoom(n);
+
+            Upload(_batchTimes, batch.Times);
+            for (int c = 0; c < Plan.NumericFields.Count; c++)
+            {
+                var column = batch.Numeric(c);
+                _batchNumeric.View.SubView((long)c * n, n).CopyFromCPU(ref MemoryMarshal.GetReference(column), n);
+            }
+            for (int c = 0; c < Plan.KeyFields.Count; c++)
+            {
+                var column = batch.Keys(c);
+                _batchKeyColumns.View.SubView((long)c * n, n).CopyFromCPU(ref MemoryMarshal.GetReference(column), n);
+            }
+            _batchCounters.MemSetToZero();
+            _batchLate.MemSetToZero();
+            _sequence = _sequence == int.MaxValue ? 1 : _sequence + 1;
+
+            var batchView = BatchView(n);
+            var hash = HashView();
+            var slots = SlotView();
+            var plan = PlanView();
+            int threads = Math.Min(n, _device.GridThreads);
+            _insertKeys(threads, threads, hash, batchView);
+            _allocateSlots(threads, threads, hash, batchView, slots, FreeView(), plan);
+            _resolveSlots(threads, threads, _sequence, hash, batchView, slots);
+            _advanceWindows(threads, threads, batchView, slots, plan);
+            _reanchor(threads, threads, batchView, slots, plan);
+            _accumulate(threads, threads, batchView, slots, plan);
+            _device.Accelerator.Synchronize();
+
+            _batchCounters.View.CopyToCPU(ref _hostCounters[0], 2);
+            _batchLate.View.CopyToCPU(ref _hostLate[0], _hostLate.Length);
+            int top = 0;
+            _freeTop.View.CopyToCPU(ref top, 1);
+            _free = Math.Max(0, top);
+            int dropped = _hostCounters[1];
+            return new ApplyResult(n - dropped, dropped, (long[])_hostLate.Clone(), evicted);
+        }
+    }
+
+    private static void Upload<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, ReadOnlySpan<T> source)
+        where T : unmanaged
+    {
+        if (source.Length > 0)
+        {
+            buffer.View.SubView(0, source.Length).CopyFromCPU(ref MemoryMarshal.GetReference(source), source.Length);
+        }
+    }
+
+    private PlanView PlanView() => new()
+    {
+        Ints = _planInts.View,
+        Doubles = _planDoubles.View,
+        Features = Plan.Count,
+        LongStride = Plan.LongInit.Length,
+        DoubleStride = Plan.DoubleInit.Length,
+        IntStride = Plan.IntStateWidth,
+    };
+
+    private BatchView BatchView(int n) => new()
+    {
+        Keys = _batchKeys.View,
+        Times = _batchTimes.View,
+        Numeric = _batchNumeric.View,
+        KeyColumns = _batchKeyColumns.View,
+        Bucket = _batchBucket.View,
+        Won = _batchWon.View,
+        Slot = _batchSlot.View,
+        Touched = _batchTouched.View,
+        Counters = _batchCounters.View,
+        Late = _batchLate.View,
+        Count = n,
+    };
+
+    public void Dispose()
+    {
+        lock (_device.Gate)
+        {
+            DisposeSlots();
+            _hashKeys?.Dispose();
+            _hashSlotOf?.Dispose();
+            foreach (var buffer in new MemoryBuffer[]
+            {
+                _planInts, _planDoubles, _longInit, _doubleInit, _batchKeys, _batchTimes, _batchNumeric, _batchKeyColumns,
+                _batchBucket, _batchWon, _batchSlot, _batchTouched, _batchCounters, _batchLate,
+                _readKeys, _readSlots, _readTimes, _readOutput, _readInexact,
+            })
+            {
+                buffer.Dispose();
+            }
+        }
+    }
+}

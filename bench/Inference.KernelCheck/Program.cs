@@ -1,10 +1,15 @@
-using System.Diagnostics;
 using System.Globalization;
 using Inference.Kernels.Accelerators;
-using Inference.Kernels.State;
+using Inference.Kernels.Features;
+using Inference.KernelCheck;
 
-// Runs the state-table kernels on every accelerator present (CPU always, CUDA when found): checks
-// them against the oracle, then measures apply and gather throughput. Prints a markdown table last.
+// The feature kernels on every accelerator present (CPU always, CUDA when found): the randomised
+// self-check against the oracle, then apply throughput next to a plain C# reference on one thread,
+// gather throughput, and device copy bandwidth (the peak the kernels are compared with).
+// The markdown table comes last. Options: --quick (smaller sizes, for a smoke run).
+bool quick = args.Contains("--quick");
+int entities = quick ? 100_000 : 1_000_000;
+int batch = quick ? 16_384 : 65_536;
 var kinds = new List<AcceleratorKind> { AcceleratorKind.Cpu };
 using (var probe = DeviceContext.Create(AcceleratorKind.Auto))
 {
@@ -16,22 +21,38 @@ using (var probe = DeviceContext.Create(AcceleratorKind.Auto))
 
 var rows = new List<string>();
 bool allPassed = true;
+var reference = new Dictionary<int, double>();
+foreach (int fields in new[] { 1, 8, 32 })
+{
+    reference[fields] = ReferenceApply.EventsPerSecond(entities, fields, batch, seconds: quick ? 1 : 2);
+    rows.Add(Invariant($"| C# reference, one thread | apply, {entities:N0} entities, {fields} features | {reference[fields]:N0} events/s | baseline; {Bench.Plan(fields).BytesPerEntity} B state per entity |"));
+}
 foreach (var kind in kinds)
 {
     using var device = DeviceContext.Create(kind);
-    Console.Error.WriteLine($"Accelerator: {device.Description}");
-    var (passed, detail) = Check(device);
-    allPassed &= passed;
-    rows.Add($"| {device.Description} | correctness vs oracle | {(passed ? "pass" : "FAIL")} | {detail} |");
+    string name = device.Description;
+    Console.Error.WriteLine($"Accelerator: {name}");
+    foreach (var (seed, maxCapacity) in new[] { (101, 1_000), (202, 128) })
+    {
+        var report = FeatureSelfCheck.Run(device, seed, entities: maxCapacity < 400 ? 400 : 300, initialCapacity: 32, maxCapacity, batches: 40);
+        allPassed &= report.Passed;
+        string detail = report.Passed
+            ? $"seed {seed}: {report.Events:N0} events, {report.Entities} entities, {report.Growths} growths, {report.Evicted} evicted, {report.Late.Sum()} late"
+            : string.Join("; ", report.Mismatches.Take(3));
+        rows.Add($"| {name} | self-check vs oracle, all 14 aggregations | {(report.Passed ? "pass" : "FAIL")} | {detail} |");
+    }
+    double peak = Bench.CopyBandwidth(device, quick ? 64 << 20 : 256 << 20);
+    rows.Add(Invariant($"| {name} | device copy bandwidth (read + write) | {peak / 1e9:F1} GB/s | the peak for the rows below |"));
     foreach (int fields in new[] { 1, 8, 32 })
     {
-        double rate = ApplyRate(device, entities: 1_000_000, fields, batch: 65_536);
-        rows.Add(Invariant($"| {device.Description} | apply, 1M entities, {fields} fields | {rate:N0} events/s | batches of 65,536 |"));
+        double rate = Bench.ApplyRate(device, entities, fields, batch, seconds: quick ? 1 : 2);
+        long bytes = Bench.BytesPerEvent(fields);
+        rows.Add(Invariant($"| {name} | apply, {entities:N0} entities, {fields} features | {rate:N0} events/s | {rate / reference[fields]:F2}× reference; ~{bytes} B moved per event, {rate * bytes / 1e9:F2} GB/s = {100 * rate * bytes / peak:F1}% of copy bandwidth |"));
     }
-    foreach (int batch in new[] { 1, 64, 1024 })
+    foreach (int size in new[] { 1, 64, 1024 })
     {
-        double rate = GatherRate(device, entities: 1_000_000, batch);
-        rows.Add(Invariant($"| {device.Description} | gather, batch {batch} | {rate:N0} rows/s | 1 field (3 columns) |"));
+        double rate = Bench.GatherRate(device, entities, size, seconds: quick ? 0.5 : 1);
+        rows.Add(Invariant($"| {name} | gather, batch {size}, 8 features | {rate:N0} rows/s | {entities:N0} entities held |"));
     }
 }
 
@@ -39,100 +60,5 @@ Console.WriteLine("| accelerator | check | result | notes |");
 Console.WriteLine("|---|---|---:|---|");
 rows.ForEach(Console.WriteLine);
 return allPassed ? 0 : 1;
-
-static (bool Passed, string Detail) Check(DeviceContext device)
-{
-    const int seed = 7, fields = 3, entities = 500, events = 50_000, batch = 4_096;
-    const double halfLife = 60_000;
-    var random = new Random(seed);
-    var oracle = new FeatureOracle(fields);
-    using var table = new StateTable(device, entities, fields, halfLife, batch);
-    var slots = new int[batch];
-    var times = new long[batch];
-    var values = new float[fields * batch];
-    for (int start = 0; start < events; start += batch)
-    {
-        int n = Math.Min(batch, events - start);
-        var touched = new HashSet<int>();
-        for (int i = 0; i < n; i++)
-        {
-            slots[i] = (int)(entities * Math.Pow(random.NextDouble(), 3));
-            times[i] = 1_700_000_000_000 + random.NextInt64(0, 3_600_000);
-            var row = new float[fields];
-            for (int f = 0; f < fields; f++)
-            {
-                row[f] = (float)Math.Round(random.NextDouble() * 1000, 2);
-                values[f * n + i] = row[f];
-            }
-            oracle.Add(slots[i], times[i], row);
-            touched.Add(slots[i]);
-        }
-        table.Apply(slots.AsSpan(0, n), times.AsSpan(0, n), values.AsSpan(0, fields * n), [.. touched]);
-    }
-    double worstDecayed = 0;
-    foreach (int slot in oracle.Slots)
-    {
-        var state = table.Read(slot);
-        if (state.Count != oracle.Count(slot) || state.MaxEventTimeMs != oracle.MaxTime(slot))
-        {
-            return (false, $"seed {seed}: slot {slot} count {state.Count} vs {oracle.Count(slot)}");
-        }
-        for (int f = 0; f < fields; f++)
-        {
-            if (state.Sums[f] != oracle.Sum(slot, f))
-            {
-                return (false, $"seed {seed}: slot {slot} sum {state.Sums[f]:R} vs {oracle.Sum(slot, f):R}");
-            }
-            double expected = oracle.DecayedSum(slot, f, halfLife);
-            worstDecayed = Math.Max(worstDecayed, Math.Abs(state.DecayedSums[f] - expected) / Math.Abs(expected));
-        }
-    }
-    return (worstDecayed <= 1e-5, Invariant($"seed {seed}, {events:N0} events: counts and sums exact, decayed sums within {worstDecayed:E1} relative"));
-}
-
-static double ApplyRate(DeviceContext device, int entities, int fields, int batch)
-{
-    using var table = new StateTable(device, entities, fields, 60_000, batch);
-    var random = new Random(1);
-    var slots = new int[batch];
-    var times = new long[batch];
-    var values = new float[batch * fields];
-    for (int i = 0; i < batch; i++)
-    {
-        slots[i] = random.Next(entities);
-        times[i] = 1_000_000 + i;
-    }
-    for (int i = 0; i < values.Length; i++)
-    {
-        values[i] = (float)random.NextDouble();
-    }
-    int[] touched = [.. slots.Distinct()];
-    table.Apply(slots, times, values, touched); // warm-up (kernel compile)
-    var clock = Stopwatch.StartNew();
-    long applied = 0;
-    while (clock.Elapsed.TotalSeconds < 2)
-    {
-        table.Apply(slots, times, values, touched);
-        applied += batch;
-    }
-    return applied / clock.Elapsed.TotalSeconds;
-}
-
-static double GatherRate(DeviceContext device, int entities, int batch)
-{
-    using var table = new StateTable(device, entities, 1, 60_000, 1, maxGatherRows: Math.Max(batch, 1));
-    var random = new Random(2);
-    var slots = Enumerable.Range(0, batch).Select(_ => random.Next(entities)).ToArray();
-    var output = new float[batch * table.FeatureWidth];
-    table.Gather(slots, 0, output);
-    var clock = Stopwatch.StartNew();
-    long gathered = 0;
-    while (clock.Elapsed.TotalSeconds < 1)
-    {
-        table.Gather(slots, 0, output);
-        gathered += batch;
-    }
-    return gathered / clock.Elapsed.TotalSeconds;
-}
 
 static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);

@@ -16,6 +16,7 @@ public sealed class BadInputTests
         settings["Inference:Kafka:Embedded"] = "true";
         settings["Inference:Kafka:EmbeddedPartitions"] = "1";
         settings["Inference:Training:Enabled"] = "false";
+        EngineHarness.Declare(settings, ("count", "Count", null, null), ("amount_sum", "Sum", "amount", null), ("merchants", "DistinctCount", "merchant", null));
         await using var engine = await EngineHarness.StartAsync(settings);
 
         string[] malformed =
@@ -27,14 +28,15 @@ public sealed class BadInputTests
             "{\"entity\":\"a\",\"amount\":1}", // no time
             "{\"entity\":\"a\",\"ts\":\"yesterday\",\"amount\":1}", // time not a number
             "{\"entity\":\"a\",\"ts\":1000,\"amount\":\"12\"}", // non-numeric field
-            "{\"entity\":\"a\",\"ts\":1000}", // configured field missing
+            "{\"entity\":\"a\",\"ts\":1000,\"merchant\":\"m\"}", // numeric field missing
+            "{\"entity\":\"a\",\"ts\":1000,\"amount\":1,\"merchant\":[1]}", // key field not a string or number
             "[1,2,3]",
         ];
         using (var producer = EngineHarness.Producer(engine.BootstrapServers))
         {
             for (int i = 0; i < malformed.Length; i++)
             {
-                producer.Produce("events", new Message<string, byte[]> { Key = "a", Value = Encoding.UTF8.GetBytes($"{{\"entity\":\"a\",\"ts\":{1000 + i},\"amount\":{i}.5,\"note\":{{\"x\":[1]}}}}") });
+                producer.Produce("events", new Message<string, byte[]> { Key = "a", Value = Encoding.UTF8.GetBytes($"{{\"entity\":\"a\",\"ts\":{1000 + i},\"amount\":{i}.5,\"merchant\":\"m{i % 3}\",\"note\":{{\"x\":[1]}}}}") });
                 producer.Produce("events", new Message<string, byte[]> { Key = "a", Value = Encoding.UTF8.GetBytes(malformed[i]) });
             }
             producer.Flush(TimeSpan.FromSeconds(10));
@@ -42,10 +44,11 @@ public sealed class BadInputTests
 
         await EngineHarness.WaitUntil(() => engine.Metrics.EventsApplied == malformed.Length && engine.Metrics.MalformedEvents == malformed.Length,
             TimeSpan.FromSeconds(30), () => $"{malformed.Length} good events applied and {malformed.Length} set aside (now {engine.Metrics.EventsApplied} and {engine.Metrics.MalformedEvents})");
-        var state = engine.Get<FeatureStore>().Read("a");
-        Assert.NotNull(state);
-        Assert.Equal(malformed.Length, state.Count);
-        Assert.Equal(Enumerable.Range(0, malformed.Length).Sum(i => i + 0.5), state.Sums[0]);
+        var features = engine.Get<FeatureStore>().Read("a");
+        Assert.NotNull(features);
+        Assert.Equal(malformed.Length, features["count"]);
+        Assert.Equal(Enumerable.Range(0, malformed.Length).Sum(i => i + 0.5), features["amount_sum"]);
+        Assert.Equal(3, features["merchants"]);
         Assert.Equal(2 * malformed.Length - 1, engine.Get<FeatureStore>().Watermark.Partitions.Single().Offset);
 
         // Set aside means kept: every malformed event is on the dead-letter topic with its reason.
@@ -69,7 +72,7 @@ public sealed class BadInputTests
         consumer.Close();
         Assert.Equal(malformed, deadLetters.Select(d => d.Value));
         Assert.Equal(
-            ["bad_json", "bad_json", "missing_entity", "missing_entity", "missing_ts", "bad_ts", "non_numeric_field", "missing_field", "bad_json"],
+            ["bad_json", "bad_json", "missing_entity", "missing_entity", "missing_ts", "bad_ts", "non_numeric_field", "missing_field", "bad_key_field", "bad_json"],
             deadLetters.Select(d => d.Reason));
     }
 

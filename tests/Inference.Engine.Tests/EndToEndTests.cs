@@ -17,7 +17,11 @@ public sealed class EndToEndTests(ITestOutputHelper output)
         const int seed = 4242;
         var settings = EngineHarness.BaseSettings();
         settings["Inference:Kafka:Embedded"] = "true";
-        settings["Inference:Features:HalfLifeMs"] = HalfLifeMs.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        EngineHarness.Declare(settings,
+            ("count", "Count", null, null),
+            ("amount_sum", "Sum", "amount", null),
+            ("amount_mean", "Mean", "amount", null),
+            ("amount_decayed", "DecayedSum", "amount", $"HalfLifeMs={HalfLifeMs}"));
         settings["Inference:Training:BatchSize"] = "32";
         settings["Inference:Training:LearningRate"] = "0.5";
         settings["Inference:Training:PublishIntervalMs"] = "50";
@@ -40,17 +44,19 @@ public sealed class EndToEndTests(ITestOutputHelper output)
             () => $"{events.Count} events applied (so far {engine.Metrics.EventsApplied})");
 
         var store = engine.Get<FeatureStore>();
+        long watermark = events.Max(e => e.TimeMs);
+        Assert.Equal(watermark, store.Watermark.MaxEventTimeMs);
         foreach (var group in events.GroupBy(e => e.Entity))
         {
-            var state = store.Read(stream.Key(group.Key));
-            Assert.NotNull(state);
-            long maxTime = group.Max(e => e.TimeMs);
+            var features = store.Read(stream.Key(group.Key));
+            Assert.NotNull(features);
             double sum = group.Sum(e => (double)e.Amount);
-            double decayed = group.Sum(e => e.Amount * Math.Pow(2, -(maxTime - e.TimeMs) / HalfLifeMs));
-            Assert.Equal(group.Count(), state.Count);
-            Assert.True(sum == state.Sums[0], $"seed {seed} {stream.Key(group.Key)}: sum {state.Sums[0]:R}, expected {sum:R}");
-            Assert.True(Math.Abs(state.DecayedSums[0] - decayed) <= 1e-5 * decayed,
-                $"seed {seed} {stream.Key(group.Key)}: decayed {state.DecayedSums[0]:R}, expected {decayed:R}");
+            // Decayed sums are read as of the watermark: the newest event time applied.
+            double decayed = group.Sum(e => e.Amount * Math.Pow(2, -(watermark - e.TimeMs) / HalfLifeMs));
+            Assert.Equal(group.Count(), features["count"]);
+            Assert.True((float)sum == features["amount_sum"], $"seed {seed} {stream.Key(group.Key)}: sum {features["amount_sum"]:R}, expected {sum:R}");
+            Assert.True(Math.Abs(features["amount_decayed"] - decayed) <= 1e-5 * decayed,
+                $"seed {seed} {stream.Key(group.Key)}: decayed {features["amount_decayed"]:R}, expected {decayed:R}");
         }
         Assert.Equal(0, engine.Metrics.MalformedEvents);
 

@@ -44,6 +44,25 @@ internal sealed class EngineHarness : IAsyncDisposable
         ["Logging:LogLevel:Default"] = "Warning",
     };
 
+    /// <summary>Declares features through configuration keys, as an appsettings.json section would.</summary>
+    public static void Declare(Dictionary<string, string?> settings, params (string Name, string Aggregation, string? Field, string? Extra)[] features)
+    {
+        for (int i = 0; i < features.Length; i++)
+        {
+            var (name, aggregation, field, extra) = features[i];
+            string at = $"Inference:Features:Definitions:{i}:";
+            settings[at + "Name"] = name;
+            settings[at + "Aggregation"] = aggregation;
+            settings[at + "Field"] = field;
+            settings[at + "Transform"] = "SignedLog1p";
+            if (extra is not null)
+            {
+                var (key, value) = (extra[..extra.IndexOf('=')], extra[(extra.IndexOf('=') + 1)..]);
+                settings[at + key] = value;
+            }
+        }
+    }
+
     public static async Task<EngineHarness> StartAsync(Dictionary<string, string?> settings)
     {
         var app = InferenceApplication.Build([], settings, logging => logging.AddSimpleConsole(o => o.SingleLine = true));

@@ -1,6 +1,6 @@
 using System.Text;
 using Inference.Engine.Ingest;
-using Inference.Kernels.State;
+using Inference.Kernels.Features;
 
 namespace Inference.Engine.Tests;
 
@@ -27,6 +27,19 @@ public sealed class JsonEventDecoderTests
         var record = batch.ToRecordBatch();
         Assert.Equal(2, record.Length);
         Assert.Equal(["entity", "ts", "amount", "items"], record.Schema.FieldsList.Select(f => f.Name));
+    }
+
+    [Fact]
+    public void Key_fields_are_hashed_like_entity_keys()
+    {
+        using var batch = new MicroBatch(["amount"], capacity: 4, keyFields: ["merchant"]);
+        var decoder = new JsonEventDecoder(["amount"], ["merchant"]);
+        Assert.Equal(DecodeError.None, decoder.TryDecode("{\"entity\":\"u\",\"ts\":1,\"amount\":2,\"merchant\":\"shop-9\"}"u8, batch));
+        Assert.Equal(DecodeError.None, decoder.TryDecode("{\"entity\":\"u\",\"ts\":2,\"amount\":2,\"merchant\":77}"u8, batch));
+        Assert.Equal(DecodeError.MissingField, decoder.TryDecode("{\"entity\":\"u\",\"ts\":3,\"amount\":2}"u8, batch));
+        Assert.Equal(DecodeError.BadKeyField, decoder.TryDecode("{\"entity\":\"u\",\"ts\":3,\"amount\":2,\"merchant\":null}"u8, batch));
+        Assert.Equal([EntityKey.Hash("shop-9"), EntityKey.Hash("77")], batch.Keys[..2].ToArray());
+        Assert.Equal(["entity", "ts", "amount", "merchant"], batch.ToRecordBatch().Schema.FieldsList.Select(f => f.Name));
     }
 
     [Theory]

@@ -2,167 +2,183 @@ using System.Diagnostics;
 using Apache.Arrow;
 using Inference.Engine.Hosting;
 using Inference.Kernels.Accelerators;
-using Inference.Kernels.State;
+using Inference.Kernels.Features;
+using Microsoft.Extensions.Logging;
 
 namespace Inference.Engine.Features;
 
 /// <summary>
-/// The features stage: resolves entity hashes to slots, applies Arrow micro-batches to the
-/// accelerator-resident state table and gathers model inputs for scoring and training. A batch is
-/// applied under the device gate, so a gather sees either none or all of it, and the watermark
-/// moves with it.
+/// The features stage: applies Arrow micro-batches to the accelerator-resident feature table and
+/// reads dense model inputs for scoring and training. A batch and the watermark move together under
+/// the device gate, so a read sees either none or all of a batch and reports the watermark it saw.
 /// </summary>
-public sealed class FeatureStore : IDisposable
+public sealed partial class FeatureStore : IDisposable
 {
     private readonly DeviceContext _device;
     private readonly InferenceMetrics _metrics;
-    private readonly EntitySlotMap _slots;
-    private readonly StateTable _table;
-
-    // Scratch reused across batches (touched only under the device gate).
-    private readonly int[] _batchSlots;
-    private readonly int[] _touched;
-    private readonly int[] _touchMark;
-    private readonly long[] _keptTimes;
-    private readonly float[] _keptValues;
-    private int _batchSequence;
+    private readonly ILogger _logger;
+    private readonly FeatureTable _table;
+    private readonly FeatureOptions _options;
     private FeatureWatermark _watermark = FeatureWatermark.Empty;
+    private long _nextTtlScan;
 
-    public FeatureStore(DeviceContext device, FeatureOptions options, InferenceMetrics metrics)
+    public FeatureStore(DeviceContext device, FeatureOptions options, InferenceMetrics metrics, ILogger<FeatureStore> logger)
     {
         _device = device;
+        _options = options;
         _metrics = metrics;
-        Fields = options.Fields;
-        _slots = new EntitySlotMap(options.Capacity);
-        _table = new StateTable(device, options.Capacity, options.Fields.Count, options.HalfLifeMs, options.MaxBatchEvents);
-        _batchSlots = new int[options.MaxBatchEvents];
-        _touched = new int[options.MaxBatchEvents];
-        _touchMark = new int[options.Capacity];
-        _keptTimes = new long[options.MaxBatchEvents];
-        _keptValues = new float[options.MaxBatchEvents * options.Fields.Count];
+        _logger = logger;
+        Plan = new FeaturePlan(options.Definitions);
+        _table = new FeatureTable(device, Plan, new FeatureTableOptions
+        {
+            InitialCapacity = Math.Min(options.InitialCapacity, options.Capacity),
+            MaxCapacity = options.Capacity,
+            MaxBatchEvents = options.MaxBatchEvents,
+        });
+        _nextTtlScan = Stopwatch.GetTimestamp() + options.EvictionScanIntervalMs * Stopwatch.Frequency / 1000;
+        _metrics.ObserveEntities(() => _table.Entities);
+        Log.Declared(logger, Plan.Count, string.Join(", ", Plan.Definitions.Select(d => $"{d.Name} ({d.Aggregation})")), Plan.BytesPerEntity, device.Description);
     }
 
-    public IReadOnlyList<string> Fields { get; }
+    public FeaturePlan Plan { get; }
 
-    /// <summary>Columns of entity features per row handed to the model.</summary>
-    public int FeatureWidth => _table.FeatureWidth;
+    /// <summary>Model-input columns per row: one per declared feature.</summary>
+    public int FeatureWidth => _table.Width;
 
     public string AcceleratorDescription => _device.Description;
 
-    public int Entities
-    {
-        get
-        {
-            lock (_device.Gate)
-            {
-                return _slots.Count;
-            }
-        }
-    }
+    public int Entities => _table.Entities;
 
     public FeatureWatermark Watermark => Volatile.Read(ref _watermark);
 
     /// <summary>
-    /// Applies one micro-batch (columns entity: uint64, ts: int64, then one float column per field)
-    /// and advances the watermark to <paramref name="offsets"/>. Returns the events applied.
+    /// Applies one micro-batch (entity: uint64, ts: int64, a float column per numeric field, a
+    /// uint64 column per key field, in the plan's order) and advances the watermark to
+    /// <paramref name="offsets"/>. Returns the events applied.
     /// </summary>
     public int Apply(RecordBatch batch, ReadOnlySpan<PartitionOffset> offsets)
     {
-        int n = batch.Length;
-        var entities = ((UInt64Array)batch.Column(0)).Values;
-        var times = ((Int64Array)batch.Column(1)).Values;
-        var columns = new RecordBatchColumns(batch);
         long started = Stopwatch.GetTimestamp();
-        int applied;
+        var columns = new RecordBatchColumns(batch, Plan.NumericFields.Count);
+        ApplyResult result;
         lock (_device.Gate)
         {
-            int sequence = ++_batchSequence;
-            int touched = 0, dropped = 0;
-            long maxTime = 0;
-            for (int i = 0; i < n; i++)
+            result = _table.Apply(columns);
+            long newest = 0;
+            foreach (long time in columns.Times)
             {
-                int slot = _slots.GetOrAdd(entities[i]);
-                _batchSlots[i] = slot;
-                if (slot < 0)
-                {
-                    dropped++;
-                    continue;
-                }
-                if (_touchMark[slot] != sequence)
-                {
-                    _touchMark[slot] = sequence;
-                    _touched[touched++] = slot;
-                }
-                maxTime = Math.Max(maxTime, times[i]);
+                newest = Math.Max(newest, time);
             }
-
-            applied = n - dropped;
-            if (dropped == 0)
-            {
-                _table.Apply(_batchSlots.AsSpan(0, n), times, _touched.AsSpan(0, touched), columns);
-            }
-            else if (applied > 0)
-            {
-                // The table is full: keep the events of entities that have a slot.
-                int kept = 0;
-                for (int i = 0; i < n; i++)
-                {
-                    if (_batchSlots[i] < 0)
-                    {
-                        continue;
-                    }
-                    _batchSlots[kept] = _batchSlots[i];
-                    _keptTimes[kept] = times[i];
-                    for (int f = 0; f < Fields.Count; f++)
-                    {
-                        _keptValues[f * applied + kept] = columns.Column(f)[i];
-                    }
-                    kept++;
-                }
-                _table.Apply(_batchSlots.AsSpan(0, applied), _keptTimes.AsSpan(0, applied), _keptValues, _touched.AsSpan(0, touched), applied);
-            }
-            if (dropped > 0)
-            {
-                _metrics.Dropped(dropped);
-            }
-            Volatile.Write(ref _watermark, _watermark.Advance(offsets, maxTime));
+            Volatile.Write(ref _watermark, _watermark.Advance(offsets, newest));
+            ApplyTtl();
         }
-        _metrics.BatchApplied(applied, Stopwatch.GetElapsedTime(started).TotalSeconds);
-        return applied;
+        Record(result);
+        _metrics.BatchApplied(result.Applied, Stopwatch.GetElapsedTime(started).TotalSeconds);
+        return result.Applied;
+    }
+
+    private void Record(ApplyResult result)
+    {
+        if (result.Dropped > 0)
+        {
+            _metrics.Dropped(result.Dropped);
+        }
+        if (result.Evicted.Length > 0)
+        {
+            _metrics.Evicted(result.Evicted.Length, "capacity");
+            Log.EvictedIdlest(_logger, result.Evicted.Length, _table.Capacity);
+        }
+        for (int f = 0; f < result.Late.Length; f++)
+        {
+            if (result.Late[f] > 0)
+            {
+                _metrics.Late(Plan.Definitions[f].Name, result.Late[f]);
+            }
+        }
+    }
+
+    private void ApplyTtl()
+    {
+        if (_options.EntityTtlMs <= 0 || Stopwatch.GetTimestamp() < _nextTtlScan)
+        {
+            return;
+        }
+        _nextTtlScan = Stopwatch.GetTimestamp() + _options.EvictionScanIntervalMs * Stopwatch.Frequency / 1000;
+        var evicted = _table.EvictIdle(_watermark.MaxEventTimeMs - _options.EntityTtlMs);
+        if (evicted.Length > 0)
+        {
+            _metrics.Evicted(evicted.Length, "ttl");
+        }
     }
 
     /// <summary>
     /// Writes <see cref="FeatureWidth"/> model-input columns per entity into <paramref name="output"/>,
-    /// as of the newest event time applied. Unknown entities read as empty entities. Returns the
-    /// watermark of exactly the state that was read.
+    /// as of the newest event time applied. Unknown entities read as defaults. Returns the watermark of
+    /// exactly the state that was read.
     /// </summary>
-    public FeatureWatermark Gather(ReadOnlySpan<ulong> entities, Span<float> output, Span<int> slotScratch)
+    public FeatureWatermark Gather(ReadOnlySpan<ulong> entities, Span<float> output)
     {
         lock (_device.Gate)
         {
-            for (int i = 0; i < entities.Length; i++)
-            {
-                slotScratch[i] = _slots.Find(entities[i]);
-            }
-            _table.Gather(slotScratch[..entities.Length], _watermark.MaxEventTimeMs, output);
+            _table.Gather(entities, _watermark.MaxEventTimeMs, output);
             return _watermark;
         }
     }
 
-    /// <summary>One entity's raw aggregates, or null when it was never seen.</summary>
-    public EntityState? Read(string entity)
+    /// <summary>Point-in-time model inputs: each row as of its own event time (training joins labels this way).</summary>
+    public int GatherAsOf(ReadOnlySpan<ulong> entities, ReadOnlySpan<long> timesMs, Span<float> output, Span<bool> inexact)
     {
+        _table.GatherAsOf(entities, timesMs, output, inexact);
+        int count = 0;
+        foreach (bool flag in inexact[..entities.Length])
+        {
+            count += flag ? 1 : 0;
+        }
+        return count;
+    }
+
+    /// <summary>One entity's untransformed feature values as of the newest event applied, or null when the table does not hold it.</summary>
+    public IReadOnlyDictionary<string, double>? Read(string entity)
+    {
+        ulong key = EntityKey.Hash(entity);
+        var values = new float[FeatureWidth];
         lock (_device.Gate)
         {
-            int slot = _slots.Find(EntityKey.Hash(entity));
-            return slot < 0 ? null : _table.Read(slot);
+            if (_table.Find(key) is null)
+            {
+                return null;
+            }
+            _table.Gather([key], _watermark.MaxEventTimeMs, values, transform: false);
         }
+        var result = new Dictionary<string, double>(FeatureWidth);
+        for (int f = 0; f < FeatureWidth; f++)
+        {
+            result[Plan.Definitions[f].Name] = values[f];
+        }
+        return result;
     }
 
     public void Dispose() => _table.Dispose();
 
-    private readonly struct RecordBatchColumns(RecordBatch batch) : IFieldColumns
+    private readonly struct RecordBatchColumns(RecordBatch batch, int numeric) : IBatchColumns
     {
-        public ReadOnlySpan<float> Column(int field) => ((FloatArray)batch.Column(2 + field)).Values;
+        public int Count => batch.Length;
+
+        public ReadOnlySpan<ulong> Entities => ((UInt64Array)batch.Column(0)).Values;
+
+        public ReadOnlySpan<long> Times => ((Int64Array)batch.Column(1)).Values;
+
+        public ReadOnlySpan<float> Numeric(int column) => ((FloatArray)batch.Column(2 + column)).Values;
+
+        public ReadOnlySpan<ulong> Keys(int column) => ((UInt64Array)batch.Column(2 + numeric + column)).Values;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(200, LogLevel.Information, "{Count} features on {Accelerator}: {Features}; {Bytes} bytes of state per entity.")]
+        public static partial void Declared(ILogger logger, int count, string features, long bytes, string accelerator);
+
+        [LoggerMessage(201, LogLevel.Warning, "The feature table is full at {Capacity} entities: evicted the {Count} idlest.")]
+        public static partial void EvictedIdlest(ILogger logger, int count, int capacity);
     }
 }

@@ -31,6 +31,7 @@ public static partial class InferenceApplication
         ["--parameter-server"] = "Inference:Sync:ParameterServer",
         ["--accelerator"] = "Inference:Features:Accelerator",
         ["--embedded-kafka"] = "Inference:Kafka:Embedded",
+        ["--features"] = "Inference:Features:File",
     };
 
     /// <summary>

@@ -20,6 +20,12 @@ public sealed class InferenceMetrics
     private readonly Counter<long> _labels;
     private readonly Counter<long> _publishes;
     private readonly Counter<long> _syncs;
+    private readonly Counter<long> _late;
+    private readonly Counter<long> _evicted;
+    private readonly Counter<long> _pointInTimeInexact;
+    private readonly Meter _meter;
+    private long _lateTotal;
+    private long _evictedTotal;
 
     private long _eventsTotal;
     private long _malformedTotal;
@@ -35,7 +41,7 @@ public sealed class InferenceMetrics
 
     public InferenceMetrics(IMeterFactory meterFactory)
     {
-        var meter = meterFactory.Create(MeterName);
+        var meter = _meter = meterFactory.Create(MeterName);
         _events = meter.CreateCounter<long>("inference.ingest.events", "{event}", "Events applied to the feature state.");
         _malformed = meter.CreateCounter<long>("inference.ingest.malformed", "{event}", "Events set aside as malformed, by reason.");
         _dropped = meter.CreateCounter<long>("inference.features.dropped", "{event}", "Events of entities the full state table could not take.");
@@ -47,6 +53,9 @@ public sealed class InferenceMetrics
         _labels = meter.CreateCounter<long>("inference.training.labels", "{label}", "Labels trained on.");
         _publishes = meter.CreateCounter<long>("inference.training.publishes", "{publish}", "Model versions published to serving.");
         _syncs = meter.CreateCounter<long>("inference.sync.rounds", "{round}", "Push/pull rounds with the parameter server.");
+        _late = meter.CreateCounter<long>("inference.features.late", "{event}", "Events older than a windowed feature's allowed lateness, by feature; not applied to it.");
+        _evicted = meter.CreateCounter<long>("inference.features.evicted", "{entity}", "Entities evicted from the feature table, by reason (ttl, capacity).");
+        _pointInTimeInexact = meter.CreateCounter<long>("inference.training.point_in_time_inexact", "{label}", "Labels joined with running aggregates that already include events after the label.");
         meter.CreateObservableGauge("inference.ingest.lag", () => Volatile.Read(ref _lag), "{event}", "Events behind the end of the assigned partitions.");
         meter.CreateObservableGauge("inference.training.online_log_loss", () => Volatile.Read(ref _onlineLogLoss), null, "Progressive log loss of labels before training on them.");
     }
@@ -70,6 +79,10 @@ public sealed class InferenceMetrics
     public long SyncRounds => Interlocked.Read(ref _syncsTotal);
 
     public long ConsumerLag => Volatile.Read(ref _lag);
+
+    public long LateEvents => Interlocked.Read(ref _lateTotal);
+
+    public long EvictedEntities => Interlocked.Read(ref _evictedTotal);
 
     /// <summary>Exponentially weighted progressive log loss (NaN until the first label).</summary>
     public double OnlineLogLoss => Volatile.Read(ref _onlineLogLoss);
@@ -96,6 +109,35 @@ public sealed class InferenceMetrics
     {
         Interlocked.Add(ref _droppedTotal, events);
         _dropped.Add(events);
+    }
+
+    internal void ObserveEntities(Func<int> entities) =>
+        _meter.CreateObservableGauge("inference.features.entities", entities, "{entity}", "Entities held in the feature table.");
+
+    internal void Late(string feature, long events)
+    {
+        Interlocked.Add(ref _lateTotal, events);
+        if (_late.Enabled)
+        {
+            _late.Add(events, new KeyValuePair<string, object?>("feature", feature));
+        }
+    }
+
+    internal void Evicted(int entities, string reason)
+    {
+        Interlocked.Add(ref _evictedTotal, entities);
+        if (_evicted.Enabled)
+        {
+            _evicted.Add(entities, new KeyValuePair<string, object?>("reason", reason));
+        }
+    }
+
+    internal void PointInTimeInexact(int labels)
+    {
+        if (labels > 0)
+        {
+            _pointInTimeInexact.Add(labels);
+        }
     }
 
     internal void DataLoss()

@@ -1,4 +1,5 @@
 using Inference.Kernels.Accelerators;
+using Inference.Kernels.Features;
 using Inference.Models;
 
 namespace Inference.Engine.Hosting;
@@ -71,24 +72,32 @@ public sealed class KafkaOptions
 
 public sealed class FeatureOptions
 {
-    public const double DefaultHalfLifeMs = 3_600_000;
-    public const int DefaultCapacity = 1_000_000;
-    public const int DefaultMaxBatchEvents = 8_192;
+    public const int DefaultInitialCapacity = FeatureTableOptions.DefaultInitialCapacity;
+    public const int DefaultCapacity = FeatureTableOptions.DefaultMaxCapacity;
+    public const int DefaultMaxBatchEvents = FeatureTableOptions.DefaultMaxBatchEvents;
     public const int DefaultMaxBatchDelayMs = 20;
-
-    public const string DefaultField = "amount";
+    public const int DefaultEvictionScanIntervalMs = 60_000;
 
     /// <summary>
-    /// The numeric event fields aggregated per entity (count, sum, decayed sum); ["amount"] when
-    /// none are configured. (Empty by default because configuration binding appends to a list.)
+    /// The declared features, in model-input order. Empty means <see cref="DefaultDefinitions"/>.
+    /// (Empty by default in code because configuration binding appends to a list.)
     /// </summary>
-    public List<string> Fields { get; set; } = [];
+    public List<FeatureDefinition> Definitions { get; set; } = [];
 
-    /// <summary>Half-life of the decayed sums, by event time.</summary>
-    public double HalfLifeMs { get; set; } = DefaultHalfLifeMs;
+    /// <summary>A JSON file of feature declarations (an array, or an object with "Definitions"); replaces <see cref="Definitions"/>.</summary>
+    public string? File { get; set; }
 
-    /// <summary>Entities the state table holds; events of entities beyond it are counted and dropped.</summary>
+    /// <summary>Entity slots allocated at start (at most <see cref="Capacity"/>); the table doubles as entities arrive.</summary>
+    public int InitialCapacity { get; set; } = DefaultInitialCapacity;
+
+    /// <summary>The most entities held; beyond it the idlest entities are evicted (metric inference.features.evicted).</summary>
     public int Capacity { get; set; } = DefaultCapacity;
+
+    /// <summary>Entities with no event for this long (by event time, against the newest event applied) are evicted; 0 keeps them.</summary>
+    public long EntityTtlMs { get; set; }
+
+    /// <summary>How often the TTL is applied.</summary>
+    public int EvictionScanIntervalMs { get; set; } = DefaultEvictionScanIntervalMs;
 
     /// <summary>A micro-batch closes at this many events...</summary>
     public int MaxBatchEvents { get; set; } = DefaultMaxBatchEvents;
@@ -97,6 +106,14 @@ public sealed class FeatureOptions
     public int MaxBatchDelayMs { get; set; } = DefaultMaxBatchDelayMs;
 
     public AcceleratorKind Accelerator { get; set; } = AcceleratorKind.Auto;
+
+    /// <summary>Event count, mean amount and 1-hour decayed amount, log-scaled: the engine's features when none are declared.</summary>
+    public static List<FeatureDefinition> DefaultDefinitions() =>
+    [
+        new() { Name = "count", Aggregation = Aggregation.Count, Transform = FeatureTransform.SignedLog1p },
+        new() { Name = "amount_mean", Aggregation = Aggregation.Mean, Field = "amount", Transform = FeatureTransform.SignedLog1p },
+        new() { Name = "amount_decayed_1h", Aggregation = Aggregation.DecayedSum, Field = "amount", HalfLifeMs = 3_600_000, Transform = FeatureTransform.SignedLog1p },
+    ];
 }
 
 public sealed class ModelOptions

@@ -1,3 +1,4 @@
+using Inference.Kernels.Features;
 using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Hosting;
@@ -30,17 +31,19 @@ internal sealed class InferenceOptionsValidator : IValidateOptions<InferenceOpti
         }
 
         var features = options.Features;
-        Require(features.Fields.Count > 0, "Features:Fields", string.Join(',', features.Fields), "must list at least one numeric event field");
-        for (int i = 0; i < features.Fields.Count; i++)
+        try
         {
-            var field = features.Fields[i];
-            Require(!string.IsNullOrWhiteSpace(field) && field is not ("entity" or "ts"), $"Features:Fields:{i}", field,
-                "must be a field name other than 'entity' and 'ts'");
-            Require(features.Fields.IndexOf(field) == i, $"Features:Fields:{i}", field, "is listed twice");
+            _ = new FeaturePlan(features.Definitions);
         }
-        Require(features.HalfLifeMs > 0 && double.IsFinite(features.HalfLifeMs), "Features:HalfLifeMs", features.HalfLifeMs, "must be a positive number of milliseconds");
+        catch (FeatureDefinitionException error)
+        {
+            failures.Add($"{InferenceOptions.Section}:Features:Definitions{(features.File is null ? "" : $" (from {features.File})")}: {error.Message}");
+        }
+        Require(features.InitialCapacity > 0, "Features:InitialCapacity", features.InitialCapacity, "must be at least 1 (it is capped at Inference:Features:Capacity)");
         Require(features.Capacity is > 0 and <= 100_000_000, "Features:Capacity", features.Capacity, "must be between 1 and 100000000");
-        Require(features.MaxBatchEvents is > 0 and <= 1_000_000, "Features:MaxBatchEvents", features.MaxBatchEvents, "must be between 1 and 1000000");
+        Require(features.EntityTtlMs >= 0, "Features:EntityTtlMs", features.EntityTtlMs, "must be 0 (keep entities) or a positive number of milliseconds");
+        Require(features.EvictionScanIntervalMs is >= 100 and <= 86_400_000, "Features:EvictionScanIntervalMs", features.EvictionScanIntervalMs, "must be between 100 and 86400000");
+        Require(features.MaxBatchEvents > 0 && features.MaxBatchEvents <= Math.Min(1_000_000, features.Capacity), "Features:MaxBatchEvents", features.MaxBatchEvents, "must be between 1 and min(1000000, Inference:Features:Capacity)");
         Require(features.MaxBatchDelayMs is > 0 and <= 60_000, "Features:MaxBatchDelayMs", features.MaxBatchDelayMs, "must be between 1 and 60000");
         Require(Enum.IsDefined(features.Accelerator), "Features:Accelerator", features.Accelerator, "must be Auto, Cuda or Cpu");
 

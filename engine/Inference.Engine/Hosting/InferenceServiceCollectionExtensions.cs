@@ -8,6 +8,7 @@ using Inference.Models;
 using Inference.Models.Registry;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Hosting;
@@ -22,13 +23,7 @@ public static class InferenceServiceCollectionExtensions
     {
         services.AddOptions<InferenceOptions>()
             .Bind(configuration.GetSection(InferenceOptions.Section))
-            .PostConfigure(options =>
-            {
-                if (options.Features.Fields.Count == 0)
-                {
-                    options.Features.Fields.Add(FeatureOptions.DefaultField);
-                }
-            })
+            .PostConfigure(options => FeatureDeclarations.Resolve(options.Features))
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<InferenceOptions>, InferenceOptionsValidator>();
         services.AddMetrics();
@@ -47,7 +42,7 @@ public static class InferenceServiceCollectionExtensions
 
         services.AddSingleton<KafkaConnection>();
         services.AddSingleton(sp => DeviceContext.Create(Options(sp).Features.Accelerator));
-        services.AddSingleton(sp => new FeatureStore(sp.GetRequiredService<DeviceContext>(), Options(sp).Features, sp.GetRequiredService<InferenceMetrics>()));
+        services.AddSingleton(sp => new FeatureStore(sp.GetRequiredService<DeviceContext>(), Options(sp).Features, sp.GetRequiredService<InferenceMetrics>(), sp.GetRequiredService<ILogger<FeatureStore>>()));
         services.AddSingleton(sp =>
         {
             var options = Options(sp);

@@ -35,7 +35,7 @@ internal sealed class EventIngestor : BackgroundService
         _metrics = metrics;
         _logger = logger;
         _options = options.Value.Features;
-        _decoder = new JsonEventDecoder(_options.Fields);
+        _decoder = new JsonEventDecoder(features.Plan.NumericFields, features.Plan.KeyFields);
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
@@ -44,7 +44,7 @@ internal sealed class EventIngestor : BackgroundService
     private void Run(CancellationToken stopping)
     {
         var topic = _kafka.Options.EventsTopic;
-        using var batch = new MicroBatch(_options.Fields, _options.MaxBatchEvents);
+        using var batch = new MicroBatch(_features.Plan.NumericFields, _options.MaxBatchEvents, _features.Plan.KeyFields);
         IConsumer<Ignore, byte[]>? consumer = null;
         consumer = new ConsumerBuilder<Ignore, byte[]>(_kafka.ConsumerConfig(_kafka.Options.GroupId))
             .SetErrorHandler((_, error) => IngestLog.KafkaError(_logger, error.Reason))

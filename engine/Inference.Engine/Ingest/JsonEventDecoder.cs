@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Json;
-using Inference.Kernels.State;
+using Inference.Kernels.Features;
 
 namespace Inference.Engine.Ingest;
 
@@ -15,25 +15,34 @@ public enum DecodeError
     BadTime,
     MissingField,
     NonNumericField,
+    BadKeyField,
 }
 
 /// <summary>
 /// Decodes <c>{"entity": "&lt;key&gt;", "ts": &lt;epoch ms&gt;, "&lt;field&gt;": &lt;number&gt;, ...}</c> in place into
-/// a <see cref="MicroBatch"/> row. Unknown properties are ignored; every configured field must be a
-/// number. A numeric entity key is taken by its JSON text, so 42 and "42" name the same entity.
+/// a <see cref="MicroBatch"/> row. Unknown properties are ignored; every numeric field the features
+/// use must be a number, every key field a string or number (hashed like entity keys). A numeric key
+/// is taken by its JSON text, so 42 and "42" name the same entity.
 /// </summary>
 public sealed class JsonEventDecoder
 {
     private static readonly byte[] EntityName = "entity"u8.ToArray();
     private static readonly byte[] TimeName = "ts"u8.ToArray();
     private readonly byte[][] _fieldNames;
+    private readonly byte[][] _keyNames;
 
-    public JsonEventDecoder(IReadOnlyList<string> fields)
+    public JsonEventDecoder(IReadOnlyList<string> fields, IReadOnlyList<string>? keyFields = null)
     {
         _fieldNames = new byte[fields.Count][];
         for (int i = 0; i < fields.Count; i++)
         {
             _fieldNames[i] = Encoding.UTF8.GetBytes(fields[i]);
+        }
+        keyFields ??= [];
+        _keyNames = new byte[keyFields.Count][];
+        for (int i = 0; i < keyFields.Count; i++)
+        {
+            _keyNames[i] = Encoding.UTF8.GetBytes(keyFields[i]);
         }
     }
 
@@ -45,6 +54,7 @@ public sealed class JsonEventDecoder
         DecodeError.BadTime => "bad_ts",
         DecodeError.MissingField => "missing_field",
         DecodeError.NonNumericField => "non_numeric_field",
+        DecodeError.BadKeyField => "bad_key_field",
         _ => "none",
     };
 
@@ -58,6 +68,7 @@ public sealed class JsonEventDecoder
         int row = batch.NextRow;
         int capacity = batch.Capacity;
         var values = batch.Values;
+        var keys = batch.Keys;
         ulong entity = 0;
         bool hasEntity = false, hasTime = false;
         long time = 0;
@@ -110,7 +121,18 @@ public sealed class JsonEventDecoder
                     hasTime = true;
                     continue;
                 }
-                int field = FindField(ref reader);
+                int key = Find(_keyNames, ref reader);
+                if (key >= 0)
+                {
+                    reader.Read();
+                    if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.Number) || !TryHashKey(ref reader, out keys[key * capacity + row]))
+                    {
+                        return DecodeError.BadKeyField;
+                    }
+                    seenCount += Mark(ref seen, _fieldNames.Length + key);
+                    continue;
+                }
+                int field = Find(_fieldNames, ref reader);
                 reader.Read();
                 if (field < 0)
                 {
@@ -122,19 +144,7 @@ public sealed class JsonEventDecoder
                     return DecodeError.NonNumericField;
                 }
                 values[field * capacity + row] = (float)value;
-                if (field < 64)
-                {
-                    ulong bit = 1UL << field;
-                    if ((seen & bit) == 0)
-                    {
-                        seen |= bit;
-                        seenCount++;
-                    }
-                }
-                else
-                {
-                    seenCount++;
-                }
+                seenCount += Mark(ref seen, field);
             }
             // Trailing content after the object is not an event.
             if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
@@ -155,7 +165,7 @@ public sealed class JsonEventDecoder
         {
             return DecodeError.MissingTime;
         }
-        if (seenCount < _fieldNames.Length)
+        if (seenCount < _fieldNames.Length + _keyNames.Length)
         {
             return DecodeError.MissingField;
         }
@@ -165,16 +175,32 @@ public sealed class JsonEventDecoder
         return DecodeError.None;
     }
 
-    private int FindField(ref Utf8JsonReader reader)
+    private static int Find(byte[][] names, ref Utf8JsonReader reader)
     {
-        for (int i = 0; i < _fieldNames.Length; i++)
+        for (int i = 0; i < names.Length; i++)
         {
-            if (reader.ValueTextEquals(_fieldNames[i]))
+            if (reader.ValueTextEquals(names[i]))
             {
                 return i;
             }
         }
         return -1;
+    }
+
+    /// <summary>Marks field <paramref name="index"/> seen; returns 1 the first time (fields beyond 64 count every time).</summary>
+    private static int Mark(ref ulong seen, int index)
+    {
+        if (index >= 64)
+        {
+            return 1;
+        }
+        ulong bit = 1UL << index;
+        if ((seen & bit) != 0)
+        {
+            return 0;
+        }
+        seen |= bit;
+        return 1;
     }
 
     /// <summary>Hashes the key's unescaped UTF-8 text; an empty key is no key.</summary>

@@ -5,27 +5,35 @@ namespace Inference.Engine.Ingest;
 
 /// <summary>
 /// A micro-batch of decoded events as columns in page-locked memory, reused from batch to batch:
-/// entity key hash (uint64), event time (int64 epoch ms) and one float32 column per configured
-/// field. <see cref="ToRecordBatch"/> exposes the same memory as an Arrow record batch, no copy.
+/// entity key hash (uint64), event time (int64 epoch ms), one float32 column per numeric field and
+/// one uint64 column per key field (hashed). <see cref="ToRecordBatch"/> exposes the same memory as
+/// an Arrow record batch, no copy.
 /// </summary>
 public sealed class MicroBatch : IDisposable
 {
     private readonly PinnedMemory _entities;
     private readonly PinnedMemory _times;
     private readonly PinnedMemory _values;
+    private readonly PinnedMemory _keys;
 
-    public MicroBatch(IReadOnlyList<string> fields, int capacity)
+    public MicroBatch(IReadOnlyList<string> fields, int capacity, IReadOnlyList<string>? keyFields = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
         Fields = fields;
+        KeyFields = keyFields ?? [];
         Capacity = capacity;
         _entities = new PinnedMemory(capacity * sizeof(ulong));
         _times = new PinnedMemory(capacity * sizeof(long));
         _values = new PinnedMemory(Math.Max(1, fields.Count) * capacity * sizeof(float));
-        Schema = BuildSchema(fields);
+        _keys = new PinnedMemory(Math.Max(1, KeyFields.Count) * capacity * sizeof(ulong));
+        Schema = BuildSchema(fields, KeyFields);
     }
 
+    /// <summary>Numeric fields, one float column each.</summary>
     public IReadOnlyList<string> Fields { get; }
+
+    /// <summary>Key fields, one column of 64-bit hashes each.</summary>
+    public IReadOnlyList<string> KeyFields { get; }
 
     public int Capacity { get; }
 
@@ -36,7 +44,7 @@ public sealed class MicroBatch : IDisposable
     public Schema Schema { get; }
 
     /// <summary>True when every column is locked into RAM.</summary>
-    public bool IsPageLocked => _entities.IsLocked && _times.IsLocked && _values.IsLocked;
+    public bool IsPageLocked => _entities.IsLocked && _times.IsLocked && _values.IsLocked && _keys.IsLocked;
 
     public Span<ulong> Entities => _entities.AsSpan<ulong>(Capacity);
 
@@ -44,6 +52,9 @@ public sealed class MicroBatch : IDisposable
 
     /// <summary>Field-major values: field f of row i at <c>f * Capacity + i</c>.</summary>
     public Span<float> Values => _values.AsSpan<float>(Fields.Count * Capacity);
+
+    /// <summary>Field-major key hashes: key field k of row i at <c>k * Capacity + i</c>.</summary>
+    public Span<ulong> Keys => _keys.AsSpan<ulong>(KeyFields.Count * Capacity);
 
     /// <summary>The row the next event is decoded into; it counts once <see cref="Commit"/> is called.</summary>
     public int NextRow => Count;
@@ -56,7 +67,7 @@ public sealed class MicroBatch : IDisposable
     public RecordBatch ToRecordBatch()
     {
         int n = Count;
-        var columns = new IArrowArray[2 + Fields.Count];
+        var columns = new IArrowArray[2 + Fields.Count + KeyFields.Count];
         columns[0] = new UInt64Array(new ArrowBuffer(_entities.Memory[..(n * sizeof(ulong))]), ArrowBuffer.Empty, n, 0, 0);
         columns[1] = new Int64Array(new ArrowBuffer(_times.Memory[..(n * sizeof(long))]), ArrowBuffer.Empty, n, 0, 0);
         for (int f = 0; f < Fields.Count; f++)
@@ -64,10 +75,15 @@ public sealed class MicroBatch : IDisposable
             var slice = _values.Memory.Slice(f * Capacity * sizeof(float), n * sizeof(float));
             columns[2 + f] = new FloatArray(new ArrowBuffer(slice), ArrowBuffer.Empty, n, 0, 0);
         }
+        for (int k = 0; k < KeyFields.Count; k++)
+        {
+            var slice = _keys.Memory.Slice(k * Capacity * sizeof(ulong), n * sizeof(ulong));
+            columns[2 + Fields.Count + k] = new UInt64Array(new ArrowBuffer(slice), ArrowBuffer.Empty, n, 0, 0);
+        }
         return new RecordBatch(Schema, columns, n);
     }
 
-    private static Schema BuildSchema(IReadOnlyList<string> fields)
+    private static Schema BuildSchema(IReadOnlyList<string> fields, IReadOnlyList<string> keyFields)
     {
         var builder = new Schema.Builder()
             .Field(f => f.Name("entity").DataType(UInt64Type.Default).Nullable(false))
@@ -75,6 +91,10 @@ public sealed class MicroBatch : IDisposable
         foreach (var field in fields)
         {
             builder.Field(f => f.Name(field).DataType(FloatType.Default).Nullable(false));
+        }
+        foreach (var field in keyFields)
+        {
+            builder.Field(f => f.Name(field).DataType(UInt64Type.Default).Nullable(false));
         }
         return builder.Build();
     }
@@ -84,5 +104,6 @@ public sealed class MicroBatch : IDisposable
         ((IDisposable)_entities).Dispose();
         ((IDisposable)_times).Dispose();
         ((IDisposable)_values).Dispose();
+        ((IDisposable)_keys).Dispose();
     }
 }

@@ -3,7 +3,7 @@ using System.Diagnostics;
 using Grpc.Core;
 using Inference.Engine.Features;
 using Inference.Engine.Hosting;
-using Inference.Kernels.State;
+using Inference.Kernels.Features;
 using Inference.Models.Registry;
 using Inference.Proto.V1;
 using Microsoft.Extensions.Options;
@@ -30,7 +30,6 @@ internal sealed class ScoringGrpcService(FeatureStore features, ModelRegistry re
         int width = features.FeatureWidth;
         int inputsWidth = width + _requestWidth;
         var entities = ArrayPool<ulong>.Shared.Rent(rows);
-        var slots = ArrayPool<int>.Shared.Rent(rows);
         var gathered = ArrayPool<float>.Shared.Rent(rows * width);
         var inputs = ArrayPool<float>.Shared.Rent(rows * inputsWidth);
         var scores = ArrayPool<float>.Shared.Rent(rows);
@@ -40,7 +39,7 @@ internal sealed class ScoringGrpcService(FeatureStore features, ModelRegistry re
             {
                 entities[r] = EntityKey.Hash(request.Rows[r].Entity);
             }
-            var watermark = features.Gather(entities.AsSpan(0, rows), gathered, slots);
+            var watermark = features.Gather(entities.AsSpan(0, rows), gathered);
             for (int r = 0; r < rows; r++)
             {
                 gathered.AsSpan(r * width, width).CopyTo(inputs.AsSpan(r * inputsWidth));
@@ -68,7 +67,6 @@ internal sealed class ScoringGrpcService(FeatureStore features, ModelRegistry re
         finally
         {
             ArrayPool<ulong>.Shared.Return(entities);
-            ArrayPool<int>.Shared.Return(slots);
             ArrayPool<float>.Shared.Return(gathered);
             ArrayPool<float>.Shared.Return(inputs);
             ArrayPool<float>.Shared.Return(scores);

@@ -58,10 +58,11 @@ internal sealed class TrainingService : BackgroundService
         int requestWidth = _options.Model.RequestFeatures;
         int batchSize = training.BatchSize;
         var entities = new ulong[batchSize];
+        var times = new long[batchSize];
+        var inexact = new bool[batchSize];
         var labels = new float[batchSize];
         var requestFeatures = new float[batchSize * requestWidth];
         var gathered = new float[batchSize * width];
-        var slots = new int[batchSize];
         var inputs = new float[batchSize * spec.Inputs];
         var predictions = new float[batchSize];
         double smoothedLoss = double.NaN;
@@ -104,6 +105,7 @@ internal sealed class TrainingService : BackgroundService
                             deadline = Stopwatch.GetTimestamp() + Ticks(training.MaxBatchDelayMs);
                         }
                         entities[count] = label.Entity;
+                        times[count] = label.TimeMs;
                         labels[count] = label.Value;
                         count++;
                     }
@@ -117,7 +119,8 @@ internal sealed class TrainingService : BackgroundService
 
                 if (count == batchSize || (count > 0 && Stopwatch.GetTimestamp() >= deadline))
                 {
-                    _features.Gather(entities.AsSpan(0, count), gathered, slots);
+                    // Point in time: each label sees its entity's features as of the label's event time.
+                    _metrics.PointInTimeInexact(_features.GatherAsOf(entities.AsSpan(0, count), times.AsSpan(0, count), gathered, inexact));
                     for (int r = 0; r < count; r++)
                     {
                         gathered.AsSpan(r * width, width).CopyTo(inputs.AsSpan(r * spec.Inputs));

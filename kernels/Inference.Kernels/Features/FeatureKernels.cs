@@ -446,7 +446,8 @@ internal static class FeatureKernels
             {
                 estimate = m * XMath.Log((double)m / zeros);
             }
-            return estimate;
+            // A count is a whole number; rounding also makes small counts come out exact.
+            return XMath.Floor(estimate + 0.5);
         }
         return fallback;
     }

@@ -1,12 +1,14 @@
 using System.IO.Hashing;
 using System.Text;
 
-namespace Inference.Kernels.State;
+namespace Inference.Kernels.Features;
 
 /// <summary>
-/// Entity keys are hashed to 64 bits with XXH3-64 (seed 0) over the key's UTF-8 bytes. The state
-/// table is keyed by the hash; two keys with the same hash share a slot (about one pair in 10^8 among
-/// 10^6 entities), which the entity→slot map does not yet detect.
+/// Entity keys (and key fields such as a merchant id) are hashed to 64 bits with XXH3-64 (seed 0)
+/// over the key's UTF-8 bytes; the feature table is keyed by that hash. Collisions between hash
+/// buckets of the table are resolved by linear probing. Two distinct keys with the same 64-bit hash
+/// would share one entity: the chance that any pair among n keys does is about n²/2^65 (3·10^-8 for
+/// a million keys, 3·10^-4 for a hundred million).
 /// </summary>
 public static class EntityKey
 {

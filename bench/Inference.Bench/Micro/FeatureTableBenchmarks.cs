@@ -1,0 +1,61 @@
+using BenchmarkDotNet.Attributes;
+using Inference.Kernels.Accelerators;
+using Inference.Kernels.Features;
+
+namespace Inference.Bench.Micro;
+
+/// <summary>Applying one 8,192-event batch of the engine's default features on the CPU accelerator, next to a plain C# loop.</summary>
+[MemoryDiagnoser]
+public class FeatureTableBenchmarks
+{
+    private const int Events = 8192;
+    private const int Entities = 100_000;
+    private DeviceContext _device = null!;
+    private FeatureTable _table = null!;
+    private ulong[] _keys = null!;
+    private long[] _times = null!;
+    private float[] _values = null!;
+    private Dictionary<ulong, int> _slots = null!;
+    private double[] _count = null!;
+    private double[] _sum = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _device = DeviceContext.Create(AcceleratorKind.Cpu);
+        _table = new FeatureTable(_device, new FeaturePlan(Engine.Hosting.FeatureOptions.DefaultDefinitions()),
+            new FeatureTableOptions { InitialCapacity = Entities, MaxCapacity = Entities, MaxBatchEvents = Events });
+        var random = new Random(1);
+        _keys = [.. Enumerable.Range(0, Events).Select(_ => (ulong)random.Next(Entities) + 1)];
+        _times = [.. Enumerable.Range(0, Events).Select(i => 1_000_000L + i)];
+        _values = [.. Enumerable.Range(0, Events).Select(_ => (float)random.NextDouble())];
+        _slots = new Dictionary<ulong, int>(Entities);
+        _count = new double[Entities];
+        _sum = new double[Entities];
+    }
+
+    [Benchmark(Baseline = true)]
+    public void ReferenceLoop()
+    {
+        for (int i = 0; i < Events; i++)
+        {
+            if (!_slots.TryGetValue(_keys[i], out int slot))
+            {
+                slot = _slots.Count;
+                _slots.Add(_keys[i], slot);
+            }
+            _count[slot]++;
+            _sum[slot] += _values[i];
+        }
+    }
+
+    [Benchmark]
+    public ApplyResult KernelApply() => _table.Apply(new ArrayBatch(_keys, _times, [_values], []));
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _table.Dispose();
+        _device.Dispose();
+    }
+}

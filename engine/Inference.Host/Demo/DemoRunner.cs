@@ -37,7 +37,6 @@ internal static class DemoRunner
             ["Inference:Kafka:EmbeddedPartitions"] = "16",
             ["Inference:Kafka:SessionTimeoutMs"] = "6000",
             ["Inference:Serving:Port"] = port.ToString(CultureInfo.InvariantCulture),
-            ["Inference:Features:HalfLifeMs"] = "60000",
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:Inference"] = "Information",
         };
@@ -69,6 +68,7 @@ internal static class DemoRunner
         Console.WriteLine($"  gRPC       {address}  (inference.v1.ScoringService/Score)");
         Console.WriteLine($"  Kafka      {kafka.BootstrapServers}  (embedded; topics events, labels)");
         Console.WriteLine($"  features   {features.AcceleratorDescription}");
+        Console.WriteLine($"  features   {string.Join(", ", features.Plan.Definitions.Select(d => d.Name))}");
         Console.WriteLine($"  model      {registry.Spec.Kind}, {registry.Spec.Inputs} inputs; labels from a planted model of each entity's typical amount");
         Console.WriteLine($"  stream     {rate:N0} events/s over {entities:N0} entities, {LabelsPerThousandEvents} labels per 1000 events; scoring {ScoreRequestsPerSecond} req/s × {RowsPerScoreRequest} rows");
         Console.WriteLine(duration is null ? "Ctrl+C stops." : $"Running for {duration.Value.TotalSeconds:0} s (Ctrl+C stops sooner).");
@@ -114,7 +114,7 @@ internal static class DemoRunner
         Console.WriteLine();
         Console.WriteLine("Summary");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  ran              {elapsed:F1} s on {features.AcceleratorDescription}"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  events applied   {metrics.EventsApplied:N0} ({metrics.EventsApplied / elapsed:N0}/s), {metrics.MalformedEvents:N0} malformed, {metrics.DroppedEvents:N0} dropped, {metrics.DataLossResets} data-loss resets; {features.Entities:N0} entities"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  events applied   {metrics.EventsApplied:N0} ({metrics.EventsApplied / elapsed:N0}/s), {metrics.MalformedEvents:N0} malformed, {metrics.DroppedEvents:N0} dropped, {metrics.DataLossResets} data-loss resets; {metrics.LateEvents:N0} too late for a window; {features.Entities:N0} entities, {metrics.EvictedEntities:N0} evicted"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  scores served    {metrics.RowsScored:N0} rows in {total.Count:N0} requests; client p50 {total.P50:F2} ms, p99 {total.P99:F2} ms"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  training         {metrics.LabelsTrained:N0} labels; model version {registry.Version}; online log loss {firstLoss:F4} at first, {metrics.OnlineLogLoss:F4} at the end"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  planted model    log loss {PlantedLogLoss(stream):F4} (the best any model can do on these labels)"));

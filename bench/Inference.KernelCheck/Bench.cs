@@ -38,7 +38,7 @@ internal static class Bench
         return upload + slot + 16L * features;
     }
 
-    public static Batch MakeBatch(int entities, int fields, int size, int seed)
+    public static Batch MakeBatch(int entities, int fields, int size, int seed, int hotEntities = 0)
     {
         var random = new Random(seed);
         var keys = new ulong[size];
@@ -50,7 +50,7 @@ internal static class Bench
         }
         for (int i = 0; i < size; i++)
         {
-            keys[i] = (ulong)random.Next(entities) * 0x9E3779B97F4A7C15UL + 1;
+            keys[i] = (ulong)random.Next(hotEntities > 0 ? hotEntities : entities) * 0x9E3779B97F4A7C15UL + 1;
             times[i] = 1_767_225_600_000 + i;
             for (int c = 0; c < numeric.Length; c++)
             {
@@ -60,7 +60,7 @@ internal static class Bench
         return new Batch(keys, times, numeric);
     }
 
-    public static double ApplyRate(DeviceContext device, int entities, int features, int batchSize, double seconds)
+    public static double ApplyRate(DeviceContext device, int entities, int features, int batchSize, double seconds, int hotEntities = 0)
     {
         var plan = Plan(features);
         using var table = new FeatureTable(device, plan, new FeatureTableOptions { InitialCapacity = entities, MaxCapacity = entities, MaxBatchEvents = batchSize });
@@ -70,7 +70,7 @@ internal static class Bench
             var b = MakeBatch(entities, features, batchSize, fill);
             table.Apply(new ArrayBatch(b.Keys, b.Times, b.Numeric, []));
         }
-        var timed = Enumerable.Range(100, 4).Select(s => MakeBatch(entities, features, batchSize, s)).ToArray();
+        var timed = Enumerable.Range(100, 4).Select(s => MakeBatch(entities, features, batchSize, s, hotEntities)).ToArray();
         var clock = Stopwatch.StartNew();
         long applied = 0;
         for (int i = 0; clock.Elapsed.TotalSeconds < seconds; i++)

@@ -49,6 +49,12 @@ foreach (var kind in kinds)
         long bytes = Bench.BytesPerEvent(fields);
         rows.Add(Invariant($"| {name} | apply, {entities:N0} entities, {fields} features | {rate:N0} events/s | {rate / reference[fields]:F2}× reference; ~{bytes} B moved per event, {rate * bytes / 1e9:F2} GB/s = {100 * rate * bytes / peak:F1}% of copy bandwidth |"));
     }
+    {
+        // Every event of a batch on 64 entities: the atomics of one slot contend, the worst case.
+        double spread = Bench.ApplyRate(device, entities, 8, batch, seconds: quick ? 1 : 2);
+        double hot = Bench.ApplyRate(device, entities, 8, batch, seconds: quick ? 1 : 2, hotEntities: 64);
+        rows.Add(Invariant($"| {name} | apply, 8 features, every event on 64 entities | {hot:N0} events/s | {hot / spread:F2}× the same batch spread over {entities:N0} entities (contended atomics) |"));
+    }
     foreach (int size in new[] { 1, 64, 1024 })
     {
         double rate = Bench.GatherRate(device, entities, size, seconds: quick ? 0.5 : 1);

@@ -59,7 +59,7 @@ internal struct BatchView
     public int Count;
 }
 
-/// <summary>Rows to read: their slots, per-row read times (point-in-time reads), and the outputs.</summary>
+/// <summary>Rows to read: their keys (and slots, for lookups), per-row read times (point-in-time reads), and the outputs.</summary>
 internal struct ReadView
 {
     public ArrayView<ulong> Keys;

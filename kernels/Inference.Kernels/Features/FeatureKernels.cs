@@ -293,33 +293,38 @@ internal static class FeatureKernels
     {
         for (int r = thread; r < read.Rows; r += stride)
         {
-            ulong key = read.Keys[r];
-            int bucket = Home(key, hash.Mask);
-            int slot = -1;
-            for (int probe = 0; probe <= hash.Mask; probe++)
-            {
-                ulong current = hash.Keys[bucket];
-                if (current == key)
-                {
-                    slot = hash.SlotOf[bucket];
-                    break;
-                }
-                if (current == 0)
-                {
-                    break;
-                }
-                bucket = (bucket + 1) & hash.Mask;
-            }
-            read.Slots[r] = slot;
+            read.Slots[r] = Find(read.Keys[r], hash);
         }
     }
 
-    /// <summary>Per row: every feature's value as of the read time, into a dense [rows × features] matrix.</summary>
-    public static void Gather(Index1D thread, int stride, ReadView read, SlotView slots, PlanView plan)
+    private static int Find(ulong key, HashView hash)
+    {
+        int bucket = Home(key, hash.Mask);
+        for (int probe = 0; probe <= hash.Mask; probe++)
+        {
+            ulong current = hash.Keys[bucket];
+            if (current == key)
+            {
+                return hash.SlotOf[bucket];
+            }
+            if (current == 0)
+            {
+                return -1;
+            }
+            bucket = (bucket + 1) & hash.Mask;
+        }
+        return -1;
+    }
+
+    /// <summary>
+    /// Per row: find the key's slot, then write every feature's value as of the read time into a dense
+    /// [rows × features] matrix. One launch per read: on the CPU simulator a launch is the main cost.
+    /// </summary>
+    public static void Gather(Index1D thread, int stride, HashView hash, ReadView read, SlotView slots, PlanView plan)
     {
         for (int r = thread; r < read.Rows; r += stride)
         {
-            int slot = read.Slots[r];
+            int slot = Find(read.Keys[r], hash);
             long time = read.PerRowTime != 0 ? read.Times[r] : read.Now;
             bool known = slot >= 0 && slots.Count[slot] > 0;
             int inexact = 0;

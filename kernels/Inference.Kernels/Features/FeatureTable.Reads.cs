@@ -82,8 +82,7 @@ public sealed partial class FeatureTable
                 }
                 var read = ReadView(rows, perRow, now, transform);
                 int threads = Math.Min(rows, _device.GridThreads);
-                _lookup(threads, threads, HashView(), read);
-                _gather(threads, threads, read, SlotView(), PlanView());
+                _gather(threads, threads, HashView(), read, SlotView(), PlanView());
                 _device.Accelerator.Synchronize();
                 var destination = output.Slice(start * width, rows * width);
                 _readOutput.View.SubView(0, destination.Length).CopyToCPU(ref MemoryMarshal.GetReference(destination), destination.Length);

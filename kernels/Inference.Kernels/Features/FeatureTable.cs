@@ -56,7 +56,7 @@ public sealed partial class FeatureTable : IDisposable
     private readonly Action<Index1D, int, BatchView, SlotView, PlanView> _reanchor;
     private readonly Action<Index1D, int, BatchView, SlotView, PlanView> _accumulate;
     private readonly Action<Index1D, int, HashView, ReadView> _lookup;
-    private readonly Action<Index1D, int, ReadView, SlotView, PlanView> _gather;
+    private readonly Action<Index1D, int, HashView, ReadView, SlotView, PlanView> _gather;
     private readonly Action<Index1D, int, int, HashView, SlotView> _rebuild;
     private readonly Action<Index1D, int, int, ArrayView<int>, SlotView> _evict;
 
@@ -115,7 +115,7 @@ public sealed partial class FeatureTable : IDisposable
         _reanchor = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, BatchView, SlotView, PlanView>(FeatureKernels.Reanchor);
         _accumulate = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, BatchView, SlotView, PlanView>(FeatureKernels.Accumulate);
         _lookup = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, HashView, ReadView>(FeatureKernels.Lookup);
-        _gather = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, ReadView, SlotView, PlanView>(FeatureKernels.Gather);
+        _gather = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, HashView, ReadView, SlotView, PlanView>(FeatureKernels.Gather);
         _rebuild = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, HashView, SlotView>(FeatureKernels.Rebuild);
         _evict = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, ArrayView<int>, SlotView>(FeatureKernels.Evict);
 

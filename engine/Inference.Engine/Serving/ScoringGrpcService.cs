@@ -30,8 +30,9 @@ internal sealed class ScoringGrpcService(FeatureStore features, ModelRegistry re
         int width = features.FeatureWidth;
         int inputsWidth = width + _requestWidth;
         var entities = ArrayPool<ulong>.Shared.Rent(rows);
-        var gathered = ArrayPool<float>.Shared.Rent(rows * width);
         var inputs = ArrayPool<float>.Shared.Rent(rows * inputsWidth);
+        // Without request features the gathered matrix is the model input: no copy between them.
+        var gathered = _requestWidth == 0 ? inputs : ArrayPool<float>.Shared.Rent(rows * width);
         var scores = ArrayPool<float>.Shared.Rent(rows);
         try
         {
@@ -40,13 +41,16 @@ internal sealed class ScoringGrpcService(FeatureStore features, ModelRegistry re
                 entities[r] = EntityKey.Hash(request.Rows[r].Entity);
             }
             var watermark = features.Gather(entities.AsSpan(0, rows), gathered);
-            for (int r = 0; r < rows; r++)
+            if (_requestWidth > 0)
             {
-                gathered.AsSpan(r * width, width).CopyTo(inputs.AsSpan(r * inputsWidth));
-                var requestFeatures = request.Rows[r].RequestFeatures;
-                for (int j = 0; j < _requestWidth; j++)
+                for (int r = 0; r < rows; r++)
                 {
-                    inputs[r * inputsWidth + width + j] = requestFeatures[j];
+                    gathered.AsSpan(r * width, width).CopyTo(inputs.AsSpan(r * inputsWidth));
+                    var requestFeatures = request.Rows[r].RequestFeatures;
+                    for (int j = 0; j < _requestWidth; j++)
+                    {
+                        inputs[r * inputsWidth + width + j] = requestFeatures[j];
+                    }
                 }
             }
 
@@ -67,7 +71,10 @@ internal sealed class ScoringGrpcService(FeatureStore features, ModelRegistry re
         finally
         {
             ArrayPool<ulong>.Shared.Return(entities);
-            ArrayPool<float>.Shared.Return(gathered);
+            if (!ReferenceEquals(gathered, inputs))
+            {
+                ArrayPool<float>.Shared.Return(gathered);
+            }
             ArrayPool<float>.Shared.Return(inputs);
             ArrayPool<float>.Shared.Return(scores);
         }

@@ -40,7 +40,8 @@ public sealed class ModelSnapshot
         }
         using var inference = torch.inference_mode();
         using var scope = torch.NewDisposeScope();
-        var x = torch.tensor(inputs.AsSpan(0, rows * Spec.Inputs).ToArray(), [rows, Spec.Inputs]);
+        // The tensor reads the caller's array in place (no copy); it is gone before this returns.
+        var x = torch.from_array(inputs).narrow(0, 0, rows * Spec.Inputs).view(rows, Spec.Inputs);
         var probabilities = torch.sigmoid(_module.forward(x));
         probabilities.data<float>().CopyTo(scores[..rows]);
     }

@@ -2,7 +2,8 @@
 # The GPU check of the state-table kernels, in two steps:
 #   bash bench/gpu/run.sh prepare   here: publish bench/Inference.KernelCheck self-contained for
 #                                   linux-x64 (no libtorch) and pack it into bench/gpu/out/ (git-ignored)
-#   bash bench/gpu/run.sh device    on the lent GPU machine (driver only, no .NET): unpack and run it;
+#   bash bench/gpu/run.sh device    on the lent GPU machine (driver only, no .NET): unpack and run it
+#                                   (further arguments, e.g. --quick, go to the program);
 #                                   the last thing printed is the markdown table
 # With the device tool: run(command="bash bench/gpu/run.sh device",
 #                           carry=["bench/gpu/out/kernelcheck.tar.gz"], timeout_s=300)
@@ -30,7 +31,7 @@ case "${1:-}" in
       fi
     fi
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-    DOTNET_gcServer=0 "$work/kernelcheck/Inference.KernelCheck"
+    DOTNET_gcServer=0 "$work/kernelcheck/Inference.KernelCheck" "${@:2}"
     ;;
   *)
     echo "usage: $0 prepare|device" >&2

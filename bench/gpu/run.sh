@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of the state-table kernels, in two steps:
+# The GPU check of the feature kernels (self-check against the oracle and throughput), in two steps:
 #   bash bench/gpu/run.sh prepare   here: publish bench/Inference.KernelCheck self-contained for
 #                                   linux-x64 (no libtorch) and pack it into bench/gpu/out/ (git-ignored)
 #   bash bench/gpu/run.sh device    on the lent GPU machine (driver only, no .NET): unpack and run it

@@ -31,7 +31,8 @@ public sealed class EndToEndTests(ITestOutputHelper output)
         // Events in shuffled order: the reference sees them in event-time order.
         var stream = new SyntheticStream(entities: 120, seed);
         var events = Enumerable.Range(0, 6_000).Select(_ => stream.NextEvent()).ToList();
-        var shuffled = events.OrderBy(_ => Random.Shared.Next()).ToList();
+        var shuffle = new Random(seed);
+        var shuffled = events.OrderBy(_ => shuffle.Next()).ToList();
         using (var producer = EngineHarness.Producer(engine.BootstrapServers))
         {
             foreach (var e in shuffled)

@@ -28,8 +28,13 @@ internal static class ReferenceApply
                     slots.Add(b.Keys[i], slot);
                 }
                 long time = b.Times[i];
-                double decay = time > anchor[slot] ? Math.Pow(2, -(time - anchor[slot]) * InverseHalfLife) : 1.0;
-                double weight = time > anchor[slot] ? 1.0 : Math.Pow(2, -(anchor[slot] - time) * InverseHalfLife);
+                // Only decayed features pay for the exponential (a 1-feature plan has none).
+                double decay = 1.0, weight = 1.0;
+                if (features > 2)
+                {
+                    decay = time > anchor[slot] ? Math.Pow(2, -(time - anchor[slot]) * InverseHalfLife) : 1.0;
+                    weight = time > anchor[slot] ? 1.0 : Math.Pow(2, -(anchor[slot] - time) * InverseHalfLife);
+                }
                 for (int f = 0; f < features; f++)
                 {
                     double v = b.Numeric[f % b.Numeric.Length][i];

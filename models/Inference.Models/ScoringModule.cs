@@ -45,6 +45,19 @@ public sealed class ScoringModule : nn.Module<Tensor, Tensor>
 
     public ModelSpec Spec { get; }
 
+    /// <summary>
+    /// The first <paramref name="rows"/> rows of a row-major input array as a [rows × inputs] tensor
+    /// that reads the array in place (no copy). Dispose it (a dispose scope) before the array is reused.
+    /// </summary>
+    public Tensor Inputs(float[] inputs, int rows)
+    {
+        if (inputs.Length < rows * Spec.Inputs)
+        {
+            throw new ArgumentException($"{rows} rows need {rows * Spec.Inputs} inputs; the array holds {inputs.Length}.", nameof(inputs));
+        }
+        return torch.from_array(inputs).narrow(0, 0, rows * Spec.Inputs).view(rows, Spec.Inputs);
+    }
+
     public override Tensor forward(Tensor input) => _layers.forward((input - _inputMean) * _inputScale).squeeze(-1);
 
     /// <summary>Sets the input standardisation (the trainer's running statistics).</summary>

@@ -49,18 +49,7 @@ internal static class PipelineBench
             for (long i = 0; i < events; i++)
             {
                 var e = stream.NextEvent();
-                while (true)
-                {
-                    try
-                    {
-                        producer.Produce(Topic, new Message<string, byte[]> { Key = stream.Key(e.Entity), Value = e.Json });
-                        break;
-                    }
-                    catch (ProduceException<string, byte[]> error) when (error.Error.Code == ErrorCode.Local_QueueFull)
-                    {
-                        producer.Poll(TimeSpan.FromMilliseconds(10));
-                    }
-                }
+                producer.ProduceWaiting(Topic, new Message<string, byte[]> { Key = stream.Key(e.Entity), Value = e.Json });
             }
             producer.Flush(TimeSpan.FromMinutes(2));
         }

@@ -55,7 +55,7 @@ internal sealed class EventIngestor : BackgroundService
                 // Runs inside Consume on this thread: apply what was read from these partitions
                 // while they are still ours, so their offsets can be stored and committed.
                 Flush(consumer!, batch);
-                CommitStored(consumer!);
+                consumer!.CommitStored();
                 IngestLog.Revoked(_logger, string.Join(", ", partitions));
             })
             .Build();
@@ -75,7 +75,7 @@ internal sealed class EventIngestor : BackgroundService
                 ConsumeResult<Ignore, byte[]>? result;
                 try
                 {
-                    result = consumer.Consume(_pending.Count == 0 ? 100 : RemainingMs(deadline));
+                    result = consumer.Consume(_pending.Count == 0 ? 100 : Deadline.RemainingMs(deadline));
                 }
                 catch (ConsumeException error)
                 {
@@ -87,7 +87,7 @@ internal sealed class EventIngestor : BackgroundService
                 {
                     if (_pending.Count == 0)
                     {
-                        deadline = Stopwatch.GetTimestamp() + _options.MaxBatchDelayMs * Stopwatch.Frequency / 1000;
+                        deadline = Deadline.After(_options.MaxBatchDelayMs);
                     }
                     var error = _decoder.TryDecode(result.Message.Value, batch);
                     if (error != DecodeError.None)
@@ -103,11 +103,11 @@ internal sealed class EventIngestor : BackgroundService
                 if (Stopwatch.GetTimestamp() >= nextLagCheck)
                 {
                     _metrics.Lag(MeasureLag(consumer));
-                    nextLagCheck = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 2;
+                    nextLagCheck = Deadline.After(500);
                 }
             }
             Flush(consumer, batch);
-            CommitStored(consumer);
+            consumer.CommitStored();
         }
         catch (KafkaException error) when (stopping.IsCancellationRequested)
         {
@@ -134,21 +134,6 @@ internal sealed class EventIngestor : BackgroundService
         }
     }
 
-    /// <summary>Commits the stored offsets now; having none stored is not an error.</summary>
-    internal static void CommitStored<TKey, TValue>(IConsumer<TKey, TValue> consumer)
-    {
-        try
-        {
-            consumer.Commit();
-        }
-        catch (KafkaException error) when (error.Error.Code == ErrorCode.Local_NoOffset)
-        {
-        }
-    }
-
-    private static int RemainingMs(long deadline) =>
-        (int)Math.Max(0, (deadline - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency);
-
     /// <summary>Applies the open batch, then stores the offsets of every event read into it.</summary>
     private void Flush(IConsumer<Ignore, byte[]> consumer, MicroBatch batch)
     {
@@ -156,20 +141,16 @@ internal sealed class EventIngestor : BackgroundService
         {
             return;
         }
-        _applied.Clear();
-        foreach (var (partition, offset) in _pending)
-        {
-            _applied.Add(new PartitionOffset(partition.Topic, partition.Partition.Value, offset));
-        }
         if (batch.Count > 0)
         {
+            _applied.Clear();
+            foreach (var (partition, offset) in _pending)
+            {
+                _applied.Add(new PartitionOffset(partition.Topic, partition.Partition.Value, offset));
+            }
             _features.Apply(batch.ToRecordBatch(), CollectionsMarshal.AsSpan(_applied));
         }
-        foreach (var (partition, offset) in _pending)
-        {
-            consumer.StoreOffset(new TopicPartitionOffset(partition, new Offset(offset + 1)));
-        }
-        _pending.Clear();
+        consumer.StoreConsumed(_pending);
         batch.Clear();
     }
 

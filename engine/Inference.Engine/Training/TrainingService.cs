@@ -62,8 +62,9 @@ internal sealed class TrainingService : BackgroundService
         var inexact = new bool[batchSize];
         var labels = new float[batchSize];
         var requestFeatures = new float[batchSize * requestWidth];
-        var gathered = new float[batchSize * width];
         var inputs = new float[batchSize * spec.Inputs];
+        // Without request features the gathered matrix is the model input: no copy between them.
+        var gathered = requestWidth == 0 ? inputs : new float[batchSize * width];
         var predictions = new float[batchSize];
         double smoothedLoss = double.NaN;
 
@@ -81,7 +82,7 @@ internal sealed class TrainingService : BackgroundService
         int count = 0;
         long deadline = 0;
         long nextPublish = 0;
-        long nextSync = Stopwatch.GetTimestamp() + Ticks(_options.Sync.IntervalMs);
+        long nextSync = Deadline.After(_options.Sync.IntervalMs);
         bool dirty = false;
         try
         {
@@ -90,7 +91,7 @@ internal sealed class TrainingService : BackgroundService
                 ConsumeResult<Ignore, byte[]>? result = null;
                 try
                 {
-                    result = consumer.Consume(count == 0 ? 100 : RemainingMs(deadline));
+                    result = consumer.Consume(count == 0 ? 100 : Deadline.RemainingMs(deadline));
                 }
                 catch (ConsumeException error)
                 {
@@ -102,7 +103,7 @@ internal sealed class TrainingService : BackgroundService
                     {
                         if (count == 0)
                         {
-                            deadline = Stopwatch.GetTimestamp() + Ticks(training.MaxBatchDelayMs);
+                            deadline = Deadline.After(training.MaxBatchDelayMs);
                         }
                         entities[count] = label.Entity;
                         times[count] = label.TimeMs;
@@ -121,10 +122,13 @@ internal sealed class TrainingService : BackgroundService
                 {
                     // Point in time: each label sees its entity's features as of the label's event time.
                     _metrics.PointInTimeInexact(_features.GatherAsOf(entities.AsSpan(0, count), times.AsSpan(0, count), gathered, inexact));
-                    for (int r = 0; r < count; r++)
+                    if (requestWidth > 0)
                     {
-                        gathered.AsSpan(r * width, width).CopyTo(inputs.AsSpan(r * spec.Inputs));
-                        requestFeatures.AsSpan(r * requestWidth, requestWidth).CopyTo(inputs.AsSpan(r * spec.Inputs + width));
+                        for (int r = 0; r < count; r++)
+                        {
+                            gathered.AsSpan(r * width, width).CopyTo(inputs.AsSpan(r * spec.Inputs));
+                            requestFeatures.AsSpan(r * requestWidth, requestWidth).CopyTo(inputs.AsSpan(r * spec.Inputs + width));
+                        }
                     }
                     // Progressive validation: score each label with the weights that have not seen it.
                     learner.Predict(inputs, count, predictions);
@@ -144,11 +148,7 @@ internal sealed class TrainingService : BackgroundService
                 }
                 if (count == 0 && _pending.Count > 0)
                 {
-                    foreach (var (partition, offset) in _pending)
-                    {
-                        consumer.StoreOffset(new TopicPartitionOffset(partition, new Offset(offset + 1)));
-                    }
-                    _pending.Clear();
+                    consumer.StoreConsumed(_pending);
                 }
 
                 long now = Stopwatch.GetTimestamp();
@@ -157,12 +157,12 @@ internal sealed class TrainingService : BackgroundService
                     _registry.Publish(learner.Export());
                     _metrics.Published();
                     dirty = false;
-                    nextPublish = now + Ticks(training.PublishIntervalMs);
+                    nextPublish = Deadline.After(training.PublishIntervalMs);
                 }
                 if (now >= nextSync)
                 {
                     Sync(learner);
-                    nextSync = Stopwatch.GetTimestamp() + Ticks(_options.Sync.IntervalMs);
+                    nextSync = Deadline.After(_options.Sync.IntervalMs);
                 }
             }
         }
@@ -170,7 +170,7 @@ internal sealed class TrainingService : BackgroundService
         {
             try
             {
-                Ingest.EventIngestor.CommitStored(consumer);
+                consumer.CommitStored();
                 consumer.Close();
             }
             catch (KafkaException error)
@@ -237,8 +237,4 @@ internal sealed class TrainingService : BackgroundService
         }
     }
 
-    private static long Ticks(int milliseconds) => milliseconds * Stopwatch.Frequency / 1000;
-
-    private static int RemainingMs(long deadline) =>
-        (int)Math.Max(0, (deadline - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency);
 }

@@ -135,33 +135,17 @@ internal static class DemoRunner
             for (; produced < due && !stop.IsCancellationRequested; produced++)
             {
                 var e = stream.NextEvent();
-                Send(producer, "events", stream.Key(e.Entity), e.Json);
+                producer.ProduceWaiting("events", new Message<string, byte[]> { Key = stream.Key(e.Entity), Value = e.Json });
                 if (random.Next(1000) < LabelsPerThousandEvents)
                 {
                     // Label an entity that has been seen: most fraud labels arrive for known accounts.
                     var label = stream.NextLabel(e.Entity);
-                    Send(producer, "labels", stream.Key(label.Entity), label.Json);
+                    producer.ProduceWaiting("labels", new Message<string, byte[]> { Key = stream.Key(label.Entity), Value = label.Json });
                 }
             }
             Thread.Sleep(5);
         }
         producer.Flush(TimeSpan.FromSeconds(5));
-    }
-
-    private static void Send(IProducer<string, byte[]> producer, string topic, string key, byte[] value)
-    {
-        while (true)
-        {
-            try
-            {
-                producer.Produce(topic, new Message<string, byte[]> { Key = key, Value = value });
-                return;
-            }
-            catch (ProduceException<string, byte[]> error) when (error.Error.Code == ErrorCode.Local_QueueFull)
-            {
-                producer.Poll(TimeSpan.FromMilliseconds(10));
-            }
-        }
     }
 
     private static async Task Score(string address, SyntheticStream stream, LatencyRecorder latencies, CancellationToken stop)

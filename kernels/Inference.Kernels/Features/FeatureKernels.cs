@@ -226,9 +226,9 @@ internal static class FeatureKernels
                 int row = f * FeaturePlan.IntStride;
                 int drow = f * FeaturePlan.DoubleStride;
                 int kind = plan.Ints[row + FeaturePlan.KindAt];
-                int source = plan.Ints[row + FeaturePlan.SourceAt];
+                int numeric = plan.Ints[row + FeaturePlan.NumericAt];
                 long d = doubles + plan.Ints[row + FeaturePlan.DoubleOffsetAt];
-                double value = UsesNumeric(kind) ? batch.Numeric[source * batch.Count + i] : 0.0;
+                double value = numeric >= 0 ? batch.Numeric[numeric * batch.Count + i] : 0.0;
                 if (kind == (int)Aggregation.Sum || kind == (int)Aggregation.Mean)
                 {
                     Atomic.Add(ref slots.Doubles[d], value);
@@ -277,7 +277,7 @@ internal static class FeatureKernels
                 else if (kind == (int)Aggregation.DistinctCount)
                 {
                     int precision = plan.Ints[row + FeaturePlan.SizeAt];
-                    ulong hash = batch.KeyColumns[source * batch.Count + i];
+                    ulong hash = batch.KeyColumns[plan.Ints[row + FeaturePlan.SourceAt] * batch.Count + i];
                     int register = (int)(hash >> (64 - precision));
                     // The guard bit caps the rank at 64 − p + 1 when the remaining bits are all zero.
                     ulong rest = (hash << precision) | (1UL << (precision - 1));
@@ -493,9 +493,4 @@ internal static class FeatureKernels
 
     private static bool IsWindow(int kind) =>
         kind == (int)Aggregation.WindowCount || kind == (int)Aggregation.WindowSum || kind == (int)Aggregation.WindowMean;
-
-    private static bool UsesNumeric(int kind) =>
-        kind == (int)Aggregation.Sum || kind == (int)Aggregation.Mean || kind == (int)Aggregation.Min || kind == (int)Aggregation.Max
-        || kind == (int)Aggregation.Last || kind == (int)Aggregation.DecayedSum || kind == (int)Aggregation.DecayedMean
-        || kind == (int)Aggregation.WindowSum || kind == (int)Aggregation.WindowMean;
 }

@@ -10,12 +10,15 @@ public sealed class FeaturePlan
     internal const int IntStride = 10;
     internal const int DoubleStride = 4;
 
-    // Int row: kind, source column (ratio: numerator feature), ratio denominator feature,
-    // long offset, double offset, int offset, ring size or HLL precision, window buckets, transform.
-    internal const int KindAt = 0, SourceAt = 1, DenominatorAt = 2, LongOffsetAt = 3, DoubleOffsetAt = 4, IntOffsetAt = 5, SizeAt = 6, WindowBucketsAt = 7, TransformAt = 8;
+    // Int row: kind, source (key column; ratio: numerator feature), ratio denominator feature,
+    // long offset, double offset, int offset, ring size or HLL precision, window buckets, transform,
+    // numeric column read (-1 for none).
+    internal const int KindAt = 0, SourceAt = 1, DenominatorAt = 2, LongOffsetAt = 3, DoubleOffsetAt = 4, IntOffsetAt = 5, SizeAt = 6, WindowBucketsAt = 7, TransformAt = 8, NumericAt = 9;
 
     // Double row: inverse half-life, bucket width (ms), allowed lateness (ms), default value.
     internal const int InverseHalfLifeAt = 0, BucketWidthAt = 1, LatenessAt = 2, DefaultAt = 3;
+
+    private readonly Dictionary<string, int> _indexOf = new(StringComparer.Ordinal);
 
     public FeaturePlan(IReadOnlyList<FeatureDefinition> definitions)
     {
@@ -24,7 +27,7 @@ public sealed class FeaturePlan
             throw new FeatureDefinitionException("No features are declared.");
         }
         Definitions = definitions;
-        var names = new Dictionary<string, int>(StringComparer.Ordinal);
+        var names = _indexOf;
         for (int f = 0; f < definitions.Count; f++)
         {
             var name = definitions[f].Name;
@@ -48,7 +51,7 @@ public sealed class FeaturePlan
         for (int f = 0; f < definitions.Count; f++)
         {
             var d = definitions[f];
-            Validate(d, names);
+            Validate(d, definitions, names);
             int row = f * IntStride, drow = f * DoubleStride;
             Ints[row + KindAt] = (int)d.Aggregation;
             Ints[row + TransformAt] = (int)d.Transform;
@@ -56,10 +59,7 @@ public sealed class FeaturePlan
             Ints[row + DoubleOffsetAt] = doubleInit.Count;
             Ints[row + IntOffsetAt] = ints;
             Doubles[drow + DefaultAt] = d.Default;
-            if (d.UsesNumericField)
-            {
-                Ints[row + SourceAt] = IndexOf(numeric, d.Field!);
-            }
+            Ints[row + NumericAt] = d.UsesNumericField ? ColumnOf(numeric, d.Field!) : -1;
             switch (d.Aggregation)
             {
                 case Aggregation.Sum or Aggregation.Mean or Aggregation.DecayedSum:
@@ -95,7 +95,7 @@ public sealed class FeaturePlan
                     break;
                 }
                 case Aggregation.DistinctCount:
-                    Ints[row + SourceAt] = IndexOf(keys, d.Field!);
+                    Ints[row + SourceAt] = ColumnOf(keys, d.Field!);
                     Ints[row + SizeAt] = d.Precision;
                     ints += 1 << d.Precision;
                     break;
@@ -114,7 +114,6 @@ public sealed class FeaturePlan
         LongInit = [.. longInit];
         DoubleInit = [.. doubleInit];
         IntStateWidth = ints;
-        ValidateRatioOperands();
     }
 
     public IReadOnlyList<FeatureDefinition> Definitions { get; }
@@ -142,19 +141,11 @@ public sealed class FeaturePlan
     /// <summary>Device bytes of state per entity slot, the per-slot columns included.</summary>
     public long BytesPerEntity => 8L * (4 + LongInit.Length + DoubleInit.Length) + 4L * (1 + IntStateWidth);
 
-    public int IndexOf(string feature)
-    {
-        for (int f = 0; f < Definitions.Count; f++)
-        {
-            if (Definitions[f].Name == feature)
-            {
-                return f;
-            }
-        }
-        return -1;
-    }
+    /// <summary>The position of a declared feature, or -1.</summary>
+    public int IndexOf(string feature) => _indexOf.GetValueOrDefault(feature, -1);
 
-    private static int IndexOf(List<string> columns, string field)
+    /// <summary>The event column of a field, adding it on first use.</summary>
+    private static int ColumnOf(List<string> columns, string field)
     {
         int index = columns.IndexOf(field);
         if (index < 0)
@@ -165,7 +156,7 @@ public sealed class FeaturePlan
         return index;
     }
 
-    private static void Validate(FeatureDefinition d, Dictionary<string, int> names)
+    private static void Validate(FeatureDefinition d, IReadOnlyList<FeatureDefinition> definitions, Dictionary<string, int> names)
     {
         string at = $"Feature '{d.Name}' ({d.Aggregation})";
         if (!Enum.IsDefined(d.Aggregation))
@@ -219,22 +210,8 @@ public sealed class FeaturePlan
                 {
                     throw new FeatureDefinitionException($"{at}: {role} cannot be the feature itself.");
                 }
-            }
-        }
-    }
-
-    /// <summary>Checks that ratio operands are not ratios themselves (kernels do not recurse).</summary>
-    private void ValidateRatioOperands()
-    {
-        foreach (var d in Definitions)
-        {
-            if (d.Aggregation != Aggregation.Ratio)
-            {
-                continue;
-            }
-            foreach (var operand in new[] { d.Numerator!, d.Denominator! })
-            {
-                if (Definitions[IndexOf(operand)].Aggregation == Aggregation.Ratio)
+                // Kernels do not recurse: an operand is a plain feature.
+                if (definitions[names[operand]].Aggregation == Aggregation.Ratio)
                 {
                     throw new FeatureDefinitionException($"Feature '{d.Name}' (Ratio): its operand '{operand}' is a ratio; ratios of ratios are not supported.");
                 }

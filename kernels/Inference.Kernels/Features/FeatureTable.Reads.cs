@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-using ILGPU.Runtime;
 
 namespace Inference.Kernels.Features;
 
@@ -38,19 +36,18 @@ public sealed partial class FeatureTable
         lock (_device.Gate)
         {
             ulong key = TableKey(entity);
-            _readKeys.View.SubView(0, 1).CopyFromCPU(ref key, 1);
-            var read = ReadView(1, perRowTime: false, 0, transform: false);
-            _lookup(1, 1, HashView(), read);
+            Upload(_readKeys, new ReadOnlySpan<ulong>(in key));
+            _lookup(1, 1, HashView(), ReadView(1, perRowTime: false, 0, transform: false));
             _device.Accelerator.Synchronize();
             int slot = -1;
-            _readSlots.View.SubView(0, 1).CopyToCPU(ref slot, 1);
+            Download(_readSlots, new Span<int>(ref slot));
             if (slot < 0)
             {
                 return null;
             }
             long count = 0, newest = 0;
-            _count.View.SubView(slot, 1).CopyToCPU(ref count, 1);
-            _maxTime.View.SubView(slot, 1).CopyToCPU(ref newest, 1);
+            Download(_count, new Span<long>(ref count), slot);
+            Download(_maxTime, new Span<long>(ref newest), slot);
             return count == 0 ? null : (count, newest);
         }
     }
@@ -74,21 +71,19 @@ public sealed partial class FeatureTable
                 {
                     keys[i] = TableKey(keys[i]);
                 }
-                _readKeys.View.SubView(0, rows).CopyFromCPU(ref MemoryMarshal.GetReference(keys), rows);
+                Upload(_readKeys, keys);
                 if (perRow)
                 {
-                    var slice = times.Slice(start, rows);
-                    _readTimes.View.SubView(0, rows).CopyFromCPU(ref MemoryMarshal.GetReference(slice), rows);
+                    Upload(_readTimes, times.Slice(start, rows));
                 }
                 var read = ReadView(rows, perRow, now, transform);
                 int threads = Math.Min(rows, _device.GridThreads);
                 _gather(threads, threads, HashView(), read, SlotView(), PlanView());
                 _device.Accelerator.Synchronize();
-                var destination = output.Slice(start * width, rows * width);
-                _readOutput.View.SubView(0, destination.Length).CopyToCPU(ref MemoryMarshal.GetReference(destination), destination.Length);
+                Download(_readOutput, output.Slice(start * width, rows * width));
                 if (perRow)
                 {
-                    _readInexact.View.SubView(0, rows).CopyToCPU(ref _hostInexact[0], rows);
+                    Download(_readInexact, _hostInexact.AsSpan(0, rows));
                     for (int i = 0; i < rows; i++)
                     {
                         inexact[start + i] = _hostInexact[i] != 0;

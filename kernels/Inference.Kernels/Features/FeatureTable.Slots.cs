@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.InteropServices;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -20,7 +21,6 @@ public sealed partial class FeatureTable
     private MemoryBuffer1D<int, Stride1D.Dense> _freeTop = null!;
     private MemoryBuffer1D<ulong, Stride1D.Dense>? _hashKeys;
     private MemoryBuffer1D<int, Stride1D.Dense>? _hashSlotOf;
-    private MemoryBuffer1D<int, Stride1D.Dense>? _victims;
     private int _hashMask;
 
     private SlotView SlotView() => new()
@@ -47,14 +47,9 @@ public sealed partial class FeatureTable
         int[] free;
         if (previous > 0)
         {
-            int top = 0;
-            _freeTop.View.CopyToCPU(ref top, 1);
-            top = Math.Max(0, top);
+            int top = ReadFreeTop();
             free = new int[top + capacity - previous];
-            if (top > 0)
-            {
-                _freeList.View.SubView(0, top).CopyToCPU(ref free[0], top);
-            }
+            Download(_freeList, free.AsSpan(0, top));
             for (int s = previous; s < capacity; s++)
             {
                 free[top + s - previous] = s;
@@ -108,13 +103,26 @@ public sealed partial class FeatureTable
         _registers = registers;
         // The stack can hold every slot: eviction may free all of them.
         _freeList = accelerator.Allocate1D<int>(capacity);
-        if (free.Length > 0)
-        {
-            _freeList.View.SubView(0, free.Length).CopyFromCPU(ref free[0], free.Length);
-        }
-        _freeTop = accelerator.Allocate1D(new[] { free.Length });
-        _free = free.Length;
+        _freeTop = accelerator.Allocate1D<int>(1);
         Capacity = capacity;
+        SetFreeSlots(free);
+    }
+
+    /// <summary>The free-slot stack's height on the device (it goes below 0 when a batch found no slot).</summary>
+    private int ReadFreeTop()
+    {
+        int top = 0;
+        Download(_freeTop, new Span<int>(ref top));
+        return Math.Max(0, top);
+    }
+
+    /// <summary>Replaces the free-slot stack; the last entry is handed out first.</summary>
+    private void SetFreeSlots(ReadOnlySpan<int> free)
+    {
+        Upload(_freeList, free);
+        int top = free.Length;
+        Upload(_freeTop, new ReadOnlySpan<int>(in top));
+        _free = top;
     }
 
     private static void CopyPrefix<T>(ArrayView<T> source, ArrayView<T> target, long length)
@@ -129,11 +137,10 @@ public sealed partial class FeatureTable
 
     private void DisposeSlots()
     {
-        foreach (var buffer in new MemoryBuffer?[] { _count, _maxTime, _anchor, _slotKey, _touch, _longs, _doubles, _registers, _freeList, _freeTop, _victims })
+        foreach (var buffer in new MemoryBuffer?[] { _count, _maxTime, _anchor, _slotKey, _touch, _longs, _doubles, _registers, _freeList, _freeTop })
         {
             buffer?.Dispose();
         }
-        _victims = null;
     }
 
     /// <summary>A fresh hash table sized for the capacity plus a full batch at most half full, filled from the live slots.</summary>
@@ -168,7 +175,7 @@ public sealed partial class FeatureTable
         _lookup(threads, threads, HashView(), read);
         _device.Accelerator.Synchronize();
         var slots = new int[events];
-        _batchSlot.View.SubView(0, events).CopyToCPU(ref slots[0], events);
+        Download(_batchSlot, slots);
         int missing = 0;
         foreach (int slot in slots)
         {
@@ -216,8 +223,8 @@ public sealed partial class FeatureTable
     {
         var keys = new ulong[Capacity];
         var newest = new long[Capacity];
-        _slotKey.View.CopyToCPU(ref keys[0], Capacity);
-        _maxTime.View.CopyToCPU(ref newest[0], Capacity);
+        Download(_slotKey, keys);
+        Download(_maxTime, newest);
         var candidates = new List<int>();
         for (int s = 0; s < Capacity; s++)
         {
@@ -240,10 +247,9 @@ public sealed partial class FeatureTable
             keys[victims[i]] = 0;
         }
 
-        _victims?.Dispose();
-        _victims = _device.Accelerator.Allocate1D(victims);
+        using var victimSlots = _device.Accelerator.Allocate1D(victims);
         int threads = Math.Min(count, _device.GridThreads);
-        _evict(threads, threads, count, _victims.View, SlotView());
+        _evict(threads, threads, count, victimSlots.View, SlotView());
 
         var free = new List<int>(Capacity);
         for (int s = Capacity - 1; s >= 0; s--)
@@ -253,14 +259,7 @@ public sealed partial class FeatureTable
                 free.Add(s);
             }
         }
-        if (free.Count > 0)
-        {
-            var list = free.ToArray();
-            _freeList.View.SubView(0, list.Length).CopyFromCPU(ref list[0], list.Length);
-        }
-        int top = free.Count;
-        _freeTop.View.CopyFromCPU(ref top, 1);
-        _free = top;
+        SetFreeSlots(CollectionsMarshal.AsSpan(free));
         RebuildHash();
         _device.Accelerator.Synchronize();
         return evicted;

@@ -144,10 +144,6 @@ public sealed partial class FeatureTable : IDisposable
         }
     }
 
-    public int MaxBatchEvents => _options.MaxBatchEvents;
-
-    public string AcceleratorDescription => _device.Description;
-
     /// <summary>How many times the slot arrays grew.</summary>
     public int Growths { get; private set; }
 
@@ -210,13 +206,11 @@ public sealed partial class FeatureTable : IDisposable
             Upload(_batchTimes, batch.Times);
             for (int c = 0; c < Plan.NumericFields.Count; c++)
             {
-                var column = batch.Numeric(c);
-                _batchNumeric.View.SubView((long)c * n, n).CopyFromCPU(ref MemoryMarshal.GetReference(column), n);
+                Upload(_batchNumeric, batch.Numeric(c), (long)c * n);
             }
             for (int c = 0; c < Plan.KeyFields.Count; c++)
             {
-                var column = batch.Keys(c);
-                _batchKeyColumns.View.SubView((long)c * n, n).CopyFromCPU(ref MemoryMarshal.GetReference(column), n);
+                Upload(_batchKeyColumns, batch.Keys(c), (long)c * n);
             }
             _batchCounters.MemSetToZero();
             _batchLate.MemSetToZero();
@@ -235,22 +229,31 @@ public sealed partial class FeatureTable : IDisposable
             _accumulate(threads, threads, batchView, slots, plan);
             _device.Accelerator.Synchronize();
 
-            _batchCounters.View.CopyToCPU(ref _hostCounters[0], 2);
-            _batchLate.View.CopyToCPU(ref _hostLate[0], _hostLate.Length);
-            int top = 0;
-            _freeTop.View.CopyToCPU(ref top, 1);
-            _free = Math.Max(0, top);
+            Download(_batchCounters, _hostCounters);
+            Download(_batchLate, _hostLate);
+            _free = ReadFreeTop();
             int dropped = _hostCounters[1];
             return new ApplyResult(n - dropped, dropped, (long[])_hostLate.Clone(), evicted);
         }
     }
 
-    private static void Upload<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, ReadOnlySpan<T> source)
+    /// <summary>Copies host values into a device buffer at <paramref name="offset"/> (every host → device copy goes here).</summary>
+    private static void Upload<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, ReadOnlySpan<T> source, long offset = 0)
         where T : unmanaged
     {
         if (source.Length > 0)
         {
-            buffer.View.SubView(0, source.Length).CopyFromCPU(ref MemoryMarshal.GetReference(source), source.Length);
+            buffer.View.SubView(offset, source.Length).CopyFromCPU(ref MemoryMarshal.GetReference(source), source.Length);
+        }
+    }
+
+    /// <summary>Copies device values at <paramref name="offset"/> into a host span (every device → host copy goes here).</summary>
+    private static void Download<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, Span<T> target, long offset = 0)
+        where T : unmanaged
+    {
+        if (target.Length > 0)
+        {
+            buffer.View.SubView(offset, target.Length).CopyToCPU(ref MemoryMarshal.GetReference(target), target.Length);
         }
     }
 

@@ -34,15 +34,13 @@ public sealed class ModelSnapshot
     public void Score(float[] inputs, int rows, Span<float> scores)
     {
         Debug.Assert(Volatile.Read(ref _references) > 0, "Scoring needs a lease on the snapshot.");
-        if (inputs.Length < rows * Spec.Inputs || scores.Length < rows)
+        if (scores.Length < rows)
         {
-            throw new ArgumentException("Input or output too short for the row count.");
+            throw new ArgumentException("The score span is shorter than the row count.", nameof(scores));
         }
         using var inference = torch.inference_mode();
         using var scope = torch.NewDisposeScope();
-        // The tensor reads the caller's array in place (no copy); it is gone before this returns.
-        var x = torch.from_array(inputs).narrow(0, 0, rows * Spec.Inputs).view(rows, Spec.Inputs);
-        var probabilities = torch.sigmoid(_module.forward(x));
+        var probabilities = torch.sigmoid(_module.forward(_module.Inputs(inputs, rows)));
         probabilities.data<float>().CopyTo(scores[..rows]);
     }
 

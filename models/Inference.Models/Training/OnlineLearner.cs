@@ -47,8 +47,7 @@ public sealed class OnlineLearner : IDisposable
     {
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        var x = torch.tensor(inputs.AsSpan(0, rows * Spec.Inputs).ToArray(), [rows, Spec.Inputs]);
-        torch.sigmoid(_module.forward(x)).data<float>().CopyTo(probabilities[..rows]);
+        torch.sigmoid(_module.forward(_module.Inputs(inputs, rows))).data<float>().CopyTo(probabilities[..rows]);
     }
 
     /// <summary>One SGD step on the mean binary cross-entropy of a mini-batch; returns that loss before the step.</summary>
@@ -56,10 +55,9 @@ public sealed class OnlineLearner : IDisposable
     {
         UpdateStandardisation(inputs, rows);
         using var scope = torch.NewDisposeScope();
-        var x = torch.tensor(inputs.AsSpan(0, rows * Spec.Inputs).ToArray(), [rows, Spec.Inputs]);
-        var y = torch.tensor(labels.AsSpan(0, rows).ToArray(), [rows]);
+        var y = torch.from_array(labels).narrow(0, 0, rows);
         _optimizer.zero_grad();
-        var loss = nn.functional.binary_cross_entropy_with_logits(_module.forward(x), y);
+        var loss = nn.functional.binary_cross_entropy_with_logits(_module.forward(_module.Inputs(inputs, rows)), y);
         loss.backward();
         _optimizer.step();
         return loss.item<float>();

@@ -1,0 +1,57 @@
+using System.Diagnostics;
+using Confluent.Kafka;
+
+namespace Inference.Engine.Kafka;
+
+/// <summary>What the engine's consume loops and the stream producers (demo, bench) do the same way.</summary>
+public static class KafkaClientExtensions
+{
+    /// <summary>Commits the stored offsets now; having none stored is not an error.</summary>
+    internal static void CommitStored<TKey, TValue>(this IConsumer<TKey, TValue> consumer)
+    {
+        try
+        {
+            consumer.Commit();
+        }
+        catch (KafkaException error) when (error.Error.Code == ErrorCode.Local_NoOffset)
+        {
+        }
+    }
+
+    /// <summary>Stores, for commit, the offset after the last one consumed per partition, then forgets them.</summary>
+    internal static void StoreConsumed<TKey, TValue>(this IConsumer<TKey, TValue> consumer, Dictionary<TopicPartition, long> lastConsumed)
+    {
+        foreach (var (partition, offset) in lastConsumed)
+        {
+            consumer.StoreOffset(new TopicPartitionOffset(partition, new Offset(offset + 1)));
+        }
+        lastConsumed.Clear();
+    }
+
+    /// <summary>Produces, waiting while the local queue is full instead of failing.</summary>
+    public static void ProduceWaiting<TKey, TValue>(this IProducer<TKey, TValue> producer, string topic, Message<TKey, TValue> message)
+    {
+        while (true)
+        {
+            try
+            {
+                producer.Produce(topic, message);
+                return;
+            }
+            catch (ProduceException<TKey, TValue> error) when (error.Error.Code == ErrorCode.Local_QueueFull)
+            {
+                producer.Poll(TimeSpan.FromMilliseconds(10));
+            }
+        }
+    }
+}
+
+/// <summary>Deadlines on the <see cref="Stopwatch"/> clock, for consume loops that wait at most until one.</summary>
+internal static class Deadline
+{
+    public static long After(int milliseconds) => Stopwatch.GetTimestamp() + milliseconds * Stopwatch.Frequency / 1000;
+
+    /// <summary>Milliseconds until the deadline, 0 once it has passed.</summary>
+    public static int RemainingMs(long deadline) =>
+        (int)Math.Max(0, (deadline - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency);
+}

@@ -35,7 +35,7 @@ public sealed partial class FeatureStore : IDisposable
             MaxCapacity = options.Capacity,
             MaxBatchEvents = options.MaxBatchEvents,
         });
-        _nextTtlScan = Stopwatch.GetTimestamp() + options.EvictionScanIntervalMs * Stopwatch.Frequency / 1000;
+        _nextTtlScan = Deadline.After(options.EvictionScanIntervalMs);
         _metrics.ObserveEntities(() => _table.Entities);
         Log.Declared(logger, Plan.Count, string.Join(", ", Plan.Definitions.Select(d => $"{d.Name} ({d.Aggregation})")), Plan.BytesPerEntity, device.Description);
     }
@@ -103,7 +103,7 @@ public sealed partial class FeatureStore : IDisposable
         {
             return;
         }
-        _nextTtlScan = Stopwatch.GetTimestamp() + _options.EvictionScanIntervalMs * Stopwatch.Frequency / 1000;
+        _nextTtlScan = Deadline.After(_options.EvictionScanIntervalMs);
         var evicted = _table.EvictIdle(_watermark.MaxEventTimeMs - _options.EntityTtlMs);
         if (evicted.Length > 0)
         {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Confluent.Kafka;
 
 namespace Inference.Engine.Kafka;
@@ -44,14 +43,4 @@ public static class KafkaClientExtensions
             }
         }
     }
-}
-
-/// <summary>Deadlines on the <see cref="Stopwatch"/> clock, for consume loops that wait at most until one.</summary>
-internal static class Deadline
-{
-    public static long After(int milliseconds) => Stopwatch.GetTimestamp() + milliseconds * Stopwatch.Frequency / 1000;
-
-    /// <summary>Milliseconds until the deadline, 0 once it has passed.</summary>
-    public static int RemainingMs(long deadline) =>
-        (int)Math.Max(0, (deadline - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency);
 }

@@ -24,6 +24,21 @@ public sealed class FeatureWatermark
 
     public long BatchesApplied { get; }
 
+    /// <summary>The watermark as sent with responses: built once per applied batch, shared by every response that reads it.</summary>
+    internal Proto.V1.FeatureWatermark Message => _message ??= BuildMessage();
+
+    private Proto.V1.FeatureWatermark? _message;
+
+    private Proto.V1.FeatureWatermark BuildMessage()
+    {
+        var message = new Proto.V1.FeatureWatermark { MaxEventTimeMs = MaxEventTimeMs, BatchesApplied = BatchesApplied };
+        foreach (var partition in Partitions)
+        {
+            message.Partitions.Add(new Proto.V1.PartitionWatermark { Topic = partition.Topic, Partition = partition.Partition, LastAppliedOffset = partition.Offset });
+        }
+        return message;
+    }
+
     internal FeatureWatermark Advance(ReadOnlySpan<PartitionOffset> applied, long maxEventTimeMs)
     {
         var partitions = new List<PartitionOffset>(Partitions);

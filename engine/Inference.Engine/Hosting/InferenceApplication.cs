@@ -83,6 +83,7 @@ public static partial class InferenceApplication
 
         var app = builder.Build();
         var role = app.Services.GetRequiredService<IOptions<InferenceOptions>>().Value.Role;
+        app.MapGrpcHealthChecksService();
         if (role is EngineRole.All or EngineRole.Ps)
         {
             app.MapGrpcService<ParameterGrpcService>();

@@ -25,6 +25,9 @@ public sealed class InferenceMetrics
     private readonly TotalCounter _pointInTimeInexact;
     private readonly Histogram<double> _applySeconds;
     private readonly Histogram<double> _scoreSeconds;
+    private readonly Histogram<long> _batchRows;
+    private readonly TotalCounter _shed;
+    private readonly TotalCounter _abandoned;
     private long _lag;
     private double _onlineLogLoss = double.NaN;
 
@@ -47,6 +50,9 @@ public sealed class InferenceMetrics
         _pointInTimeInexact = Counter("inference.training.point_in_time_inexact", "{label}", "Labels joined with running aggregates that already include events after the label.");
         _applySeconds = meter.CreateHistogram<double>("inference.features.apply.duration", "s", "Time to apply one micro-batch on the accelerator.");
         _scoreSeconds = meter.CreateHistogram<double>("inference.serving.duration", "s", "Server-side time of one Score call.");
+        _batchRows = meter.CreateHistogram<long>("inference.serving.batch.rows", "{row}", "Rows of one dynamic serving batch (one gather, one forward pass).");
+        _shed = Counter("inference.serving.shed", "{request}", "Score requests refused with RESOURCE_EXHAUSTED because the queue was full.");
+        _abandoned = Counter("inference.serving.abandoned", "{request}", "Score requests dropped before launch, by reason (cancelled, deadline).");
         meter.CreateObservableGauge("inference.ingest.lag", () => Volatile.Read(ref _lag), "{event}", "Events behind the end of the assigned partitions.");
         meter.CreateObservableGauge("inference.training.online_log_loss", () => Volatile.Read(ref _onlineLogLoss), null, "Progressive log loss of labels before training on them.");
     }
@@ -107,6 +113,28 @@ public sealed class InferenceMetrics
     internal void DataLoss() => _dataLoss.Add(1);
 
     internal void Lag(long lag) => Volatile.Write(ref _lag, lag);
+
+    public long ShedRequests => _shed.Total;
+
+    public long AbandonedRequests => _abandoned.Total;
+
+    /// <summary>Dynamic serving batches launched.</summary>
+    public long ServingBatches => Interlocked.Read(ref _servingBatches);
+
+    private long _servingBatches;
+
+    internal void ServingBatch(int requests, int rows)
+    {
+        Interlocked.Increment(ref _servingBatches);
+        _batchRows.Record(rows);
+    }
+
+    internal void Shed() => _shed.Add(1);
+
+    internal void Abandoned(string reason) => _abandoned.Add(1, "reason", reason);
+
+    internal void ObserveServingQueue(Func<int> queued) =>
+        _meter.CreateObservableGauge("inference.serving.queue", queued, "{request}", "Score requests waiting for the device.");
 
     internal void Scored(int rows, double seconds)
     {

@@ -45,7 +45,7 @@ internal sealed class InferenceOptionsValidator : IValidateOptions<InferenceOpti
         Require(features.EvictionScanIntervalMs is >= 100 and <= 86_400_000, "Features:EvictionScanIntervalMs", features.EvictionScanIntervalMs, "must be between 100 and 86400000");
         Require(features.MaxBatchEvents > 0 && features.MaxBatchEvents <= Math.Min(1_000_000, features.Capacity), "Features:MaxBatchEvents", features.MaxBatchEvents, "must be between 1 and min(1000000, Inference:Features:Capacity)");
         Require(features.MaxBatchDelayMs is > 0 and <= 60_000, "Features:MaxBatchDelayMs", features.MaxBatchDelayMs, "must be between 1 and 60000");
-        Require(Enum.IsDefined(features.Accelerator), "Features:Accelerator", features.Accelerator, "must be Auto, Cuda or Cpu");
+        Require(Enum.IsDefined(features.Accelerator), "Features:Accelerator", features.Accelerator, "must be Auto, Cuda, Cpu or CpuSimulator");
 
         var model = options.Model;
         Require(Enum.IsDefined(model.Kind), "Model:Kind", model.Kind, "must be Logistic or Mlp");
@@ -63,6 +63,9 @@ internal sealed class InferenceOptionsValidator : IValidateOptions<InferenceOpti
         Require(serving.Port is >= 0 and <= 65_535, "Serving:Port", serving.Port, "must be a TCP port (0 picks a free one)");
         Require(!string.IsNullOrWhiteSpace(serving.Host), "Serving:Host", serving.Host, "must be an address to listen on");
         Require(serving.MaxRowsPerRequest is > 0 and <= 1_000_000, "Serving:MaxRowsPerRequest", serving.MaxRowsPerRequest, "must be between 1 and 1000000");
+        Require(serving.MaxBatchRows is > 0 and <= 1_000_000, "Serving:MaxBatchRows", serving.MaxBatchRows, "must be between 1 and 1000000");
+        Require(serving.MaxQueueDelayMicroseconds is >= 0 and <= 1_000_000, "Serving:MaxQueueDelayMicroseconds", serving.MaxQueueDelayMicroseconds, "must be between 0 (launch at once) and 1000000");
+        Require(serving.MaxQueuedRequests is > 0 and <= 1_000_000, "Serving:MaxQueuedRequests", serving.MaxQueuedRequests, "must be between 1 and 1000000");
 
         var sync = options.Sync;
         if (options.Role == EngineRole.Worker)

@@ -1,9 +1,11 @@
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
+using Inference.Engine.Serving;
 using Inference.Engine.Sync;
 using Inference.Engine.Training;
 using Inference.Kernels.Accelerators;
+using Inference.Kernels.Features;
 using Inference.Models;
 using Inference.Models.Registry;
 using Microsoft.Extensions.Configuration;
@@ -29,6 +31,8 @@ public static class InferenceServiceCollectionExtensions
         services.AddMetrics();
         services.AddSingleton<InferenceMetrics>();
         services.AddGrpc(grpc => grpc.EnableDetailedErrors = false);
+        // grpc.health.v1.Health: SERVING while the host runs (readiness that waits for restore and catch-up comes with checkpoints).
+        services.AddGrpcHealthChecks();
 
         var role = configuration.GetSection(InferenceOptions.Section).GetValue(nameof(InferenceOptions.Role), EngineRole.All);
         if (role is EngineRole.All or EngineRole.Ps)
@@ -42,7 +46,12 @@ public static class InferenceServiceCollectionExtensions
 
         services.AddSingleton<KafkaConnection>();
         services.AddSingleton(sp => DeviceContext.Create(Options(sp).Features.Accelerator));
-        services.AddSingleton(sp => new FeatureStore(sp.GetRequiredService<DeviceContext>(), Options(sp).Features, sp.GetRequiredService<InferenceMetrics>(), sp.GetRequiredService<ILogger<FeatureStore>>()));
+        services.AddSingleton(sp => new DeviceExecutor(sp.GetRequiredService<DeviceContext>(), new FeaturePlan(Options(sp).Features.Definitions), Options(sp).Features,
+            Options(sp).Serving, sp.GetRequiredService<InferenceMetrics>(), sp.GetRequiredService<ILogger<DeviceExecutor>>()));
+        // The executor starts before the stages that send it work and stops after them.
+        services.AddHostedService(sp => sp.GetRequiredService<DeviceExecutor>());
+        services.AddSingleton<FeatureStore>();
+        services.AddSingleton(sp => new ScoreBatcher(sp.GetRequiredService<ModelRegistry>(), Options(sp).Model.RequestFeatures, sp.GetRequiredService<InferenceMetrics>()));
         services.AddSingleton(sp =>
         {
             var options = Options(sp);

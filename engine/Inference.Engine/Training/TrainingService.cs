@@ -121,7 +121,7 @@ internal sealed class TrainingService : BackgroundService
                 if (count == batchSize || (count > 0 && Stopwatch.GetTimestamp() >= deadline))
                 {
                     // Point in time: each label sees its entity's features as of the label's event time.
-                    _metrics.PointInTimeInexact(_features.GatherAsOf(entities.AsSpan(0, count), times.AsSpan(0, count), gathered, inexact));
+                    _metrics.PointInTimeInexact(_features.GatherAsOf(entities, times, count, gathered, inexact));
                     if (requestWidth > 0)
                     {
                         for (int r = 0; r < count; r++)

@@ -72,3 +72,21 @@ internal struct ReadView
     public long Now;
     public int ApplyTransform;
 }
+
+/// <summary>A range of slots to scan for eviction: those older than the cutoff and not pinned.</summary>
+internal struct SliceView
+{
+    public int Start;
+    public int Count;
+    public long Cutoff;
+    public int Pin;
+}
+
+/// <summary>Slots chosen for eviction (up to the limit), how many qualified, and the keys they held.</summary>
+internal struct VictimView
+{
+    public ArrayView<int> Slots;
+    public ArrayView<ulong> Keys;
+    public ArrayView<int> Count;
+    public int Limit;
+}

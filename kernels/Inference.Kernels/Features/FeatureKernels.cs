@@ -457,7 +457,7 @@ internal static class FeatureKernels
         return fallback;
     }
 
-    /// <summary>Per live slot: insert its key into a fresh table (growth and after eviction).</summary>
+    /// <summary>Per live slot: insert its key into a fresh table (growth, and to clear tombstones).</summary>
     public static void Rebuild(Index1D thread, int stride, int capacity, HashView hash, SlotView slots)
     {
         for (int s = thread; s < capacity; s += stride)
@@ -480,14 +480,76 @@ internal static class FeatureKernels
         }
     }
 
-    /// <summary>Per evicted slot: forget its entity.</summary>
-    public static void Evict(Index1D thread, int stride, int count, ArrayView<int> victims, SlotView slots)
+    /// <summary>
+    /// Per slot of [start, start + count): list it as a victim (up to the limit) when it holds an entity
+    /// whose newest event is older than the cutoff and that is not pinned (an entity of the batch that
+    /// needs the room). The victim counter goes on past the limit: it tells how many qualified.
+    /// </summary>
+    public static void SelectVictims(Index1D thread, int stride, SliceView slice, SlotView slots, VictimView victims)
+    {
+        for (int i = thread; i < slice.Count; i += stride)
+        {
+            int s = slice.Start + i;
+            if (slots.Key[s] == 0 || slots.MaxTime[s] >= slice.Cutoff || slots.Touch[s] == slice.Pin)
+            {
+                continue;
+            }
+            int at = Atomic.Add(ref victims.Count[0], 1);
+            if (at < victims.Limit)
+            {
+                victims.Slots[at] = s;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Per victim: replace its hash entry by a tombstone (probes go on past it), forget the entity, report
+    /// its key and push the slot onto the free stack.
+    /// </summary>
+    public static void Evict(Index1D thread, int stride, int count, VictimView victims, HashView hash, SlotView slots, FreeView free)
     {
         for (int i = thread; i < count; i += stride)
         {
-            int slot = victims[i];
+            int slot = victims.Slots[i];
+            ulong key = slots.Key[slot];
+            int bucket = Home(key, hash.Mask);
+            for (int probe = 0; probe <= hash.Mask; probe++)
+            {
+                if (hash.Keys[bucket] == key)
+                {
+                    hash.SlotOf[bucket] = -1;
+                    hash.Keys[bucket] = FeatureTable.Tombstone;
+                    break;
+                }
+                bucket = (bucket + 1) & hash.Mask;
+            }
+            victims.Keys[i] = key;
             slots.Key[slot] = 0;
             slots.Count[slot] = 0;
+            free.List[Atomic.Add(ref free.Top[0], 1)] = slot;
+        }
+    }
+
+    /// <summary>Per row with a slot: pin it (eviction passes it over). Pins are negative; batch sequences positive.</summary>
+    public static void Pin(Index1D thread, int stride, int pin, ReadView read, SlotView slots)
+    {
+        for (int r = thread; r < read.Rows; r += stride)
+        {
+            int slot = read.Slots[r];
+            if (slot >= 0)
+            {
+                slots.Touch[slot] = pin;
+            }
+        }
+    }
+
+    /// <summary>Per sample: the newest event time of every step-th slot, or long.MaxValue for an empty one.</summary>
+    public static void SampleTimes(Index1D thread, int stride, int samples, int step, SlotView slots, ArrayView<long> output)
+    {
+        for (int i = thread; i < samples; i += stride)
+        {
+            int s = i * step;
+            output[i] = slots.Key[s] != 0 ? slots.MaxTime[s] : long.MaxValue;
         }
     }
 

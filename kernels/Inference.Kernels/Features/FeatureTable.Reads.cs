@@ -33,23 +33,20 @@ public sealed partial class FeatureTable
     /// <summary>An entity's event count and newest event time, or null when the table does not hold it.</summary>
     public (long Count, long NewestEventTimeMs)? Find(ulong entity)
     {
-        lock (_device.Gate)
+        ulong key = TableKey(entity);
+        Upload(_readKeys, new ReadOnlySpan<ulong>(in key));
+        _lookup(1, 1, HashView(), ReadView(1, perRowTime: false, 0, transform: false));
+        _device.Synchronize();
+        int slot = -1;
+        Download(_readSlots, new Span<int>(ref slot));
+        if (slot < 0)
         {
-            ulong key = TableKey(entity);
-            Upload(_readKeys, new ReadOnlySpan<ulong>(in key));
-            _lookup(1, 1, HashView(), ReadView(1, perRowTime: false, 0, transform: false));
-            _device.Accelerator.Synchronize();
-            int slot = -1;
-            Download(_readSlots, new Span<int>(ref slot));
-            if (slot < 0)
-            {
-                return null;
-            }
-            long count = 0, newest = 0;
-            Download(_count, new Span<long>(ref count), slot);
-            Download(_maxTime, new Span<long>(ref newest), slot);
-            return count == 0 ? null : (count, newest);
+            return null;
         }
+        long count = 0, newest = 0;
+        Download(_count, new Span<long>(ref count), slot);
+        Download(_maxTime, new Span<long>(ref newest), slot);
+        return count == 0 ? null : (count, newest);
     }
 
     private void Read(ReadOnlySpan<ulong> entities, ReadOnlySpan<long> times, long now, Span<float> output, Span<bool> inexact, bool transform)
@@ -60,7 +57,6 @@ public sealed partial class FeatureTable
             throw new ArgumentException($"The output needs {entities.Length * width} floats.", nameof(output));
         }
         bool perRow = !times.IsEmpty;
-        lock (_device.Gate)
         {
             for (int start = 0; start < entities.Length; start += _options.MaxGatherRows)
             {
@@ -77,9 +73,9 @@ public sealed partial class FeatureTable
                     Upload(_readTimes, times.Slice(start, rows));
                 }
                 var read = ReadView(rows, perRow, now, transform);
-                int threads = Math.Min(rows, _device.GridThreads);
+                int threads = _kernels.Threads(rows);
                 _gather(threads, threads, HashView(), read, SlotView(), PlanView());
-                _device.Accelerator.Synchronize();
+                _device.Synchronize();
                 Download(_readOutput, output.Slice(start * width, rows * width));
                 if (perRow)
                 {

@@ -1,12 +1,13 @@
 using System.Numerics;
-using System.Runtime.InteropServices;
 using ILGPU;
 using ILGPU.Runtime;
 
 namespace Inference.Kernels.Features;
 
-// Slot storage, the key → slot hash table, growth and eviction. Growth and eviction are rare and
-// run on the host between batches (under the device gate); the per-batch path never leaves the device.
+// Slot storage, the key → slot hash table, growth and eviction. Growth and eviction run between
+// batches, on the device: victims are chosen by a scan kernel (a slice of slots at a time when the
+// caller wants bounded pauses), their hash entries become tombstones, their slots go back on the
+// free stack. Only growth copies the slot arrays, and it doubles, so it is rare.
 public sealed partial class FeatureTable
 {
     private MemoryBuffer1D<long, Stride1D.Dense> _count = null!;
@@ -22,6 +23,9 @@ public sealed partial class FeatureTable
     private MemoryBuffer1D<ulong, Stride1D.Dense>? _hashKeys;
     private MemoryBuffer1D<int, Stride1D.Dense>? _hashSlotOf;
     private int _hashMask;
+    private int _tombstones;
+    private int _pinMark;
+    private long[] _samples = [];
 
     private SlotView SlotView() => new()
     {
@@ -158,8 +162,28 @@ public sealed partial class FeatureTable
         _hashKeys.MemSetToZero();
         _hashSlotOf.MemSetToZero();
         _hashMask = (int)(size - 1);
-        int threads = Math.Min(Capacity, _device.GridThreads);
+        _tombstones = 0;
+        int threads = _kernels.Threads(Capacity);
         _rebuild(threads, threads, Capacity, HashView(), SlotView());
+    }
+
+    /// <summary>
+    /// Grows the slot arrays one step (doubling, up to the maximum capacity) and rebuilds the hash
+    /// table. Returns false at the maximum. One step copies every slot: callers grow ahead of need,
+    /// between batches, rather than inside an apply.
+    /// </summary>
+    public bool Grow(int atLeast = 0)
+    {
+        if (Capacity >= _options.MaxCapacity)
+        {
+            return false;
+        }
+        int grown = (int)Math.Min(_options.MaxCapacity, Math.Max(2L * Capacity, atLeast));
+        AllocateSlots(grown, Capacity);
+        RebuildHash();
+        _device.Synchronize();
+        Growths++;
+        return true;
     }
 
     /// <summary>Makes sure every new entity of the staged batch will find a free slot.</summary>
@@ -171,9 +195,9 @@ public sealed partial class FeatureTable
         }
         // Count the batch's entities the table does not hold (an upper bound: repeats count twice).
         var read = new ReadView { Keys = _batchKeys.View, Slots = _batchSlot.View, Rows = events };
-        int threads = Math.Min(events, _device.GridThreads);
+        int threads = _kernels.Threads(events);
         _lookup(threads, threads, HashView(), read);
-        _device.Accelerator.Synchronize();
+        _device.Synchronize();
         var slots = new int[events];
         Download(_batchSlot, slots);
         int missing = 0;
@@ -188,80 +212,128 @@ public sealed partial class FeatureTable
         {
             return [];
         }
-        if (Capacity < _options.MaxCapacity)
-        {
-            int grown = (int)Math.Min(_options.MaxCapacity, Math.Max(2L * Capacity, (long)Capacity - _free + missing));
-            AllocateSlots(grown, Capacity);
-            RebuildHash();
-            Growths++;
-            if (_free >= missing)
-            {
-                return [];
-            }
-        }
-        // Never evict an entity of this very batch: it would need a slot again at once.
-        var batchKeys = new HashSet<ulong>(events);
-        foreach (ulong key in _hostKeys.AsSpan(0, events))
-        {
-            batchKeys.Add(key);
-        }
-        int evict = Math.Max(missing - _free, (int)(Capacity * _options.EvictionFraction));
-        return EvictWhere(evict, olderThan: long.MaxValue, batchKeys);
-    }
-
-    /// <summary>Evicts every entity whose newest event is older than <paramref name="cutoffTimeMs"/> (a TTL by event time).</summary>
-    public ulong[] EvictIdle(long cutoffTimeMs)
-    {
-        lock (_device.Gate)
-        {
-            return EvictWhere(int.MaxValue, cutoffTimeMs, null);
-        }
-    }
-
-    /// <summary>Evicts up to <paramref name="limit"/> entities, idlest (oldest newest event) first, among those older than the cutoff.</summary>
-    private ulong[] EvictWhere(int limit, long olderThan, HashSet<ulong>? keep)
-    {
-        var keys = new ulong[Capacity];
-        var newest = new long[Capacity];
-        Download(_slotKey, keys);
-        Download(_maxTime, newest);
-        var candidates = new List<int>();
-        for (int s = 0; s < Capacity; s++)
-        {
-            if (keys[s] != 0 && newest[s] < olderThan && keep?.Contains(keys[s]) != true)
-            {
-                candidates.Add(s);
-            }
-        }
-        if (candidates.Count == 0)
+        if (Grow((int)Math.Min(int.MaxValue, (long)Capacity - _free + missing)) && _free >= missing)
         {
             return [];
         }
-        candidates.Sort((a, b) => newest[a] != newest[b] ? newest[a].CompareTo(newest[b]) : a.CompareTo(b));
-        int count = Math.Min(limit, candidates.Count);
-        var victims = candidates.GetRange(0, count).ToArray();
-        var evicted = new ulong[count];
-        for (int i = 0; i < count; i++)
+        // Never evict an entity of this very batch: it would need a slot again at once.
+        int pin = NextPin();
+        _pin(threads, threads, pin, read, SlotView());
+        int target = Math.Max(missing - _free, (int)(Capacity * _options.EvictionFraction));
+        var evicted = new List<ulong>(target);
+        // The cutoff is estimated from a sample; when it frees too few, widen it until enough are gone.
+        for (double margin = 1.25; _free < missing; margin *= 4)
         {
-            evicted[i] = keys[victims[i]];
-            keys[victims[i]] = 0;
-        }
-
-        using var victimSlots = _device.Accelerator.Allocate1D(victims);
-        int threads = Math.Min(count, _device.GridThreads);
-        _evict(threads, threads, count, victimSlots.View, SlotView());
-
-        var free = new List<int>(Capacity);
-        for (int s = Capacity - 1; s >= 0; s--)
-        {
-            if (keys[s] == 0)
+            long cutoff = margin > 1_000 ? long.MaxValue : IdleCutoff((int)Math.Min(int.MaxValue, (long)(target * margin)));
+            var round = EvictPinned(cutoff, 0, Capacity, target - evicted.Count, pin);
+            evicted.AddRange(round);
+            if (cutoff == long.MaxValue)
             {
-                free.Add(s);
+                break;
             }
         }
-        SetFreeSlots(CollectionsMarshal.AsSpan(free));
-        RebuildHash();
-        _device.Accelerator.Synchronize();
+        return [.. evicted];
+    }
+
+    /// <summary>Evicts every entity whose newest event is older than <paramref name="cutoffTimeMs"/> (a TTL by event time).</summary>
+    public ulong[] EvictIdle(long cutoffTimeMs) => EvictOlderThan(cutoffTimeMs, 0, Capacity, int.MaxValue);
+
+    /// <summary>
+    /// Evicts up to <paramref name="limit"/> entities of slots [<paramref name="startSlot"/>, + <paramref name="slotCount"/>)
+    /// whose newest event is older than <paramref name="cutoffTimeMs"/>, and returns their keys. A caller that
+    /// wants short pauses walks the table a slice at a time.
+    /// </summary>
+    public ulong[] EvictOlderThan(long cutoffTimeMs, int startSlot, int slotCount, int limit) =>
+        EvictPinned(cutoffTimeMs, startSlot, slotCount, limit, pin: 0);
+
+    private ulong[] EvictPinned(long cutoffTimeMs, int startSlot, int slotCount, int limit, int pin)
+    {
+        startSlot = Math.Clamp(startSlot, 0, Capacity);
+        slotCount = Math.Clamp(slotCount, 0, Capacity - startSlot);
+        limit = Math.Min(limit, slotCount);
+        if (limit <= 0)
+        {
+            return [];
+        }
+        using var victimSlots = _device.Accelerator.Allocate1D<int>(limit);
+        using var victimKeys = _device.Accelerator.Allocate1D<ulong>(limit);
+        _victimCount.MemSetToZero();
+        var victims = new VictimView { Slots = victimSlots.View, Keys = victimKeys.View, Count = _victimCount.View, Limit = limit };
+        var slice = new SliceView { Start = startSlot, Count = slotCount, Cutoff = cutoffTimeMs, Pin = pin };
+        int threads = _kernels.Threads(slotCount);
+        _selectVictims(threads, threads, slice, SlotView(), victims);
+        _device.Synchronize();
+        int found = 0;
+        Download(_victimCount, new Span<int>(ref found));
+        int count = Math.Min(found, limit);
+        if (count == 0)
+        {
+            return [];
+        }
+        // A batch that found no slot leaves the stack's top below zero: start the pushes from the real height.
+        Upload(_freeTop, new ReadOnlySpan<int>(in _free));
+        threads = _kernels.Threads(count);
+        _evict(threads, threads, count, victims, HashView(), SlotView(), FreeView());
+        _device.Synchronize();
+        var evicted = new ulong[count];
+        Download(victimKeys, evicted);
+        _free += count;
+        _tombstones += count;
+        if (_tombstones > (_hashMask + 1) / 4)
+        {
+            // Probes walk past tombstones: clear them before they lengthen every lookup.
+            RebuildHash();
+            _device.Synchronize();
+        }
         return evicted;
+    }
+
+    /// <summary>
+    /// A newest-event time below which about <paramref name="count"/> of the held entities fall,
+    /// estimated from an even sample of slots (so eviction by it takes the idlest without sorting the table).
+    /// </summary>
+    public long IdleCutoff(int count)
+    {
+        int live = Entities;
+        if (live == 0 || count <= 0)
+        {
+            return long.MinValue;
+        }
+        if (count >= live)
+        {
+            return long.MaxValue;
+        }
+        int samples = Math.Min(Capacity, 4_096);
+        int step = Capacity / samples;
+        if (_samples.Length < samples)
+        {
+            _samples = new long[samples];
+        }
+        using var output = _device.Accelerator.Allocate1D<long>(samples);
+        int threads = _kernels.Threads(samples);
+        _sampleTimes(threads, threads, samples, step, SlotView(), output.View);
+        _device.Synchronize();
+        var times = _samples.AsSpan(0, samples);
+        Download(output, times);
+        times.Sort();
+        int held = 0;
+        while (held < samples && times[held] != long.MaxValue)
+        {
+            held++;
+        }
+        if (held == 0)
+        {
+            return long.MaxValue;
+        }
+        int at = (int)Math.Min(held - 1, (long)count * held / live);
+        // Older than the sample at the quantile; ties at the cutoff stay.
+        return times[at] == long.MaxValue ? long.MaxValue : times[at] + 1;
+    }
+
+    /// <summary>A fresh pin mark: negative, so it never equals a batch sequence in the touch column.</summary>
+    private int NextPin()
+    {
+        _pinMark = _pinMark <= int.MinValue + 1 ? -1 : _pinMark - 1;
+        return _pinMark;
     }
 }

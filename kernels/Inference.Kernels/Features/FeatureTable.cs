@@ -9,8 +9,9 @@ namespace Inference.Kernels.Features;
 /// Declared features of every entity, resident on the accelerator: an open-addressing entity-key →
 /// slot table (compare-and-swap inserts) and per-slot state laid out by the <see cref="FeaturePlan"/>.
 /// The table grows by doubling up to its maximum capacity, then evicts the idlest entities (by event
-/// time); <see cref="EvictIdle"/> applies a TTL. Every operation holds the device gate, so a read sees
-/// either none or all of a batch.
+/// time); <see cref="EvictIdle"/> and <see cref="EvictOlderThan"/> apply a TTL, the latter a slice
+/// at a time. Not thread-safe: one owner (the engine's device executor) calls it, so a read always
+/// falls between two batches and sees either none or all of each.
 /// </summary>
 public sealed partial class FeatureTable : IDisposable
 {
@@ -41,6 +42,7 @@ public sealed partial class FeatureTable : IDisposable
     private readonly MemoryBuffer1D<long, Stride1D.Dense> _readTimes;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _readOutput;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _readInexact;
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> _victimCount;
 
     private readonly ulong[] _hostKeys;
     private readonly int[] _hostInexact;
@@ -49,6 +51,7 @@ public sealed partial class FeatureTable : IDisposable
     private int _sequence;
     private int _free;
 
+    private readonly KernelLoader _kernels;
     private readonly Action<Index1D, int, HashView, BatchView> _insertKeys;
     private readonly Action<Index1D, int, HashView, BatchView, SlotView, FreeView, PlanView> _allocateSlots;
     private readonly Action<Index1D, int, int, HashView, BatchView, SlotView> _resolveSlots;
@@ -58,7 +61,10 @@ public sealed partial class FeatureTable : IDisposable
     private readonly Action<Index1D, int, HashView, ReadView> _lookup;
     private readonly Action<Index1D, int, HashView, ReadView, SlotView, PlanView> _gather;
     private readonly Action<Index1D, int, int, HashView, SlotView> _rebuild;
-    private readonly Action<Index1D, int, int, ArrayView<int>, SlotView> _evict;
+    private readonly Action<Index1D, int, SliceView, SlotView, VictimView> _selectVictims;
+    private readonly Action<Index1D, int, int, VictimView, HashView, SlotView, FreeView> _evict;
+    private readonly Action<Index1D, int, int, ReadView, SlotView> _pin;
+    private readonly Action<Index1D, int, int, int, SlotView, ArrayView<long>> _sampleTimes;
 
     public FeatureTable(DeviceContext device, FeaturePlan plan, FeatureTableOptions options)
     {
@@ -102,29 +108,31 @@ public sealed partial class FeatureTable : IDisposable
         _readTimes = accelerator.Allocate1D<long>(rows);
         _readOutput = accelerator.Allocate1D<float>((long)rows * plan.Count);
         _readInexact = accelerator.Allocate1D<int>(rows);
+        _victimCount = accelerator.Allocate1D<int>(1);
 
         _hostKeys = new ulong[Math.Max(batch, rows)];
         _hostInexact = new int[rows];
         _hostLate = new long[plan.Count];
 
-        // Loaded once per table; the first load compiles (hundreds of ms on the CPU accelerator).
-        _insertKeys = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, HashView, BatchView>(FeatureKernels.InsertKeys);
-        _allocateSlots = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, HashView, BatchView, SlotView, FreeView, PlanView>(FeatureKernels.AllocateSlots);
-        _resolveSlots = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, HashView, BatchView, SlotView>(FeatureKernels.ResolveSlots);
-        _advanceWindows = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, BatchView, SlotView, PlanView>(FeatureKernels.AdvanceWindows);
-        _reanchor = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, BatchView, SlotView, PlanView>(FeatureKernels.Reanchor);
-        _accumulate = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, BatchView, SlotView, PlanView>(FeatureKernels.Accumulate);
-        _lookup = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, HashView, ReadView>(FeatureKernels.Lookup);
-        _gather = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, HashView, ReadView, SlotView, PlanView>(FeatureKernels.Gather);
-        _rebuild = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, HashView, SlotView>(FeatureKernels.Rebuild);
-        _evict = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, ArrayView<int>, SlotView>(FeatureKernels.Evict);
+        // Loaded once per table; on ILGPU the first load compiles (hundreds of ms on the simulator).
+        _kernels = new KernelLoader(device);
+        _insertKeys = _kernels.Load<HashView, BatchView>(FeatureKernels.InsertKeys);
+        _allocateSlots = _kernels.Load<HashView, BatchView, SlotView, FreeView, PlanView>(FeatureKernels.AllocateSlots);
+        _resolveSlots = _kernels.Load<int, HashView, BatchView, SlotView>(FeatureKernels.ResolveSlots);
+        _advanceWindows = _kernels.Load<BatchView, SlotView, PlanView>(FeatureKernels.AdvanceWindows);
+        _reanchor = _kernels.Load<BatchView, SlotView, PlanView>(FeatureKernels.Reanchor);
+        _accumulate = _kernels.Load<BatchView, SlotView, PlanView>(FeatureKernels.Accumulate);
+        _lookup = _kernels.Load<HashView, ReadView>(FeatureKernels.Lookup);
+        _gather = _kernels.Load<HashView, ReadView, SlotView, PlanView>(FeatureKernels.Gather);
+        _rebuild = _kernels.Load<int, HashView, SlotView>(FeatureKernels.Rebuild);
+        _selectVictims = _kernels.Load<SliceView, SlotView, VictimView>(FeatureKernels.SelectVictims);
+        _evict = _kernels.Load<int, VictimView, HashView, SlotView, FreeView>(FeatureKernels.Evict);
+        _pin = _kernels.Load<int, ReadView, SlotView>(FeatureKernels.Pin);
+        _sampleTimes = _kernels.Load<int, int, SlotView, ArrayView<long>>(FeatureKernels.SampleTimes);
 
-        lock (_device.Gate)
-        {
-            AllocateSlots(options.InitialCapacity, previous: 0);
-            RebuildHash();
-            accelerator.Synchronize();
-        }
+        AllocateSlots(options.InitialCapacity, previous: 0);
+        RebuildHash();
+        _device.Synchronize();
     }
 
     public FeaturePlan Plan { get; }
@@ -133,22 +141,30 @@ public sealed partial class FeatureTable : IDisposable
     public int Capacity { get; private set; }
 
     /// <summary>Entities held now.</summary>
-    public int Entities
-    {
-        get
-        {
-            lock (_device.Gate)
-            {
-                return Capacity - _free;
-            }
-        }
-    }
+    public int Entities => Capacity - _free;
+
+    /// <summary>Slots free now: new entities that fit before the table must grow or evict.</summary>
+    public int FreeSlots => _free;
+
+    /// <summary>The table's limits.</summary>
+    public FeatureTableOptions Options => _options;
 
     /// <summary>How many times the slot arrays grew.</summary>
     public int Growths { get; private set; }
 
-    /// <summary>Keys as the table stores them: 0 marks an empty bucket, so a hash of 0 is folded into 1.</summary>
-    public static ulong TableKey(ulong hash) => hash == 0 ? 1 : hash;
+    /// <summary>Marks a hash bucket whose entity was evicted: lookups probe on past it, inserts do not reuse it.</summary>
+    internal const ulong Tombstone = ulong.MaxValue;
+
+    /// <summary>
+    /// Keys as the table stores them: 0 marks an empty bucket and <see cref="Tombstone"/> an evicted one,
+    /// so a hash of 0 is folded into 1 and a hash of 2^64 − 1 into 2^64 − 2.
+    /// </summary>
+    public static ulong TableKey(ulong hash) => hash switch
+    {
+        0 => 1,
+        Tombstone => Tombstone - 1,
+        _ => hash,
+    };
 
     /// <summary>
     /// Applies one batch of events and returns when the device has finished. Before it, the table
@@ -192,7 +208,6 @@ public sealed partial class FeatureTable : IDisposable
             return new ApplyResult(0, 0, new long[Plan.Count], []);
         }
 
-        lock (_device.Gate)
         {
             var entities = _hostKeys.AsSpan(0, n);
             batch.Entities.CopyTo(entities);
@@ -220,14 +235,14 @@ public sealed partial class FeatureTable : IDisposable
             var hash = HashView();
             var slots = SlotView();
             var plan = PlanView();
-            int threads = Math.Min(n, _device.GridThreads);
+            int threads = _kernels.Threads(n);
             _insertKeys(threads, threads, hash, batchView);
             _allocateSlots(threads, threads, hash, batchView, slots, FreeView(), plan);
             _resolveSlots(threads, threads, _sequence, hash, batchView, slots);
             _advanceWindows(threads, threads, batchView, slots, plan);
             _reanchor(threads, threads, batchView, slots, plan);
             _accumulate(threads, threads, batchView, slots, plan);
-            _device.Accelerator.Synchronize();
+            _device.Synchronize();
 
             Download(_batchCounters, _hostCounters);
             Download(_batchLate, _hostLate);
@@ -284,20 +299,17 @@ public sealed partial class FeatureTable : IDisposable
 
     public void Dispose()
     {
-        lock (_device.Gate)
+        DisposeSlots();
+        _hashKeys?.Dispose();
+        _hashSlotOf?.Dispose();
+        foreach (var buffer in new MemoryBuffer[]
         {
-            DisposeSlots();
-            _hashKeys?.Dispose();
-            _hashSlotOf?.Dispose();
-            foreach (var buffer in new MemoryBuffer[]
-            {
-                _planInts, _planDoubles, _longInit, _doubleInit, _batchKeys, _batchTimes, _batchNumeric, _batchKeyColumns,
-                _batchBucket, _batchWon, _batchSlot, _batchTouched, _batchCounters, _batchLate,
-                _readKeys, _readSlots, _readTimes, _readOutput, _readInexact,
-            })
-            {
-                buffer.Dispose();
-            }
+            _planInts, _planDoubles, _longInit, _doubleInit, _batchKeys, _batchTimes, _batchNumeric, _batchKeyColumns,
+            _batchBucket, _batchWon, _batchSlot, _batchTouched, _batchCounters, _batchLate,
+            _readKeys, _readSlots, _readTimes, _readOutput, _readInexact, _victimCount,
+        })
+        {
+            buffer.Dispose();
         }
     }
 }

@@ -1,0 +1,369 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Apache.Arrow;
+using Inference.Engine.Hosting;
+using Inference.Kernels.Accelerators;
+using Inference.Kernels.Features;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Inference.Engine.Features;
+
+/// <summary>
+/// The one owner of the accelerator and the feature table. Everything else sends it work and never
+/// touches the device: serving gathers (batched dynamically), applies of micro-batches, the
+/// trainer's point-in-time gathers and other reads, and maintenance (growth, capacity eviction, the
+/// TTL scan) cut into slices. One thread runs it all, so a read always falls between two applies and
+/// reports the watermark of exactly the state it read.
+/// </summary>
+/// <remarks>
+/// Each turn of the loop serves waiting Score requests, then runs at most one apply, one read and
+/// one maintenance slice, serving again between them: a request waits at most for one unit of work
+/// already running. When the device is idle a request is launched at once; requests that arrive
+/// while it is busy go together in the next gather (up to <see cref="ServingOptions.MaxBatchRows"/>).
+/// </remarks>
+public sealed partial class DeviceExecutor : IHostedService, IDisposable
+{
+    private readonly DeviceContext _device;
+    private readonly FeatureTable _table;
+    private readonly FeatureOptions _options;
+    private readonly ServingOptions _serving;
+    private readonly InferenceMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly ConcurrentQueue<GatherRequest> _gathers = new();
+    private readonly ConcurrentQueue<ApplyWork> _applies = new();
+    private readonly ConcurrentQueue<ReadWork> _reads = new();
+    private readonly ManualResetEventSlim _signal = new(false, spinCount: 100);
+    private readonly Thread _thread;
+    private readonly GatherRequest[] _batch;
+    private readonly ulong[] _batchKeys;
+    private float[] _batchFeatures;
+    private int _queued;
+    private volatile bool _stopping;
+    private bool _started;
+
+    private FeatureWatermark _watermark = FeatureWatermark.Empty;
+    private int _entities;
+
+    public DeviceExecutor(DeviceContext device, FeaturePlan plan, FeatureOptions options, ServingOptions serving, InferenceMetrics metrics, ILogger<DeviceExecutor> logger)
+    {
+        _device = device;
+        _options = options;
+        _serving = serving;
+        _metrics = metrics;
+        _logger = logger;
+        _table = new FeatureTable(device, plan, new FeatureTableOptions
+        {
+            InitialCapacity = Math.Min(options.InitialCapacity, options.Capacity),
+            MaxCapacity = options.Capacity,
+            MaxBatchEvents = options.MaxBatchEvents,
+            MaxGatherRows = Math.Max(serving.MaxBatchRows, serving.MaxRowsPerRequest),
+        });
+        int batchRows = Math.Max(serving.MaxBatchRows, serving.MaxRowsPerRequest);
+        _batch = new GatherRequest[batchRows];
+        _batchKeys = new ulong[batchRows];
+        _batchFeatures = new float[batchRows * plan.Count];
+        _entities = _table.Entities;
+        _nextTtlScan = Deadline.After(options.EvictionScanIntervalMs);
+        _metrics.ObserveEntities(() => Volatile.Read(ref _entities));
+        _metrics.ObserveServingQueue(() => Volatile.Read(ref _queued));
+        _thread = new Thread(Run) { IsBackground = true, Name = "inference-device" };
+        ExecutorLog.Declared(logger, plan.Count, string.Join(", ", plan.Definitions.Select(d => $"{d.Name} ({d.Aggregation})")), plan.BytesPerEntity, device.Description);
+    }
+
+    public FeaturePlan Plan => _table.Plan;
+
+    public string AcceleratorDescription => _device.Description;
+
+    /// <summary>Entities held, as of the last unit of work.</summary>
+    public int Entities => Volatile.Read(ref _entities);
+
+    /// <summary>What the table holds: the last applied offset per partition and the newest event time.</summary>
+    public FeatureWatermark Watermark => Volatile.Read(ref _watermark);
+
+    /// <summary>Score requests waiting for the device.</summary>
+    public int QueuedRequests => Volatile.Read(ref _queued);
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (!_started)
+        {
+            _started = true;
+            _thread.Start();
+        }
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        Stop();
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Queues a serving gather. Returns false at once when <see cref="ServingOptions.MaxQueuedRequests"/>
+    /// are already waiting (the caller sheds the request) or the executor is stopping.
+    /// </summary>
+    public bool TryEnqueue(GatherRequest request)
+    {
+        if (_stopping || Interlocked.Increment(ref _queued) > _serving.MaxQueuedRequests)
+        {
+            if (!_stopping)
+            {
+                Interlocked.Decrement(ref _queued);
+            }
+            return false;
+        }
+        _gathers.Enqueue(request);
+        _signal.Set();
+        return true;
+    }
+
+    /// <summary>
+    /// Applies one micro-batch (entity: uint64, ts: int64, a float column per numeric field, a uint64
+    /// column per key field, in the plan's order), advances the watermark to <paramref name="offsets"/>
+    /// and returns the events applied once the device is done. Blocks the calling (ingest) thread.
+    /// </summary>
+    public int Apply(RecordBatch batch, ReadOnlySpan<PartitionOffset> offsets)
+    {
+        var work = new ApplyWork(batch, offsets.ToArray());
+        _applies.Enqueue(work);
+        _signal.Set();
+        return work.Completion.Task.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Runs <paramref name="read"/> on the executor between two units of work and returns its result.</summary>
+    public Task<T> ReadAsync<T>(Func<FeatureTable, FeatureWatermark, T> read)
+    {
+        var work = new ReadWork<T>(read);
+        _reads.Enqueue(work);
+        _signal.Set();
+        return work.Completion.Task;
+    }
+
+    /// <summary>Runs <paramref name="read"/> on the executor and waits for it (for dedicated threads such as the trainer's).</summary>
+    public T Read<T>(Func<FeatureTable, FeatureWatermark, T> read) => ReadAsync(read).GetAwaiter().GetResult();
+
+    private void Run()
+    {
+        ExecutorLog.Started(_logger, _device.Description, _serving.MaxBatchRows, _serving.MaxQueueDelayMicroseconds, _serving.MaxQueuedRequests);
+        while (true)
+        {
+            // Reset before looking: work queued after the look sets the signal again.
+            _signal.Reset();
+            bool worked = Serve();
+            worked |= ApplyOne();
+            worked |= Serve();
+            worked |= ReadOne();
+            worked |= Serve();
+            worked |= MaintainOne();
+            if (worked)
+            {
+                continue;
+            }
+            if (_stopping && _applies.IsEmpty && _reads.IsEmpty)
+            {
+                break;
+            }
+            _signal.Wait(MaintenanceWaitMs());
+        }
+        while (_gathers.TryDequeue(out var request))
+        {
+            Interlocked.Decrement(ref _queued);
+            request.Abandon(GatherOutcome.Stopped);
+        }
+    }
+
+    /// <summary>One dynamic batch of waiting gathers: a read of all their rows, then their handler.</summary>
+    private bool Serve()
+    {
+        if (_gathers.IsEmpty)
+        {
+            return false;
+        }
+        int requests = 0, rows = 0;
+        long launchBy = 0;
+        IGatheredBatchHandler? handler = null;
+        var spin = new SpinWait();
+        while (true)
+        {
+            if (_gathers.TryPeek(out var next) && (requests == 0 || (rows + next.Rows <= _serving.MaxBatchRows && next.Handler == handler)))
+            {
+                _gathers.TryDequeue(out _);
+                Interlocked.Decrement(ref _queued);
+                if (next.Cancellation.IsCancellationRequested || DateTime.UtcNow >= next.DeadlineUtc)
+                {
+                    var outcome = next.Cancellation.IsCancellationRequested ? GatherOutcome.Cancelled : GatherOutcome.DeadlineExceeded;
+                    _metrics.Abandoned(outcome == GatherOutcome.Cancelled ? "cancelled" : "deadline");
+                    next.Abandon(outcome);
+                    continue;
+                }
+                if (requests == 0)
+                {
+                    handler = next.Handler;
+                    launchBy = next.EnqueuedTimestamp + _serving.MaxQueueDelayMicroseconds * Stopwatch.Frequency / 1_000_000;
+                }
+                next.Entities.AsSpan(0, next.Rows).CopyTo(_batchKeys.AsSpan(rows));
+                _batch[requests++] = next;
+                rows += next.Rows;
+                continue;
+            }
+            // Triton's max queue delay: a batch that is not full may wait a little for company.
+            if (requests == 0 || rows >= _serving.MaxBatchRows || !_gathers.IsEmpty || Stopwatch.GetTimestamp() >= launchBy)
+            {
+                break;
+            }
+            spin.SpinOnce(sleep1Threshold: -1);
+        }
+        if (requests == 0)
+        {
+            return true;
+        }
+        try
+        {
+            int width = _table.Width;
+            var watermark = _watermark;
+            _table.Gather(_batchKeys.AsSpan(0, rows), watermark.MaxEventTimeMs, _batchFeatures.AsSpan(0, rows * width));
+            _metrics.ServingBatch(requests, rows);
+            handler!.Handle(_batch.AsSpan(0, requests), _batchFeatures, width, watermark);
+        }
+        catch (Exception error)
+        {
+            ExecutorLog.ServingFailed(_logger, error);
+            foreach (var request in _batch.AsSpan(0, requests))
+            {
+                request.Abandon(GatherOutcome.Stopped);
+            }
+        }
+        finally
+        {
+            System.Array.Clear(_batch, 0, requests);
+        }
+        return true;
+    }
+
+    private bool ApplyOne()
+    {
+        if (!_applies.TryDequeue(out var work))
+        {
+            return false;
+        }
+        try
+        {
+            work.Completion.SetResult(RunApply(work.Batch, work.Offsets));
+        }
+        catch (Exception error)
+        {
+            work.Completion.SetException(error);
+        }
+        return true;
+    }
+
+    private bool ReadOne()
+    {
+        if (!_reads.TryDequeue(out var work))
+        {
+            return false;
+        }
+        work.Run(_table, _watermark);
+        return true;
+    }
+
+    private int RunApply(RecordBatch batch, PartitionOffset[] offsets)
+    {
+        long started = Stopwatch.GetTimestamp();
+        var columns = new RecordBatchColumns(batch, _table.Plan.NumericFields.Count);
+        var result = _table.Apply(columns);
+        long newest = 0;
+        foreach (long time in columns.Times)
+        {
+            newest = Math.Max(newest, time);
+        }
+        Volatile.Write(ref _watermark, _watermark.Advance(offsets, newest));
+        Volatile.Write(ref _entities, _table.Entities);
+        Record(result);
+        _metrics.BatchApplied(result.Applied, Stopwatch.GetElapsedTime(started).TotalSeconds);
+        return result.Applied;
+    }
+
+    private void Record(ApplyResult result)
+    {
+        if (result.Dropped > 0)
+        {
+            _metrics.Dropped(result.Dropped);
+        }
+        if (result.Evicted.Length > 0)
+        {
+            _metrics.Evicted(result.Evicted.Length, "capacity");
+            ExecutorLog.EvictedIdlest(_logger, result.Evicted.Length, _table.Capacity);
+        }
+        for (int f = 0; f < result.Late.Length; f++)
+        {
+            if (result.Late[f] > 0)
+            {
+                _metrics.Late(_table.Plan.Definitions[f].Name, result.Late[f]);
+            }
+        }
+    }
+
+    private void Stop()
+    {
+        _stopping = true;
+        _signal.Set();
+        if (_started && Thread.CurrentThread != _thread)
+        {
+            _thread.Join();
+        }
+    }
+
+    public void Dispose()
+    {
+        Stop();
+        _table.Dispose();
+        _signal.Dispose();
+    }
+
+    private sealed class ApplyWork(RecordBatch batch, PartitionOffset[] offsets)
+    {
+        public RecordBatch Batch { get; } = batch;
+
+        public PartitionOffset[] Offsets { get; } = offsets;
+
+        public TaskCompletionSource<int> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private abstract class ReadWork
+    {
+        public abstract void Run(FeatureTable table, FeatureWatermark watermark);
+    }
+
+    private sealed class ReadWork<T>(Func<FeatureTable, FeatureWatermark, T> read) : ReadWork
+    {
+        public TaskCompletionSource<T> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override void Run(FeatureTable table, FeatureWatermark watermark)
+        {
+            try
+            {
+                Completion.SetResult(read(table, watermark));
+            }
+            catch (Exception error)
+            {
+                Completion.SetException(error);
+            }
+        }
+    }
+
+    private readonly struct RecordBatchColumns(RecordBatch batch, int numeric) : IBatchColumns
+    {
+        public int Count => batch.Length;
+
+        public ReadOnlySpan<ulong> Entities => ((UInt64Array)batch.Column(0)).Values;
+
+        public ReadOnlySpan<long> Times => ((Int64Array)batch.Column(1)).Values;
+
+        public ReadOnlySpan<float> Numeric(int column) => ((FloatArray)batch.Column(2 + column)).Values;
+
+        public ReadOnlySpan<ulong> Keys(int column) => ((UInt64Array)batch.Column(2 + numeric + column)).Values;
+    }
+}

@@ -1,0 +1,120 @@
+using System.Buffers;
+using System.Diagnostics;
+using Grpc.Core;
+using Inference.Engine.Features;
+using Inference.Engine.Hosting;
+using Inference.Models.Registry;
+using Inference.Proto.V1;
+
+namespace Inference.Engine.Serving;
+
+/// <summary>
+/// Serving's half of dynamic batching: the device executor gathers the rows of every waiting request
+/// in one read, then this scores them in one forward pass with the leased model and answers each
+/// request with its own rows' scores, the model version and the watermark of the batch.
+/// </summary>
+internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, InferenceMetrics metrics) : IGatheredBatchHandler
+{
+    private float[] _inputs = [];
+    private float[] _scores = [];
+
+    public void Handle(ReadOnlySpan<GatherRequest> requests, float[] features, int width, Features.FeatureWatermark watermark)
+    {
+        int rows = 0;
+        foreach (var request in requests)
+        {
+            rows += request.Rows;
+        }
+        float[] inputs = features;
+        int inputsWidth = width + requestWidth;
+        if (requestWidth > 0)
+        {
+            // Request features go after each row's entity features.
+            Grow(ref _inputs, rows * inputsWidth);
+            inputs = _inputs;
+            int row = 0;
+            foreach (var request in requests)
+            {
+                var rowsOfRequest = ((ScoreWork)request).Request.Rows;
+                for (int r = 0; r < request.Rows; r++, row++)
+                {
+                    features.AsSpan(row * width, width).CopyTo(inputs.AsSpan(row * inputsWidth));
+                    var requestFeatures = rowsOfRequest[r].RequestFeatures;
+                    for (int j = 0; j < requestWidth; j++)
+                    {
+                        inputs[row * inputsWidth + width + j] = requestFeatures[j];
+                    }
+                }
+            }
+        }
+        Grow(ref _scores, rows);
+        long version;
+        using (var lease = registry.Acquire())
+        {
+            lease.Snapshot.Score(inputs, rows, _scores);
+            version = lease.Snapshot.Version;
+        }
+        var message = watermark.Message;
+        int at = 0;
+        foreach (var request in requests)
+        {
+            var work = (ScoreWork)request;
+            var response = new ScoreResponse { Watermark = message, ModelVersion = version };
+            for (int r = 0; r < work.Rows; r++)
+            {
+                response.Scores.Add(_scores[at + r]);
+                response.RequestIds.Add(work.Request.Rows[r].RequestId);
+            }
+            at += work.Rows;
+            metrics.Scored(work.Rows, Stopwatch.GetElapsedTime(work.Started).TotalSeconds);
+            work.Complete(response);
+        }
+    }
+
+    private static void Grow(ref float[] buffer, int length)
+    {
+        if (buffer.Length < length)
+        {
+            buffer = new float[Math.Max(length, 2 * buffer.Length)];
+        }
+    }
+}
+
+/// <summary>One Score call waiting in the executor's serving lane.</summary>
+internal sealed class ScoreWork : GatherRequest
+{
+    private readonly TaskCompletionSource<ScoreResponse> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public ScoreWork(IGatheredBatchHandler handler, ScoreRequest request, ulong[] entities, ServerCallContext context, long started)
+        : base(handler, entities, request.Rows.Count, context.CancellationToken, context.Deadline)
+    {
+        Request = request;
+        Started = started;
+    }
+
+    public ScoreRequest Request { get; }
+
+    public long Started { get; }
+
+    public Task<ScoreResponse> Task => _completion.Task;
+
+    public void Complete(ScoreResponse response)
+    {
+        ReturnEntities();
+        _completion.TrySetResult(response);
+    }
+
+    public override void Abandon(GatherOutcome outcome)
+    {
+        ReturnEntities();
+        var status = outcome switch
+        {
+            GatherOutcome.Cancelled => new Status(StatusCode.Cancelled, "The call was cancelled before it reached the device."),
+            GatherOutcome.DeadlineExceeded => new Status(StatusCode.DeadlineExceeded, "The call's deadline passed before it reached the device."),
+            _ => new Status(StatusCode.Unavailable, "The engine is stopping."),
+        };
+        _completion.TrySetException(new RpcException(status));
+    }
+
+    private void ReturnEntities() => ArrayPool<ulong>.Shared.Return(Entities);
+}

@@ -75,6 +75,13 @@ public sealed partial class DeviceExecutor
         return false;
     }
 
+    private void AbortMaintenance()
+    {
+        _evictCursor = -1;
+        _ttlCursor = -1;
+        _nextTtlScan = Deadline.After(_options.EvictionScanIntervalMs);
+    }
+
     private void EvictSlice()
     {
         var evicted = _table.EvictOlderThan(_evictCutoff, _evictCursor, SliceSlots, _evictTarget);

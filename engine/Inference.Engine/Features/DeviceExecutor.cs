@@ -81,6 +81,9 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     /// <summary>What the table holds: the last applied offset per partition and the newest event time.</summary>
     public FeatureWatermark Watermark => Volatile.Read(ref _watermark);
 
+    /// <summary>True once the host is stopping: new requests are refused.</summary>
+    public bool IsStopping => _stopping;
+
     /// <summary>Score requests waiting for the device.</summary>
     public int QueuedRequests => Volatile.Read(ref _queued);
 
@@ -106,12 +109,13 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     /// </summary>
     public bool TryEnqueue(GatherRequest request)
     {
-        if (_stopping || Interlocked.Increment(ref _queued) > _serving.MaxQueuedRequests)
+        if (_stopping)
         {
-            if (!_stopping)
-            {
-                Interlocked.Decrement(ref _queued);
-            }
+            return false;
+        }
+        if (Interlocked.Increment(ref _queued) > _serving.MaxQueuedRequests)
+        {
+            Interlocked.Decrement(ref _queued);
             return false;
         }
         _gathers.Enqueue(request);
@@ -156,7 +160,16 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
             worked |= Serve();
             worked |= ReadOne();
             worked |= Serve();
-            worked |= MaintainOne();
+            try
+            {
+                worked |= MaintainOne();
+            }
+            catch (Exception error)
+            {
+                // Maintenance is retried at its next interval; the executor must outlive a failed slice.
+                ExecutorLog.MaintenanceFailed(_logger, error);
+                AbortMaintenance();
+            }
             if (worked)
             {
                 continue;

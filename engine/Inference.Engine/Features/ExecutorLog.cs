@@ -16,6 +16,9 @@ internal static partial class ExecutorLog
     [LoggerMessage(203, LogLevel.Error, "A serving batch failed on the device; its requests are answered with an error.")]
     public static partial void ServingFailed(ILogger logger, Exception error);
 
+    [LoggerMessage(205, LogLevel.Error, "A maintenance slice (growth, eviction or the TTL scan) failed; it is retried later.")]
+    public static partial void MaintenanceFailed(ILogger logger, Exception error);
+
     [LoggerMessage(204, LogLevel.Information, "{Count} features on {Accelerator}: {Features}; {Bytes} bytes of state per entity.")]
     public static partial void Declared(ILogger logger, int count, string features, long bytes, string accelerator);
 }

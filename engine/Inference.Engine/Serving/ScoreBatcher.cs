@@ -116,5 +116,14 @@ internal sealed class ScoreWork : GatherRequest
         _completion.TrySetException(new RpcException(status));
     }
 
-    private void ReturnEntities() => ArrayPool<ulong>.Shared.Return(Entities);
+    private int _returned;
+
+    /// <summary>Gives the pooled key array back once, whichever way the request ends.</summary>
+    private void ReturnEntities()
+    {
+        if (Interlocked.Exchange(ref _returned, 1) == 0)
+        {
+            ArrayPool<ulong>.Shared.Return(Entities);
+        }
+    }
 }

@@ -35,6 +35,10 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, ScoreBatcher b
         if (!executor.TryEnqueue(work))
         {
             ArrayPool<ulong>.Shared.Return(entities);
+            if (executor.IsStopping)
+            {
+                throw new RpcException(new Status(StatusCode.Unavailable, "The engine is stopping."));
+            }
             metrics.Shed();
             throw new RpcException(new Status(StatusCode.ResourceExhausted,
                 $"{executor.QueuedRequests} requests are waiting for the device; retry with backoff (Inference:Serving:MaxQueuedRequests)."));

@@ -29,6 +29,24 @@ internal sealed class KernelLoader(DeviceContext device)
         return (int)Math.Min(elements, device.GridThreads);
     }
 
+    public Action<Index1D, int, T1> Load<T1>(Action<Index1D, int, T1> kernel)
+        where T1 : struct
+    {
+        if (!device.IsHost)
+        {
+            return device.Accelerator.LoadAutoGroupedStreamKernel(kernel);
+        }
+        return (threads, stride, a) =>
+        {
+            if (threads.X == 1)
+            {
+                kernel(0, stride, a);
+                return;
+            }
+            Parallel.For(0, threads.X, t => kernel(t, stride, a));
+        };
+    }
+
     public Action<Index1D, int, T1, T2> Load<T1, T2>(Action<Index1D, int, T1, T2> kernel)
         where T1 : struct where T2 : struct
     {

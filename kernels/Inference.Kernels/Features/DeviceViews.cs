@@ -2,25 +2,84 @@ using ILGPU;
 
 namespace Inference.Kernels.Features;
 
+/// <summary>
+/// One declared feature as the kernels read it: one load per feature per event, its fields then plain
+/// reads (see <see cref="FeaturePlan"/> for their meaning).
+/// </summary>
+internal struct FeatureDescriptor
+{
+    public int Kind;
+    public int Source;
+    public int Denominator;
+    public int LongOffset;
+    public int DoubleOffset;
+    public int IntOffset;
+    public int Size;
+    public int WindowBuckets;
+    public int Transform;
+    public int Numeric;
+    /// <summary>ln 2 / half-life: a decay factor is exp(−Δt · rate). Math.Exp runs at host speed on the CPU backend and maps to the device's exp.</summary>
+    public double DecayRate;
+    public double BucketWidth;
+    public double Lateness;
+    public double Default;
+}
+
 /// <summary>The compiled feature plan on the device (see <see cref="FeaturePlan"/> for the row layout).</summary>
 internal struct PlanView
 {
-    public ArrayView<int> Ints;
-    public ArrayView<double> Doubles;
+    public ArrayView<FeatureDescriptor> Descriptors;
     public int Features;
     public int LongStride;
     public int DoubleStride;
     public int IntStride;
+    public int ReadsAnchor;             // 1 when a feature reads the anchor time (decayed, last, windowed)
 }
 
-/// <summary>Per-slot state: the entity columns, then each feature's longs, doubles and HLL registers (row-major by slot).</summary>
+/// <summary>
+/// One entity slot's own columns, together in one 64-byte cache line so that the kernels that read
+/// them touch one line per entity (the padding keeps a header from straddling two lines).
+/// </summary>
+internal struct SlotHeader
+{
+    /// <summary>The entity key (0: the slot is free).</summary>
+    public ulong Key;
+
+    /// <summary>Events applied.</summary>
+    public long Count;
+
+    /// <summary>The newest event time applied.</summary>
+    public long MaxTime;
+
+    /// <summary>The time decayed values and "last" refer to (the newest time when the entity was last touched).</summary>
+    public long Anchor;
+
+    /// <summary>The last batch sequence that touched the slot (its first event re-anchors it), or a negative eviction pin.</summary>
+    public int Touch;
+
+    /// <summary>Padding to 64 bytes (explicit fields: ILGPU lays out structs itself and would not honour a declared size).</summary>
+    public int Reserved0;
+
+    public long Reserved1;
+
+    public long Reserved2;
+
+    public long Reserved3;
+}
+
+/// <summary>One bucket of the key → slot hash table: key 0 is empty, <see cref="FeatureTable.Tombstone"/> evicted.</summary>
+internal struct HashEntry
+{
+    public ulong Key;
+
+    /// <summary>The key's slot, or -1 (none yet, or evicted). Alignment pads the entry to 16 bytes.</summary>
+    public int Slot;
+}
+
+/// <summary>Per-slot state: the headers, then each feature's longs, doubles and HLL registers (row-major by slot).</summary>
 internal struct SlotView
 {
-    public ArrayView<long> Count;
-    public ArrayView<long> MaxTime;
-    public ArrayView<long> Anchor;
-    public ArrayView<ulong> Key;
-    public ArrayView<int> Touch;
+    public ArrayView<SlotHeader> Heads;
     public ArrayView<long> Longs;
     public ArrayView<double> Doubles;
     public ArrayView<int> Registers;
@@ -29,8 +88,7 @@ internal struct SlotView
 /// <summary>Open-addressing entity-key → slot table; key 0 marks an empty bucket.</summary>
 internal struct HashView
 {
-    public ArrayView<ulong> Keys;
-    public ArrayView<int> SlotOf;
+    public ArrayView<HashEntry> Entries;
     public int Mask;
 }
 
@@ -53,8 +111,8 @@ internal struct BatchView
     public ArrayView<int> Bucket;
     public ArrayView<int> Won;
     public ArrayView<int> Slot;
-    public ArrayView<int> Touched;
-    public ArrayView<int> Counters;     // [0] touched slots, [1] events without a slot
+    public ArrayView<int> Touched;      // per event: 1 for the first event of the batch on its slot
+    public ArrayView<int> Counters;     // [1] events without a slot, [2] keys new to the table
     public ArrayView<long> Late;        // per feature
     public int Count;
 }

@@ -9,7 +9,7 @@ namespace Inference.Kernels.Features;
 /// </summary>
 /// <remarks>
 /// A batch runs: <see cref="InsertKeys"/> → <see cref="AllocateSlots"/> → <see cref="ResolveSlots"/>
-/// (newest event time per slot, touched slots) → <see cref="AdvanceWindows"/> (lateness, ring epochs)
+/// (newest event time per slot, the first event per slot) → <see cref="AdvanceWindows"/> (lateness, ring epochs)
 /// → <see cref="Reanchor"/> (per touched slot: decay to the new newest time, reset "last" values,
 /// clear ring buckets that moved on) → <see cref="Accumulate"/>. Many events of one entity in a
 /// batch meet in atomics: adds for sums and counts, min/max for extremes, max for "last" among the
@@ -27,7 +27,7 @@ internal static class FeatureKernels
         return (int)(key & (ulong)(uint)mask);
     }
 
-    /// <summary>Per event: find its key's bucket, inserting the key by compare-and-swap when absent.</summary>
+    /// <summary>Per event: find its key's bucket (and slot, when held), inserting the key by compare-and-swap when absent.</summary>
     public static void InsertKeys(Index1D thread, int stride, HashView hash, BatchView batch)
     {
         for (int i = thread; i < batch.Count; i += stride)
@@ -35,18 +35,24 @@ internal static class FeatureKernels
             ulong key = batch.Keys[i];
             int bucket = Home(key, hash.Mask);
             int won = 0;
+            int slot = -1;
             for (int probe = 0; probe <= hash.Mask; probe++)
             {
-                ulong current = hash.Keys[bucket];
+                ulong current = hash.Entries[bucket].Key;
                 if (current == key)
                 {
+                    // Held already (-1 while a new key of this batch waits for its slot); same line as the key.
+                    slot = hash.Entries[bucket].Slot;
                     break;
                 }
                 if (current == 0)
                 {
-                    ulong previous = Atomic.CompareExchange(ref hash.Keys[bucket], 0UL, key);
+                    ulong previous = Atomic.CompareExchange(ref hash.Entries[bucket].Key, 0UL, key);
                     if (previous == 0)
                     {
+                        // No slot until AllocateSlots gives one; counted so the host knows how many it needs.
+                        hash.Entries[bucket].Slot = -1;
+                        Atomic.Add(ref batch.Counters[2], 1);
                         won = 1;
                         break;
                     }
@@ -59,6 +65,7 @@ internal static class FeatureKernels
             }
             batch.Bucket[i] = bucket;
             batch.Won[i] = won;
+            batch.Slot[i] = slot;
         }
     }
 
@@ -73,16 +80,16 @@ internal static class FeatureKernels
             }
             int top = Atomic.Add(ref free.Top[0], -1) - 1;
             int slot = top >= 0 ? free.List[top] : -1;
-            hash.SlotOf[batch.Bucket[i]] = slot;
+            hash.Entries[batch.Bucket[i]].Slot = slot;
             if (slot < 0)
             {
                 continue;
             }
-            slots.Count[slot] = 0;
-            slots.MaxTime[slot] = 0;
-            slots.Anchor[slot] = 0;
-            slots.Touch[slot] = 0;
-            slots.Key[slot] = batch.Keys[i];
+            slots.Heads[slot].Count = 0;
+            slots.Heads[slot].MaxTime = 0;
+            slots.Heads[slot].Anchor = 0;
+            slots.Heads[slot].Touch = 0;
+            slots.Heads[slot].Key = batch.Keys[i];
             for (int c = 0; c < plan.LongStride; c++)
             {
                 slots.Longs[(long)slot * plan.LongStride + c] = free.LongInit[c];
@@ -98,23 +105,32 @@ internal static class FeatureKernels
         }
     }
 
-    /// <summary>Per event: its slot, the newest event time per slot, and each touched slot listed once.</summary>
+    /// <summary>
+    /// Per event: its slot, the newest event time per slot, and whether it is the first event of the
+    /// batch to touch its slot (that event re-anchors the slot). A flag per event rather than a list
+    /// of slots: no counter that every thread contends for.
+    /// </summary>
     public static void ResolveSlots(Index1D thread, int stride, int sequence, HashView hash, BatchView batch, SlotView slots)
     {
         for (int i = thread; i < batch.Count; i += stride)
         {
-            int slot = hash.SlotOf[batch.Bucket[i]];
-            batch.Slot[i] = slot;
+            // Keys held before the batch found their slot on insert; new keys have one since AllocateSlots.
+            int slot = batch.Slot[i];
             if (slot < 0)
             {
+                slot = hash.Entries[batch.Bucket[i]].Slot;
+                batch.Slot[i] = slot;
+            }
+            if (slot < 0)
+            {
+                batch.Touched[i] = 0;
                 Atomic.Add(ref batch.Counters[1], 1);
                 continue;
             }
-            Atomic.Max(ref slots.MaxTime[slot], batch.Times[i]);
-            if (Atomic.Exchange(ref slots.Touch[slot], sequence) != sequence)
-            {
-                batch.Touched[Atomic.Add(ref batch.Counters[0], 1)] = slot;
-            }
+            // The header's line is here anyway: count the event now rather than in Accumulate.
+            Atomic.Add(ref slots.Heads[slot].Count, 1L);
+            Atomic.Max(ref slots.Heads[slot].MaxTime, batch.Times[i]);
+            batch.Touched[i] = Atomic.Exchange(ref slots.Heads[slot].Touch, sequence) != sequence ? 1 : 0;
         }
     }
 
@@ -129,50 +145,54 @@ internal static class FeatureKernels
                 continue;
             }
             long time = batch.Times[i];
-            long newest = slots.MaxTime[slot];
+            long newest = slots.Heads[slot].MaxTime;
             for (int f = 0; f < plan.Features; f++)
             {
-                int kind = plan.Ints[f * FeaturePlan.IntStride + FeaturePlan.KindAt];
+                ref FeatureDescriptor feature = ref plan.Descriptors[f];
+                int kind = feature.Kind;
                 if (!IsWindow(kind))
                 {
                     continue;
                 }
-                long lateness = (long)plan.Doubles[f * FeaturePlan.DoubleStride + FeaturePlan.LatenessAt];
+                long lateness = (long)feature.Lateness;
                 if (time < newest - lateness)
                 {
                     Atomic.Add(ref batch.Late[f], 1L);
                     continue;
                 }
-                long width = (long)plan.Doubles[f * FeaturePlan.DoubleStride + FeaturePlan.BucketWidthAt];
-                int ring = plan.Ints[f * FeaturePlan.IntStride + FeaturePlan.SizeAt];
+                long width = (long)feature.BucketWidth;
+                int ring = feature.Size;
                 long epoch = time / width;
-                long pending = (long)slot * plan.LongStride + plan.Ints[f * FeaturePlan.IntStride + FeaturePlan.LongOffsetAt] + ring + (int)(epoch % ring);
+                long pending = (long)slot * plan.LongStride + feature.LongOffset + ring + (int)(epoch % ring);
                 Atomic.Max(ref slots.Longs[pending], epoch);
             }
         }
     }
 
-    /// <summary>Per touched slot: move decayed sums to the new newest time, reset "last", clear ring buckets that moved on.</summary>
+    /// <summary>Per slot the batch touched (once, by its first event): move decayed sums to the new newest time, reset "last", clear ring buckets that moved on.</summary>
     public static void Reanchor(Index1D thread, int stride, BatchView batch, SlotView slots, PlanView plan)
     {
-        int touched = batch.Counters[0];
-        for (int i = thread; i < touched; i += stride)
+        for (int i = thread; i < batch.Count; i += stride)
         {
-            int slot = batch.Touched[i];
-            long newest = slots.MaxTime[slot];
-            long anchor = slots.Anchor[slot];
+            if (batch.Touched[i] == 0)
+            {
+                continue;
+            }
+            int slot = batch.Slot[i];
+            long newest = slots.Heads[slot].MaxTime;
+            long anchor = slots.Heads[slot].Anchor;
             long doubles = (long)slot * plan.DoubleStride;
             long longs = (long)slot * plan.LongStride;
             for (int f = 0; f < plan.Features; f++)
             {
-                int row = f * FeaturePlan.IntStride;
-                int kind = plan.Ints[row + FeaturePlan.KindAt];
-                long d = doubles + plan.Ints[row + FeaturePlan.DoubleOffsetAt];
+                ref FeatureDescriptor feature = ref plan.Descriptors[f];
+                int kind = feature.Kind;
+                long d = doubles + feature.DoubleOffset;
                 if (kind == (int)Aggregation.DecayedSum || kind == (int)Aggregation.DecayedMean)
                 {
                     if (newest > anchor)
                     {
-                        double factor = XMath.Exp2(-(newest - anchor) * plan.Doubles[f * FeaturePlan.DoubleStride + FeaturePlan.InverseHalfLifeAt]);
+                        double factor = Math.Exp(-(newest - anchor) * feature.DecayRate);
                         slots.Doubles[d] *= factor;
                         if (kind == (int)Aggregation.DecayedMean)
                         {
@@ -189,8 +209,8 @@ internal static class FeatureKernels
                 }
                 else if (IsWindow(kind))
                 {
-                    int ring = plan.Ints[row + FeaturePlan.SizeAt];
-                    long l = longs + plan.Ints[row + FeaturePlan.LongOffsetAt];
+                    int ring = feature.Size;
+                    long l = longs + feature.LongOffset;
                     for (int b = 0; b < ring; b++)
                     {
                         long pending = slots.Longs[l + ring + b];
@@ -203,11 +223,11 @@ internal static class FeatureKernels
                     }
                 }
             }
-            slots.Anchor[slot] = newest;
+            slots.Heads[slot].Anchor = newest;
         }
     }
 
-    /// <summary>Per event: apply it to every feature of its slot.</summary>
+    /// <summary>Per event: apply it to every feature of its slot (its count went up in <see cref="ResolveSlots"/>).</summary>
     public static void Accumulate(Index1D thread, int stride, BatchView batch, SlotView slots, PlanView plan)
     {
         for (int i = thread; i < batch.Count; i += stride)
@@ -217,17 +237,16 @@ internal static class FeatureKernels
             {
                 continue;
             }
-            Atomic.Add(ref slots.Count[slot], 1L);
             long time = batch.Times[i];
-            long anchor = slots.Anchor[slot];
+            // Only decayed, last and windowed features read the anchor: sums and extremes leave the header alone.
+            long anchor = plan.ReadsAnchor != 0 ? slots.Heads[slot].Anchor : 0;
             long doubles = (long)slot * plan.DoubleStride;
             for (int f = 0; f < plan.Features; f++)
             {
-                int row = f * FeaturePlan.IntStride;
-                int drow = f * FeaturePlan.DoubleStride;
-                int kind = plan.Ints[row + FeaturePlan.KindAt];
-                int numeric = plan.Ints[row + FeaturePlan.NumericAt];
-                long d = doubles + plan.Ints[row + FeaturePlan.DoubleOffsetAt];
+                ref FeatureDescriptor feature = ref plan.Descriptors[f];
+                int kind = feature.Kind;
+                int numeric = feature.Numeric;
+                long d = doubles + feature.DoubleOffset;
                 double value = numeric >= 0 ? batch.Numeric[numeric * batch.Count + i] : 0.0;
                 if (kind == (int)Aggregation.Sum || kind == (int)Aggregation.Mean)
                 {
@@ -250,7 +269,7 @@ internal static class FeatureKernels
                 }
                 else if (kind == (int)Aggregation.DecayedSum || kind == (int)Aggregation.DecayedMean)
                 {
-                    double weight = XMath.Exp2(-(anchor - time) * plan.Doubles[drow + FeaturePlan.InverseHalfLifeAt]);
+                    double weight = Math.Exp(-(anchor - time) * feature.DecayRate);
                     Atomic.Add(ref slots.Doubles[d], value * weight);
                     if (kind == (int)Aggregation.DecayedMean)
                     {
@@ -259,16 +278,16 @@ internal static class FeatureKernels
                 }
                 else if (IsWindow(kind))
                 {
-                    long lateness = (long)plan.Doubles[drow + FeaturePlan.LatenessAt];
+                    long lateness = (long)feature.Lateness;
                     if (time < anchor - lateness)
                     {
                         continue;
                     }
-                    long width = (long)plan.Doubles[drow + FeaturePlan.BucketWidthAt];
-                    int ring = plan.Ints[row + FeaturePlan.SizeAt];
+                    long width = (long)feature.BucketWidth;
+                    int ring = feature.Size;
                     long epoch = time / width;
                     int b = (int)(epoch % ring);
-                    if (slots.Longs[(long)slot * plan.LongStride + plan.Ints[row + FeaturePlan.LongOffsetAt] + b] == epoch)
+                    if (slots.Longs[(long)slot * plan.LongStride + feature.LongOffset + b] == epoch)
                     {
                         Atomic.Add(ref slots.Doubles[d + 2 * b], 1.0);
                         Atomic.Add(ref slots.Doubles[d + 2 * b + 1], value);
@@ -276,13 +295,13 @@ internal static class FeatureKernels
                 }
                 else if (kind == (int)Aggregation.DistinctCount)
                 {
-                    int precision = plan.Ints[row + FeaturePlan.SizeAt];
-                    ulong hash = batch.KeyColumns[plan.Ints[row + FeaturePlan.SourceAt] * batch.Count + i];
+                    int precision = feature.Size;
+                    ulong hash = batch.KeyColumns[feature.Source * batch.Count + i];
                     int register = (int)(hash >> (64 - precision));
                     // The guard bit caps the rank at 64 − p + 1 when the remaining bits are all zero.
                     ulong rest = (hash << precision) | (1UL << (precision - 1));
                     int rank = XMath.LeadingZeroCount(rest) + 1;
-                    Atomic.Max(ref slots.Registers[(long)slot * plan.IntStride + plan.Ints[row + FeaturePlan.IntOffsetAt] + register], rank);
+                    Atomic.Max(ref slots.Registers[(long)slot * plan.IntStride + feature.IntOffset + register], rank);
                 }
             }
         }
@@ -302,10 +321,10 @@ internal static class FeatureKernels
         int bucket = Home(key, hash.Mask);
         for (int probe = 0; probe <= hash.Mask; probe++)
         {
-            ulong current = hash.Keys[bucket];
+            ulong current = hash.Entries[bucket].Key;
             if (current == key)
             {
-                return hash.SlotOf[bucket];
+                return hash.Entries[bucket].Slot;
             }
             if (current == 0)
             {
@@ -326,34 +345,34 @@ internal static class FeatureKernels
         {
             int slot = Find(read.Keys[r], hash);
             long time = read.PerRowTime != 0 ? read.Times[r] : read.Now;
-            bool known = slot >= 0 && slots.Count[slot] > 0;
+            bool known = slot >= 0 && slots.Heads[slot].Count > 0;
             int inexact = 0;
             for (int f = 0; f < plan.Features; f++)
             {
-                int row = f * FeaturePlan.IntStride;
-                int kind = plan.Ints[row + FeaturePlan.KindAt];
+                ref FeatureDescriptor feature = ref plan.Descriptors[f];
+                int kind = feature.Kind;
                 double value;
                 if (!known)
                 {
-                    value = plan.Doubles[f * FeaturePlan.DoubleStride + FeaturePlan.DefaultAt];
+                    value = feature.Default;
                 }
                 else if (kind == (int)Aggregation.Ratio)
                 {
-                    int numerator = plan.Ints[row + FeaturePlan.SourceAt];
-                    int denominator = plan.Ints[row + FeaturePlan.DenominatorAt];
+                    int numerator = feature.Source;
+                    int denominator = feature.Denominator;
                     double bottom = Value(denominator, slot, time, slots, plan);
-                    value = bottom == 0 ? plan.Doubles[f * FeaturePlan.DoubleStride + FeaturePlan.DefaultAt] : Value(numerator, slot, time, slots, plan) / bottom;
+                    value = bottom == 0 ? feature.Default : Value(numerator, slot, time, slots, plan) / bottom;
                 }
                 else
                 {
                     value = Value(f, slot, time, slots, plan);
-                    if (!IsWindow(kind) && kind != (int)Aggregation.TimeSinceLast && time < slots.MaxTime[slot])
+                    if (!IsWindow(kind) && kind != (int)Aggregation.TimeSinceLast && time < slots.Heads[slot].MaxTime)
                     {
                         // Running aggregates cannot take back events newer than the read time.
                         inexact = 1;
                     }
                 }
-                if (read.ApplyTransform != 0 && plan.Ints[row + FeaturePlan.TransformAt] == (int)FeatureTransform.SignedLog1p)
+                if (read.ApplyTransform != 0 && feature.Transform == (int)FeatureTransform.SignedLog1p)
                 {
                     value = value >= 0 ? XMath.Log(1.0 + value) : -XMath.Log(1.0 - value);
                 }
@@ -366,12 +385,11 @@ internal static class FeatureKernels
     /// <summary>A non-ratio feature's value for a slot that has events, as of <paramref name="time"/>.</summary>
     private static double Value(int f, int slot, long time, SlotView slots, PlanView plan)
     {
-        int row = f * FeaturePlan.IntStride;
-        int drow = f * FeaturePlan.DoubleStride;
-        int kind = plan.Ints[row + FeaturePlan.KindAt];
-        double fallback = plan.Doubles[drow + FeaturePlan.DefaultAt];
-        long d = (long)slot * plan.DoubleStride + plan.Ints[row + FeaturePlan.DoubleOffsetAt];
-        long count = slots.Count[slot];
+        ref FeatureDescriptor feature = ref plan.Descriptors[f];
+        int kind = feature.Kind;
+        double fallback = feature.Default;
+        long d = (long)slot * plan.DoubleStride + feature.DoubleOffset;
+        long count = slots.Heads[slot].Count;
         if (kind == (int)Aggregation.Count)
         {
             return count;
@@ -387,13 +405,13 @@ internal static class FeatureKernels
         }
         if (kind == (int)Aggregation.TimeSinceLast)
         {
-            long age = time - slots.MaxTime[slot];
+            long age = time - slots.Heads[slot].MaxTime;
             return age > 0 ? age : 0;
         }
         if (kind == (int)Aggregation.DecayedSum || kind == (int)Aggregation.DecayedMean)
         {
-            long anchor = slots.Anchor[slot];
-            double factor = time > anchor ? XMath.Exp2(-(time - anchor) * plan.Doubles[drow + FeaturePlan.InverseHalfLifeAt]) : 1.0;
+            long anchor = slots.Heads[slot].Anchor;
+            double factor = time > anchor ? Math.Exp(-(time - anchor) * feature.DecayRate) : 1.0;
             if (kind == (int)Aggregation.DecayedSum)
             {
                 return slots.Doubles[d] * factor;
@@ -403,10 +421,10 @@ internal static class FeatureKernels
         }
         if (IsWindow(kind))
         {
-            long width = (long)plan.Doubles[drow + FeaturePlan.BucketWidthAt];
-            int ring = plan.Ints[row + FeaturePlan.SizeAt];
-            int buckets = plan.Ints[row + FeaturePlan.WindowBucketsAt];
-            long l = (long)slot * plan.LongStride + plan.Ints[row + FeaturePlan.LongOffsetAt];
+            long width = (long)feature.BucketWidth;
+            int ring = feature.Size;
+            int buckets = feature.WindowBuckets;
+            long l = (long)slot * plan.LongStride + feature.LongOffset;
             long newest = time / width;
             double n = 0, total = 0;
             for (int b = 0; b < ring; b++)
@@ -430,9 +448,9 @@ internal static class FeatureKernels
         }
         if (kind == (int)Aggregation.DistinctCount)
         {
-            int precision = plan.Ints[row + FeaturePlan.SizeAt];
+            int precision = feature.Size;
             int m = 1 << precision;
-            long registers = (long)slot * plan.IntStride + plan.Ints[row + FeaturePlan.IntOffsetAt];
+            long registers = (long)slot * plan.IntStride + feature.IntOffset;
             double harmonic = 0;
             int zeros = 0;
             for (int j = 0; j < m; j++)
@@ -457,12 +475,22 @@ internal static class FeatureKernels
         return fallback;
     }
 
+    /// <summary>Per bucket: empty (key 0, no slot).</summary>
+    public static void ClearHash(Index1D thread, int stride, HashView hash)
+    {
+        for (int b = thread; b <= hash.Mask; b += stride)
+        {
+            hash.Entries[b].Key = 0;
+            hash.Entries[b].Slot = -1;
+        }
+    }
+
     /// <summary>Per live slot: insert its key into a fresh table (growth, and to clear tombstones).</summary>
     public static void Rebuild(Index1D thread, int stride, int capacity, HashView hash, SlotView slots)
     {
         for (int s = thread; s < capacity; s += stride)
         {
-            ulong key = slots.Key[s];
+            ulong key = slots.Heads[s].Key;
             if (key == 0)
             {
                 continue;
@@ -470,9 +498,9 @@ internal static class FeatureKernels
             int bucket = Home(key, hash.Mask);
             for (int probe = 0; probe <= hash.Mask; probe++)
             {
-                if (Atomic.CompareExchange(ref hash.Keys[bucket], 0UL, key) == 0)
+                if (Atomic.CompareExchange(ref hash.Entries[bucket].Key, 0UL, key) == 0)
                 {
-                    hash.SlotOf[bucket] = s;
+                    hash.Entries[bucket].Slot = s;
                     break;
                 }
                 bucket = (bucket + 1) & hash.Mask;
@@ -490,7 +518,7 @@ internal static class FeatureKernels
         for (int i = thread; i < slice.Count; i += stride)
         {
             int s = slice.Start + i;
-            if (slots.Key[s] == 0 || slots.MaxTime[s] >= slice.Cutoff || slots.Touch[s] == slice.Pin)
+            if (slots.Heads[s].Key == 0 || slots.Heads[s].MaxTime >= slice.Cutoff || slots.Heads[s].Touch == slice.Pin)
             {
                 continue;
             }
@@ -511,34 +539,34 @@ internal static class FeatureKernels
         for (int i = thread; i < count; i += stride)
         {
             int slot = victims.Slots[i];
-            ulong key = slots.Key[slot];
+            ulong key = slots.Heads[slot].Key;
             int bucket = Home(key, hash.Mask);
             for (int probe = 0; probe <= hash.Mask; probe++)
             {
-                if (hash.Keys[bucket] == key)
+                if (hash.Entries[bucket].Key == key)
                 {
-                    hash.SlotOf[bucket] = -1;
-                    hash.Keys[bucket] = FeatureTable.Tombstone;
+                    hash.Entries[bucket].Slot = -1;
+                    hash.Entries[bucket].Key = FeatureTable.Tombstone;
                     break;
                 }
                 bucket = (bucket + 1) & hash.Mask;
             }
             victims.Keys[i] = key;
-            slots.Key[slot] = 0;
-            slots.Count[slot] = 0;
+            slots.Heads[slot].Key = 0;
+            slots.Heads[slot].Count = 0;
             free.List[Atomic.Add(ref free.Top[0], 1)] = slot;
         }
     }
 
-    /// <summary>Per row with a slot: pin it (eviction passes it over). Pins are negative; batch sequences positive.</summary>
-    public static void Pin(Index1D thread, int stride, int pin, ReadView read, SlotView slots)
+    /// <summary>Per event whose entity the table holds: pin its slot (eviction passes it over). Pins are negative; batch sequences positive.</summary>
+    public static void Pin(Index1D thread, int stride, int pin, HashView hash, BatchView batch, SlotView slots)
     {
-        for (int r = thread; r < read.Rows; r += stride)
+        for (int i = thread; i < batch.Count; i += stride)
         {
-            int slot = read.Slots[r];
+            int slot = hash.Entries[batch.Bucket[i]].Slot;
             if (slot >= 0)
             {
-                slots.Touch[slot] = pin;
+                slots.Heads[slot].Touch = pin;
             }
         }
     }
@@ -549,7 +577,7 @@ internal static class FeatureKernels
         for (int i = thread; i < samples; i += stride)
         {
             int s = i * step;
-            output[i] = slots.Key[s] != 0 ? slots.MaxTime[s] : long.MaxValue;
+            output[i] = slots.Heads[s].Key != 0 ? slots.Heads[s].MaxTime : long.MaxValue;
         }
     }
 

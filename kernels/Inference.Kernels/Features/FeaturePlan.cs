@@ -128,6 +128,34 @@ public sealed class FeaturePlan
 
     internal int[] Ints { get; }
 
+    /// <summary>The plan as the kernels read it: one descriptor per feature, from <see cref="Ints"/> and <see cref="Doubles"/>.</summary>
+    internal FeatureDescriptor[] Descriptors()
+    {
+        var descriptors = new FeatureDescriptor[Count];
+        for (int f = 0; f < Count; f++)
+        {
+            int row = f * IntStride, drow = f * DoubleStride;
+            descriptors[f] = new FeatureDescriptor
+            {
+                Kind = Ints[row + KindAt],
+                Source = Ints[row + SourceAt],
+                Denominator = Ints[row + DenominatorAt],
+                LongOffset = Ints[row + LongOffsetAt],
+                DoubleOffset = Ints[row + DoubleOffsetAt],
+                IntOffset = Ints[row + IntOffsetAt],
+                Size = Ints[row + SizeAt],
+                WindowBuckets = Ints[row + WindowBucketsAt],
+                Transform = Ints[row + TransformAt],
+                Numeric = Ints[row + NumericAt],
+                DecayRate = Math.Log(2) * Doubles[drow + InverseHalfLifeAt],
+                BucketWidth = Doubles[drow + BucketWidthAt],
+                Lateness = Doubles[drow + LatenessAt],
+                Default = Doubles[drow + DefaultAt],
+            };
+        }
+        return descriptors;
+    }
+
     internal double[] Doubles { get; }
 
     /// <summary>Initial per-slot long state (window epochs).</summary>
@@ -138,8 +166,17 @@ public sealed class FeaturePlan
 
     internal int IntStateWidth { get; }
 
+    /// <summary>Whether any feature is windowed (a batch then runs the lateness and ring-epoch kernel).</summary>
+    internal bool HasWindows => Definitions.Any(d => d.IsWindowed);
+
+    /// <summary>
+    /// Whether any feature reads the per-entity anchor time (decayed, last and windowed values): a batch
+    /// then re-anchors each entity it touches. Sums, counts and extremes do not need it.
+    /// </summary>
+    internal bool NeedsAnchor => Definitions.Any(d => d.IsWindowed || d.Aggregation is Aggregation.DecayedSum or Aggregation.DecayedMean or Aggregation.Last);
+
     /// <summary>Device bytes of state per entity slot, the per-slot columns included.</summary>
-    public long BytesPerEntity => 8L * (4 + LongInit.Length + DoubleInit.Length) + 4L * (1 + IntStateWidth);
+    public long BytesPerEntity => 64L + 8L * (LongInit.Length + DoubleInit.Length) + 4L * IntStateWidth;
 
     /// <summary>The position of a declared feature, or -1.</summary>
     public int IndexOf(string feature) => _indexOf.GetValueOrDefault(feature, -1);

@@ -43,10 +43,9 @@ public sealed partial class FeatureTable
         {
             return null;
         }
-        long count = 0, newest = 0;
-        Download(_count, new Span<long>(ref count), slot);
-        Download(_maxTime, new Span<long>(ref newest), slot);
-        return count == 0 ? null : (count, newest);
+        SlotHeader head = default;
+        Download(_heads, new Span<SlotHeader>(ref head), slot);
+        return head.Count == 0 ? null : (head.Count, head.MaxTime);
     }
 
     private void Read(ReadOnlySpan<ulong> entities, ReadOnlySpan<long> times, long now, Span<float> output, Span<bool> inexact, bool transform)

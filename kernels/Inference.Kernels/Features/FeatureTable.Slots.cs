@@ -10,36 +10,28 @@ namespace Inference.Kernels.Features;
 // free stack. Only growth copies the slot arrays, and it doubles, so it is rare.
 public sealed partial class FeatureTable
 {
-    private MemoryBuffer1D<long, Stride1D.Dense> _count = null!;
-    private MemoryBuffer1D<long, Stride1D.Dense> _maxTime = null!;
-    private MemoryBuffer1D<long, Stride1D.Dense> _anchor = null!;
-    private MemoryBuffer1D<ulong, Stride1D.Dense> _slotKey = null!;
-    private MemoryBuffer1D<int, Stride1D.Dense> _touch = null!;
+    private MemoryBuffer1D<SlotHeader, Stride1D.Dense> _heads = null!;
     private MemoryBuffer1D<long, Stride1D.Dense> _longs = null!;
     private MemoryBuffer1D<double, Stride1D.Dense> _doubles = null!;
     private MemoryBuffer1D<int, Stride1D.Dense> _registers = null!;
     private MemoryBuffer1D<int, Stride1D.Dense> _freeList = null!;
     private MemoryBuffer1D<int, Stride1D.Dense> _freeTop = null!;
-    private MemoryBuffer1D<ulong, Stride1D.Dense>? _hashKeys;
-    private MemoryBuffer1D<int, Stride1D.Dense>? _hashSlotOf;
+    private MemoryBuffer1D<HashEntry, Stride1D.Dense>? _hash;
     private int _hashMask;
     private int _tombstones;
+    private int _rebuilds;
     private int _pinMark;
     private long[] _samples = [];
 
     private SlotView SlotView() => new()
     {
-        Count = _count.View,
-        MaxTime = _maxTime.View,
-        Anchor = _anchor.View,
-        Key = _slotKey.View,
-        Touch = _touch.View,
+        Heads = _heads.View,
         Longs = _longs.View,
         Doubles = _doubles.View,
         Registers = _registers.View,
     };
 
-    private HashView HashView() => new() { Keys = _hashKeys!.View, SlotOf = _hashSlotOf!.View, Mask = _hashMask };
+    private HashView HashView() => new() { Entries = _hash!.View, Mask = _hashMask };
 
     private FreeView FreeView() => new() { List = _freeList.View, Top = _freeTop.View, LongInit = _longInit.View, DoubleInit = _doubleInit.View };
 
@@ -69,39 +61,23 @@ public sealed partial class FeatureTable
             }
         }
 
-        var count = accelerator.Allocate1D<long>(capacity);
-        var maxTime = accelerator.Allocate1D<long>(capacity);
-        var anchor = accelerator.Allocate1D<long>(capacity);
-        var key = accelerator.Allocate1D<ulong>(capacity);
-        var touch = accelerator.Allocate1D<int>(capacity);
+        var heads = accelerator.Allocate1D<SlotHeader>(capacity);
         var longs = accelerator.Allocate1D<long>(Math.Max(1L, (long)capacity * Plan.LongInit.Length));
         var doubles = accelerator.Allocate1D<double>(Math.Max(1L, (long)capacity * Plan.DoubleInit.Length));
         var registers = accelerator.Allocate1D<int>(Math.Max(1L, (long)capacity * Plan.IntStateWidth));
-        count.MemSetToZero();
-        maxTime.MemSetToZero();
-        anchor.MemSetToZero();
-        key.MemSetToZero();
-        touch.MemSetToZero();
+        heads.MemSetToZero();
         longs.MemSetToZero();
         doubles.MemSetToZero();
         registers.MemSetToZero();
         if (previous > 0)
         {
-            CopyPrefix(old.Count, count.View, previous);
-            CopyPrefix(old.MaxTime, maxTime.View, previous);
-            CopyPrefix(old.Anchor, anchor.View, previous);
-            CopyPrefix(old.Key, key.View, previous);
-            CopyPrefix(old.Touch, touch.View, previous);
+            CopyPrefix(old.Heads, heads.View, previous);
             CopyPrefix(old.Longs, longs.View, (long)previous * Plan.LongInit.Length);
             CopyPrefix(old.Doubles, doubles.View, (long)previous * Plan.DoubleInit.Length);
             CopyPrefix(old.Registers, registers.View, (long)previous * Plan.IntStateWidth);
             DisposeSlots();
         }
-        _count = count;
-        _maxTime = maxTime;
-        _anchor = anchor;
-        _slotKey = key;
-        _touch = touch;
+        _heads = heads;
         _longs = longs;
         _doubles = doubles;
         _registers = registers;
@@ -141,7 +117,7 @@ public sealed partial class FeatureTable
 
     private void DisposeSlots()
     {
-        foreach (var buffer in new MemoryBuffer?[] { _count, _maxTime, _anchor, _slotKey, _touch, _longs, _doubles, _registers, _freeList, _freeTop })
+        foreach (var buffer in new MemoryBuffer?[] { _heads, _longs, _doubles, _registers, _freeList, _freeTop })
         {
             buffer?.Dispose();
         }
@@ -155,14 +131,13 @@ public sealed partial class FeatureTable
         {
             throw new InvalidOperationException($"A hash table of {size} buckets is beyond this table's limit.");
         }
-        _hashKeys?.Dispose();
-        _hashSlotOf?.Dispose();
-        _hashKeys = _device.Accelerator.Allocate1D<ulong>(size);
-        _hashSlotOf = _device.Accelerator.Allocate1D<int>(size);
-        _hashKeys.MemSetToZero();
-        _hashSlotOf.MemSetToZero();
+        _hash?.Dispose();
+        _hash = _device.Accelerator.Allocate1D<HashEntry>(size);
         _hashMask = (int)(size - 1);
+        int buckets = _kernels.Threads(size);
+        _clearHash(buckets, buckets, HashView());
         _tombstones = 0;
+        _rebuilds++;
         int threads = _kernels.Threads(Capacity);
         _rebuild(threads, threads, Capacity, HashView(), SlotView());
     }
@@ -186,53 +161,64 @@ public sealed partial class FeatureTable
         return true;
     }
 
-    /// <summary>Makes sure every new entity of the staged batch will find a free slot.</summary>
-    private ulong[] EnsureRoom(int events)
+    /// <summary>
+    /// After the batch's keys are inserted: makes sure every key new to the table will find a free slot,
+    /// growing the table or, at its maximum, evicting the idlest entities that are not in the batch.
+    /// A hash rebuild (growth, or clearing tombstones) drops the new keys, which have no slot yet, so the
+    /// keys are inserted again after one.
+    /// </summary>
+    private ulong[] EnsureRoom(BatchView batch)
     {
-        if (_free >= events)
+        int threads = _kernels.Threads(batch.Count);
+        int fresh = NewKeys();
+        if (fresh <= _free)
         {
             return [];
         }
-        // Count the batch's entities the table does not hold (an upper bound: repeats count twice).
-        var read = new ReadView { Keys = _batchKeys.View, Slots = _batchSlot.View, Rows = events };
-        int threads = _kernels.Threads(events);
-        _lookup(threads, threads, HashView(), read);
-        _device.Synchronize();
-        var slots = new int[events];
-        Download(_batchSlot, slots);
-        int missing = 0;
-        foreach (int slot in slots)
+        if (Grow((int)Math.Min(int.MaxValue, (long)Capacity - _free + fresh)))
         {
-            if (slot < 0)
+            fresh = InsertAgain(batch, threads);
+            if (fresh <= _free)
             {
-                missing++;
+                return [];
             }
-        }
-        if (_free >= missing)
-        {
-            return [];
-        }
-        if (Grow((int)Math.Min(int.MaxValue, (long)Capacity - _free + missing)) && _free >= missing)
-        {
-            return [];
         }
         // Never evict an entity of this very batch: it would need a slot again at once.
         int pin = NextPin();
-        _pin(threads, threads, pin, read, SlotView());
-        int target = Math.Max(missing - _free, (int)(Capacity * _options.EvictionFraction));
+        _pin(threads, threads, pin, HashView(), batch, SlotView());
+        int rebuilds = _rebuilds;
+        int target = Math.Max(fresh - _free, (int)(Capacity * _options.EvictionFraction));
         var evicted = new List<ulong>(target);
         // The cutoff is estimated from a sample; when it frees too few, widen it until enough are gone.
-        for (double margin = 1.25; _free < missing; margin *= 4)
+        for (double margin = 1.25; _free < fresh; margin *= 4)
         {
             long cutoff = margin > 1_000 ? long.MaxValue : IdleCutoff((int)Math.Min(int.MaxValue, (long)(target * margin)));
-            var round = EvictPinned(cutoff, 0, Capacity, target - evicted.Count, pin);
-            evicted.AddRange(round);
+            evicted.AddRange(EvictPinned(cutoff, 0, Capacity, target - evicted.Count, pin));
             if (cutoff == long.MaxValue)
             {
                 break;
             }
         }
+        if (_rebuilds != rebuilds)
+        {
+            InsertAgain(batch, threads);
+        }
         return [.. evicted];
+    }
+
+    /// <summary>Keys of the staged batch that were new to the table (inserted without a slot).</summary>
+    private int NewKeys()
+    {
+        _device.Synchronize();
+        Download(_batchCounters, _hostCounters);
+        return _hostCounters[2];
+    }
+
+    private int InsertAgain(BatchView batch, int threads)
+    {
+        Clear(_batchCounters);
+        _insertKeys(threads, threads, HashView(), batch);
+        return NewKeys();
     }
 
     /// <summary>Evicts every entity whose newest event is older than <paramref name="cutoffTimeMs"/> (a TTL by event time).</summary>
@@ -257,7 +243,7 @@ public sealed partial class FeatureTable
         }
         using var victimSlots = _device.Accelerator.Allocate1D<int>(limit);
         using var victimKeys = _device.Accelerator.Allocate1D<ulong>(limit);
-        _victimCount.MemSetToZero();
+        Clear(_victimCount);
         var victims = new VictimView { Slots = victimSlots.View, Keys = victimKeys.View, Count = _victimCount.View, Limit = limit };
         var slice = new SliceView { Start = startSlot, Count = slotCount, Cutoff = cutoffTimeMs, Pin = pin };
         int threads = _kernels.Threads(slotCount);
@@ -330,7 +316,7 @@ public sealed partial class FeatureTable
         return times[at] == long.MaxValue ? long.MaxValue : times[at] + 1;
     }
 
-    /// <summary>A fresh pin mark: negative, so it never equals a batch sequence in the touch column.</summary>
+    /// <summary>A fresh pin mark: negative, so it never equals a batch sequence in a header's Touch.</summary>
     private int NextPin()
     {
         _pinMark = _pinMark <= int.MinValue + 1 ? -1 : _pinMark - 1;

@@ -19,8 +19,7 @@ public sealed partial class FeatureTable : IDisposable
     private readonly FeatureTableOptions _options;
 
     // Plan
-    private readonly MemoryBuffer1D<int, Stride1D.Dense> _planInts;
-    private readonly MemoryBuffer1D<double, Stride1D.Dense> _planDoubles;
+    private readonly MemoryBuffer1D<FeatureDescriptor, Stride1D.Dense> _planDescriptors;
     private readonly MemoryBuffer1D<long, Stride1D.Dense> _longInit;
     private readonly MemoryBuffer1D<double, Stride1D.Dense> _doubleInit;
 
@@ -46,9 +45,11 @@ public sealed partial class FeatureTable : IDisposable
 
     private readonly ulong[] _hostKeys;
     private readonly int[] _hostInexact;
-    private readonly int[] _hostCounters = new int[2];
+    private readonly int[] _hostCounters = new int[3];
     private readonly long[] _hostLate;
     private int _sequence;
+    private readonly bool _hasWindows;
+    private readonly bool _needsAnchor;
     private int _free;
 
     private readonly KernelLoader _kernels;
@@ -61,9 +62,10 @@ public sealed partial class FeatureTable : IDisposable
     private readonly Action<Index1D, int, HashView, ReadView> _lookup;
     private readonly Action<Index1D, int, HashView, ReadView, SlotView, PlanView> _gather;
     private readonly Action<Index1D, int, int, HashView, SlotView> _rebuild;
+    private readonly Action<Index1D, int, HashView> _clearHash;
     private readonly Action<Index1D, int, SliceView, SlotView, VictimView> _selectVictims;
     private readonly Action<Index1D, int, int, VictimView, HashView, SlotView, FreeView> _evict;
-    private readonly Action<Index1D, int, int, ReadView, SlotView> _pin;
+    private readonly Action<Index1D, int, int, HashView, BatchView, SlotView> _pin;
     private readonly Action<Index1D, int, int, int, SlotView, ArrayView<long>> _sampleTimes;
 
     public FeatureTable(DeviceContext device, FeaturePlan plan, FeatureTableOptions options)
@@ -83,12 +85,13 @@ public sealed partial class FeatureTable : IDisposable
         _device = device;
         _options = options;
         Plan = plan;
+        _hasWindows = plan.HasWindows;
+        _needsAnchor = plan.NeedsAnchor;
         var accelerator = device.Accelerator;
         int batch = options.MaxBatchEvents;
         int rows = options.MaxGatherRows;
 
-        _planInts = accelerator.Allocate1D(plan.Ints);
-        _planDoubles = accelerator.Allocate1D(plan.Doubles);
+        _planDescriptors = accelerator.Allocate1D(plan.Count == 0 ? [default] : plan.Descriptors());
         _longInit = accelerator.Allocate1D(plan.LongInit.Length == 0 ? [0L] : plan.LongInit);
         _doubleInit = accelerator.Allocate1D(plan.DoubleInit.Length == 0 ? [0.0] : plan.DoubleInit);
 
@@ -100,7 +103,7 @@ public sealed partial class FeatureTable : IDisposable
         _batchWon = accelerator.Allocate1D<int>(batch);
         _batchSlot = accelerator.Allocate1D<int>(batch);
         _batchTouched = accelerator.Allocate1D<int>(batch);
-        _batchCounters = accelerator.Allocate1D<int>(2);
+        _batchCounters = accelerator.Allocate1D<int>(3);
         _batchLate = accelerator.Allocate1D<long>(plan.Count);
 
         _readKeys = accelerator.Allocate1D<ulong>(rows);
@@ -125,9 +128,10 @@ public sealed partial class FeatureTable : IDisposable
         _lookup = _kernels.Load<HashView, ReadView>(FeatureKernels.Lookup);
         _gather = _kernels.Load<HashView, ReadView, SlotView, PlanView>(FeatureKernels.Gather);
         _rebuild = _kernels.Load<int, HashView, SlotView>(FeatureKernels.Rebuild);
+        _clearHash = _kernels.Load<HashView>(FeatureKernels.ClearHash);
         _selectVictims = _kernels.Load<SliceView, SlotView, VictimView>(FeatureKernels.SelectVictims);
         _evict = _kernels.Load<int, VictimView, HashView, SlotView, FreeView>(FeatureKernels.Evict);
-        _pin = _kernels.Load<int, ReadView, SlotView>(FeatureKernels.Pin);
+        _pin = _kernels.Load<int, HashView, BatchView, SlotView>(FeatureKernels.Pin);
         _sampleTimes = _kernels.Load<int, int, SlotView, ArrayView<long>>(FeatureKernels.SampleTimes);
 
         AllocateSlots(options.InitialCapacity, previous: 0);
@@ -216,8 +220,6 @@ public sealed partial class FeatureTable : IDisposable
                 entities[i] = TableKey(entities[i]);
             }
             Upload(_batchKeys, entities);
-            var evicted = EnsureRoom(n);
-
             Upload(_batchTimes, batch.Times);
             for (int c = 0; c < Plan.NumericFields.Count; c++)
             {
@@ -227,20 +229,28 @@ public sealed partial class FeatureTable : IDisposable
             {
                 Upload(_batchKeyColumns, batch.Keys(c), (long)c * n);
             }
-            _batchCounters.MemSetToZero();
-            _batchLate.MemSetToZero();
+            Clear(_batchCounters);
+            Clear(_batchLate);
             _sequence = _sequence == int.MaxValue ? 1 : _sequence + 1;
 
             var batchView = BatchView(n);
+            int threads = _kernels.Threads(n);
+            _insertKeys(threads, threads, HashView(), batchView);
+            // Only a batch with more events than free slots can run out: then count its new keys and make room.
+            var evicted = _free < n ? EnsureRoom(batchView) : [];
             var hash = HashView();
             var slots = SlotView();
             var plan = PlanView();
-            int threads = _kernels.Threads(n);
-            _insertKeys(threads, threads, hash, batchView);
             _allocateSlots(threads, threads, hash, batchView, slots, FreeView(), plan);
             _resolveSlots(threads, threads, _sequence, hash, batchView, slots);
-            _advanceWindows(threads, threads, batchView, slots, plan);
-            _reanchor(threads, threads, batchView, slots, plan);
+            if (_hasWindows)
+            {
+                _advanceWindows(threads, threads, batchView, slots, plan);
+            }
+            if (_needsAnchor)
+            {
+                _reanchor(threads, threads, batchView, slots, plan);
+            }
             _accumulate(threads, threads, batchView, slots, plan);
             _device.Synchronize();
 
@@ -252,34 +262,61 @@ public sealed partial class FeatureTable : IDisposable
         }
     }
 
-    /// <summary>Copies host values into a device buffer at <paramref name="offset"/> (every host → device copy goes here).</summary>
-    private static void Upload<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, ReadOnlySpan<T> source, long offset = 0)
+    /// <summary>
+    /// Copies host values into a device buffer at <paramref name="offset"/> (every host → device copy goes
+    /// here). On the CPU backend the buffer is host memory: a plain copy, no ILGPU transfer objects.
+    /// </summary>
+    private unsafe void Upload<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, ReadOnlySpan<T> source, long offset = 0)
         where T : unmanaged
     {
-        if (source.Length > 0)
+        if (source.Length == 0)
         {
-            buffer.View.SubView(offset, source.Length).CopyFromCPU(ref MemoryMarshal.GetReference(source), source.Length);
+            return;
         }
+        if (_device.IsHost)
+        {
+            source.CopyTo(new Span<T>((T*)buffer.NativePtr + offset, source.Length));
+            return;
+        }
+        buffer.View.SubView(offset, source.Length).CopyFromCPU(ref MemoryMarshal.GetReference(source), source.Length);
+    }
+
+    /// <summary>Zeroes a device buffer (on the CPU backend, directly).</summary>
+    private unsafe void Clear<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer)
+        where T : unmanaged
+    {
+        if (_device.IsHost)
+        {
+            new Span<T>((T*)buffer.NativePtr, (int)buffer.Length).Clear();
+            return;
+        }
+        buffer.MemSetToZero();
     }
 
     /// <summary>Copies device values at <paramref name="offset"/> into a host span (every device → host copy goes here).</summary>
-    private static void Download<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, Span<T> target, long offset = 0)
+    private unsafe void Download<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, Span<T> target, long offset = 0)
         where T : unmanaged
     {
-        if (target.Length > 0)
+        if (target.Length == 0)
         {
-            buffer.View.SubView(offset, target.Length).CopyToCPU(ref MemoryMarshal.GetReference(target), target.Length);
+            return;
         }
+        if (_device.IsHost)
+        {
+            new ReadOnlySpan<T>((T*)buffer.NativePtr + offset, target.Length).CopyTo(target);
+            return;
+        }
+        buffer.View.SubView(offset, target.Length).CopyToCPU(ref MemoryMarshal.GetReference(target), target.Length);
     }
 
     private PlanView PlanView() => new()
     {
-        Ints = _planInts.View,
-        Doubles = _planDoubles.View,
+        Descriptors = _planDescriptors.View,
         Features = Plan.Count,
         LongStride = Plan.LongInit.Length,
         DoubleStride = Plan.DoubleInit.Length,
         IntStride = Plan.IntStateWidth,
+        ReadsAnchor = _needsAnchor ? 1 : 0,
     };
 
     private BatchView BatchView(int n) => new()
@@ -300,11 +337,10 @@ public sealed partial class FeatureTable : IDisposable
     public void Dispose()
     {
         DisposeSlots();
-        _hashKeys?.Dispose();
-        _hashSlotOf?.Dispose();
+        _hash?.Dispose();
         foreach (var buffer in new MemoryBuffer[]
         {
-            _planInts, _planDoubles, _longInit, _doubleInit, _batchKeys, _batchTimes, _batchNumeric, _batchKeyColumns,
+            _planDescriptors, _longInit, _doubleInit, _batchKeys, _batchTimes, _batchNumeric, _batchKeyColumns,
             _batchBucket, _batchWon, _batchSlot, _batchTouched, _batchCounters, _batchLate,
             _readKeys, _readSlots, _readTimes, _readOutput, _readInexact, _victimCount,
         })

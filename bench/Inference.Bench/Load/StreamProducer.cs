@@ -1,0 +1,61 @@
+using System.Diagnostics;
+using Confluent.Kafka;
+using Inference.Engine.Kafka;
+using Inference.Engine.Simulation;
+
+namespace Inference.Bench.Load;
+
+/// <summary>
+/// The live stream of the external load benchmark, as its own process: first a backlog of events,
+/// then events and labels at fixed rates (paced every millisecond, not bursty) until stopped.
+/// </summary>
+internal static class StreamProducer
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        string bootstrap = Option(args, "--bootstrap-servers") ?? throw new ArgumentException("--bootstrap-servers is required");
+        int entities = int.Parse(Option(args, "--entities") ?? "100000");
+        int backlog = int.Parse(Option(args, "--backlog") ?? "200000");
+        int eventRate = int.Parse(Option(args, "--events-per-second") ?? "20000");
+        int labelRate = int.Parse(Option(args, "--labels-per-second") ?? "2000");
+        var stream = new SyntheticStream(entities, seed: 11);
+        using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = bootstrap, LingerMs = 5, EnableIdempotence = true }).Build();
+        for (int i = 0; i < backlog; i++)
+        {
+            var e = stream.NextEvent();
+            producer.ProduceWaiting("events", new Message<string, byte[]> { Key = stream.Key(e.Entity), Value = e.Json });
+        }
+        producer.Flush(TimeSpan.FromMinutes(1));
+        Console.Error.WriteLine($"stream: {backlog:N0} backlog events produced; now {eventRate:N0} events/s and {labelRate:N0} labels/s.");
+
+        var stopping = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; stopping.Cancel(); };
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => stopping.Cancel();
+        var clock = Stopwatch.StartNew();
+        long events = 0, labels = 0;
+        while (!stopping.IsCancellationRequested)
+        {
+            double seconds = clock.Elapsed.TotalSeconds;
+            for (; events < eventRate * seconds; events++)
+            {
+                var e = stream.NextEvent();
+                producer.ProduceWaiting("events", new Message<string, byte[]> { Key = stream.Key(e.Entity), Value = e.Json });
+            }
+            for (; labels < labelRate * seconds; labels++)
+            {
+                var label = stream.NextLabel(stream.NextEntity());
+                producer.ProduceWaiting("labels", new Message<string, byte[]> { Key = stream.Key(label.Entity), Value = label.Json });
+            }
+            producer.Poll(TimeSpan.Zero);
+            await Task.Delay(1);
+        }
+        producer.Flush(TimeSpan.FromSeconds(5));
+        return 0;
+    }
+
+    private static string? Option(string[] args, string name)
+    {
+        int at = Array.IndexOf(args, name);
+        return at >= 0 && at + 1 < args.Length ? args[at + 1] : null;
+    }
+}

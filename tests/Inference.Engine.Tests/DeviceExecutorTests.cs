@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using Apache.Arrow;
 using Inference.Engine.Features;
-using Inference.Engine.Hosting;
+using Inference.Engine.Serving;
 using Inference.Kernels.Accelerators;
 using Inference.Kernels.Features;
 using Microsoft.Extensions.DependencyInjection;
@@ -51,9 +51,10 @@ public sealed class DeviceExecutorTests
         };
         var serving = new ServingOptions { MaxBatchRows = 256, MaxQueuedRequests = 4_096 };
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
-        var metrics = new InferenceMetrics(services.GetRequiredService<IMeterFactory>());
+        var metrics = new FeatureMetrics(services.GetRequiredService<IMeterFactory>());
+        var servingMetrics = new ServingMetrics(services.GetRequiredService<IMeterFactory>());
         using var device = DeviceContext.Create(kind);
-        using var executor = new DeviceExecutor(device, plan, options, serving, metrics, NullLogger<DeviceExecutor>.Instance);
+        using var executor = new DeviceExecutor(device, plan, options, serving, metrics, servingMetrics, NullLogger<DeviceExecutor>.Instance);
         await executor.StartAsync(CancellationToken.None);
 
         // The stream: every hot entity in every batch (never idle long enough for the TTL), plus entities
@@ -133,7 +134,7 @@ public sealed class DeviceExecutorTests
         Assert.True(answered > 64, $"seed {Seed}: only {answered} requests were answered");
         Assert.True(executor.Entities < HotEntities + Batches * ColdPerBatch, $"seed {Seed}: the TTL scan should have evicted idle entities ({executor.Entities} held)");
         Assert.True(metrics.EvictedEntities > 0, $"seed {Seed}: expected TTL evictions");
-        Assert.True(metrics.ServingBatches < answered, $"seed {Seed}: {answered} requests in {metrics.ServingBatches} batches: concurrent requests should share gathers");
+        Assert.True(servingMetrics.Batches < answered, $"seed {Seed}: {answered} requests in {servingMetrics.Batches} batches: concurrent requests should share gathers");
     }
 
     /// <summary>The hot entities' transformed features as serving reads them: as of the newest event time applied.</summary>

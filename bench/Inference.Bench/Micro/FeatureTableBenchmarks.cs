@@ -23,7 +23,7 @@ public class FeatureTableBenchmarks
     public void Setup()
     {
         _device = DeviceContext.Create(AcceleratorKind.Cpu);
-        _table = new FeatureTable(_device, new FeaturePlan(Engine.Hosting.FeatureOptions.DefaultDefinitions()),
+        _table = new FeatureTable(_device, new FeaturePlan(Engine.Features.FeatureOptions.DefaultDefinitions()),
             new FeatureTableOptions { InitialCapacity = Entities, MaxCapacity = Entities, MaxBatchEvents = Events });
         var random = new Random(1);
         _keys = [.. Enumerable.Range(0, Events).Select(_ => (ulong)random.Next(Entities) + 1)];

@@ -1,4 +1,4 @@
-using Inference.Engine.Hosting;
+using Inference.Engine.Pipeline;
 
 namespace Inference.Engine.Features;
 

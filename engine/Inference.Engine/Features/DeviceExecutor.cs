@@ -1,7 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Apache.Arrow;
-using Inference.Engine.Hosting;
+using Inference.Engine.Pipeline;
+using Inference.Engine.Serving;
 using Inference.Kernels.Accelerators;
 using Inference.Kernels.Features;
 using Microsoft.Extensions.Hosting;
@@ -28,7 +29,8 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     private readonly FeatureTable _table;
     private readonly FeatureOptions _options;
     private readonly ServingOptions _serving;
-    private readonly InferenceMetrics _metrics;
+    private readonly FeatureMetrics _metrics;
+    private readonly ServingMetrics _servingMetrics;
     private readonly ILogger _logger;
     private readonly ConcurrentQueue<GatherRequest> _gathers = new();
     private readonly ConcurrentQueue<ApplyWork> _applies = new();
@@ -45,12 +47,13 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     private FeatureWatermark _watermark = FeatureWatermark.Empty;
     private int _entities;
 
-    public DeviceExecutor(DeviceContext device, FeaturePlan plan, FeatureOptions options, ServingOptions serving, InferenceMetrics metrics, ILogger<DeviceExecutor> logger)
+    public DeviceExecutor(DeviceContext device, FeaturePlan plan, FeatureOptions options, ServingOptions serving, FeatureMetrics metrics, ServingMetrics servingMetrics, ILogger<DeviceExecutor> logger)
     {
         _device = device;
         _options = options;
         _serving = serving;
         _metrics = metrics;
+        _servingMetrics = servingMetrics;
         _logger = logger;
         _table = new FeatureTable(device, plan, new FeatureTableOptions
         {
@@ -66,7 +69,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         _entities = _table.Entities;
         _nextTtlScan = Deadline.After(options.EvictionScanIntervalMs);
         _metrics.ObserveEntities(() => Volatile.Read(ref _entities));
-        _metrics.ObserveServingQueue(() => Volatile.Read(ref _queued));
+        _servingMetrics.ObserveQueue(() => Volatile.Read(ref _queued));
         _thread = new Thread(Run) { IsBackground = true, Name = "inference-device" };
         ExecutorLog.Declared(logger, plan.Count, string.Join(", ", plan.Definitions.Select(d => $"{d.Name} ({d.Aggregation})")), plan.BytesPerEntity, device.Description);
     }
@@ -207,7 +210,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
                 if (next.Cancellation.IsCancellationRequested || DateTime.UtcNow >= next.DeadlineUtc)
                 {
                     var outcome = next.Cancellation.IsCancellationRequested ? GatherOutcome.Cancelled : GatherOutcome.DeadlineExceeded;
-                    _metrics.Abandoned(outcome == GatherOutcome.Cancelled ? "cancelled" : "deadline");
+                    _servingMetrics.Abandoned(outcome == GatherOutcome.Cancelled ? "cancelled" : "deadline");
                     next.Abandon(outcome);
                     continue;
                 }
@@ -237,7 +240,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
             int width = _table.Width;
             var watermark = _watermark;
             _table.Gather(_batchKeys.AsSpan(0, rows), watermark.MaxEventTimeMs, _batchFeatures.AsSpan(0, rows * width));
-            _metrics.ServingBatch(requests, rows);
+            _servingMetrics.Batch(rows);
             handler!.Handle(_batch.AsSpan(0, requests), _batchFeatures, width, watermark);
         }
         catch (Exception error)

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Inference.Engine.Hosting;
 using Inference.Kernels.Features;
 
 namespace Inference.Engine.Features;
@@ -38,7 +37,7 @@ internal static class FeatureDeclarations
         }
         catch (Exception error) when (error is IOException or UnauthorizedAccessException)
         {
-            throw new Microsoft.Extensions.Options.OptionsValidationException(InferenceOptions.Section, typeof(InferenceOptions),
+            throw new Microsoft.Extensions.Options.OptionsValidationException(FeatureOptions.Section, typeof(FeatureOptions),
                 [$"Inference:Features:File: cannot read '{path}': {error.Message}"]);
         }
         try
@@ -59,7 +58,7 @@ internal static class FeatureDeclarations
         }
         catch (JsonException error)
         {
-            throw new Microsoft.Extensions.Options.OptionsValidationException(InferenceOptions.Section, typeof(InferenceOptions),
+            throw new Microsoft.Extensions.Options.OptionsValidationException(FeatureOptions.Section, typeof(FeatureOptions),
                 [$"Inference:Features:File: '{path}' is not a list of feature declarations: {error.Message}"]);
         }
     }

@@ -62,9 +62,9 @@ public static partial class InferenceApplication
         builder.WebHost.UseKestrelCore();
         builder.Services.AddRoutingCore();
         builder.Services.AddInference(builder.Configuration);
-        builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<InferenceOptions>>((kestrel, inference) =>
+        builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<ServingOptions>>((kestrel, options) =>
         {
-            var serving = inference.Value.Serving;
+            var serving = options.Value;
             void Http2(ListenOptions listen) => listen.Protocols = HttpProtocols.Http2;
             if (serving.Host == "localhost")
             {
@@ -76,12 +76,13 @@ public static partial class InferenceApplication
             }
             else
             {
-                throw new OptionsValidationException(InferenceOptions.Section, typeof(InferenceOptions),
+                throw new OptionsValidationException(ServingOptions.Section, typeof(ServingOptions),
                     [$"Inference:Serving:Host must be an IP address or 'localhost' (got '{serving.Host}')."]);
             }
         });
 
         var app = builder.Build();
+        app.Services.ValidateInference();
         var role = app.Services.GetRequiredService<IOptions<InferenceOptions>>().Value.Role;
         app.MapGrpcHealthChecksService();
         if (role is EngineRole.All or EngineRole.Ps)

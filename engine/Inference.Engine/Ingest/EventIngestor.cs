@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Confluent.Kafka;
 using Inference.Engine.Features;
-using Inference.Engine.Hosting;
+using Inference.Engine.Pipeline;
 using Inference.Engine.Kafka;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -20,7 +20,7 @@ internal sealed class EventIngestor : BackgroundService
 {
     private readonly KafkaConnection _kafka;
     private readonly FeatureStore _features;
-    private readonly InferenceMetrics _metrics;
+    private readonly IngestMetrics _metrics;
     private readonly ILogger _logger;
     private readonly FeatureOptions _options;
     private readonly JsonEventDecoder _decoder;
@@ -28,13 +28,13 @@ internal sealed class EventIngestor : BackgroundService
     private readonly List<PartitionOffset> _applied = [];
     private IProducer<byte[]?, byte[]>? _deadLetters;
 
-    public EventIngestor(KafkaConnection kafka, FeatureStore features, InferenceMetrics metrics, IOptions<InferenceOptions> options, ILogger<EventIngestor> logger)
+    public EventIngestor(KafkaConnection kafka, FeatureStore features, IngestMetrics metrics, IOptions<FeatureOptions> options, ILogger<EventIngestor> logger)
     {
         _kafka = kafka;
         _features = features;
         _metrics = metrics;
         _logger = logger;
-        _options = options.Value.Features;
+        _options = options.Value;
         _decoder = new JsonEventDecoder(features.Plan.NumericFields, features.Plan.KeyFields);
     }
 

@@ -1,5 +1,5 @@
 using Confluent.Kafka;
-using Inference.Engine.Hosting;
+using Inference.Engine.Ingest;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -13,9 +13,9 @@ public sealed partial class KafkaConnection : IDisposable
 {
     private readonly EmbeddedKafka? _embedded;
 
-    public KafkaConnection(IOptions<InferenceOptions> options, ILogger<KafkaConnection> logger)
+    public KafkaConnection(IOptions<KafkaOptions> options, ILogger<KafkaConnection> logger)
     {
-        Options = options.Value.Kafka;
+        Options = options.Value;
         Library.Load();
         if (Options.Embedded && string.IsNullOrWhiteSpace(Options.BootstrapServers))
         {

@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Diagnostics;
 using Grpc.Core;
 using Inference.Engine.Features;
-using Inference.Engine.Hosting;
 using Inference.Models.Registry;
 using Inference.Proto.V1;
 
@@ -13,7 +12,7 @@ namespace Inference.Engine.Serving;
 /// in one read, then this scores them in one forward pass with the leased model and answers each
 /// request with its own rows' scores, the model version and the watermark of the batch.
 /// </summary>
-internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, InferenceMetrics metrics) : IGatheredBatchHandler
+internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, ServingMetrics metrics) : IGatheredBatchHandler
 {
     private float[] _inputs = [];
     private float[] _scores = [];

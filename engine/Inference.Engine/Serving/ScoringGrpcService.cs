@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using Grpc.Core;
 using Inference.Engine.Features;
-using Inference.Engine.Hosting;
+using Inference.Engine.Training;
 using Inference.Kernels.Features;
 using Inference.Proto.V1;
 using Microsoft.Extensions.Options;
@@ -15,11 +15,11 @@ namespace Inference.Engine.Serving;
 /// <see cref="ScoreBatcher"/> scores the batch in one forward pass. A full queue sheds the call at
 /// once with RESOURCE_EXHAUSTED; a call cancelled or past its deadline before launch is dropped.
 /// </summary>
-internal sealed class ScoringGrpcService(DeviceExecutor executor, ScoreBatcher batcher, InferenceMetrics metrics, IOptions<InferenceOptions> options)
+internal sealed class ScoringGrpcService(DeviceExecutor executor, ScoreBatcher batcher, ServingMetrics metrics, IOptions<ServingOptions> serving, IOptions<ModelOptions> model)
     : ScoringService.ScoringServiceBase
 {
-    private readonly int _requestWidth = options.Value.Model.RequestFeatures;
-    private readonly int _maxRows = options.Value.Serving.MaxRowsPerRequest;
+    private readonly int _requestWidth = model.Value.RequestFeatures;
+    private readonly int _maxRows = serving.Value.MaxRowsPerRequest;
 
     public override Task<ScoreResponse> Score(ScoreRequest request, ServerCallContext context)
     {

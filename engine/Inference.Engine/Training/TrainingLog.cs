@@ -10,12 +10,6 @@ internal static partial class TrainingLog
     [LoggerMessage(301, LogLevel.Debug, "Set aside malformed label at {Topic}[{Partition}]@{Offset}.")]
     public static partial void MalformedLabel(ILogger logger, string topic, int partition, long offset);
 
-    [LoggerMessage(302, LogLevel.Warning, "Parameter sync failed; training goes on and retries next interval: {Reason}")]
-    public static partial void SyncFailed(ILogger logger, string reason);
-
-    [LoggerMessage(303, LogLevel.Debug, "Synced with the parameter server at version {Version}.")]
-    public static partial void Synced(ILogger logger, long version);
-
     [LoggerMessage(304, LogLevel.Warning, "Kafka error on the labels consumer: {Reason}")]
     public static partial void KafkaError(ILogger logger, string reason);
 }

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Confluent.Kafka;
 using Inference.Engine.Features;
-using Inference.Engine.Hosting;
+using Inference.Engine.Pipeline;
 using Inference.Engine.Kafka;
 using Inference.Engine.Sync;
 using Inference.Models.Parameters;
@@ -26,9 +26,12 @@ internal sealed class TrainingService : BackgroundService
     private readonly FeatureStore _features;
     private readonly ModelRegistry _registry;
     private readonly IParameterClient _parameters;
-    private readonly InferenceMetrics _metrics;
+    private readonly TrainingMetrics _metrics;
+    private readonly SyncMetrics _syncMetrics;
     private readonly ILogger _logger;
-    private readonly InferenceOptions _options;
+    private readonly TrainingOptions _training;
+    private readonly ModelOptions _model;
+    private readonly SyncOptions _sync;
     private readonly Dictionary<TopicPartition, long> _pending = [];
 
     private ParameterSet? _base;
@@ -36,15 +39,19 @@ internal sealed class TrainingService : BackgroundService
     private bool _learnedSinceSync;
 
     public TrainingService(KafkaConnection kafka, FeatureStore features, ModelRegistry registry, IParameterClient parameters,
-        InferenceMetrics metrics, IOptions<InferenceOptions> options, ILogger<TrainingService> logger)
+        TrainingMetrics metrics, SyncMetrics syncMetrics, IOptions<TrainingOptions> training, IOptions<ModelOptions> model, IOptions<SyncOptions> sync,
+        ILogger<TrainingService> logger)
     {
         _kafka = kafka;
         _features = features;
         _registry = registry;
         _parameters = parameters;
         _metrics = metrics;
+        _syncMetrics = syncMetrics;
         _logger = logger;
-        _options = options.Value;
+        _training = training.Value;
+        _model = model.Value;
+        _sync = sync.Value;
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
@@ -52,10 +59,10 @@ internal sealed class TrainingService : BackgroundService
 
     private void Run(CancellationToken stopping)
     {
-        var training = _options.Training;
+        var training = _training;
         var spec = _registry.Spec;
         int width = _features.FeatureWidth;
-        int requestWidth = _options.Model.RequestFeatures;
+        int requestWidth = _model.RequestFeatures;
         int batchSize = training.BatchSize;
         var entities = new ulong[batchSize];
         var times = new long[batchSize];
@@ -82,7 +89,7 @@ internal sealed class TrainingService : BackgroundService
         int count = 0;
         long deadline = 0;
         long nextPublish = 0;
-        long nextSync = Deadline.After(_options.Sync.IntervalMs);
+        long nextSync = Deadline.After(_sync.IntervalMs);
         bool dirty = false;
         try
         {
@@ -162,7 +169,7 @@ internal sealed class TrainingService : BackgroundService
                 if (now >= nextSync)
                 {
                     Sync(learner);
-                    nextSync = Deadline.After(_options.Sync.IntervalMs);
+                    nextSync = Deadline.After(_sync.IntervalMs);
                 }
             }
         }
@@ -195,7 +202,8 @@ internal sealed class TrainingService : BackgroundService
         }
         catch (Exception error) when (error is not OperationCanceledException)
         {
-            TrainingLog.SyncFailed(_logger, error.Message);
+            _syncMetrics.Failed();
+            SyncLog.SyncFailed(_logger, error.Message);
         }
     }
 
@@ -216,12 +224,13 @@ internal sealed class TrainingService : BackgroundService
             }
             var (version, merged) = _parameters.Pull();
             Adopt(learner, version, merged!);
-            _metrics.Synced();
-            TrainingLog.Synced(_logger, version);
+            _syncMetrics.Synced();
+            SyncLog.Synced(_logger, version);
         }
         catch (Exception error) when (error is not OperationCanceledException)
         {
-            TrainingLog.SyncFailed(_logger, error.Message);
+            _syncMetrics.Failed();
+            SyncLog.SyncFailed(_logger, error.Message);
         }
     }
 

@@ -28,7 +28,7 @@ internal static class DemoRunner
         var duration = options.Duration("duration");
         int rate = options.Int("rate", 20_000, 1, 10_000_000);
         int entities = options.Int("entities", 10_000, 1, 10_000_000);
-        int port = options.Int("port", ServingOptions.DefaultPort, 0, 65_535);
+        int port = options.Int("port", Inference.Engine.Serving.ServingOptions.DefaultPort, 0, 65_535);
         var settings = new Dictionary<string, string?>
         {
             ["Inference:Role"] = "All",

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Inference.Engine.Hosting;
+namespace Inference.Engine.Pipeline;
 
 /// <summary>Deadlines on the <see cref="Stopwatch"/> clock, for loops that wait at most until one.</summary>
 internal static class Deadline

@@ -1,0 +1,54 @@
+using System.Diagnostics.Metrics;
+using Inference.Engine.Ingest;
+using Inference.Engine.Pipeline;
+
+namespace Inference.Engine.Features;
+
+/// <summary>The features stage's instruments: applies on the device executor, evictions, lateness.</summary>
+public sealed class FeatureMetrics
+{
+    private readonly Meter _meter;
+    private readonly TotalCounter _events;
+    private readonly TotalCounter _batches;
+    private readonly TotalCounter _dropped;
+    private readonly TotalCounter _late;
+    private readonly TotalCounter _evicted;
+    private readonly Histogram<double> _applySeconds;
+
+    public FeatureMetrics(IMeterFactory meterFactory)
+    {
+        var meter = _meter = meterFactory.Create(IngestMetrics.MeterName);
+        _events = new(meter, "inference.ingest.events", "{event}", "Events applied to the feature state.");
+        _batches = new(meter, "inference.ingest.batches", "{batch}", "Micro-batches applied.");
+        _dropped = new(meter, "inference.features.dropped", "{event}", "Events of entities the full state table could not take.");
+        _late = new(meter, "inference.features.late", "{event}", "Events older than a windowed feature's allowed lateness, by feature; not applied to it.");
+        _evicted = new(meter, "inference.features.evicted", "{entity}", "Entities evicted from the feature table, by reason (ttl, capacity).");
+        _applySeconds = meter.CreateHistogram<double>("inference.features.apply.duration", "s", "Time to apply one micro-batch on the accelerator.");
+    }
+
+    public long EventsApplied => _events.Total;
+
+    public long BatchesApplied => _batches.Total;
+
+    public long DroppedEvents => _dropped.Total;
+
+    public long LateEvents => _late.Total;
+
+    public long EvictedEntities => _evicted.Total;
+
+    internal void BatchApplied(int events, double seconds)
+    {
+        _events.Add(events);
+        _batches.Add(1);
+        _applySeconds.Record(seconds);
+    }
+
+    internal void Dropped(int events) => _dropped.Add(events);
+
+    internal void Late(string feature, long events) => _late.Add(events, "feature", feature);
+
+    internal void Evicted(int entities, string reason) => _evicted.Add(entities, "reason", reason);
+
+    internal void ObserveEntities(Func<int> entities) =>
+        _meter.CreateObservableGauge("inference.features.entities", entities, "{entity}", "Entities held in the feature table.");
+}

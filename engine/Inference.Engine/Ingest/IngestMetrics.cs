@@ -1,0 +1,35 @@
+using System.Diagnostics.Metrics;
+using Inference.Engine.Pipeline;
+
+namespace Inference.Engine.Ingest;
+
+/// <summary>The ingest stage's instruments (meter "Inference").</summary>
+public sealed class IngestMetrics
+{
+    private readonly TotalCounter _malformed;
+    private readonly TotalCounter _dataLoss;
+    private long _lag;
+
+    public IngestMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(MeterName);
+        _malformed = new(meter, "inference.ingest.malformed", "{event}", "Events set aside as malformed, by reason.");
+        _dataLoss = new(meter, "inference.ingest.data_loss", "{reset}", "Offset-out-of-range resets: data the broker no longer had.");
+        meter.CreateObservableGauge("inference.ingest.lag", () => Volatile.Read(ref _lag), "{event}", "Events behind the end of the assigned partitions.");
+    }
+
+    /// <summary>The meter every stage's instruments belong to.</summary>
+    public const string MeterName = "Inference";
+
+    public long MalformedEvents => _malformed.Total;
+
+    public long DataLossResets => _dataLoss.Total;
+
+    public long ConsumerLag => Volatile.Read(ref _lag);
+
+    internal void Malformed(string reason) => _malformed.Add(1, "reason", reason);
+
+    internal void DataLoss() => _dataLoss.Add(1);
+
+    internal void Lag(long lag) => Volatile.Write(ref _lag, lag);
+}

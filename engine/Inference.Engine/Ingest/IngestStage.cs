@@ -1,0 +1,22 @@
+using Inference.Engine.Kafka;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Inference.Engine.Ingest;
+
+/// <summary>Registers the ingest stage: its options, validator and metrics, and (when it runs) the Kafka connection and the events consumer.</summary>
+internal static class IngestStage
+{
+    public static void Add(IServiceCollection services, IConfiguration configuration, bool runs)
+    {
+        services.AddOptions<KafkaOptions>().Bind(configuration.GetSection(KafkaOptions.Section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<KafkaOptions>>(new KafkaOptionsValidator(needsKafka: runs));
+        services.AddSingleton<IngestMetrics>();
+        if (runs)
+        {
+            services.AddSingleton<KafkaConnection>();
+            services.AddHostedService<EventIngestor>();
+        }
+    }
+}

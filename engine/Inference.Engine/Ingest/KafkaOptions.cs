@@ -1,0 +1,37 @@
+namespace Inference.Engine.Ingest;
+
+/// <summary>The Kafka settings of the ingest stage (the labels consumer of training uses the same connection), section <c>Inference:Kafka</c>.</summary>
+public sealed class KafkaOptions
+{
+    public const string Section = "Inference:Kafka";
+
+    public const string DefaultEventsTopic = "events";
+    public const string DefaultLabelsTopic = "labels";
+    public const string DefaultDeadLetterTopic = "events.dead-letter";
+    public const string DefaultGroupId = "inference";
+    public const int DefaultSessionTimeoutMs = 10_000;
+
+    /// <summary>The cluster to use, e.g. "broker1:9092,broker2:9092". Required unless <see cref="Embedded"/>.</summary>
+    public string? BootstrapServers { get; set; }
+
+    /// <summary>Start an embedded Kafka-protocol broker in this process (demo, development, tests).</summary>
+    public bool Embedded { get; set; }
+
+    /// <summary>Partitions of each topic the embedded broker creates.</summary>
+    public int EmbeddedPartitions { get; set; } = 8;
+
+    public string EventsTopic { get; set; } = DefaultEventsTopic;
+
+    public string LabelsTopic { get; set; } = DefaultLabelsTopic;
+
+    /// <summary>Where malformed events are set aside, with the reason in a header; empty: counted and dropped.</summary>
+    public string DeadLetterTopic { get; set; } = DefaultDeadLetterTopic;
+
+    /// <summary>The consumer group of the events consumer; the labels consumer uses "{GroupId}.labels".</summary>
+    public string GroupId { get; set; } = DefaultGroupId;
+
+    public int SessionTimeoutMs { get; set; } = DefaultSessionTimeoutMs;
+
+    /// <summary>Further librdkafka settings for the consumers (e.g. security.protocol, sasl.*).</summary>
+    public Dictionary<string, string> Consumer { get; set; } = [];
+}

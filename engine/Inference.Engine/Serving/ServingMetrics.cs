@@ -1,0 +1,55 @@
+using System.Diagnostics.Metrics;
+using Inference.Engine.Ingest;
+using Inference.Engine.Pipeline;
+
+namespace Inference.Engine.Serving;
+
+/// <summary>The serving stage's instruments: rows scored, latency, dynamic batches, shed and abandoned calls.</summary>
+public sealed class ServingMetrics
+{
+    private readonly Meter _meter;
+    private readonly TotalCounter _rows;
+    private readonly TotalCounter _batches;
+    private readonly TotalCounter _shed;
+    private readonly TotalCounter _abandoned;
+    private readonly Histogram<double> _seconds;
+    private readonly Histogram<long> _batchRows;
+
+    public ServingMetrics(IMeterFactory meterFactory)
+    {
+        var meter = _meter = meterFactory.Create(IngestMetrics.MeterName);
+        _rows = new(meter, "inference.serving.rows", "{row}", "Rows scored.");
+        _batches = new(meter, "inference.serving.batches", "{batch}", "Dynamic batches: one gather and one forward pass each.");
+        _shed = new(meter, "inference.serving.shed", "{request}", "Score requests refused with RESOURCE_EXHAUSTED because the queue was full.");
+        _abandoned = new(meter, "inference.serving.abandoned", "{request}", "Score requests dropped before launch, by reason (cancelled, deadline).");
+        _seconds = meter.CreateHistogram<double>("inference.serving.duration", "s", "Server-side time of one Score call.");
+        _batchRows = meter.CreateHistogram<long>("inference.serving.batch.rows", "{row}", "Rows of one dynamic serving batch.");
+    }
+
+    public long RowsScored => _rows.Total;
+
+    public long Batches => _batches.Total;
+
+    public long ShedRequests => _shed.Total;
+
+    public long AbandonedRequests => _abandoned.Total;
+
+    internal void Scored(int rows, double seconds)
+    {
+        _rows.Add(rows);
+        _seconds.Record(seconds);
+    }
+
+    internal void Batch(int rows)
+    {
+        _batches.Add(1);
+        _batchRows.Record(rows);
+    }
+
+    internal void Shed() => _shed.Add(1);
+
+    internal void Abandoned(string reason) => _abandoned.Add(1, "reason", reason);
+
+    internal void ObserveQueue(Func<int> queued) =>
+        _meter.CreateObservableGauge("inference.serving.queue", queued, "{request}", "Score requests waiting for the device.");
+}

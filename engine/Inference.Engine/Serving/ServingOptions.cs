@@ -1,0 +1,36 @@
+namespace Inference.Engine.Serving;
+
+/// <summary>The serving stage: the gRPC endpoint and dynamic batching, section <c>Inference:Serving</c>.</summary>
+public sealed class ServingOptions
+{
+    public const string Section = "Inference:Serving";
+
+    public const int DefaultPort = 50051;
+    public const int DefaultMaxRowsPerRequest = 4_096;
+    public const int DefaultMaxBatchRows = 1_024;
+    public const int DefaultMaxQueueDelayMicroseconds = 0;
+    public const int DefaultMaxQueuedRequests = 2_048;
+
+    /// <summary>The address gRPC listens on.</summary>
+    public string Host { get; set; } = "127.0.0.1";
+
+    /// <summary>The gRPC port (HTTP/2 without TLS); 0 picks a free one.</summary>
+    public int Port { get; set; } = DefaultPort;
+
+    public int MaxRowsPerRequest { get; set; } = DefaultMaxRowsPerRequest;
+
+    /// <summary>
+    /// Rows one dynamic batch gathers and scores together at most: requests that wait while the device
+    /// is busy go together (a request larger than this goes alone).
+    /// </summary>
+    public int MaxBatchRows { get; set; } = DefaultMaxBatchRows;
+
+    /// <summary>
+    /// How long a batch that is not full may wait for more requests before it is launched (Triton's
+    /// max queue delay). 0: launch at once; requests still batch while the device is busy.
+    /// </summary>
+    public int MaxQueueDelayMicroseconds { get; set; } = DefaultMaxQueueDelayMicroseconds;
+
+    /// <summary>Score requests waiting for the device at most; beyond it a request is shed with RESOURCE_EXHAUSTED.</summary>
+    public int MaxQueuedRequests { get; set; } = DefaultMaxQueuedRequests;
+}

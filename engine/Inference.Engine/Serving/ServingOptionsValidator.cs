@@ -1,0 +1,20 @@
+using Inference.Engine.Pipeline;
+using Microsoft.Extensions.Options;
+
+namespace Inference.Engine.Serving;
+
+/// <summary>Checks <c>Inference:Serving</c> at start.</summary>
+internal sealed class ServingOptionsValidator : IValidateOptions<ServingOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ServingOptions serving)
+    {
+        var rules = new ConfigurationRules(ServingOptions.Section);
+        rules.Require(serving.Port is >= 0 and <= 65_535, "Port", serving.Port, "must be a TCP port (0 picks a free one)");
+        rules.Require(!string.IsNullOrWhiteSpace(serving.Host), "Host", serving.Host, "must be an address to listen on");
+        rules.Require(serving.MaxRowsPerRequest is > 0 and <= 1_000_000, "MaxRowsPerRequest", serving.MaxRowsPerRequest, "must be between 1 and 1000000");
+        rules.Require(serving.MaxBatchRows is > 0 and <= 1_000_000, "MaxBatchRows", serving.MaxBatchRows, "must be between 1 and 1000000");
+        rules.Require(serving.MaxQueueDelayMicroseconds is >= 0 and <= 1_000_000, "MaxQueueDelayMicroseconds", serving.MaxQueueDelayMicroseconds, "must be between 0 (launch at once) and 1000000");
+        rules.Require(serving.MaxQueuedRequests is > 0 and <= 1_000_000, "MaxQueuedRequests", serving.MaxQueuedRequests, "must be between 1 and 1000000");
+        return rules.Result;
+    }
+}

@@ -1,0 +1,23 @@
+using Inference.Engine.Training;
+using Inference.Models.Registry;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Inference.Engine.Serving;
+
+/// <summary>Registers the serving stage: its options, validator and metrics, and the batcher that scores each dynamic batch.</summary>
+internal static class ServingStage
+{
+    public static void Add(IServiceCollection services, IConfiguration configuration, bool runs)
+    {
+        services.AddOptions<ServingOptions>().Bind(configuration.GetSection(ServingOptions.Section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ServingOptions>, ServingOptionsValidator>();
+        services.AddSingleton<ServingMetrics>();
+        if (runs)
+        {
+            services.AddSingleton(sp => new ScoreBatcher(sp.GetRequiredService<ModelRegistry>(),
+                sp.GetRequiredService<IOptions<ModelOptions>>().Value.RequestFeatures, sp.GetRequiredService<ServingMetrics>()));
+        }
+    }
+}

@@ -1,0 +1,12 @@
+using Microsoft.Extensions.Logging;
+
+namespace Inference.Engine.Sync;
+
+internal static partial class SyncLog
+{
+    [LoggerMessage(500, LogLevel.Warning, "Parameter sync failed; training goes on and retries next interval: {Reason}")]
+    public static partial void SyncFailed(ILogger logger, string reason);
+
+    [LoggerMessage(501, LogLevel.Debug, "Synced with the parameter server at version {Version}.")]
+    public static partial void Synced(ILogger logger, long version);
+}

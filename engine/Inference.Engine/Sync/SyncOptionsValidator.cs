@@ -1,0 +1,20 @@
+using Inference.Engine.Pipeline;
+using Microsoft.Extensions.Options;
+
+namespace Inference.Engine.Sync;
+
+/// <summary>Checks <c>Inference:Sync</c> at start; a worker must name its parameter server.</summary>
+internal sealed class SyncOptionsValidator(bool isWorker) : IValidateOptions<SyncOptions>
+{
+    public ValidateOptionsResult Validate(string? name, SyncOptions sync)
+    {
+        var rules = new ConfigurationRules(SyncOptions.Section);
+        if (isWorker)
+        {
+            rules.Require(Uri.TryCreate(sync.ParameterServer, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https", "ParameterServer", sync.ParameterServer,
+                "must be the parameter server's address, e.g. http://127.0.0.1:50052, for role Worker");
+        }
+        rules.Require(sync.IntervalMs is >= 10 and <= 3_600_000, "IntervalMs", sync.IntervalMs, "must be between 10 and 3600000");
+        return rules.Result;
+    }
+}

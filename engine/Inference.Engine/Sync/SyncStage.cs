@@ -1,0 +1,31 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Inference.Engine.Sync;
+
+/// <summary>Registers parameter sync: its options, validator and metrics, the parameter shard where this process holds it, and the client workers push and pull with.</summary>
+internal static class SyncStage
+{
+    public static void Add(IServiceCollection services, IConfiguration configuration, bool holdsShard, bool isWorker, bool trains)
+    {
+        services.AddOptions<SyncOptions>().Bind(configuration.GetSection(SyncOptions.Section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<SyncOptions>>(new SyncOptionsValidator(isWorker));
+        services.AddSingleton<SyncMetrics>();
+        if (holdsShard)
+        {
+            services.AddSingleton<ParameterShard>();
+        }
+        if (!trains)
+        {
+            return;
+        }
+        services.AddSingleton<IParameterClient>(sp =>
+        {
+            var sync = sp.GetRequiredService<IOptions<SyncOptions>>().Value;
+            return holdsShard
+                ? new LocalParameterClient(sp.GetRequiredService<ParameterShard>())
+                : new GrpcParameterClient(sync.ParameterServer!, sync.WorkerId ?? $"{Environment.MachineName}-{Environment.ProcessId}");
+        });
+    }
+}

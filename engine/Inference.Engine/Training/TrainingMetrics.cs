@@ -1,0 +1,50 @@
+using System.Diagnostics.Metrics;
+using Inference.Engine.Ingest;
+using Inference.Engine.Pipeline;
+
+namespace Inference.Engine.Training;
+
+/// <summary>The training stage's instruments.</summary>
+public sealed class TrainingMetrics
+{
+    private readonly TotalCounter _labels;
+    private readonly TotalCounter _malformedLabels;
+    private readonly TotalCounter _publishes;
+    private readonly TotalCounter _pointInTimeInexact;
+    private double _onlineLogLoss = double.NaN;
+
+    public TrainingMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(IngestMetrics.MeterName);
+        _labels = new(meter, "inference.training.labels", "{label}", "Labels trained on.");
+        _malformedLabels = new(meter, "inference.training.malformed_labels", "{label}", "Labels set aside as malformed.");
+        _publishes = new(meter, "inference.training.publishes", "{publish}", "Model versions published to serving.");
+        _pointInTimeInexact = new(meter, "inference.training.point_in_time_inexact", "{label}", "Labels joined with running aggregates that already include events after the label.");
+        meter.CreateObservableGauge("inference.training.online_log_loss", () => Volatile.Read(ref _onlineLogLoss), null, "Progressive log loss of labels before training on them.");
+    }
+
+    public long LabelsTrained => _labels.Total;
+
+    public long MalformedLabels => _malformedLabels.Total;
+
+    /// <summary>Exponentially weighted progressive log loss (NaN until the first label).</summary>
+    public double OnlineLogLoss => Volatile.Read(ref _onlineLogLoss);
+
+    internal void Trained(int labels, double onlineLogLoss)
+    {
+        _labels.Add(labels);
+        Volatile.Write(ref _onlineLogLoss, onlineLogLoss);
+    }
+
+    internal void MalformedLabel() => _malformedLabels.Add(1);
+
+    internal void Published() => _publishes.Add(1);
+
+    internal void PointInTimeInexact(int labels)
+    {
+        if (labels > 0)
+        {
+            _pointInTimeInexact.Add(labels);
+        }
+    }
+}

@@ -1,0 +1,36 @@
+using Inference.Engine.Features;
+using Inference.Models;
+using Inference.Models.Registry;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Inference.Engine.Training;
+
+/// <summary>Registers the training stage: model and training options with their validators and metrics, the model registry, and the trainer.</summary>
+internal static class TrainingStage
+{
+    public static void Add(IServiceCollection services, IConfiguration configuration, bool runs)
+    {
+        services.AddOptions<ModelOptions>().Bind(configuration.GetSection(ModelOptions.Section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ModelOptions>, ModelOptionsValidator>();
+        services.AddOptions<TrainingOptions>().Bind(configuration.GetSection(TrainingOptions.Section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<TrainingOptions>, TrainingOptionsValidator>();
+        services.AddSingleton<TrainingMetrics>();
+        if (!runs)
+        {
+            return;
+        }
+        services.AddSingleton(sp =>
+        {
+            var model = sp.GetRequiredService<IOptions<ModelOptions>>().Value;
+            TorchRuntime.EnsureLoaded(model.IntraOpThreads);
+            int inputs = sp.GetRequiredService<FeatureStore>().FeatureWidth + model.RequestFeatures;
+            return new ModelRegistry(new ModelSpec(model.Kind, inputs, model.Hidden, model.Seed));
+        });
+        if (configuration.GetSection(TrainingOptions.Section).GetValue(nameof(TrainingOptions.Enabled), true))
+        {
+            services.AddHostedService<TrainingService>();
+        }
+    }
+}

@@ -1,6 +1,6 @@
 using System.Globalization;
 using Inference.Kernels.Accelerators;
-using Inference.Kernels.Features;
+using Inference.Testing;
 using Inference.KernelCheck;
 
 // The feature kernels on every accelerator present (CPU always, CUDA when found): the randomised

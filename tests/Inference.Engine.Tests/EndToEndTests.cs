@@ -1,6 +1,6 @@
 using Confluent.Kafka;
 using Inference.Engine.Features;
-using Inference.Engine.Simulation;
+using Inference.Testing;
 using Inference.Proto.V1;
 using Xunit.Abstractions;
 

@@ -1,6 +1,6 @@
 using Confluent.Kafka;
 using Inference.Engine.Kafka;
-using Inference.Engine.Simulation;
+using Inference.Testing;
 using Inference.Engine.Sync;
 using Inference.Models.Registry;
 

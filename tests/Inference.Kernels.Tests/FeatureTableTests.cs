@@ -1,5 +1,6 @@
 using Inference.Kernels.Accelerators;
 using Inference.Kernels.Features;
+using Inference.Testing;
 using Xunit.Abstractions;
 
 namespace Inference.Kernels.Tests;

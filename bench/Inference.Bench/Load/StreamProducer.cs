@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Confluent.Kafka;
 using Inference.Engine.Kafka;
-using Inference.Engine.Simulation;
+using Inference.Testing;
 
 namespace Inference.Bench.Load;
 

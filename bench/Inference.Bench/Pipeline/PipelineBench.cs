@@ -6,7 +6,7 @@ using Grpc.Net.Client;
 using Inference.Bench.V1;
 using Inference.Engine.Hosting;
 using Inference.Engine.Kafka;
-using Inference.Engine.Simulation;
+using Inference.Testing;
 using Inference.Proto.V1;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;

@@ -5,7 +5,7 @@ using Grpc.Net.Client;
 using Inference.Engine.Features;
 using Inference.Engine.Hosting;
 using Inference.Engine.Kafka;
-using Inference.Engine.Simulation;
+using Inference.Testing;
 using Inference.Models.Registry;
 using Inference.Proto.V1;
 using Microsoft.Extensions.DependencyInjection;

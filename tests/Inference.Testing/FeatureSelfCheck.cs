@@ -1,6 +1,7 @@
 using Inference.Kernels.Accelerators;
+using Inference.Kernels.Features;
 
-namespace Inference.Kernels.Features;
+namespace Inference.Testing;
 
 /// <summary>What a self-check found.</summary>
 public sealed record SelfCheckReport(

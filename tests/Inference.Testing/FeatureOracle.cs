@@ -1,4 +1,6 @@
-namespace Inference.Kernels.Features;
+using Inference.Kernels.Features;
+
+namespace Inference.Testing;
 
 /// <summary>
 /// Every declared aggregation computed the plain way from the list of each entity's events, written

@@ -3,11 +3,11 @@
 # Kafka-protocol broker from `inference dev-kafka`, a producer streaming events and labels, and
 # `inference serve`), and h2load (Debian's nghttp2-client) driving gRPC open-loop at fixed rates.
 # The floor is grpc.health.v1.Health/Check on the same server at the same rates, in the same run.
-#   bash bench/load/run.sh            (SECONDS_PER_RUN=10 RATES="1000 2000 5000" by default)
+#   bash bench/load/run.sh            (SECONDS_PER_RUN=20 RATES="1000 2000 5000" by default)
 # Prints a markdown table last.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-seconds=${SECONDS_PER_RUN:-10}
+seconds=${SECONDS_PER_RUN:-20}
 rates=${RATES:-1000 2000 5000}
 port=${PORT:-50071}
 work=$(mktemp -d)
@@ -63,6 +63,11 @@ saturate() { # name url body
   h2load -c 16 -m 4 -D "$seconds" --warm-up-time 1 \
     -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/$3" "$2" >"$work/$1.txt" 2>&1
 }
+# Warm both paths first (JIT tiers, first forward passes, connection pools): measured runs are steady state.
+SECONDS_SAVED=$seconds; seconds=5
+run warm-health "$health" health.bin 1000
+run warm-score "$score" score1.bin 1000
+seconds=$SECONDS_SAVED
 for rate in $rates; do
   run "health-$rate" "$health" health.bin "$rate"
   run "score-$rate" "$score" score1.bin "$rate"

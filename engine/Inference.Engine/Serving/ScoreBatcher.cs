@@ -82,6 +82,9 @@ internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, Ser
 /// <summary>One Score call waiting in the executor's serving lane.</summary>
 internal sealed class ScoreWork : GatherRequest
 {
+    // Completed on the executor's thread; the call's continuation (writing the response) runs on the
+    // thread pool so the executor goes straight back to the device. (Running it inline was measured:
+    // no better tail, lower saturated throughput.)
     private readonly TaskCompletionSource<ScoreResponse> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public ScoreWork(IGatheredBatchHandler handler, ScoreRequest request, ulong[] entities, ServerCallContext context, long started)

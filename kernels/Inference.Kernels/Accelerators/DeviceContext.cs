@@ -81,6 +81,13 @@ public sealed class DeviceContext : IDisposable
         }
     }
 
+    /// <summary>Whether a CUDA device is present (asks the driver; creates no accelerator).</summary>
+    public static bool CudaAvailable()
+    {
+        using var context = Context.Create(builder => builder.Default());
+        return context.GetCudaDevices().Count > 0;
+    }
+
     /// <summary>Waits for the device's queued work (nothing to wait for on the CPU backend).</summary>
     public void Synchronize()
     {

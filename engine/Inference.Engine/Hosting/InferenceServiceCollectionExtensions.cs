@@ -5,6 +5,7 @@ using Inference.Engine.Sync;
 using Inference.Engine.Training;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Hosting;
@@ -30,8 +31,9 @@ public static class InferenceServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<InferenceOptions>, InferenceOptionsValidator>();
         services.AddMetrics();
         services.AddGrpc(grpc => grpc.EnableDetailedErrors = false);
-        // grpc.health.v1.Health: SERVING while the host runs (readiness that waits for restore and catch-up comes with checkpoints).
-        services.AddGrpcHealthChecks();
+        // grpc.health.v1.Health: SERVING while the host runs and its device executor takes work (readiness
+        // that waits for restore and catch-up comes with checkpoints).
+        services.AddGrpcHealthChecks().AddCheck<EngineHealthCheck>("engine");
 
         var role = configuration.GetSection(InferenceOptions.Section).GetValue(nameof(InferenceOptions.Role), EngineRole.All);
         bool pipeline = role != EngineRole.Ps;
@@ -82,6 +84,17 @@ public static class InferenceServiceCollectionExtensions
         public IServiceCollection Services => services;
 
         public EngineRole Role => role;
+    }
+
+    private sealed class EngineHealthCheck(IServiceProvider services) : IHealthCheck
+    {
+        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+        {
+            var executor = services.GetService<DeviceExecutor>();
+            return Task.FromResult(executor is { IsStopping: true }
+                ? HealthCheckResult.Unhealthy("The engine is stopping.")
+                : HealthCheckResult.Healthy());
+        }
     }
 
     private sealed class InferenceOptionsValidator : IValidateOptions<InferenceOptions>

@@ -16,9 +16,6 @@ public sealed partial class DeviceExecutor
     private long _evictCutoff;
     private int _evictTarget;
 
-    /// <summary>Whether a maintenance slice is waiting: the executor's thread then keeps its turn rather than letting a serving call take it.</summary>
-    private bool MaintenanceDue => _evictCursor >= 0 || _ttlCursor >= 0 || _table.FreeSlots < Headroom;
-
     /// <summary>Free slots kept ahead of need: a full batch of new entities fits without evicting inside the apply.</summary>
     private int Headroom => _options.MaxBatchEvents;
 

@@ -107,23 +107,14 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     }
 
     /// <summary>
-    /// Submits a serving gather. On the CPU backend, when the executor is idle (nothing queued, nothing
-    /// running) the request is served at once on the calling thread, which takes the executor's turn
-    /// for that one read: the device is host memory, so no thread needs to own it, and two thread
-    /// wake-ups (to the executor and back) are most of a small request's latency. Otherwise the request
-    /// is queued for the next dynamic batch. Returns false at once when
-    /// <see cref="ServingOptions.MaxQueuedRequests"/> are already waiting (the caller sheds the
-    /// request) or the executor is stopping.
+    /// Queues a serving gather. Returns false at once when <see cref="ServingOptions.MaxQueuedRequests"/>
+    /// are already waiting (the caller sheds the request) or the executor is stopping.
     /// </summary>
     public bool TryEnqueue(GatherRequest request)
     {
         if (_stopping)
         {
             return false;
-        }
-        if (TryServeInline(request))
-        {
-            return true;
         }
         if (Interlocked.Increment(ref _queued) > _serving.MaxQueuedRequests)
         {
@@ -160,57 +151,6 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     /// <summary>Runs <paramref name="read"/> on the executor and waits for it (for dedicated threads such as the trainer's).</summary>
     public T Read<T>(Func<FeatureTable, FeatureWatermark, T> read) => ReadAsync(read).GetAwaiter().GetResult();
 
-    /// <summary>
-    /// The executor's turn: whoever holds it is the only code touching the table. The executor's
-    /// thread takes it for each round of work; on the CPU backend a serving call may take it when the
-    /// executor is idle (<see cref="TryServeInline"/>). Never waited on by callers: they queue instead.
-    /// </summary>
-    private int _turn;
-
-    private void TakeTurn()
-    {
-        var spin = new SpinWait();
-        while (Interlocked.CompareExchange(ref _turn, 1, 0) != 0)
-        {
-            // A serving call holds it for one read and one forward pass: tens of microseconds.
-            spin.SpinOnce(sleep1Threshold: -1);
-        }
-    }
-
-    private void EndTurn() => Volatile.Write(ref _turn, 0);
-
-    /// <summary>Serves one request on the caller's thread when the CPU backend is idle; false otherwise (queue it).</summary>
-    private bool TryServeInline(GatherRequest request)
-    {
-        if (!_device.IsHost || !_started || request.Rows > _serving.MaxBatchRows
-            || !_gathers.IsEmpty || !_applies.IsEmpty || !_reads.IsEmpty || MaintenanceDue
-            || Interlocked.CompareExchange(ref _turn, 1, 0) != 0)
-        {
-            return false;
-        }
-        try
-        {
-            if (request.Cancellation.IsCancellationRequested || DateTime.UtcNow >= request.DeadlineUtc)
-            {
-                Drop(request);
-                return true;
-            }
-            request.Entities.AsSpan(0, request.Rows).CopyTo(_batchKeys);
-            _batch[0] = request;
-            Launch(1, request.Rows, request.Handler);
-        }
-        finally
-        {
-            EndTurn();
-            // Work that arrived meanwhile was queued: make sure the executor looks.
-            if (!_gathers.IsEmpty || !_applies.IsEmpty || !_reads.IsEmpty)
-            {
-                _signal.Set();
-            }
-        }
-        return true;
-    }
-
     private void Run()
     {
         ExecutorLog.Started(_logger, _device.Description, _serving.MaxBatchRows, _serving.MaxQueueDelayMicroseconds, _serving.MaxQueuedRequests);
@@ -218,7 +158,6 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         {
             // Reset before looking: work queued after the look sets the signal again.
             _signal.Reset();
-            TakeTurn();
             bool worked = Serve();
             worked |= ApplyOne();
             worked |= Serve();
@@ -234,7 +173,6 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
                 ExecutorLog.MaintenanceFailed(_logger, error);
                 AbortMaintenance();
             }
-            EndTurn();
             if (worked)
             {
                 continue;
@@ -271,7 +209,9 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
                 Interlocked.Decrement(ref _queued);
                 if (next.Cancellation.IsCancellationRequested || DateTime.UtcNow >= next.DeadlineUtc)
                 {
-                    Drop(next);
+                    var outcome = next.Cancellation.IsCancellationRequested ? GatherOutcome.Cancelled : GatherOutcome.DeadlineExceeded;
+                    _servingMetrics.Abandoned(outcome == GatherOutcome.Cancelled ? "cancelled" : "deadline");
+                    next.Abandon(outcome);
                     continue;
                 }
                 if (requests == 0)
@@ -291,31 +231,17 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
             }
             spin.SpinOnce(sleep1Threshold: -1);
         }
-        if (requests > 0)
+        if (requests == 0)
         {
-            Launch(requests, rows, handler!);
+            return true;
         }
-        return true;
-    }
-
-    /// <summary>A request that will not be launched: cancelled or past its deadline.</summary>
-    private void Drop(GatherRequest request)
-    {
-        var outcome = request.Cancellation.IsCancellationRequested ? GatherOutcome.Cancelled : GatherOutcome.DeadlineExceeded;
-        _servingMetrics.Abandoned(outcome == GatherOutcome.Cancelled ? "cancelled" : "deadline");
-        request.Abandon(outcome);
-    }
-
-    /// <summary>One read of the batch's rows (keys already in place), then its handler; by the turn's holder.</summary>
-    private void Launch(int requests, int rows, IGatheredBatchHandler handler)
-    {
         try
         {
             int width = _table.Width;
             var watermark = _watermark;
             _table.Gather(_batchKeys.AsSpan(0, rows), watermark.MaxEventTimeMs, _batchFeatures.AsSpan(0, rows * width));
             _servingMetrics.Batch(rows);
-            handler.Handle(_batch.AsSpan(0, requests), _batchFeatures, width, watermark);
+            handler!.Handle(_batch.AsSpan(0, requests), _batchFeatures, width, watermark);
         }
         catch (Exception error)
         {
@@ -329,6 +255,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         {
             System.Array.Clear(_batch, 0, requests);
         }
+        return true;
     }
 
     private bool ApplyOne()

@@ -1,10 +1,11 @@
+using Inference.Engine.Pipeline;
+using Inference.Engine.Serving;
 using Inference.Kernels.Accelerators;
 using Inference.Kernels.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Inference.Engine.Serving;
 
 namespace Inference.Engine.Features;
 
@@ -13,11 +14,7 @@ internal static class FeatureStage
 {
     public static void Add(IServiceCollection services, IConfiguration configuration, bool runs)
     {
-        services.AddOptions<FeatureOptions>()
-            .Bind(configuration.GetSection(FeatureOptions.Section))
-            .PostConfigure(FeatureDeclarations.Resolve)
-            .ValidateOnStart();
-        services.AddSingleton<IValidateOptions<FeatureOptions>, FeatureOptionsValidator>();
+        services.AddStageOptions(configuration, FeatureOptions.Section, new FeatureOptionsValidator()).PostConfigure(FeatureDeclarations.Resolve);
         services.AddSingleton<FeatureMetrics>();
         if (!runs)
         {

@@ -1,7 +1,7 @@
 using Inference.Engine.Kafka;
+using Inference.Engine.Pipeline;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Ingest;
 
@@ -10,8 +10,7 @@ internal static class IngestStage
 {
     public static void Add(IServiceCollection services, IConfiguration configuration, bool runs)
     {
-        services.AddOptions<KafkaOptions>().Bind(configuration.GetSection(KafkaOptions.Section)).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<KafkaOptions>>(new KafkaOptionsValidator(needsKafka: runs));
+        services.AddStageOptions(configuration, KafkaOptions.Section, new KafkaOptionsValidator(needsKafka: runs));
         services.AddSingleton<IngestMetrics>();
         if (runs)
         {

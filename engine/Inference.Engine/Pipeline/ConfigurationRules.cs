@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Pipeline;
@@ -18,4 +20,15 @@ internal sealed class ConfigurationRules(string section)
     public void Fail(string message) => _failures.Add(message);
 
     public ValidateOptionsResult Result => _failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(_failures);
+}
+
+/// <summary>How a stage registers its options: bound from its section, checked by its validator at start.</summary>
+internal static class StageOptions
+{
+    public static OptionsBuilder<T> AddStageOptions<T>(this IServiceCollection services, IConfiguration configuration, string section, IValidateOptions<T> validator)
+        where T : class
+    {
+        services.AddSingleton(validator);
+        return services.AddOptions<T>().Bind(configuration.GetSection(section)).ValidateOnStart();
+    }
 }

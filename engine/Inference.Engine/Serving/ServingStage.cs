@@ -1,3 +1,4 @@
+using Inference.Engine.Pipeline;
 using Inference.Engine.Training;
 using Inference.Models.Registry;
 using Microsoft.Extensions.Configuration;
@@ -11,8 +12,7 @@ internal static class ServingStage
 {
     public static void Add(IServiceCollection services, IConfiguration configuration, bool runs)
     {
-        services.AddOptions<ServingOptions>().Bind(configuration.GetSection(ServingOptions.Section)).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<ServingOptions>, ServingOptionsValidator>();
+        services.AddStageOptions(configuration, ServingOptions.Section, new ServingOptionsValidator());
         services.AddSingleton<ServingMetrics>();
         if (runs)
         {

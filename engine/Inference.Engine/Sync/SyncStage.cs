@@ -1,3 +1,4 @@
+using Inference.Engine.Pipeline;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -9,8 +10,7 @@ internal static class SyncStage
 {
     public static void Add(IServiceCollection services, IConfiguration configuration, bool holdsShard, bool isWorker, bool trains)
     {
-        services.AddOptions<SyncOptions>().Bind(configuration.GetSection(SyncOptions.Section)).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<SyncOptions>>(new SyncOptionsValidator(isWorker));
+        services.AddStageOptions(configuration, SyncOptions.Section, new SyncOptionsValidator(isWorker));
         services.AddSingleton<SyncMetrics>();
         if (holdsShard)
         {

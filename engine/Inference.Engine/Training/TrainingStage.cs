@@ -1,6 +1,7 @@
 using Inference.Engine.Features;
-using Inference.Models;
+using Inference.Engine.Pipeline;
 using Inference.Models.Registry;
+using Inference.Models;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -12,10 +13,8 @@ internal static class TrainingStage
 {
     public static void Add(IServiceCollection services, IConfiguration configuration, bool runs)
     {
-        services.AddOptions<ModelOptions>().Bind(configuration.GetSection(ModelOptions.Section)).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<ModelOptions>, ModelOptionsValidator>();
-        services.AddOptions<TrainingOptions>().Bind(configuration.GetSection(TrainingOptions.Section)).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<TrainingOptions>, TrainingOptionsValidator>();
+        services.AddStageOptions(configuration, ModelOptions.Section, new ModelOptionsValidator());
+        services.AddStageOptions(configuration, TrainingOptions.Section, new TrainingOptionsValidator());
         services.AddSingleton<TrainingMetrics>();
         if (!runs)
         {

@@ -57,9 +57,10 @@ internal struct SlotHeader
     /// <summary>The last batch sequence that touched the slot (its first event re-anchors it), or a negative eviction pin.</summary>
     public int Touch;
 
-    /// <summary>Padding to 64 bytes (explicit fields: ILGPU lays out structs itself and would not honour a declared size).</summary>
-    public int Reserved0;
+    /// <summary>The last batch sequence in which two or more events touched the slot (a slot with one event needs no atomics).</summary>
+    public int Shared;
 
+    /// <summary>Padding to 64 bytes (explicit fields: ILGPU lays out structs itself and would not honour a declared size).</summary>
     public long Reserved1;
 
     public long Reserved2;

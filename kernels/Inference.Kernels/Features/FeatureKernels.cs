@@ -89,6 +89,7 @@ internal static class FeatureKernels
             slots.Heads[slot].MaxTime = 0;
             slots.Heads[slot].Anchor = 0;
             slots.Heads[slot].Touch = 0;
+            slots.Heads[slot].Shared = 0;
             slots.Heads[slot].Key = batch.Keys[i];
             for (int c = 0; c < plan.LongStride; c++)
             {
@@ -130,7 +131,16 @@ internal static class FeatureKernels
             // The header's line is here anyway: count the event now rather than in Accumulate.
             Atomic.Add(ref slots.Heads[slot].Count, 1L);
             Atomic.Max(ref slots.Heads[slot].MaxTime, batch.Times[i]);
-            batch.Touched[i] = Atomic.Exchange(ref slots.Heads[slot].Touch, sequence) != sequence ? 1 : 0;
+            if (Atomic.Exchange(ref slots.Heads[slot].Touch, sequence) != sequence)
+            {
+                batch.Touched[i] = 1;
+            }
+            else
+            {
+                // A second event on the slot: mark it shared for this batch (every writer stores the same value).
+                batch.Touched[i] = 0;
+                slots.Heads[slot].Shared = sequence;
+            }
         }
     }
 
@@ -228,7 +238,7 @@ internal static class FeatureKernels
     }
 
     /// <summary>Per event: apply it to every feature of its slot (its count went up in <see cref="ResolveSlots"/>).</summary>
-    public static void Accumulate(Index1D thread, int stride, BatchView batch, SlotView slots, PlanView plan)
+    public static void Accumulate(Index1D thread, int stride, int sequence, BatchView batch, SlotView slots, PlanView plan)
     {
         for (int i = thread; i < batch.Count; i += stride)
         {
@@ -238,8 +248,17 @@ internal static class FeatureKernels
                 continue;
             }
             long time = batch.Times[i];
-            // Only decayed, last and windowed features read the anchor: sums and extremes leave the header alone.
-            long anchor = plan.ReadsAnchor != 0 ? slots.Heads[slot].Anchor : 0;
+            // Only decayed, last and windowed features read the anchor: sums and extremes leave the header
+            // alone. Where the header is read anyway, it also tells whether this event is the slot's only one
+            // in the batch: then nothing else writes the slot's state and plain updates replace atomics.
+            long anchor = 0;
+            bool alone = false;
+            if (plan.ReadsAnchor != 0)
+            {
+                ref SlotHeader head = ref slots.Heads[slot];
+                anchor = head.Anchor;
+                alone = head.Shared != sequence;
+            }
             long doubles = (long)slot * plan.DoubleStride;
             for (int f = 0; f < plan.Features; f++)
             {
@@ -250,30 +269,30 @@ internal static class FeatureKernels
                 double value = numeric >= 0 ? batch.Numeric[numeric * batch.Count + i] : 0.0;
                 if (kind == (int)Aggregation.Sum || kind == (int)Aggregation.Mean)
                 {
-                    Atomic.Add(ref slots.Doubles[d], value);
+                    Add(ref slots.Doubles[d], value, alone);
                 }
                 else if (kind == (int)Aggregation.Min)
                 {
-                    Atomic.Min(ref slots.Doubles[d], value);
+                    Min(ref slots.Doubles[d], value, alone);
                 }
                 else if (kind == (int)Aggregation.Max)
                 {
-                    Atomic.Max(ref slots.Doubles[d], value);
+                    Max(ref slots.Doubles[d], value, alone);
                 }
                 else if (kind == (int)Aggregation.Last)
                 {
                     if (time == anchor)
                     {
-                        Atomic.Max(ref slots.Doubles[d], value);
+                        Max(ref slots.Doubles[d], value, alone);
                     }
                 }
                 else if (kind == (int)Aggregation.DecayedSum || kind == (int)Aggregation.DecayedMean)
                 {
                     double weight = Math.Exp(-(anchor - time) * feature.DecayRate);
-                    Atomic.Add(ref slots.Doubles[d], value * weight);
+                    Add(ref slots.Doubles[d], value * weight, alone);
                     if (kind == (int)Aggregation.DecayedMean)
                     {
-                        Atomic.Add(ref slots.Doubles[d + 1], weight);
+                        Add(ref slots.Doubles[d + 1], weight, alone);
                     }
                 }
                 else if (IsWindow(kind))
@@ -289,8 +308,8 @@ internal static class FeatureKernels
                     int b = (int)(epoch % ring);
                     if (slots.Longs[(long)slot * plan.LongStride + feature.LongOffset + b] == epoch)
                     {
-                        Atomic.Add(ref slots.Doubles[d + 2 * b], 1.0);
-                        Atomic.Add(ref slots.Doubles[d + 2 * b + 1], value);
+                        Add(ref slots.Doubles[d + 2 * b], 1.0, alone);
+                        Add(ref slots.Doubles[d + 2 * b + 1], value, alone);
                     }
                 }
                 else if (kind == (int)Aggregation.DistinctCount)
@@ -578,6 +597,43 @@ internal static class FeatureKernels
         {
             int s = i * step;
             output[i] = slots.Heads[s].Key != 0 ? slots.Heads[s].MaxTime : long.MaxValue;
+        }
+    }
+
+    /// <summary>An add: plain when the event is its slot's only one in the batch, else atomic.</summary>
+    private static void Add(ref double target, double value, bool alone)
+    {
+        if (alone)
+        {
+            target += value;
+        }
+        else
+        {
+            Atomic.Add(ref target, value);
+        }
+    }
+
+    private static void Min(ref double target, double value, bool alone)
+    {
+        if (!alone)
+        {
+            Atomic.Min(ref target, value);
+        }
+        else if (value < target)
+        {
+            target = value;
+        }
+    }
+
+    private static void Max(ref double target, double value, bool alone)
+    {
+        if (!alone)
+        {
+            Atomic.Max(ref target, value);
+        }
+        else if (value > target)
+        {
+            target = value;
         }
     }
 

@@ -58,7 +58,7 @@ public sealed partial class FeatureTable : IDisposable
     private readonly Action<Index1D, int, int, HashView, BatchView, SlotView> _resolveSlots;
     private readonly Action<Index1D, int, BatchView, SlotView, PlanView> _advanceWindows;
     private readonly Action<Index1D, int, BatchView, SlotView, PlanView> _reanchor;
-    private readonly Action<Index1D, int, BatchView, SlotView, PlanView> _accumulate;
+    private readonly Action<Index1D, int, int, BatchView, SlotView, PlanView> _accumulate;
     private readonly Action<Index1D, int, HashView, ReadView> _lookup;
     private readonly Action<Index1D, int, HashView, ReadView, SlotView, PlanView> _gather;
     private readonly Action<Index1D, int, int, HashView, SlotView> _rebuild;
@@ -124,7 +124,7 @@ public sealed partial class FeatureTable : IDisposable
         _resolveSlots = _kernels.Load<int, HashView, BatchView, SlotView>(FeatureKernels.ResolveSlots);
         _advanceWindows = _kernels.Load<BatchView, SlotView, PlanView>(FeatureKernels.AdvanceWindows);
         _reanchor = _kernels.Load<BatchView, SlotView, PlanView>(FeatureKernels.Reanchor);
-        _accumulate = _kernels.Load<BatchView, SlotView, PlanView>(FeatureKernels.Accumulate);
+        _accumulate = _kernels.Load<int, BatchView, SlotView, PlanView>(FeatureKernels.Accumulate);
         _lookup = _kernels.Load<HashView, ReadView>(FeatureKernels.Lookup);
         _gather = _kernels.Load<HashView, ReadView, SlotView, PlanView>(FeatureKernels.Gather);
         _rebuild = _kernels.Load<int, HashView, SlotView>(FeatureKernels.Rebuild);
@@ -251,7 +251,7 @@ public sealed partial class FeatureTable : IDisposable
             {
                 _reanchor(threads, threads, batchView, slots, plan);
             }
-            _accumulate(threads, threads, batchView, slots, plan);
+            _accumulate(threads, threads, _sequence, batchView, slots, plan);
             _device.Synchronize();
 
             Download(_batchCounters, _hostCounters);

@@ -60,26 +60,25 @@ internal static class Bench
         return new Batch(keys, times, numeric);
     }
 
-    public static double ApplyRate(DeviceContext device, int entities, int features, int batchSize, double seconds, int hotEntities = 0)
+    /// <summary>
+    /// Throughputs of two runners measured in turns (short runs, alternating, several rounds) so that
+    /// both see the same machine: returns the median of each. On a shared machine, measuring one after
+    /// the other lets a change in load between them decide the ratio.
+    /// </summary>
+    public static (double First, double Second) Interleaved(IApplyRunner first, IApplyRunner second, double seconds, int rounds = 5)
     {
-        var plan = Plan(features);
-        using var table = new FeatureTable(device, plan, new FeatureTableOptions { InitialCapacity = entities, MaxCapacity = entities, MaxBatchEvents = batchSize });
-        // Fill the table first so the timed batches update held entities, as a steady stream does.
-        for (int fill = 0; fill < 4 * entities / batchSize; fill++)
+        var a = new double[rounds];
+        var b = new double[rounds];
+        first.Run(0.2);
+        second.Run(0.2);
+        for (int r = 0; r < rounds; r++)
         {
-            var b = MakeBatch(entities, features, batchSize, fill);
-            table.Apply(new ArrayBatch(b.Keys, b.Times, b.Numeric, []));
+            a[r] = first.Run(seconds / rounds);
+            b[r] = second.Run(seconds / rounds);
         }
-        var timed = Enumerable.Range(100, 4).Select(s => MakeBatch(entities, features, batchSize, s, hotEntities)).ToArray();
-        var clock = Stopwatch.StartNew();
-        long applied = 0;
-        for (int i = 0; clock.Elapsed.TotalSeconds < seconds; i++)
-        {
-            var b = timed[i % timed.Length];
-            table.Apply(new ArrayBatch(b.Keys, b.Times, b.Numeric, []));
-            applied += batchSize;
-        }
-        return applied / clock.Elapsed.TotalSeconds;
+        Array.Sort(a);
+        Array.Sort(b);
+        return (a[rounds / 2], b[rounds / 2]);
     }
 
     public static double GatherRate(DeviceContext device, int entities, int size, double seconds)
@@ -128,3 +127,44 @@ internal static class Bench
 }
 
 internal sealed record Batch(ulong[] Keys, long[] Times, float[][] Numeric);
+
+/// <summary>Something that applies the benchmark's batches: built and filled once, then timed in runs.</summary>
+internal interface IApplyRunner : IDisposable
+{
+    /// <summary>Applies the timed batches for about <paramref name="seconds"/>; events per second.</summary>
+    double Run(double seconds);
+}
+
+/// <summary>The feature table on a device, filled (every entity held) before the timed runs.</summary>
+internal sealed class KernelApply : IApplyRunner
+{
+    private readonly FeatureTable _table;
+    private readonly Batch[] _timed;
+
+    public KernelApply(DeviceContext device, int entities, int features, int batchSize, int hotEntities = 0)
+    {
+        _table = new FeatureTable(device, Bench.Plan(features), new FeatureTableOptions { InitialCapacity = entities, MaxCapacity = entities, MaxBatchEvents = batchSize });
+        // Fill the table first so the timed batches update held entities, as a steady stream does.
+        for (int fill = 0; fill < 4 * entities / batchSize; fill++)
+        {
+            var b = Bench.MakeBatch(entities, features, batchSize, fill);
+            _table.Apply(new ArrayBatch(b.Keys, b.Times, b.Numeric, []));
+        }
+        _timed = [.. Enumerable.Range(100, 4).Select(s => Bench.MakeBatch(entities, features, batchSize, s, hotEntities))];
+    }
+
+    public double Run(double seconds)
+    {
+        var clock = Stopwatch.StartNew();
+        long applied = 0;
+        for (int i = 0; clock.Elapsed.TotalSeconds < seconds; i++)
+        {
+            var b = _timed[i % _timed.Length];
+            _table.Apply(new ArrayBatch(b.Keys, b.Times, b.Numeric, []));
+            applied += b.Keys.Length;
+        }
+        return applied / clock.Elapsed.TotalSeconds;
+    }
+
+    public void Dispose() => _table.Dispose();
+}

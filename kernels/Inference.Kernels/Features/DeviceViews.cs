@@ -54,11 +54,11 @@ internal struct SlotHeader
     /// <summary>The time decayed values and "last" refer to (the newest time when the entity was last touched).</summary>
     public long Anchor;
 
-    /// <summary>The last batch sequence that touched the slot (its first event re-anchors it), or a negative eviction pin.</summary>
-    public int Touch;
-
-    /// <summary>The last batch sequence in which two or more events touched the slot (a slot with one event needs no atomics).</summary>
-    public int Shared;
+    /// <summary>
+    /// The last batch that touched the slot: its sequence (high 32 bits) and the index of its first event
+    /// there (low 32 bits); or a negative eviction pin in the high bits.
+    /// </summary>
+    public long Tag;
 
     /// <summary>Padding to 64 bytes (explicit fields: ILGPU lays out structs itself and would not honour a declared size).</summary>
     public long Reserved1;
@@ -113,6 +113,7 @@ internal struct BatchView
     public ArrayView<int> Won;
     public ArrayView<int> Slot;
     public ArrayView<int> Touched;      // per event: 1 for the first event of the batch on its slot
+    public ArrayView<int> Shared;       // per first event: 1 when other events of the batch share its slot
     public ArrayView<int> Counters;     // [1] events without a slot, [2] keys new to the table
     public ArrayView<long> Late;        // per feature
     public int Count;

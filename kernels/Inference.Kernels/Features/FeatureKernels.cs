@@ -66,6 +66,7 @@ internal static class FeatureKernels
             batch.Bucket[i] = bucket;
             batch.Won[i] = won;
             batch.Slot[i] = slot;
+            batch.Shared[i] = 0;
         }
     }
 
@@ -88,8 +89,7 @@ internal static class FeatureKernels
             slots.Heads[slot].Count = 0;
             slots.Heads[slot].MaxTime = 0;
             slots.Heads[slot].Anchor = 0;
-            slots.Heads[slot].Touch = 0;
-            slots.Heads[slot].Shared = 0;
+            slots.Heads[slot].Tag = 0;
             slots.Heads[slot].Key = batch.Keys[i];
             for (int c = 0; c < plan.LongStride; c++)
             {
@@ -107,9 +107,9 @@ internal static class FeatureKernels
     }
 
     /// <summary>
-    /// Per event: its slot, the newest event time per slot, and whether it is the first event of the
-    /// batch to touch its slot (that event re-anchors the slot). A flag per event rather than a list
-    /// of slots: no counter that every thread contends for.
+    /// Per event: its slot, its count, the newest event time per slot, whether it is the first event of
+    /// the batch to touch its slot, and (on that first event) whether others share the slot. Flags per
+    /// event rather than a list of slots: no counter that every thread contends for.
     /// </summary>
     public static void ResolveSlots(Index1D thread, int stride, int sequence, HashView hash, BatchView batch, SlotView slots)
     {
@@ -131,15 +131,23 @@ internal static class FeatureKernels
             // The header's line is here anyway: count the event now rather than in Accumulate.
             Atomic.Add(ref slots.Heads[slot].Count, 1L);
             Atomic.Max(ref slots.Heads[slot].MaxTime, batch.Times[i]);
-            if (Atomic.Exchange(ref slots.Heads[slot].Touch, sequence) != sequence)
+            // The first event of the batch on the slot stamps it with (sequence, its index); a later one
+            // finds the stamp and marks that first event's slot as shared by several events.
+            long mine = ((long)sequence << 32) | (uint)i;
+            while (true)
             {
-                batch.Touched[i] = 1;
-            }
-            else
-            {
-                // A second event on the slot: mark it shared for this batch (every writer stores the same value).
-                batch.Touched[i] = 0;
-                slots.Heads[slot].Shared = sequence;
+                long tag = slots.Heads[slot].Tag;
+                if ((int)(tag >> 32) == sequence)
+                {
+                    batch.Touched[i] = 0;
+                    batch.Shared[(int)(tag & 0xFFFF_FFFF)] = 1;
+                    break;
+                }
+                if (Atomic.CompareExchange(ref slots.Heads[slot].Tag, tag, mine) == tag)
+                {
+                    batch.Touched[i] = 1;
+                    break;
+                }
             }
         }
     }
@@ -179,66 +187,71 @@ internal static class FeatureKernels
         }
     }
 
-    /// <summary>Per slot the batch touched (once, by its first event): move decayed sums to the new newest time, reset "last", clear ring buckets that moved on.</summary>
+    /// <summary>Per slot several events of the batch share (once, by its first event): <see cref="ReanchorSlot"/> before any of them accumulates.</summary>
     public static void Reanchor(Index1D thread, int stride, BatchView batch, SlotView slots, PlanView plan)
     {
         for (int i = thread; i < batch.Count; i += stride)
         {
-            if (batch.Touched[i] == 0)
+            // Slots with one event are re-anchored by that event in Accumulate, while it has the line.
+            if (batch.Touched[i] != 0 && batch.Shared[i] != 0)
             {
-                continue;
+                ReanchorSlot(batch.Slot[i], slots, plan);
             }
-            int slot = batch.Slot[i];
-            long newest = slots.Heads[slot].MaxTime;
-            long anchor = slots.Heads[slot].Anchor;
-            long doubles = (long)slot * plan.DoubleStride;
-            long longs = (long)slot * plan.LongStride;
-            for (int f = 0; f < plan.Features; f++)
-            {
-                ref FeatureDescriptor feature = ref plan.Descriptors[f];
-                int kind = feature.Kind;
-                long d = doubles + feature.DoubleOffset;
-                if (kind == (int)Aggregation.DecayedSum || kind == (int)Aggregation.DecayedMean)
-                {
-                    if (newest > anchor)
-                    {
-                        double factor = Math.Exp(-(newest - anchor) * feature.DecayRate);
-                        slots.Doubles[d] *= factor;
-                        if (kind == (int)Aggregation.DecayedMean)
-                        {
-                            slots.Doubles[d + 1] *= factor;
-                        }
-                    }
-                }
-                else if (kind == (int)Aggregation.Last)
-                {
-                    if (newest > anchor)
-                    {
-                        slots.Doubles[d] = double.NegativeInfinity;
-                    }
-                }
-                else if (IsWindow(kind))
-                {
-                    int ring = feature.Size;
-                    long l = longs + feature.LongOffset;
-                    for (int b = 0; b < ring; b++)
-                    {
-                        long pending = slots.Longs[l + ring + b];
-                        if (pending > slots.Longs[l + b])
-                        {
-                            slots.Longs[l + b] = pending;
-                            slots.Doubles[d + 2 * b] = 0;
-                            slots.Doubles[d + 2 * b + 1] = 0;
-                        }
-                    }
-                }
-            }
-            slots.Heads[slot].Anchor = newest;
         }
     }
 
+    /// <summary>Moves a slot's decayed sums to its newest time, resets "last", clears ring buckets that moved on.</summary>
+    private static void ReanchorSlot(int slot, SlotView slots, PlanView plan)
+    {
+        long newest = slots.Heads[slot].MaxTime;
+        long anchor = slots.Heads[slot].Anchor;
+        long doubles = (long)slot * plan.DoubleStride;
+        long longs = (long)slot * plan.LongStride;
+        for (int f = 0; f < plan.Features; f++)
+        {
+            ref FeatureDescriptor feature = ref plan.Descriptors[f];
+            int kind = feature.Kind;
+            long d = doubles + feature.DoubleOffset;
+            if (kind == (int)Aggregation.DecayedSum || kind == (int)Aggregation.DecayedMean)
+            {
+                if (newest > anchor)
+                {
+                    double factor = Math.Exp(-(newest - anchor) * feature.DecayRate);
+                    slots.Doubles[d] *= factor;
+                    if (kind == (int)Aggregation.DecayedMean)
+                    {
+                        slots.Doubles[d + 1] *= factor;
+                    }
+                }
+            }
+            else if (kind == (int)Aggregation.Last)
+            {
+                if (newest > anchor)
+                {
+                    slots.Doubles[d] = double.NegativeInfinity;
+                }
+            }
+            else if (IsWindow(kind))
+            {
+                int ring = feature.Size;
+                long l = longs + feature.LongOffset;
+                for (int b = 0; b < ring; b++)
+                {
+                    long pending = slots.Longs[l + ring + b];
+                    if (pending > slots.Longs[l + b])
+                    {
+                        slots.Longs[l + b] = pending;
+                        slots.Doubles[d + 2 * b] = 0;
+                        slots.Doubles[d + 2 * b + 1] = 0;
+                    }
+                }
+            }
+        }
+        slots.Heads[slot].Anchor = newest;
+    }
+
     /// <summary>Per event: apply it to every feature of its slot (its count went up in <see cref="ResolveSlots"/>).</summary>
-    public static void Accumulate(Index1D thread, int stride, int sequence, BatchView batch, SlotView slots, PlanView plan)
+    public static void Accumulate(Index1D thread, int stride, BatchView batch, SlotView slots, PlanView plan)
     {
         for (int i = thread; i < batch.Count; i += stride)
         {
@@ -248,16 +261,18 @@ internal static class FeatureKernels
                 continue;
             }
             long time = batch.Times[i];
-            // Only decayed, last and windowed features read the anchor: sums and extremes leave the header
-            // alone. Where the header is read anyway, it also tells whether this event is the slot's only one
-            // in the batch: then nothing else writes the slot's state and plain updates replace atomics.
+            // The slot's only event in the batch: nothing else writes its state, so it re-anchors the slot
+            // itself and updates with plain writes instead of atomics.
+            bool alone = batch.Touched[i] != 0 && batch.Shared[i] == 0;
             long anchor = 0;
-            bool alone = false;
             if (plan.ReadsAnchor != 0)
             {
-                ref SlotHeader head = ref slots.Heads[slot];
-                anchor = head.Anchor;
-                alone = head.Shared != sequence;
+                if (alone)
+                {
+                    ReanchorSlot(slot, slots, plan);
+                }
+                // Only decayed, last and windowed features read the anchor: sums and extremes leave the header alone.
+                anchor = slots.Heads[slot].Anchor;
             }
             long doubles = (long)slot * plan.DoubleStride;
             for (int f = 0; f < plan.Features; f++)
@@ -537,7 +552,7 @@ internal static class FeatureKernels
         for (int i = thread; i < slice.Count; i += stride)
         {
             int s = slice.Start + i;
-            if (slots.Heads[s].Key == 0 || slots.Heads[s].MaxTime >= slice.Cutoff || slots.Heads[s].Touch == slice.Pin)
+            if (slots.Heads[s].Key == 0 || slots.Heads[s].MaxTime >= slice.Cutoff || (int)(slots.Heads[s].Tag >> 32) == slice.Pin)
             {
                 continue;
             }
@@ -585,7 +600,7 @@ internal static class FeatureKernels
             int slot = hash.Entries[batch.Bucket[i]].Slot;
             if (slot >= 0)
             {
-                slots.Heads[slot].Touch = pin;
+                slots.Heads[slot].Tag = (long)pin << 32;
             }
         }
     }

@@ -316,7 +316,7 @@ public sealed partial class FeatureTable
         return times[at] == long.MaxValue ? long.MaxValue : times[at] + 1;
     }
 
-    /// <summary>A fresh pin mark: negative, so it never equals a batch sequence in a header's Touch.</summary>
+    /// <summary>A fresh pin mark: negative, so it never equals a batch sequence in the high bits of a header's Tag.</summary>
     private int NextPin()
     {
         _pinMark = _pinMark <= int.MinValue + 1 ? -1 : _pinMark - 1;

@@ -32,6 +32,7 @@ public sealed partial class FeatureTable : IDisposable
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _batchWon;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _batchSlot;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _batchTouched;
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> _batchShared;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _batchCounters;
     private readonly MemoryBuffer1D<long, Stride1D.Dense> _batchLate;
 
@@ -58,7 +59,7 @@ public sealed partial class FeatureTable : IDisposable
     private readonly Action<Index1D, int, int, HashView, BatchView, SlotView> _resolveSlots;
     private readonly Action<Index1D, int, BatchView, SlotView, PlanView> _advanceWindows;
     private readonly Action<Index1D, int, BatchView, SlotView, PlanView> _reanchor;
-    private readonly Action<Index1D, int, int, BatchView, SlotView, PlanView> _accumulate;
+    private readonly Action<Index1D, int, BatchView, SlotView, PlanView> _accumulate;
     private readonly Action<Index1D, int, HashView, ReadView> _lookup;
     private readonly Action<Index1D, int, HashView, ReadView, SlotView, PlanView> _gather;
     private readonly Action<Index1D, int, int, HashView, SlotView> _rebuild;
@@ -103,6 +104,7 @@ public sealed partial class FeatureTable : IDisposable
         _batchWon = accelerator.Allocate1D<int>(batch);
         _batchSlot = accelerator.Allocate1D<int>(batch);
         _batchTouched = accelerator.Allocate1D<int>(batch);
+        _batchShared = accelerator.Allocate1D<int>(batch);
         _batchCounters = accelerator.Allocate1D<int>(3);
         _batchLate = accelerator.Allocate1D<long>(plan.Count);
 
@@ -124,7 +126,7 @@ public sealed partial class FeatureTable : IDisposable
         _resolveSlots = _kernels.Load<int, HashView, BatchView, SlotView>(FeatureKernels.ResolveSlots);
         _advanceWindows = _kernels.Load<BatchView, SlotView, PlanView>(FeatureKernels.AdvanceWindows);
         _reanchor = _kernels.Load<BatchView, SlotView, PlanView>(FeatureKernels.Reanchor);
-        _accumulate = _kernels.Load<int, BatchView, SlotView, PlanView>(FeatureKernels.Accumulate);
+        _accumulate = _kernels.Load<BatchView, SlotView, PlanView>(FeatureKernels.Accumulate);
         _lookup = _kernels.Load<HashView, ReadView>(FeatureKernels.Lookup);
         _gather = _kernels.Load<HashView, ReadView, SlotView, PlanView>(FeatureKernels.Gather);
         _rebuild = _kernels.Load<int, HashView, SlotView>(FeatureKernels.Rebuild);
@@ -251,7 +253,7 @@ public sealed partial class FeatureTable : IDisposable
             {
                 _reanchor(threads, threads, batchView, slots, plan);
             }
-            _accumulate(threads, threads, _sequence, batchView, slots, plan);
+            _accumulate(threads, threads, batchView, slots, plan);
             _device.Synchronize();
 
             Download(_batchCounters, _hostCounters);
@@ -329,6 +331,7 @@ public sealed partial class FeatureTable : IDisposable
         Won = _batchWon.View,
         Slot = _batchSlot.View,
         Touched = _batchTouched.View,
+        Shared = _batchShared.View,
         Counters = _batchCounters.View,
         Late = _batchLate.View,
         Count = n,
@@ -341,7 +344,7 @@ public sealed partial class FeatureTable : IDisposable
         foreach (var buffer in new MemoryBuffer[]
         {
             _planDescriptors, _longInit, _doubleInit, _batchKeys, _batchTimes, _batchNumeric, _batchKeyColumns,
-            _batchBucket, _batchWon, _batchSlot, _batchTouched, _batchCounters, _batchLate,
+            _batchBucket, _batchWon, _batchSlot, _batchTouched, _batchShared, _batchCounters, _batchLate,
             _readKeys, _readSlots, _readTimes, _readOutput, _readInexact, _victimCount,
         })
         {

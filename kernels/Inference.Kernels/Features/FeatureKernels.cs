@@ -303,7 +303,8 @@ internal static class FeatureKernels
                 }
                 else if (kind == (int)Aggregation.DecayedSum || kind == (int)Aggregation.DecayedMean)
                 {
-                    double weight = Math.Exp(-(anchor - time) * feature.DecayRate);
+                    // Most events are their entity's newest: weight 1, no exponential.
+                    double weight = time == anchor ? 1.0 : Math.Exp(-(anchor - time) * feature.DecayRate);
                     Add(ref slots.Doubles[d], value * weight, alone);
                     if (kind == (int)Aggregation.DecayedMean)
                     {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ILGPU;
 
 namespace Inference.Kernels.Features;
@@ -28,7 +29,7 @@ internal struct FeatureDescriptor
 /// <summary>The compiled feature plan on the device (see <see cref="FeaturePlan"/> for the row layout).</summary>
 internal struct PlanView
 {
-    public ArrayView<FeatureDescriptor> Descriptors;
+    public Column<FeatureDescriptor> Descriptors;
     public int Features;
     public int LongStride;
     public int DoubleStride;
@@ -80,53 +81,53 @@ internal struct HashEntry
 /// <summary>Per-slot state: the headers, then each feature's longs, doubles and HLL registers (row-major by slot).</summary>
 internal struct SlotView
 {
-    public ArrayView<SlotHeader> Heads;
-    public ArrayView<long> Longs;
-    public ArrayView<double> Doubles;
-    public ArrayView<int> Registers;
+    public Column<SlotHeader> Heads;
+    public Column<long> Longs;
+    public Column<double> Doubles;
+    public Column<int> Registers;
 }
 
 /// <summary>Open-addressing entity-key → slot table; key 0 marks an empty bucket.</summary>
 internal struct HashView
 {
-    public ArrayView<HashEntry> Entries;
+    public Column<HashEntry> Entries;
     public int Mask;
 }
 
 /// <summary>The free-slot stack and the initial state rows a new slot is given.</summary>
 internal struct FreeView
 {
-    public ArrayView<int> List;
-    public ArrayView<int> Top;
-    public ArrayView<long> LongInit;
-    public ArrayView<double> DoubleInit;
+    public Column<int> List;
+    public Column<int> Top;
+    public Column<long> LongInit;
+    public Column<double> DoubleInit;
 }
 
 /// <summary>One batch of events on the device, with per-event scratch and per-batch counters.</summary>
 internal struct BatchView
 {
-    public ArrayView<ulong> Keys;
-    public ArrayView<long> Times;
-    public ArrayView<float> Numeric;    // field-major: column c of event i at c * Count + i
-    public ArrayView<ulong> KeyColumns; // field-major, hashed key fields
-    public ArrayView<int> Bucket;
-    public ArrayView<int> Won;
-    public ArrayView<int> Slot;
-    public ArrayView<int> Touched;      // per event: 1 for the first event of the batch on its slot
-    public ArrayView<int> Shared;       // per first event: 1 when other events of the batch share its slot
-    public ArrayView<int> Counters;     // [1] events without a slot, [2] keys new to the table
-    public ArrayView<long> Late;        // per feature
+    public Column<ulong> Keys;
+    public Column<long> Times;
+    public Column<float> Numeric;    // field-major: column c of event i at c * Count + i
+    public Column<ulong> KeyColumns; // field-major, hashed key fields
+    public Column<int> Bucket;
+    public Column<int> Won;
+    public Column<int> Slot;
+    public Column<int> Touched;      // per event: 1 for the first event of the batch on its slot
+    public Column<int> Shared;       // per first event: 1 when other events of the batch share its slot
+    public Column<int> Counters;     // [1] events without a slot, [2] keys new to the table
+    public Column<long> Late;        // per feature
     public int Count;
 }
 
 /// <summary>Rows to read: their keys (and slots, for lookups), per-row read times (point-in-time reads), and the outputs.</summary>
 internal struct ReadView
 {
-    public ArrayView<ulong> Keys;
-    public ArrayView<int> Slots;
-    public ArrayView<long> Times;
-    public ArrayView<float> Output;
-    public ArrayView<int> Inexact;
+    public Column<ulong> Keys;
+    public Column<int> Slots;
+    public Column<long> Times;
+    public Column<float> Output;
+    public Column<int> Inexact;
     public int Rows;
     public int PerRowTime;
     public long Now;
@@ -145,8 +146,36 @@ internal struct SliceView
 /// <summary>Slots chosen for eviction (up to the limit), how many qualified, and the keys they held.</summary>
 internal struct VictimView
 {
-    public ArrayView<int> Slots;
-    public ArrayView<ulong> Keys;
-    public ArrayView<int> Count;
+    public Column<int> Slots;
+    public Column<ulong> Keys;
+    public Column<int> Count;
     public int Limit;
+}
+
+/// <summary>
+/// A device buffer as the kernels index it. On CUDA and the simulator it is the ILGPU view. On the
+/// CPU backend it also carries the buffer's host address, and an access is a plain load from it: an
+/// ILGPU view access on the host checks its bounds and its buffer every time (~2.5 ns), several times
+/// the load itself, and the kernels make dozens per event. (The host branch is compiled by ILGPU too
+/// but never taken on a device: there the address is 0.)
+/// </summary>
+internal readonly struct Column<T>(ArrayView<T> view, long host)
+    where T : unmanaged
+{
+    public readonly ArrayView<T> View = view;
+
+    public readonly long Host = host;
+
+    public unsafe ref T this[long index]
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get
+        {
+            if (Host != 0)
+            {
+                return ref ((T*)Host)[index];
+            }
+            return ref View[index];
+        }
+    }
 }

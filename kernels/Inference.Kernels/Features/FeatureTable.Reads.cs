@@ -90,11 +90,11 @@ public sealed partial class FeatureTable
 
     private ReadView ReadView(int rows, bool perRowTime, long now, bool transform) => new()
     {
-        Keys = _readKeys.View,
-        Slots = _readSlots.View,
-        Times = _readTimes.View,
-        Output = _readOutput.View,
-        Inexact = _readInexact.View,
+        Keys = Col(_readKeys),
+        Slots = Col(_readSlots),
+        Times = Col(_readTimes),
+        Output = Col(_readOutput),
+        Inexact = Col(_readInexact),
         Rows = rows,
         PerRowTime = perRowTime ? 1 : 0,
         Now = now,

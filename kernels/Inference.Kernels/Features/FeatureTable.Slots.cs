@@ -25,15 +25,15 @@ public sealed partial class FeatureTable
 
     private SlotView SlotView() => new()
     {
-        Heads = _heads.View,
-        Longs = _longs.View,
-        Doubles = _doubles.View,
-        Registers = _registers.View,
+        Heads = Col(_heads),
+        Longs = Col(_longs),
+        Doubles = Col(_doubles),
+        Registers = Col(_registers),
     };
 
-    private HashView HashView() => new() { Entries = _hash!.View, Mask = _hashMask };
+    private HashView HashView() => new() { Entries = Col(_hash!), Mask = _hashMask };
 
-    private FreeView FreeView() => new() { List = _freeList.View, Top = _freeTop.View, LongInit = _longInit.View, DoubleInit = _doubleInit.View };
+    private FreeView FreeView() => new() { List = Col(_freeList), Top = Col(_freeTop), LongInit = Col(_longInit), DoubleInit = Col(_doubleInit) };
 
     /// <summary>(Re)allocates the slot arrays at <paramref name="capacity"/>, keeping the first <paramref name="previous"/> slots.</summary>
     private void AllocateSlots(int capacity, int previous)
@@ -71,10 +71,10 @@ public sealed partial class FeatureTable
         registers.MemSetToZero();
         if (previous > 0)
         {
-            CopyPrefix(old.Heads, heads.View, previous);
-            CopyPrefix(old.Longs, longs.View, (long)previous * Plan.LongInit.Length);
-            CopyPrefix(old.Doubles, doubles.View, (long)previous * Plan.DoubleInit.Length);
-            CopyPrefix(old.Registers, registers.View, (long)previous * Plan.IntStateWidth);
+            CopyPrefix(old.Heads.View, heads.View, previous);
+            CopyPrefix(old.Longs.View, longs.View, (long)previous * Plan.LongInit.Length);
+            CopyPrefix(old.Doubles.View, doubles.View, (long)previous * Plan.DoubleInit.Length);
+            CopyPrefix(old.Registers.View, registers.View, (long)previous * Plan.IntStateWidth);
             DisposeSlots();
         }
         _heads = heads;
@@ -244,7 +244,7 @@ public sealed partial class FeatureTable
         using var victimSlots = _device.Accelerator.Allocate1D<int>(limit);
         using var victimKeys = _device.Accelerator.Allocate1D<ulong>(limit);
         Clear(_victimCount);
-        var victims = new VictimView { Slots = victimSlots.View, Keys = victimKeys.View, Count = _victimCount.View, Limit = limit };
+        var victims = new VictimView { Slots = Col(victimSlots), Keys = Col(victimKeys), Count = Col(_victimCount), Limit = limit };
         var slice = new SliceView { Start = startSlot, Count = slotCount, Cutoff = cutoffTimeMs, Pin = pin };
         int threads = _kernels.Threads(slotCount);
         _selectVictims(threads, threads, slice, SlotView(), victims);

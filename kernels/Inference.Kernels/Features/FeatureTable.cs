@@ -283,6 +283,10 @@ public sealed partial class FeatureTable : IDisposable
         buffer.View.SubView(offset, source.Length).CopyFromCPU(ref MemoryMarshal.GetReference(source), source.Length);
     }
 
+    /// <summary>A buffer as the kernels index it (with its host address on the CPU backend).</summary>
+    private Column<T> Col<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer)
+        where T : unmanaged => new(buffer.View, _device.IsHost ? buffer.NativePtr.ToInt64() : 0);
+
     /// <summary>Zeroes a device buffer (on the CPU backend, directly).</summary>
     private unsafe void Clear<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer)
         where T : unmanaged
@@ -313,7 +317,7 @@ public sealed partial class FeatureTable : IDisposable
 
     private PlanView PlanView() => new()
     {
-        Descriptors = _planDescriptors.View,
+        Descriptors = Col(_planDescriptors),
         Features = Plan.Count,
         LongStride = Plan.LongInit.Length,
         DoubleStride = Plan.DoubleInit.Length,
@@ -323,17 +327,17 @@ public sealed partial class FeatureTable : IDisposable
 
     private BatchView BatchView(int n) => new()
     {
-        Keys = _batchKeys.View,
-        Times = _batchTimes.View,
-        Numeric = _batchNumeric.View,
-        KeyColumns = _batchKeyColumns.View,
-        Bucket = _batchBucket.View,
-        Won = _batchWon.View,
-        Slot = _batchSlot.View,
-        Touched = _batchTouched.View,
-        Shared = _batchShared.View,
-        Counters = _batchCounters.View,
-        Late = _batchLate.View,
+        Keys = Col(_batchKeys),
+        Times = Col(_batchTimes),
+        Numeric = Col(_batchNumeric),
+        KeyColumns = Col(_batchKeyColumns),
+        Bucket = Col(_batchBucket),
+        Won = Col(_batchWon),
+        Slot = Col(_batchSlot),
+        Touched = Col(_batchTouched),
+        Shared = Col(_batchShared),
+        Counters = Col(_batchCounters),
+        Late = Col(_batchLate),
         Count = n,
     };
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using ILGPU;
 
@@ -173,6 +174,8 @@ internal readonly struct Column<T>(ArrayView<T> view, long host)
         {
             if (Host != 0)
             {
+                // Debug builds (the tests) keep the bounds check that release builds trade for speed.
+                Debug.Assert((ulong)index < (ulong)View.Length, "Kernel index out of range.");
                 return ref ((T*)Host)[index];
             }
             return ref View[index];

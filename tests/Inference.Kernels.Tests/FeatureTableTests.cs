@@ -25,6 +25,16 @@ public sealed class FeatureTableTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Accelerators.Available), MemberType = typeof(Accelerators))]
+    public void Every_aggregation_matches_the_oracle_through_growth_a_slice_at_a_time(AcceleratorKind kind)
+    {
+        using var device = DeviceContext.Create(kind);
+        var report = FeatureSelfCheck.Run(device, seed: 303, entities: 300, initialCapacity: 16, maxCapacity: 1_000, batches: 40, maxBatch: 64, growthSlice: 7);
+        Verify(report);
+        Assert.True(report.Growths >= 3, $"seed {report.Seed}: expected the table to grow from 16 slots in slices ({report.Growths} growths)");
+    }
+
+    [Theory]
+    [MemberData(nameof(Accelerators.Available), MemberType = typeof(Accelerators))]
     public void Every_aggregation_matches_the_oracle_when_the_idlest_are_evicted(AcceleratorKind kind)
     {
         using var device = DeviceContext.Create(kind);

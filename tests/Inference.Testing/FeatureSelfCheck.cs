@@ -40,7 +40,9 @@ public static class FeatureSelfCheck
         new() { Name = "amount_per_5m_event", Aggregation = Aggregation.Ratio, Numerator = "amount_5m", Denominator = "count_5m" },
     ];
 
-    public static SelfCheckReport Run(DeviceContext device, int seed, int entities, int initialCapacity, int maxCapacity, int batches, int maxBatch = 256)
+    // growthSlice: when positive, the table grows ahead of need a slice of this many slots at a time
+    // (as the device executor grows it), and every entity is read back against the oracle between slices.
+    public static SelfCheckReport Run(DeviceContext device, int seed, int entities, int initialCapacity, int maxCapacity, int batches, int maxBatch = 256, int growthSlice = 0)
     {
         var plan = new FeaturePlan(AllAggregations());
         var oracle = new FeatureOracle(plan);
@@ -84,6 +86,14 @@ public static class FeatureSelfCheck
                 items[i] = random.Next(0, 10);
                 merchant[i] = (ulong)random.Next(0, 1 + entity) * 0xD6E8FEB86659FD93UL;
             }
+            if (growthSlice > 0 && table.FreeSlots < maxBatch && table.BeginGrowth(table.Entities + 2 * maxBatch))
+            {
+                while (!table.GrowthSlice(growthSlice))
+                {
+                    // Reads between slices see the live table, whole.
+                    CompareAll(table, oracle, plan, clock, $"batch {b}, mid-growth", mismatches);
+                }
+            }
             var result = table.Apply(new ArrayBatch(keys, times, [amount, items], [merchant]));
             if (result.Dropped != 0)
             {
@@ -108,14 +118,7 @@ public static class FeatureSelfCheck
         }
         var held = oracle.Entities.ToArray();
         var values = new float[held.Length * plan.Count];
-        table.Gather(held, clock, values, transform: false);
-        for (int r = 0; r < held.Length; r++)
-        {
-            for (int f = 0; f < plan.Count; f++)
-            {
-                Compare(plan.Definitions[f], values[r * plan.Count + f], oracle.Value(held[r], f, clock), $"now, entity {held[r]:X}", mismatches);
-            }
-        }
+        CompareAll(table, oracle, plan, clock, "now", mismatches);
         var unknown = new float[plan.Count];
         table.Gather([12345], clock, unknown, transform: false);
         for (int f = 0; f < plan.Count; f++)
@@ -145,6 +148,21 @@ public static class FeatureSelfCheck
             }
         }
         return new SelfCheckReport(seed, device.Description, held.Length, table.Capacity, table.Growths, evicted, events, late, (long[])oracle.Late.Clone(), mismatches);
+    }
+
+    /// <summary>Every feature of every entity the oracle holds, as of <paramref name="clock"/>.</summary>
+    private static void CompareAll(FeatureTable table, FeatureOracle oracle, FeaturePlan plan, long clock, string when, List<string> mismatches)
+    {
+        var held = oracle.Entities.ToArray();
+        var values = new float[held.Length * plan.Count];
+        table.Gather(held, clock, values, transform: false);
+        for (int r = 0; r < held.Length; r++)
+        {
+            for (int f = 0; f < plan.Count; f++)
+            {
+                Compare(plan.Definitions[f], values[r * plan.Count + f], oracle.Value(held[r], f, clock), $"{when}, entity {held[r]:X}", mismatches);
+            }
+        }
     }
 
     /// <summary>Exact for counts, extremes and last values; HLL within its error bound; 1e-5 relative otherwise.</summary>

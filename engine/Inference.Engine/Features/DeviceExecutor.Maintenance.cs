@@ -2,12 +2,13 @@ using Inference.Engine.Pipeline;
 
 namespace Inference.Engine.Features;
 
-// Maintenance between batches, a bounded slice at a time: growth ahead of need, capacity eviction
-// of the idlest entities when the table is at its maximum, and the TTL scan.
+// Maintenance between batches, a bounded slice at a time: growth ahead of need (new arrays built
+// beside the live ones, a slice of rows at a time, applies held back until the switch), capacity
+// eviction of the idlest entities when the table is at its maximum, and the TTL scan.
 public sealed partial class DeviceExecutor
 {
     /// <summary>Slots one maintenance slice scans: short enough that a waiting request barely notices.</summary>
-    public const int SliceSlots = 65_536;
+    public const int SliceSlots = 16_384;
 
     private long _nextTtlScan;
     private int _ttlCursor = -1;
@@ -34,20 +35,23 @@ public sealed partial class DeviceExecutor
             EvictSlice();
             return true;
         }
-        if (_table.FreeSlots < Headroom)
+        if (_table.Growing || (_table.FreeSlots < Headroom && _table.BeginGrowth(_table.Entities + 2 * Headroom)))
         {
-            if (_table.Grow(_table.Entities + 2 * Headroom))
+            // Applies wait until the switch; serving and reads go on between slices against the live table.
+            if (_table.GrowthSlice(SliceSlots))
             {
                 ExecutorLog.Grew(_logger, _table.Capacity, _table.Entities);
             }
-            else
-            {
-                // At the maximum: evict about the idlest fraction, by a cutoff estimated from a sample.
-                _evictTarget = Math.Max(Headroom, (int)(_table.Capacity * _table.Options.EvictionFraction));
-                _evictCutoff = _table.IdleCutoff(_evictTarget);
-                _evictCursor = 0;
-                EvictSlice();
-            }
+            Volatile.Write(ref _entities, _table.Entities);
+            return true;
+        }
+        if (_table.FreeSlots < Headroom)
+        {
+            // At the maximum: evict about the idlest fraction, by a cutoff estimated from a sample.
+            _evictTarget = Math.Max(Headroom, (int)(_table.Capacity * _table.Options.EvictionFraction));
+            _evictCutoff = _table.IdleCutoff(_evictTarget);
+            _evictCursor = 0;
+            EvictSlice();
             Volatile.Write(ref _entities, _table.Entities);
             return true;
         }

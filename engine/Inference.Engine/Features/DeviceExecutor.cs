@@ -260,7 +260,9 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
 
     private bool ApplyOne()
     {
-        if (!_applies.TryDequeue(out var work))
+        // A growth in progress finishes first, a slice per turn: an apply must see one table. (When
+        // stopping, the apply finishes it at once.)
+        if ((_table.Growing && !_stopping) || !_applies.TryDequeue(out var work))
         {
             return false;
         }

@@ -510,21 +510,23 @@ internal static class FeatureKernels
         return fallback;
     }
 
-    /// <summary>Per bucket: empty (key 0, no slot).</summary>
-    public static void ClearHash(Index1D thread, int stride, HashView hash)
+    /// <summary>Per bucket of [start, start + count): empty (key 0, no slot).</summary>
+    public static void ClearHash(Index1D thread, int stride, SliceView range, HashView hash)
     {
-        for (int b = thread; b <= hash.Mask; b += stride)
+        for (int i = thread; i < range.Count; i += stride)
         {
+            int b = range.Start + i;
             hash.Entries[b].Key = 0;
             hash.Entries[b].Slot = -1;
         }
     }
 
-    /// <summary>Per live slot: insert its key into a fresh table (growth, and to clear tombstones).</summary>
-    public static void Rebuild(Index1D thread, int stride, int capacity, HashView hash, SlotView slots)
+    /// <summary>Per live slot of [start, start + count): insert its key into a fresh table (growth, and to clear tombstones).</summary>
+    public static void Rebuild(Index1D thread, int stride, SliceView range, HashView hash, SlotView slots)
     {
-        for (int s = thread; s < capacity; s += stride)
+        for (int i = thread; i < range.Count; i += stride)
         {
+            int s = range.Start + i;
             ulong key = slots.Heads[s].Key;
             if (key == 0)
             {

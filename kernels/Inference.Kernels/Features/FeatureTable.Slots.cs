@@ -126,20 +126,26 @@ public sealed partial class FeatureTable
     /// <summary>A fresh hash table sized for the capacity plus a full batch at most half full, filled from the live slots.</summary>
     private void RebuildHash()
     {
-        long size = (long)BitOperations.RoundUpToPowerOf2((ulong)(2L * (Capacity + (long)_options.MaxBatchEvents)));
+        _hash?.Dispose();
+        _hash = AllocateHash(Capacity, out _hashMask);
+        var hash = HashView();
+        int buckets = _kernels.Threads(_hashMask + 1L);
+        _clearHash(buckets, buckets, new SliceView { Start = 0, Count = _hashMask + 1 }, hash);
+        _tombstones = 0;
+        _rebuilds++;
+        int threads = _kernels.Threads(Capacity);
+        _rebuild(threads, threads, new SliceView { Start = 0, Count = Capacity }, hash, SlotView());
+    }
+
+    private MemoryBuffer1D<HashEntry, Stride1D.Dense> AllocateHash(int capacity, out int mask)
+    {
+        long size = (long)BitOperations.RoundUpToPowerOf2((ulong)(2L * (capacity + (long)_options.MaxBatchEvents)));
         if (size > 1 << 30)
         {
             throw new InvalidOperationException($"A hash table of {size} buckets is beyond this table's limit.");
         }
-        _hash?.Dispose();
-        _hash = _device.Accelerator.Allocate1D<HashEntry>(size);
-        _hashMask = (int)(size - 1);
-        int buckets = _kernels.Threads(size);
-        _clearHash(buckets, buckets, HashView());
-        _tombstones = 0;
-        _rebuilds++;
-        int threads = _kernels.Threads(Capacity);
-        _rebuild(threads, threads, Capacity, HashView(), SlotView());
+        mask = (int)(size - 1);
+        return _device.Accelerator.Allocate1D<HashEntry>(size);
     }
 
     /// <summary>
@@ -149,6 +155,10 @@ public sealed partial class FeatureTable
     /// </summary>
     public bool Grow(int atLeast = 0)
     {
+        if (Growing)
+        {
+            CompleteGrowth();
+        }
         if (Capacity >= _options.MaxCapacity)
         {
             return false;
@@ -234,6 +244,10 @@ public sealed partial class FeatureTable
 
     private ulong[] EvictPinned(long cutoffTimeMs, int startSlot, int slotCount, int limit, int pin)
     {
+        if (Growing)
+        {
+            CompleteGrowth();
+        }
         startSlot = Math.Clamp(startSlot, 0, Capacity);
         slotCount = Math.Clamp(slotCount, 0, Capacity - startSlot);
         limit = Math.Min(limit, slotCount);

@@ -62,8 +62,8 @@ public sealed partial class FeatureTable : IDisposable
     private readonly Action<Index1D, int, BatchView, SlotView, PlanView> _accumulate;
     private readonly Action<Index1D, int, HashView, ReadView> _lookup;
     private readonly Action<Index1D, int, HashView, ReadView, SlotView, PlanView> _gather;
-    private readonly Action<Index1D, int, int, HashView, SlotView> _rebuild;
-    private readonly Action<Index1D, int, HashView> _clearHash;
+    private readonly Action<Index1D, int, SliceView, HashView, SlotView> _rebuild;
+    private readonly Action<Index1D, int, SliceView, HashView> _clearHash;
     private readonly Action<Index1D, int, SliceView, SlotView, VictimView> _selectVictims;
     private readonly Action<Index1D, int, int, VictimView, HashView, SlotView, FreeView> _evict;
     private readonly Action<Index1D, int, int, HashView, BatchView, SlotView> _pin;
@@ -129,8 +129,8 @@ public sealed partial class FeatureTable : IDisposable
         _accumulate = _kernels.Load<BatchView, SlotView, PlanView>(FeatureKernels.Accumulate);
         _lookup = _kernels.Load<HashView, ReadView>(FeatureKernels.Lookup);
         _gather = _kernels.Load<HashView, ReadView, SlotView, PlanView>(FeatureKernels.Gather);
-        _rebuild = _kernels.Load<int, HashView, SlotView>(FeatureKernels.Rebuild);
-        _clearHash = _kernels.Load<HashView>(FeatureKernels.ClearHash);
+        _rebuild = _kernels.Load<SliceView, HashView, SlotView>(FeatureKernels.Rebuild);
+        _clearHash = _kernels.Load<SliceView, HashView>(FeatureKernels.ClearHash);
         _selectVictims = _kernels.Load<SliceView, SlotView, VictimView>(FeatureKernels.SelectVictims);
         _evict = _kernels.Load<int, VictimView, HashView, SlotView, FreeView>(FeatureKernels.Evict);
         _pin = _kernels.Load<int, HashView, BatchView, SlotView>(FeatureKernels.Pin);
@@ -214,6 +214,10 @@ public sealed partial class FeatureTable : IDisposable
             return new ApplyResult(0, 0, new long[Plan.Count], []);
         }
 
+        if (Growing)
+        {
+            CompleteGrowth();
+        }
         {
             var entities = _hostKeys.AsSpan(0, n);
             batch.Entities.CopyTo(entities);
@@ -343,6 +347,7 @@ public sealed partial class FeatureTable : IDisposable
 
     public void Dispose()
     {
+        DisposeGrowth();
         DisposeSlots();
         _hash?.Dispose();
         foreach (var buffer in new MemoryBuffer[]

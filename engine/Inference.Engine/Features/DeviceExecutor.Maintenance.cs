@@ -10,12 +10,9 @@ public sealed partial class DeviceExecutor
     /// <summary>Slots one maintenance slice scans: short enough that a waiting request barely notices.</summary>
     public const int SliceSlots = 16_384;
 
+    private readonly EvictionScan _capacityScan = new("capacity");
+    private readonly EvictionScan _ttlScan = new("ttl");
     private long _nextTtlScan;
-    private int _ttlCursor = -1;
-    private long _ttlCutoff;
-    private int _evictCursor = -1;
-    private long _evictCutoff;
-    private int _evictTarget;
 
     /// <summary>Free slots kept ahead of need: a full batch of new entities fits without evicting inside the apply.</summary>
     private int Headroom => _options.MaxBatchEvents;
@@ -30,9 +27,9 @@ public sealed partial class DeviceExecutor
         {
             return false;
         }
-        if (_evictCursor >= 0)
+        if (_capacityScan.Running)
         {
-            EvictSlice();
+            ScanSlice(_capacityScan);
             return true;
         }
         if (_table.Growing || (_table.FreeSlots < Headroom && _table.BeginGrowth(_table.Entities + 2 * Headroom)))
@@ -42,38 +39,27 @@ public sealed partial class DeviceExecutor
             {
                 ExecutorLog.Grew(_logger, _table.Capacity, _table.Entities);
             }
-            Volatile.Write(ref _entities, _table.Entities);
             return true;
         }
         if (_table.FreeSlots < Headroom)
         {
             // At the maximum: evict about the idlest fraction, by a cutoff estimated from a sample.
-            _evictTarget = Math.Max(Headroom, (int)(_table.Capacity * _table.Options.EvictionFraction));
-            _evictCutoff = _table.IdleCutoff(_evictTarget);
-            _evictCursor = 0;
-            EvictSlice();
-            Volatile.Write(ref _entities, _table.Entities);
+            int target = Math.Max(Headroom, (int)(_table.Capacity * _table.Options.EvictionFraction));
+            _capacityScan.Start(_table.IdleCutoff(target), target);
+            ScanSlice(_capacityScan);
             return true;
         }
-        if (_ttlCursor < 0 && _options.EntityTtlMs > 0 && Deadline.RemainingMs(_nextTtlScan) == 0)
+        if (!_ttlScan.Running && _options.EntityTtlMs > 0 && Deadline.RemainingMs(_nextTtlScan) == 0)
         {
-            _ttlCutoff = _watermark.MaxEventTimeMs - _options.EntityTtlMs;
-            _ttlCursor = 0;
+            _ttlScan.Start(_watermark.MaxEventTimeMs - _options.EntityTtlMs, int.MaxValue);
         }
-        if (_ttlCursor >= 0)
+        if (_ttlScan.Running)
         {
-            var evicted = _table.EvictOlderThan(_ttlCutoff, _ttlCursor, SliceSlots, int.MaxValue);
-            if (evicted.Length > 0)
+            ScanSlice(_ttlScan);
+            if (!_ttlScan.Running)
             {
-                _metrics.Evicted(evicted.Length, "ttl");
-            }
-            _ttlCursor += SliceSlots;
-            if (_ttlCursor >= _table.Capacity)
-            {
-                _ttlCursor = -1;
                 _nextTtlScan = Deadline.After(_options.EvictionScanIntervalMs);
             }
-            Volatile.Write(ref _entities, _table.Entities);
             return true;
         }
         return false;
@@ -81,24 +67,53 @@ public sealed partial class DeviceExecutor
 
     private void AbortMaintenance()
     {
-        _evictCursor = -1;
-        _ttlCursor = -1;
+        _capacityScan.Stop();
+        _ttlScan.Stop();
         _nextTtlScan = Deadline.After(_options.EvictionScanIntervalMs);
     }
 
-    private void EvictSlice()
+    /// <summary>Evicts, in the next slice of slots, entities idle since the scan's cutoff, up to what it still may.</summary>
+    private void ScanSlice(EvictionScan scan)
     {
-        var evicted = _table.EvictOlderThan(_evictCutoff, _evictCursor, SliceSlots, _evictTarget);
+        var evicted = _table.EvictOlderThan(scan.Cutoff, scan.Cursor, SliceSlots, scan.Remaining);
         if (evicted.Length > 0)
         {
-            _metrics.Evicted(evicted.Length, "capacity");
-            _evictTarget -= evicted.Length;
+            _metrics.Evicted(evicted.Length, scan.Reason);
         }
-        _evictCursor += SliceSlots;
-        if (_evictTarget <= 0 || _evictCursor >= _table.Capacity)
+        scan.Advance(SliceSlots, evicted.Length, _table.Capacity);
+    }
+
+    /// <summary>A walk over the table a slice at a time, evicting entities idle since a cutoff (for one reason).</summary>
+    private sealed class EvictionScan(string reason)
+    {
+        public string Reason => reason;
+
+        public int Cursor { get; private set; } = -1;
+
+        public long Cutoff { get; private set; }
+
+        /// <summary>Entities it may still evict.</summary>
+        public int Remaining { get; private set; }
+
+        public bool Running => Cursor >= 0;
+
+        public void Start(long cutoff, int limit)
         {
-            _evictCursor = -1;
+            Cutoff = cutoff;
+            Remaining = limit;
+            Cursor = 0;
         }
-        Volatile.Write(ref _entities, _table.Entities);
+
+        public void Advance(int slots, int evicted, int capacity)
+        {
+            Remaining -= evicted;
+            Cursor += slots;
+            if (Remaining <= 0 || Cursor >= capacity)
+            {
+                Stop();
+            }
+        }
+
+        public void Stop() => Cursor = -1;
     }
 }

@@ -39,7 +39,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     private readonly Thread _thread;
     private readonly GatherRequest[] _batch;
     private readonly ulong[] _batchKeys;
-    private float[] _batchFeatures;
+    private readonly float[] _batchFeatures;
     private int _queued;
     private volatile bool _stopping;
     private bool _started;
@@ -55,14 +55,15 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         _metrics = metrics;
         _servingMetrics = servingMetrics;
         _logger = logger;
+        // A dynamic batch holds up to MaxBatchRows rows, or one larger request alone.
+        int batchRows = Math.Max(serving.MaxBatchRows, serving.MaxRowsPerRequest);
         _table = new FeatureTable(device, plan, new FeatureTableOptions
         {
             InitialCapacity = Math.Min(options.InitialCapacity, options.Capacity),
             MaxCapacity = options.Capacity,
             MaxBatchEvents = options.MaxBatchEvents,
-            MaxGatherRows = Math.Max(serving.MaxBatchRows, serving.MaxRowsPerRequest),
+            MaxGatherRows = batchRows,
         });
-        int batchRows = Math.Max(serving.MaxBatchRows, serving.MaxRowsPerRequest);
         _batch = new GatherRequest[batchRows];
         _batchKeys = new ulong[batchRows];
         _batchFeatures = new float[batchRows * plan.Count];
@@ -175,6 +176,8 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
             }
             if (worked)
             {
+                // Applies and maintenance change the entity count; readers on other threads see this copy.
+                Volatile.Write(ref _entities, _table.Entities);
                 continue;
             }
             if (_stopping && _applies.IsEmpty && _reads.IsEmpty)
@@ -292,13 +295,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         long started = Stopwatch.GetTimestamp();
         var columns = new RecordBatchColumns(batch, _table.Plan.NumericFields.Count);
         var result = _table.Apply(columns);
-        long newest = 0;
-        foreach (long time in columns.Times)
-        {
-            newest = Math.Max(newest, time);
-        }
-        Volatile.Write(ref _watermark, _watermark.Advance(offsets, newest));
-        Volatile.Write(ref _entities, _table.Entities);
+        Volatile.Write(ref _watermark, _watermark.Advance(offsets, result.NewestTimeMs));
         Record(result);
         _metrics.BatchApplied(result.Applied, Stopwatch.GetElapsedTime(started).TotalSeconds);
         return result.Applied;

@@ -44,14 +44,6 @@ public sealed class FeatureStore(DeviceExecutor executor)
             return count;
         });
 
-    /// <summary>Model inputs as of the newest event applied, and the watermark of the state they came from.</summary>
-    public FeatureWatermark Gather(ulong[] entities, float[] output) =>
-        executor.Read((table, watermark) =>
-        {
-            table.Gather(entities, watermark.MaxEventTimeMs, output);
-            return watermark;
-        });
-
     /// <summary>One entity's untransformed feature values as of the newest event applied, or null when the table does not hold it.</summary>
     public IReadOnlyDictionary<string, double>? Read(string entity)
     {

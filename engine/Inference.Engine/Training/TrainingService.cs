@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using Confluent.Kafka;
 using Inference.Engine.Features;
-using Inference.Engine.Pipeline;
 using Inference.Engine.Kafka;
+using Inference.Engine.Pipeline;
 using Inference.Engine.Sync;
 using Inference.Models.Parameters;
 using Inference.Models.Registry;

@@ -29,12 +29,6 @@ internal sealed class KernelLoader(DeviceContext device)
         return (int)Math.Min(elements, device.GridThreads);
     }
 
-    public Action<Index1D, int, T1> Load<T1>(Action<Index1D, int, T1> kernel)
-        where T1 : struct =>
-        device.IsHost
-            ? (workers, _, a) => OnHost(workers, (t, stride) => kernel(t, stride, a))
-            : device.Accelerator.LoadAutoGroupedStreamKernel(kernel);
-
     public Action<Index1D, int, T1, T2> Load<T1, T2>(Action<Index1D, int, T1, T2> kernel)
         where T1 : struct where T2 : struct =>
         device.IsHost

@@ -6,28 +6,27 @@ namespace Inference.Kernels.Features;
 
 /// <summary>
 /// One declared feature as the kernels read it: one load per feature per event, its fields then plain
-/// reads (see <see cref="FeaturePlan"/> for their meaning).
+/// reads. Built by <see cref="FeaturePlan"/>.
 /// </summary>
 internal struct FeatureDescriptor
 {
-    public int Kind;
-    public int Source;
-    public int Denominator;
-    public int LongOffset;
-    public int DoubleOffset;
-    public int IntOffset;
-    public int Size;
-    public int WindowBuckets;
-    public int Transform;
-    public int Numeric;
-    /// <summary>ln 2 / half-life: a decay factor is exp(−Δt · rate). Math.Exp runs at host speed on the CPU backend and maps to the device's exp.</summary>
-    public double DecayRate;
-    public double BucketWidth;
-    public double Lateness;
-    public double Default;
+    public int Kind;            // the Aggregation
+    public int Source;          // distinct count: key column; ratio: numerator feature
+    public int Denominator;     // ratio: denominator feature
+    public int LongOffset;      // the feature's first long in a slot's long state
+    public int DoubleOffset;    // ... in its double state
+    public int IntOffset;       // ... in its int (HLL register) state
+    public int Size;            // window: ring buckets; distinct count: HLL precision
+    public int WindowBuckets;   // window: buckets in the window
+    public int Transform;       // the FeatureTransform
+    public int Numeric;         // the numeric column read, -1 for none
+    public double DecayRate;    // ln 2 / half-life: a decay factor is exp(−Δt · rate)
+    public double BucketWidth;  // window: bucket width (ms)
+    public double Lateness;     // window: allowed lateness (ms)
+    public double Default;      // the value of an entity without one
 }
 
-/// <summary>The compiled feature plan on the device (see <see cref="FeaturePlan"/> for the row layout).</summary>
+/// <summary>The compiled feature plan on the device.</summary>
 internal struct PlanView
 {
     public Column<FeatureDescriptor> Descriptors;

@@ -1,23 +1,12 @@
 namespace Inference.Kernels.Features;
 
 /// <summary>
-/// Validated feature declarations compiled into the layout the kernels read: per feature a row of
-/// ints (kind, source column, state offsets, sizes) and of doubles (rates, widths, default), and
-/// the per-slot state widths. Numeric fields and key fields become event columns in first-use order.
+/// Validated feature declarations compiled into what the kernels read: one descriptor per feature
+/// (kind, source column, state offsets, sizes, rates, default) and the per-slot state widths.
+/// Numeric fields and key fields become event columns in first-use order.
 /// </summary>
 public sealed class FeaturePlan
 {
-    internal const int IntStride = 10;
-    internal const int DoubleStride = 4;
-
-    // Int row: kind, source (key column; ratio: numerator feature), ratio denominator feature,
-    // long offset, double offset, int offset, ring size or HLL precision, window buckets, transform,
-    // numeric column read (-1 for none).
-    internal const int KindAt = 0, SourceAt = 1, DenominatorAt = 2, LongOffsetAt = 3, DoubleOffsetAt = 4, IntOffsetAt = 5, SizeAt = 6, WindowBucketsAt = 7, TransformAt = 8, NumericAt = 9;
-
-    // Double row: inverse half-life, bucket width (ms), allowed lateness (ms), default value.
-    internal const int InverseHalfLifeAt = 0, BucketWidthAt = 1, LatenessAt = 2, DefaultAt = 3;
-
     private readonly Dictionary<string, int> _indexOf = new(StringComparer.Ordinal);
 
     public FeaturePlan(IReadOnlyList<FeatureDefinition> definitions)
@@ -43,8 +32,7 @@ public sealed class FeaturePlan
 
         var numeric = new List<string>();
         var keys = new List<string>();
-        Ints = new int[definitions.Count * IntStride];
-        Doubles = new double[definitions.Count * DoubleStride];
+        Descriptors = new FeatureDescriptor[definitions.Count];
         var longInit = new List<long>();
         var doubleInit = new List<double>();
         int ints = 0;
@@ -52,14 +40,14 @@ public sealed class FeaturePlan
         {
             var d = definitions[f];
             Validate(d, definitions, names);
-            int row = f * IntStride, drow = f * DoubleStride;
-            Ints[row + KindAt] = (int)d.Aggregation;
-            Ints[row + TransformAt] = (int)d.Transform;
-            Ints[row + LongOffsetAt] = longInit.Count;
-            Ints[row + DoubleOffsetAt] = doubleInit.Count;
-            Ints[row + IntOffsetAt] = ints;
-            Doubles[drow + DefaultAt] = d.Default;
-            Ints[row + NumericAt] = d.UsesNumericField ? ColumnOf(numeric, d.Field!) : -1;
+            ref var descriptor = ref Descriptors[f];
+            descriptor.Kind = (int)d.Aggregation;
+            descriptor.Transform = (int)d.Transform;
+            descriptor.LongOffset = longInit.Count;
+            descriptor.DoubleOffset = doubleInit.Count;
+            descriptor.IntOffset = ints;
+            descriptor.Default = d.Default;
+            descriptor.Numeric = d.UsesNumericField ? ColumnOf(numeric, d.Field!) : -1;
             switch (d.Aggregation)
             {
                 case Aggregation.Sum or Aggregation.Mean or Aggregation.DecayedSum:
@@ -80,10 +68,10 @@ public sealed class FeaturePlan
                     long width = d.HorizonMs / d.Buckets;
                     // The ring holds every bucket an on-time event can land in: the window plus the lateness, plus one.
                     int ring = checked((int)((d.HorizonMs + d.AllowedLatenessMs + width - 1) / width) + 1);
-                    Ints[row + SizeAt] = ring;
-                    Ints[row + WindowBucketsAt] = d.Buckets;
-                    Doubles[drow + BucketWidthAt] = width;
-                    Doubles[drow + LatenessAt] = d.AllowedLatenessMs;
+                    descriptor.Size = ring;
+                    descriptor.WindowBuckets = d.Buckets;
+                    descriptor.BucketWidth = width;
+                    descriptor.Lateness = d.AllowedLatenessMs;
                     for (int b = 0; b < 2 * ring; b++)
                     {
                         longInit.Add(-1); // committed epochs, then pending epochs: none yet
@@ -95,18 +83,18 @@ public sealed class FeaturePlan
                     break;
                 }
                 case Aggregation.DistinctCount:
-                    Ints[row + SourceAt] = ColumnOf(keys, d.Field!);
-                    Ints[row + SizeAt] = d.Precision;
+                    descriptor.Source = ColumnOf(keys, d.Field!);
+                    descriptor.Size = d.Precision;
                     ints += 1 << d.Precision;
                     break;
                 case Aggregation.Ratio:
-                    Ints[row + SourceAt] = names[d.Numerator!];
-                    Ints[row + DenominatorAt] = names[d.Denominator!];
+                    descriptor.Source = names[d.Numerator!];
+                    descriptor.Denominator = names[d.Denominator!];
                     break;
             }
             if (d.Aggregation is Aggregation.DecayedSum or Aggregation.DecayedMean)
             {
-                Doubles[drow + InverseHalfLifeAt] = 1.0 / d.HalfLifeMs;
+                descriptor.DecayRate = Math.Log(2) / d.HalfLifeMs;
             }
         }
         NumericFields = numeric;
@@ -126,37 +114,8 @@ public sealed class FeaturePlan
     /// <summary>Key event fields (hashed to 64 bits), in column order.</summary>
     public IReadOnlyList<string> KeyFields { get; }
 
-    internal int[] Ints { get; }
-
-    /// <summary>The plan as the kernels read it: one descriptor per feature, from <see cref="Ints"/> and <see cref="Doubles"/>.</summary>
-    internal FeatureDescriptor[] Descriptors()
-    {
-        var descriptors = new FeatureDescriptor[Count];
-        for (int f = 0; f < Count; f++)
-        {
-            int row = f * IntStride, drow = f * DoubleStride;
-            descriptors[f] = new FeatureDescriptor
-            {
-                Kind = Ints[row + KindAt],
-                Source = Ints[row + SourceAt],
-                Denominator = Ints[row + DenominatorAt],
-                LongOffset = Ints[row + LongOffsetAt],
-                DoubleOffset = Ints[row + DoubleOffsetAt],
-                IntOffset = Ints[row + IntOffsetAt],
-                Size = Ints[row + SizeAt],
-                WindowBuckets = Ints[row + WindowBucketsAt],
-                Transform = Ints[row + TransformAt],
-                Numeric = Ints[row + NumericAt],
-                DecayRate = Math.Log(2) * Doubles[drow + InverseHalfLifeAt],
-                BucketWidth = Doubles[drow + BucketWidthAt],
-                Lateness = Doubles[drow + LatenessAt],
-                Default = Doubles[drow + DefaultAt],
-            };
-        }
-        return descriptors;
-    }
-
-    internal double[] Doubles { get; }
+    /// <summary>The plan as the kernels read it: one descriptor per feature, in declaration order.</summary>
+    internal FeatureDescriptor[] Descriptors { get; }
 
     /// <summary>Initial per-slot long state (window epochs).</summary>
     internal long[] LongInit { get; }

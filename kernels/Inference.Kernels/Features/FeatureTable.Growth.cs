@@ -3,27 +3,34 @@ using ILGPU.Runtime;
 
 namespace Inference.Kernels.Features;
 
-// Growth a slice at a time. New slot arrays and a new hash table are built next to the live ones:
+// Growth, a slice at a time. New slot arrays and a new hash table are built next to the live ones:
 // first the new hash is cleared, then each slice copies a range of slot rows (zeroing the new rows
 // beyond the old capacity) and inserts their keys into the new hash; the last slice switches over.
 // Reads go on against the live arrays meanwhile; nothing may apply a batch or evict until the switch
 // (the owner holds them back; Apply and eviction finish a growth in progress first). Touching fresh
 // memory costs page faults, which made a one-step doubling from 512k to 1M slots a ~100 ms pause.
+// Growing in one step (Grow) is the same work without pauses between the slices.
 public sealed partial class FeatureTable
 {
-    private MemoryBuffer1D<SlotHeader, Stride1D.Dense>? _nextHeads;
-    private MemoryBuffer1D<long, Stride1D.Dense>? _nextLongs;
-    private MemoryBuffer1D<double, Stride1D.Dense>? _nextDoubles;
-    private MemoryBuffer1D<int, Stride1D.Dense>? _nextRegisters;
-    private MemoryBuffer1D<HashEntry, Stride1D.Dense>? _nextHash;
-    private MemoryBuffer1D<int, Stride1D.Dense>? _nextFree;
-    private int _nextMask;
-    private int _nextCapacity;
-    private bool _clearingNextHash;
-    private long _growCursor;
+    private Growth? _growth;
 
     /// <summary>True while a growth started by <see cref="BeginGrowth"/> has not switched over yet.</summary>
-    public bool Growing => _nextHeads is not null;
+    public bool Growing => _growth is not null;
+
+    /// <summary>
+    /// Grows the table at once to at least <paramref name="atLeast"/> slots (doubling, up to the maximum
+    /// capacity). Returns false at the maximum. It touches every slot: the engine grows a slice at a
+    /// time (<see cref="BeginGrowth"/>), between batches, rather than inside an apply.
+    /// </summary>
+    public bool Grow(int atLeast = 0)
+    {
+        if (!BeginGrowth(atLeast))
+        {
+            return false;
+        }
+        CompleteGrowth();
+        return true;
+    }
 
     /// <summary>
     /// Starts growing to at least <paramref name="atLeast"/> slots (doubling, up to the maximum) without
@@ -39,17 +46,8 @@ public sealed partial class FeatureTable
         {
             return false;
         }
-        var accelerator = _device.Accelerator;
-        _nextCapacity = (int)Math.Min(_options.MaxCapacity, Math.Max(2L * Capacity, atLeast));
-        _nextHeads = accelerator.Allocate1D<SlotHeader>(_nextCapacity);
-        _nextLongs = accelerator.Allocate1D<long>(Math.Max(1L, (long)_nextCapacity * Plan.LongInit.Length));
-        _nextDoubles = accelerator.Allocate1D<double>(Math.Max(1L, (long)_nextCapacity * Plan.DoubleInit.Length));
-        _nextRegisters = accelerator.Allocate1D<int>(Math.Max(1L, (long)_nextCapacity * Plan.IntStateWidth));
-        _nextHash = AllocateHash(_nextCapacity, out _nextMask);
-        // The stack can hold every slot: eviction may free all of them.
-        _nextFree = accelerator.Allocate1D<int>(_nextCapacity);
-        _clearingNextHash = true;
-        _growCursor = 0;
+        int capacity = (int)Math.Min(_options.MaxCapacity, Math.Max(2L * Capacity, atLeast));
+        _growth = new Growth(this, capacity);
         return true;
     }
 
@@ -59,34 +57,35 @@ public sealed partial class FeatureTable
     /// </summary>
     public bool GrowthSlice(int slots)
     {
-        if (!Growing)
+        var next = _growth;
+        if (next is null)
         {
             return true;
         }
-        var nextHash = new HashView { Entries = Col(_nextHash!), Mask = _nextMask };
-        if (_clearingNextHash)
+        var nextHash = new HashView { Entries = Col(next.Hash), Mask = next.Mask };
+        if (next.ClearingHash)
         {
-            long buckets = _nextMask + 1L;
-            int count = (int)Math.Min(4L * slots, buckets - _growCursor);
+            long buckets = next.Mask + 1L;
+            int count = (int)Math.Min(4L * slots, buckets - next.Cursor);
             int threads = _kernels.Threads(count);
-            _clearHash(threads, threads, new SliceView { Start = (int)_growCursor, Count = count }, nextHash);
-            _growCursor += count;
-            if (_growCursor >= buckets)
+            _clearHash(threads, threads, new SliceView { Start = (int)next.Cursor, Count = count }, nextHash);
+            next.Cursor += count;
+            if (next.Cursor >= buckets)
             {
-                _clearingNextHash = false;
-                _growCursor = 0;
+                next.ClearingHash = false;
+                next.Cursor = 0;
             }
             _device.Synchronize();
             return false;
         }
-        int start = (int)_growCursor;
-        int end = (int)Math.Min(_nextCapacity, _growCursor + slots);
+        int start = (int)next.Cursor;
+        int end = (int)Math.Min(next.Capacity, next.Cursor + slots);
         int copied = Math.Max(0, Math.Min(end, Capacity) - start);
         // Rows the live table has are copied; rows beyond it start empty.
-        MoveRows(_heads, _nextHeads!, 1, start, copied, end);
-        MoveRows(_longs, _nextLongs!, Plan.LongInit.Length, start, copied, end);
-        MoveRows(_doubles, _nextDoubles!, Plan.DoubleInit.Length, start, copied, end);
-        MoveRows(_registers, _nextRegisters!, Plan.IntStateWidth, start, copied, end);
+        MoveRows(_heads, next.Heads, 1, start, copied, end);
+        MoveRows(_longs, next.Longs, Plan.LongInit.Length, start, copied, end);
+        MoveRows(_doubles, next.Doubles, Plan.DoubleInit.Length, start, copied, end);
+        MoveRows(_registers, next.Registers, Plan.IntStateWidth, start, copied, end);
         if (end > Math.Max(start, Capacity))
         {
             // The new slots go on the bottom of the new free stack, the lowest nearest its top.
@@ -94,23 +93,23 @@ public sealed partial class FeatureTable
             var fresh = new int[end - first];
             for (int s = first; s < end; s++)
             {
-                fresh[_nextCapacity - 1 - s - (_nextCapacity - end)] = s;
+                fresh[end - 1 - s] = s;
             }
-            Upload(_nextFree!, fresh, _nextCapacity - end);
+            Upload(next.Free, fresh, next.Capacity - end);
         }
         if (copied > 0)
         {
-            var next = new SlotView { Heads = Col(_nextHeads!), Longs = Col(_nextLongs!), Doubles = Col(_nextDoubles!), Registers = Col(_nextRegisters!) };
+            var rows = new SlotView { Heads = Col(next.Heads), Longs = Col(next.Longs), Doubles = Col(next.Doubles), Registers = Col(next.Registers) };
             int threads = _kernels.Threads(copied);
-            _rebuild(threads, threads, new SliceView { Start = start, Count = copied }, nextHash, next);
+            _rebuild(threads, threads, new SliceView { Start = start, Count = copied }, nextHash, rows);
         }
         _device.Synchronize();
-        _growCursor = end;
-        if (end < _nextCapacity)
+        next.Cursor = end;
+        if (end < next.Capacity)
         {
             return false;
         }
-        SwitchToGrown();
+        SwitchTo(next);
         return true;
     }
 
@@ -122,41 +121,36 @@ public sealed partial class FeatureTable
         }
     }
 
-    private void SwitchToGrown()
+    private void SwitchTo(Growth next)
     {
-        // The old stack's entries (fewer than a batch: growth starts when free slots run short) go on top.
-        int fresh = _nextCapacity - Capacity;
+        // The old stack's entries (few: growth starts when free slots run short) go on top of the new slots.
+        int fresh = next.Capacity - Capacity;
         int top = ReadFreeTop();
         var old = new int[top];
         Download(_freeList, old);
-        Upload(_nextFree!, old, fresh);
+        Upload(next.Free, old, fresh);
         DisposeSlots();
         _hash?.Dispose();
-        _heads = _nextHeads!;
-        _longs = _nextLongs!;
-        _doubles = _nextDoubles!;
-        _registers = _nextRegisters!;
-        _hash = _nextHash;
-        _hashMask = _nextMask;
-        _freeList = _nextFree!;
-        _nextHeads = null;
-        _nextLongs = null;
-        _nextDoubles = null;
-        _nextRegisters = null;
-        _nextHash = null;
-        _nextFree = null;
+        _heads = next.Heads;
+        _longs = next.Longs;
+        _doubles = next.Doubles;
+        _registers = next.Registers;
+        _hash = next.Hash;
+        _hashMask = next.Mask;
+        _freeList = next.Free;
+        _freeTop = _device.Accelerator.Allocate1D<int>(1);
+        _growth = null;
         _tombstones = 0;
         _rebuilds++;
         Growths++;
-        _freeTop = _device.Accelerator.Allocate1D<int>(1);
-        Capacity = _nextCapacity;
+        Capacity = next.Capacity;
         int height = fresh + top;
         Upload(_freeTop, new ReadOnlySpan<int>(in height));
         _free = height;
     }
 
     /// <summary>Copies rows [start, start + copied) of a per-slot array and zeroes the new rows up to <paramref name="end"/>.</summary>
-    private unsafe void MoveRows<T>(MemoryBuffer1D<T, Stride1D.Dense> live, MemoryBuffer1D<T, Stride1D.Dense> next, int width, int start, int copied, int end)
+    private void MoveRows<T>(MemoryBuffer1D<T, Stride1D.Dense> live, MemoryBuffer1D<T, Stride1D.Dense> next, int width, int start, int copied, int end)
         where T : unmanaged
     {
         if (width == 0)
@@ -168,28 +162,66 @@ public sealed partial class FeatureTable
         long zero = ((long)end - start) * width - copy;
         if (_device.IsHost)
         {
-            new ReadOnlySpan<T>((T*)live.NativePtr + from, (int)copy).CopyTo(new Span<T>((T*)next.NativePtr + from, (int)copy));
-            new Span<T>((T*)next.NativePtr + from + copy, (int)zero).Clear();
+            HostMemory(live, from, copy).CopyTo(HostMemory(next, from, copy));
+            HostMemory(next, from + copy, zero).Clear();
             return;
         }
+        ArrayView<T> source = live.View;
+        ArrayView<T> target = next.View;
         if (copy > 0)
         {
-            ArrayView<T> source = live.View;
-            ArrayView<T> target = next.View;
             var destination = target.SubView(from, copy);
             source.SubView(from, copy).CopyTo(in destination);
         }
         if (zero > 0)
         {
-            ((ArrayView<T>)next.View).SubView(from + copy, zero).MemSetToZero();
+            target.SubView(from + copy, zero).MemSetToZero();
         }
     }
 
-    private void DisposeGrowth()
+    /// <summary>The arrays and hash table a growth builds beside the live ones, and how far it has come.</summary>
+    private sealed class Growth : IDisposable
     {
-        foreach (var buffer in new MemoryBuffer?[] { _nextHeads, _nextLongs, _nextDoubles, _nextRegisters, _nextHash, _nextFree })
+        public Growth(FeatureTable table, int capacity)
         {
-            buffer?.Dispose();
+            Capacity = capacity;
+            Heads = table.AllocateRows<SlotHeader>(capacity, 1);
+            Longs = table.AllocateRows<long>(capacity, table.Plan.LongInit.Length);
+            Doubles = table.AllocateRows<double>(capacity, table.Plan.DoubleInit.Length);
+            Registers = table.AllocateRows<int>(capacity, table.Plan.IntStateWidth);
+            Hash = table.AllocateHash(capacity, out int mask);
+            Mask = mask;
+            // The stack can hold every slot: eviction may free all of them.
+            Free = table._device.Accelerator.Allocate1D<int>(capacity);
+        }
+
+        public int Capacity { get; }
+
+        public MemoryBuffer1D<SlotHeader, Stride1D.Dense> Heads { get; }
+
+        public MemoryBuffer1D<long, Stride1D.Dense> Longs { get; }
+
+        public MemoryBuffer1D<double, Stride1D.Dense> Doubles { get; }
+
+        public MemoryBuffer1D<int, Stride1D.Dense> Registers { get; }
+
+        public MemoryBuffer1D<HashEntry, Stride1D.Dense> Hash { get; }
+
+        public int Mask { get; }
+
+        public MemoryBuffer1D<int, Stride1D.Dense> Free { get; }
+
+        /// <summary>First the new hash table is cleared, then the rows are moved.</summary>
+        public bool ClearingHash { get; set; } = true;
+
+        public long Cursor { get; set; }
+
+        public void Dispose()
+        {
+            foreach (var buffer in new MemoryBuffer[] { Heads, Longs, Doubles, Registers, Hash, Free })
+            {
+                buffer.Dispose();
+            }
         }
     }
 }

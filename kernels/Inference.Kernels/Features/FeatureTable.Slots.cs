@@ -4,10 +4,10 @@ using ILGPU.Runtime;
 
 namespace Inference.Kernels.Features;
 
-// Slot storage, the key → slot hash table, growth and eviction. Growth and eviction run between
-// batches, on the device: victims are chosen by a scan kernel (a slice of slots at a time when the
-// caller wants bounded pauses), their hash entries become tombstones, their slots go back on the
-// free stack. Only growth copies the slot arrays, and it doubles, so it is rare.
+// Slot storage, the key → slot hash table and eviction (growth: FeatureTable.Growth.cs). Eviction
+// runs between batches, on the device: victims are chosen by a scan kernel (a slice of slots at a
+// time when the caller wants bounded pauses), their hash entries become tombstones, their slots go
+// back on the free stack.
 public sealed partial class FeatureTable
 {
     private MemoryBuffer1D<SlotHeader, Stride1D.Dense> _heads = null!;
@@ -22,6 +22,8 @@ public sealed partial class FeatureTable
     private int _rebuilds;
     private int _pinMark;
     private long[] _samples = [];
+    private MemoryBuffer1D<int, Stride1D.Dense>? _victimSlots;
+    private MemoryBuffer1D<ulong, Stride1D.Dense>? _victimKeys;
 
     private SlotView SlotView() => new()
     {
@@ -35,58 +37,33 @@ public sealed partial class FeatureTable
 
     private FreeView FreeView() => new() { List = Col(_freeList), Top = Col(_freeTop), LongInit = Col(_longInit), DoubleInit = Col(_doubleInit) };
 
-    /// <summary>(Re)allocates the slot arrays at <paramref name="capacity"/>, keeping the first <paramref name="previous"/> slots.</summary>
-    private void AllocateSlots(int capacity, int previous)
+    /// <summary>Allocates the first slot arrays, every slot free (later capacity comes from growth).</summary>
+    private void AllocateSlots(int capacity)
     {
-        var accelerator = _device.Accelerator;
-        var old = previous > 0 ? SlotView() : default;
-        int[] free;
-        if (previous > 0)
-        {
-            int top = ReadFreeTop();
-            free = new int[top + capacity - previous];
-            Download(_freeList, free.AsSpan(0, top));
-            for (int s = previous; s < capacity; s++)
-            {
-                free[top + s - previous] = s;
-            }
-        }
-        else
-        {
-            // Hand out low slots first: the stack pops from its end.
-            free = new int[capacity];
-            for (int s = 0; s < capacity; s++)
-            {
-                free[s] = capacity - 1 - s;
-            }
-        }
-
-        var heads = accelerator.Allocate1D<SlotHeader>(capacity);
-        var longs = accelerator.Allocate1D<long>(Math.Max(1L, (long)capacity * Plan.LongInit.Length));
-        var doubles = accelerator.Allocate1D<double>(Math.Max(1L, (long)capacity * Plan.DoubleInit.Length));
-        var registers = accelerator.Allocate1D<int>(Math.Max(1L, (long)capacity * Plan.IntStateWidth));
-        heads.MemSetToZero();
-        longs.MemSetToZero();
-        doubles.MemSetToZero();
-        registers.MemSetToZero();
-        if (previous > 0)
-        {
-            CopyPrefix(old.Heads.View, heads.View, previous);
-            CopyPrefix(old.Longs.View, longs.View, (long)previous * Plan.LongInit.Length);
-            CopyPrefix(old.Doubles.View, doubles.View, (long)previous * Plan.DoubleInit.Length);
-            CopyPrefix(old.Registers.View, registers.View, (long)previous * Plan.IntStateWidth);
-            DisposeSlots();
-        }
-        _heads = heads;
-        _longs = longs;
-        _doubles = doubles;
-        _registers = registers;
-        // The stack can hold every slot: eviction may free all of them.
-        _freeList = accelerator.Allocate1D<int>(capacity);
-        _freeTop = accelerator.Allocate1D<int>(1);
+        _heads = AllocateRows<SlotHeader>(capacity, 1);
+        _longs = AllocateRows<long>(capacity, Plan.LongInit.Length);
+        _doubles = AllocateRows<double>(capacity, Plan.DoubleInit.Length);
+        _registers = AllocateRows<int>(capacity, Plan.IntStateWidth);
+        Clear(_heads);
+        Clear(_longs);
+        Clear(_doubles);
+        Clear(_registers);
+        // The stack can hold every slot: eviction may free all of them. Low slots are handed out
+        // first: the stack pops from its end.
+        _freeList = _device.Accelerator.Allocate1D<int>(capacity);
+        _freeTop = _device.Accelerator.Allocate1D<int>(1);
         Capacity = capacity;
+        var free = new int[capacity];
+        for (int s = 0; s < capacity; s++)
+        {
+            free[s] = capacity - 1 - s;
+        }
         SetFreeSlots(free);
     }
+
+    /// <summary>A per-slot array: <paramref name="width"/> values per slot (at least one element, so a view exists).</summary>
+    private MemoryBuffer1D<T, Stride1D.Dense> AllocateRows<T>(int capacity, int width)
+        where T : unmanaged => _device.Accelerator.Allocate1D<T>(Math.Max(1L, (long)capacity * width));
 
     /// <summary>The free-slot stack's height on the device (it goes below 0 when a batch found no slot).</summary>
     private int ReadFreeTop()
@@ -103,16 +80,6 @@ public sealed partial class FeatureTable
         int top = free.Length;
         Upload(_freeTop, new ReadOnlySpan<int>(in top));
         _free = top;
-    }
-
-    private static void CopyPrefix<T>(ArrayView<T> source, ArrayView<T> target, long length)
-        where T : unmanaged
-    {
-        if (length > 0)
-        {
-            var destination = target.SubView(0, length);
-            source.SubView(0, length).CopyTo(in destination);
-        }
     }
 
     private void DisposeSlots()
@@ -146,29 +113,6 @@ public sealed partial class FeatureTable
         }
         mask = (int)(size - 1);
         return _device.Accelerator.Allocate1D<HashEntry>(size);
-    }
-
-    /// <summary>
-    /// Grows the slot arrays one step (doubling, up to the maximum capacity) and rebuilds the hash
-    /// table. Returns false at the maximum. One step copies every slot: callers grow ahead of need,
-    /// between batches, rather than inside an apply.
-    /// </summary>
-    public bool Grow(int atLeast = 0)
-    {
-        if (Growing)
-        {
-            CompleteGrowth();
-        }
-        if (Capacity >= _options.MaxCapacity)
-        {
-            return false;
-        }
-        int grown = (int)Math.Min(_options.MaxCapacity, Math.Max(2L * Capacity, atLeast));
-        AllocateSlots(grown, Capacity);
-        RebuildHash();
-        _device.Synchronize();
-        Growths++;
-        return true;
     }
 
     /// <summary>
@@ -255,10 +199,16 @@ public sealed partial class FeatureTable
         {
             return [];
         }
-        using var victimSlots = _device.Accelerator.Allocate1D<int>(limit);
-        using var victimKeys = _device.Accelerator.Allocate1D<ulong>(limit);
+        if (_victimSlots is null || _victimSlots.Length < limit)
+        {
+            // Kept between calls (a TTL scan evicts slice after slice), grown to the largest limit asked.
+            _victimSlots?.Dispose();
+            _victimKeys?.Dispose();
+            _victimSlots = _device.Accelerator.Allocate1D<int>(limit);
+            _victimKeys = _device.Accelerator.Allocate1D<ulong>(limit);
+        }
         Clear(_victimCount);
-        var victims = new VictimView { Slots = Col(victimSlots), Keys = Col(victimKeys), Count = Col(_victimCount), Limit = limit };
+        var victims = new VictimView { Slots = Col(_victimSlots), Keys = Col(_victimKeys!), Count = Col(_victimCount), Limit = limit };
         var slice = new SliceView { Start = startSlot, Count = slotCount, Cutoff = cutoffTimeMs, Pin = pin };
         int threads = _kernels.Threads(slotCount);
         _selectVictims(threads, threads, slice, SlotView(), victims);
@@ -276,7 +226,7 @@ public sealed partial class FeatureTable
         _evict(threads, threads, count, victims, HashView(), SlotView(), FreeView());
         _device.Synchronize();
         var evicted = new ulong[count];
-        Download(victimKeys, evicted);
+        Download(_victimKeys!, evicted);
         _free += count;
         _tombstones += count;
         if (_tombstones > (_hashMask + 1) / 4)

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Inference.Kernels.Accelerators;
 using ILGPU;
@@ -92,7 +93,7 @@ public sealed partial class FeatureTable : IDisposable
         int batch = options.MaxBatchEvents;
         int rows = options.MaxGatherRows;
 
-        _planDescriptors = accelerator.Allocate1D(plan.Count == 0 ? [default] : plan.Descriptors());
+        _planDescriptors = accelerator.Allocate1D(plan.Descriptors);
         _longInit = accelerator.Allocate1D(plan.LongInit.Length == 0 ? [0L] : plan.LongInit);
         _doubleInit = accelerator.Allocate1D(plan.DoubleInit.Length == 0 ? [0.0] : plan.DoubleInit);
 
@@ -136,7 +137,7 @@ public sealed partial class FeatureTable : IDisposable
         _pin = _kernels.Load<int, HashView, BatchView, SlotView>(FeatureKernels.Pin);
         _sampleTimes = _kernels.Load<int, int, SlotView, ArrayView<long>>(FeatureKernels.SampleTimes);
 
-        AllocateSlots(options.InitialCapacity, previous: 0);
+        AllocateSlots(options.InitialCapacity);
         RebuildHash();
         _device.Synchronize();
     }
@@ -202,77 +203,77 @@ public sealed partial class FeatureTable : IDisposable
                 throw new ArgumentException($"Key column '{Plan.KeyFields[c]}' holds {batch.Keys(c).Length} values for {n} events.", nameof(batch));
             }
         }
+        long newest = 0;
         foreach (long time in batch.Times)
         {
             if (time < 0)
             {
                 throw new ArgumentOutOfRangeException(nameof(batch), time, "Event times are epoch milliseconds, not negative.");
             }
+            newest = Math.Max(newest, time);
         }
         if (n == 0)
         {
-            return new ApplyResult(0, 0, new long[Plan.Count], []);
+            return new ApplyResult(0, 0, new long[Plan.Count], [], 0);
         }
-
         if (Growing)
         {
             CompleteGrowth();
         }
+
+        var entities = _hostKeys.AsSpan(0, n);
+        batch.Entities.CopyTo(entities);
+        for (int i = 0; i < n; i++)
         {
-            var entities = _hostKeys.AsSpan(0, n);
-            batch.Entities.CopyTo(entities);
-            for (int i = 0; i < n; i++)
-            {
-                entities[i] = TableKey(entities[i]);
-            }
-            Upload(_batchKeys, entities);
-            Upload(_batchTimes, batch.Times);
-            for (int c = 0; c < Plan.NumericFields.Count; c++)
-            {
-                Upload(_batchNumeric, batch.Numeric(c), (long)c * n);
-            }
-            for (int c = 0; c < Plan.KeyFields.Count; c++)
-            {
-                Upload(_batchKeyColumns, batch.Keys(c), (long)c * n);
-            }
-            Clear(_batchCounters);
-            Clear(_batchLate);
-            _sequence = _sequence == int.MaxValue ? 1 : _sequence + 1;
-
-            var batchView = BatchView(n);
-            int threads = _kernels.Threads(n);
-            _insertKeys(threads, threads, HashView(), batchView);
-            // Only a batch with more events than free slots can run out: then count its new keys and make room.
-            var evicted = _free < n ? EnsureRoom(batchView) : [];
-            var hash = HashView();
-            var slots = SlotView();
-            var plan = PlanView();
-            _allocateSlots(threads, threads, hash, batchView, slots, FreeView(), plan);
-            _resolveSlots(threads, threads, _sequence, hash, batchView, slots);
-            if (_hasWindows)
-            {
-                _advanceWindows(threads, threads, batchView, slots, plan);
-            }
-            if (_needsAnchor)
-            {
-                _reanchor(threads, threads, batchView, slots, plan);
-            }
-            _accumulate(threads, threads, batchView, slots, plan);
-            _device.Synchronize();
-
-            Download(_batchCounters, _hostCounters);
-            Download(_batchLate, _hostLate);
-            _free = ReadFreeTop();
-            int dropped = _hostCounters[1];
-            return new ApplyResult(n - dropped, dropped, (long[])_hostLate.Clone(), evicted);
+            entities[i] = TableKey(entities[i]);
         }
+        Upload(_batchKeys, entities);
+        Upload(_batchTimes, batch.Times);
+        for (int c = 0; c < Plan.NumericFields.Count; c++)
+        {
+            Upload(_batchNumeric, batch.Numeric(c), (long)c * n);
+        }
+        for (int c = 0; c < Plan.KeyFields.Count; c++)
+        {
+            Upload(_batchKeyColumns, batch.Keys(c), (long)c * n);
+        }
+        Clear(_batchCounters);
+        Clear(_batchLate);
+        _sequence = _sequence == int.MaxValue ? 1 : _sequence + 1;
+
+        var batchView = BatchView(n);
+        int threads = _kernels.Threads(n);
+        _insertKeys(threads, threads, HashView(), batchView);
+        // Only a batch with more events than free slots can run out: then count its new keys and make room.
+        var evicted = _free < n ? EnsureRoom(batchView) : [];
+        var hash = HashView();
+        var slots = SlotView();
+        var plan = PlanView();
+        _allocateSlots(threads, threads, hash, batchView, slots, FreeView(), plan);
+        _resolveSlots(threads, threads, _sequence, hash, batchView, slots);
+        if (_hasWindows)
+        {
+            _advanceWindows(threads, threads, batchView, slots, plan);
+        }
+        if (_needsAnchor)
+        {
+            _reanchor(threads, threads, batchView, slots, plan);
+        }
+        _accumulate(threads, threads, batchView, slots, plan);
+        _device.Synchronize();
+
+        Download(_batchCounters, _hostCounters);
+        Download(_batchLate, _hostLate);
+        _free = ReadFreeTop();
+        int dropped = _hostCounters[1];
+        return new ApplyResult(n - dropped, dropped, (long[])_hostLate.Clone(), evicted, newest);
     }
 
     /// <summary>
     /// Copies host values into a device buffer at <paramref name="offset"/> (every host → device copy goes
     /// here). On the CPU backend the buffer is host memory: a plain copy, no ILGPU transfer objects.
     /// </summary>
-    private unsafe void Upload<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, ReadOnlySpan<T> source, long offset = 0)
+    private void Upload<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, ReadOnlySpan<T> source, long offset = 0)
         where T : unmanaged
     {
         if (source.Length == 0)
@@ -281,30 +282,14 @@ public sealed partial class FeatureTable : IDisposable
         }
         if (_device.IsHost)
         {
-            source.CopyTo(new Span<T>((T*)buffer.NativePtr + offset, source.Length));
+            source.CopyTo(HostMemory(buffer, offset, source.Length));
             return;
         }
         buffer.View.SubView(offset, source.Length).CopyFromCPU(ref MemoryMarshal.GetReference(source), source.Length);
     }
 
-    /// <summary>A buffer as the kernels index it (with its host address on the CPU backend).</summary>
-    private Column<T> Col<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer)
-        where T : unmanaged => new(buffer.View, _device.IsHost ? buffer.NativePtr.ToInt64() : 0);
-
-    /// <summary>Zeroes a device buffer (on the CPU backend, directly).</summary>
-    private unsafe void Clear<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer)
-        where T : unmanaged
-    {
-        if (_device.IsHost)
-        {
-            new Span<T>((T*)buffer.NativePtr, (int)buffer.Length).Clear();
-            return;
-        }
-        buffer.MemSetToZero();
-    }
-
     /// <summary>Copies device values at <paramref name="offset"/> into a host span (every device → host copy goes here).</summary>
-    private unsafe void Download<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, Span<T> target, long offset = 0)
+    private void Download<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, Span<T> target, long offset = 0)
         where T : unmanaged
     {
         if (target.Length == 0)
@@ -313,11 +298,35 @@ public sealed partial class FeatureTable : IDisposable
         }
         if (_device.IsHost)
         {
-            new ReadOnlySpan<T>((T*)buffer.NativePtr + offset, target.Length).CopyTo(target);
+            HostMemory(buffer, offset, target.Length).CopyTo(target);
             return;
         }
         buffer.View.SubView(offset, target.Length).CopyToCPU(ref MemoryMarshal.GetReference(target), target.Length);
     }
+
+    /// <summary>Zeroes a device buffer (on the CPU backend, directly).</summary>
+    private void Clear<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer)
+        where T : unmanaged
+    {
+        if (_device.IsHost)
+        {
+            HostMemory(buffer, 0, buffer.Length).Clear();
+            return;
+        }
+        buffer.MemSetToZero();
+    }
+
+    /// <summary>On the CPU backend, part of a buffer as the host memory it is.</summary>
+    private static unsafe Span<T> HostMemory<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, long offset, long length)
+        where T : unmanaged
+    {
+        Debug.Assert(length == 0 || (offset >= 0 && offset + length <= buffer.Length), "A host copy stays inside its buffer.");
+        return new Span<T>((T*)buffer.NativePtr + offset, checked((int)length));
+    }
+
+    /// <summary>A buffer as the kernels index it (with its host address on the CPU backend).</summary>
+    private Column<T> Col<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer)
+        where T : unmanaged => new(buffer.View, _device.IsHost ? buffer.NativePtr.ToInt64() : 0);
 
     private PlanView PlanView() => new()
     {
@@ -347,9 +356,11 @@ public sealed partial class FeatureTable : IDisposable
 
     public void Dispose()
     {
-        DisposeGrowth();
+        _growth?.Dispose();
         DisposeSlots();
         _hash?.Dispose();
+        _victimSlots?.Dispose();
+        _victimKeys?.Dispose();
         foreach (var buffer in new MemoryBuffer[]
         {
             _planDescriptors, _longInit, _doubleInit, _batchKeys, _batchTimes, _batchNumeric, _batchKeyColumns,

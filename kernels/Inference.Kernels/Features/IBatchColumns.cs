@@ -37,4 +37,5 @@ public readonly struct ArrayBatch(ulong[] entities, long[] times, float[][] nume
 /// <param name="Dropped">Events that found no slot (should be none: the table grows or evicts first).</param>
 /// <param name="Late">Per feature, events older than its allowed lateness, not applied to it.</param>
 /// <param name="Evicted">Entities evicted to make room before this batch (idlest first).</param>
-public sealed record ApplyResult(int Applied, int Dropped, long[] Late, ulong[] Evicted);
+/// <param name="NewestTimeMs">The newest event time in the batch (0 for an empty one).</param>
+public sealed record ApplyResult(int Applied, int Dropped, long[] Late, ulong[] Evicted, long NewestTimeMs);

@@ -35,6 +35,8 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     private readonly ConcurrentQueue<GatherRequest> _gathers = new();
     private readonly ConcurrentQueue<ApplyWork> _applies = new();
     private readonly ConcurrentQueue<ReadWork> _reads = new();
+    private readonly ConcurrentQueue<WatermarkWaiter> _waiters = new();
+    private readonly List<WatermarkWaiter> _waiting = [];
     private readonly ManualResetEventSlim _signal = new(false, spinCount: 100);
     private readonly Thread _thread;
     private readonly GatherRequest[] _batch;
@@ -43,6 +45,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     private int _queued;
     private volatile bool _stopping;
     private bool _started;
+    private bool _disposed;
 
     private FeatureWatermark _watermark = FeatureWatermark.Empty;
     private int _entities;
@@ -130,14 +133,67 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     /// <summary>
     /// Applies one micro-batch (entity: uint64, ts: int64, a float column per numeric field, a uint64
     /// column per key field, in the plan's order), advances the watermark to <paramref name="offsets"/>
-    /// and returns the events applied once the device is done. Blocks the calling (ingest) thread.
+    /// and returns the events applied once the device is done. Blocks the calling thread.
     /// </summary>
     public int Apply(RecordBatch batch, ReadOnlySpan<PartitionOffset> offsets)
     {
-        var work = new ApplyWork(batch, offsets.ToArray());
+        var work = new RecordBatchApply(batch);
+        work.SetOffsets(offsets);
+        Submit(work);
+        return work.Wait();
+    }
+
+    /// <summary>
+    /// Queues an apply and returns at once; <see cref="ApplyWork.Wait"/> says when the device is done.
+    /// An ingest thread decodes the next batch meanwhile (double buffering).
+    /// </summary>
+    public void Submit(ApplyWork work)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        work.Begin();
         _applies.Enqueue(work);
         _signal.Set();
-        return work.Completion.Task.GetAwaiter().GetResult();
+    }
+
+    /// <summary>
+    /// Page-locks host memory for uploads (on CUDA: host registration, done on the executor thread
+    /// that owns the device). Null on the CPU backends, whose kernels read host memory directly.
+    /// </summary>
+    public IDisposable? PageLock(IntPtr address, long bytes) =>
+        !_device.IsCuda ? null : OnDevice(() => _device.PageLock(address, bytes));
+
+    /// <summary>Releases a page lock from <see cref="PageLock"/> on the executor thread.</summary>
+    public void Unlock(IDisposable? pageLock)
+    {
+        if (pageLock is not null)
+        {
+            OnDevice<object?>(() =>
+            {
+                pageLock.Dispose();
+                return null;
+            });
+        }
+    }
+
+    /// <summary>Runs device work on the executor thread while it runs; before start or after stop, here.</summary>
+    private T OnDevice<T>(Func<T> work) =>
+        _started && !_stopping && Thread.CurrentThread != _thread ? Read((_, _) => work()) : work();
+
+    /// <summary>
+    /// Completes when the applied state covers <paramref name="minimum"/> (every partition it names at
+    /// least at its offset): read-your-writes for a caller that knows where its events landed.
+    /// </summary>
+    public Task WaitForAsync(IReadOnlyList<PartitionOffset> minimum, CancellationToken cancellation)
+    {
+        if (Volatile.Read(ref _watermark).Covers(minimum))
+        {
+            return Task.CompletedTask;
+        }
+        var waiter = new WatermarkWaiter(minimum, cancellation);
+        _waiters.Enqueue(waiter);
+        // The watermark may have moved between the look and the enqueue: the executor looks again.
+        _signal.Set();
+        return waiter.Task;
     }
 
     /// <summary>Runs <paramref name="read"/> on the executor between two units of work and returns its result.</summary>
@@ -174,6 +230,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
                 ExecutorLog.MaintenanceFailed(_logger, error);
                 AbortMaintenance();
             }
+            worked |= ReleaseWaiters();
             if (worked)
             {
                 // Applies and maintenance change the entity count; readers on other threads see this copy.
@@ -191,6 +248,15 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
             Interlocked.Decrement(ref _queued);
             request.Abandon(GatherOutcome.Stopped);
         }
+        while (_waiters.TryDequeue(out var waiter))
+        {
+            _waiting.Add(waiter);
+        }
+        foreach (var waiter in _waiting)
+        {
+            waiter.Stop();
+        }
+        _waiting.Clear();
     }
 
     /// <summary>One dynamic batch of waiting gathers: a read of all their rows, then their handler.</summary>
@@ -271,13 +337,42 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         }
         try
         {
-            work.Completion.SetResult(RunApply(work.Batch, work.Offsets));
+            long started = Stopwatch.GetTimestamp();
+            var result = work.Run(_table);
+            Volatile.Write(ref _watermark, _watermark.Advance(work.Offsets, result.NewestTimeMs));
+            Record(result);
+            _metrics.BatchApplied(result.Applied, Stopwatch.GetElapsedTime(started).TotalSeconds);
+            work.Complete(result.Applied);
         }
         catch (Exception error)
         {
-            work.Completion.SetException(error);
+            work.Fail(error);
         }
         return true;
+    }
+
+    /// <summary>Wakes read-your-writes callers whose minimum the watermark now covers (or whose call ended).</summary>
+    private bool ReleaseWaiters()
+    {
+        while (_waiters.TryDequeue(out var added))
+        {
+            _waiting.Add(added);
+        }
+        if (_waiting.Count == 0)
+        {
+            return false;
+        }
+        var watermark = _watermark;
+        int kept = 0;
+        foreach (var waiter in _waiting)
+        {
+            if (!waiter.TryRelease(watermark))
+            {
+                _waiting[kept++] = waiter;
+            }
+        }
+        _waiting.RemoveRange(kept, _waiting.Count - kept);
+        return false;
     }
 
     private bool ReadOne()
@@ -288,17 +383,6 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         }
         work.Run(_table, _watermark);
         return true;
-    }
-
-    private int RunApply(RecordBatch batch, PartitionOffset[] offsets)
-    {
-        long started = Stopwatch.GetTimestamp();
-        var columns = new RecordBatchColumns(batch, _table.Plan.NumericFields.Count);
-        var result = _table.Apply(columns);
-        Volatile.Write(ref _watermark, _watermark.Advance(offsets, result.NewestTimeMs));
-        Record(result);
-        _metrics.BatchApplied(result.Applied, Stopwatch.GetElapsedTime(started).TotalSeconds);
-        return result.Applied;
     }
 
     private void Record(ApplyResult result)
@@ -333,18 +417,17 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
 
     public void Dispose()
     {
+        _disposed = true;
         Stop();
         _table.Dispose();
         _signal.Dispose();
     }
 
-    private sealed class ApplyWork(RecordBatch batch, PartitionOffset[] offsets)
+    /// <summary>An apply over an Arrow record batch, for callers that hand the executor one batch at a time.</summary>
+    private sealed class RecordBatchApply(RecordBatch batch) : ApplyWork
     {
-        public RecordBatch Batch { get; } = batch;
-
-        public PartitionOffset[] Offsets { get; } = offsets;
-
-        public TaskCompletionSource<int> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        protected override ApplyResult Apply(FeatureTable table) =>
+            table.Apply(new RecordBatchColumns(batch, table.Plan.NumericFields.Count));
     }
 
     private abstract class ReadWork

@@ -39,6 +39,32 @@ public sealed class FeatureWatermark
         return message;
     }
 
+    /// <summary>The last offset applied from a partition, or -1 when none.</summary>
+    public long LastApplied(string topic, int partition)
+    {
+        foreach (var offset in Partitions)
+        {
+            if (offset.Partition == partition && offset.Topic == topic)
+            {
+                return offset.Offset;
+            }
+        }
+        return -1;
+    }
+
+    /// <summary>True when every partition of <paramref name="minimum"/> is applied at least up to its offset.</summary>
+    public bool Covers(IReadOnlyList<PartitionOffset> minimum)
+    {
+        foreach (var required in minimum)
+        {
+            if (LastApplied(required.Topic, required.Partition) < required.Offset)
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
     internal FeatureWatermark Advance(ReadOnlySpan<PartitionOffset> applied, long maxEventTimeMs)
     {
         var partitions = new List<PartitionOffset>(Partitions);

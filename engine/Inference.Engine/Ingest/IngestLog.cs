@@ -4,8 +4,8 @@ namespace Inference.Engine.Ingest;
 
 internal static partial class IngestLog
 {
-    [LoggerMessage(100, LogLevel.Information, "Ingesting topic {Topic} from {BootstrapServers} as group {GroupId}; micro-batches of up to {MaxEvents} events or {MaxDelayMs} ms.")]
-    public static partial void Started(ILogger logger, string topic, string bootstrapServers, string groupId, int maxEvents, int maxDelayMs);
+    [LoggerMessage(100, LogLevel.Information, "Ingesting topic {Topic} ({Format} unless a message's content-type says otherwise) from {BootstrapServers} as group {GroupId}; micro-batches of up to {MaxEvents} events or {MaxDelayMs} ms, sooner when the device is free.")]
+    public static partial void Started(ILogger logger, string topic, EventFormat format, string bootstrapServers, string groupId, int maxEvents, int maxDelayMs);
 
     [LoggerMessage(101, LogLevel.Debug, "Set aside malformed event at {Topic}[{Partition}]@{Offset}: {Reason}.")]
     public static partial void Malformed(ILogger logger, string topic, int partition, long offset, string reason);
@@ -16,11 +16,17 @@ internal static partial class IngestLog
     [LoggerMessage(103, LogLevel.Warning, "Kafka error: {Reason}")]
     public static partial void KafkaError(ILogger logger, string reason);
 
-    [LoggerMessage(104, LogLevel.Information, "Partitions assigned: {Partitions}.")]
-    public static partial void Assigned(ILogger logger, string partitions);
+    [LoggerMessage(104, LogLevel.Information, "Partitions of {Topic} assigned: {Partitions}.")]
+    public static partial void Assigned(ILogger logger, string topic, string partitions);
 
-    [LoggerMessage(105, LogLevel.Information, "Partitions revoked: {Partitions}; applied the open batch first.")]
-    public static partial void Revoked(ILogger logger, string partitions);
+    [LoggerMessage(105, LogLevel.Information, "Partitions of {Topic} revoked: {Partitions}; applied the open batch and committed first.")]
+    public static partial void Revoked(ILogger logger, string topic, string partitions);
+
+    [LoggerMessage(109, LogLevel.Warning, "Partitions of {Topic} lost: {Partitions}; what was read from them is applied, not committed.")]
+    public static partial void Lost(ILogger logger, string topic, string partitions);
+
+    [LoggerMessage(110, LogLevel.Error, "Applying the open batch of {Topic} on revocation failed.")]
+    public static partial void RevokeFailed(ILogger logger, string topic, Exception exception);
 
     [LoggerMessage(106, LogLevel.Error, "Applying a micro-batch failed; the consumer stops without committing it.")]
     public static partial void ApplyFailed(ILogger logger, Exception exception);

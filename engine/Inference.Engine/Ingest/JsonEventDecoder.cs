@@ -16,6 +16,13 @@ public enum DecodeError
     MissingField,
     NonNumericField,
     BadKeyField,
+    BadProtobuf,
+    BadArrow,
+    ArrowMissingColumn,
+    ArrowColumnType,
+    ArrowNulls,
+    UnknownContentType,
+    BadLabel,
 }
 
 /// <summary>
@@ -55,6 +62,13 @@ public sealed class JsonEventDecoder
         DecodeError.MissingField => "missing_field",
         DecodeError.NonNumericField => "non_numeric_field",
         DecodeError.BadKeyField => "bad_key_field",
+        DecodeError.BadProtobuf => "bad_protobuf",
+        DecodeError.BadArrow => "bad_arrow",
+        DecodeError.ArrowMissingColumn => "arrow_missing_column",
+        DecodeError.ArrowColumnType => "arrow_column_type",
+        DecodeError.ArrowNulls => "arrow_nulls",
+        DecodeError.UnknownContentType => "unknown_content_type",
+        DecodeError.BadLabel => "bad_label",
         _ => "none",
     };
 

@@ -22,6 +22,13 @@ public sealed class KafkaOptions
 
     public string EventsTopic { get; set; } = DefaultEventsTopic;
 
+    /// <summary>
+    /// How events on <see cref="EventsTopic"/> are encoded: Json, Protobuf (one inference.v1.Event per
+    /// message), ProtobufBatch (one inference.v1.EventBatch) or Arrow (an Arrow IPC stream). A message's
+    /// content-type header, when present, takes precedence.
+    /// </summary>
+    public EventFormat EventsFormat { get; set; } = EventFormat.Json;
+
     public string LabelsTopic { get; set; } = DefaultLabelsTopic;
 
     /// <summary>Where malformed events are set aside, with the reason in a header; empty: counted and dropped.</summary>

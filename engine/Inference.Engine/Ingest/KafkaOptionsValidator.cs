@@ -14,6 +14,8 @@ internal sealed class KafkaOptionsValidator(bool needsKafka) : IValidateOptions<
             rules.Require(kafka.Embedded || !string.IsNullOrWhiteSpace(kafka.BootstrapServers), "BootstrapServers", kafka.BootstrapServers,
                 "must name the Kafka cluster (or set Inference:Kafka:Embedded=true for the embedded broker)");
             rules.Require(!string.IsNullOrWhiteSpace(kafka.EventsTopic), "EventsTopic", kafka.EventsTopic, "must not be empty");
+            rules.Require(Enum.IsDefined(kafka.EventsFormat) && kafka.EventsFormat != EventFormat.Unknown, "EventsFormat", kafka.EventsFormat,
+                "must be Json, Protobuf, ProtobufBatch or Arrow");
             rules.Require(!string.IsNullOrWhiteSpace(kafka.LabelsTopic), "LabelsTopic", kafka.LabelsTopic, "must not be empty");
             rules.Require(!string.IsNullOrWhiteSpace(kafka.GroupId), "GroupId", kafka.GroupId, "must not be empty");
             rules.Require(kafka.EmbeddedPartitions is > 0 and <= 10_000, "EmbeddedPartitions", kafka.EmbeddedPartitions, "must be between 1 and 10000");

@@ -1,22 +1,32 @@
 using Apache.Arrow;
 using Apache.Arrow.Types;
+using Inference.Engine.Features;
+using Inference.Kernels.Features;
 
 namespace Inference.Engine.Ingest;
 
 /// <summary>
 /// A micro-batch of decoded events as columns in page-locked memory, reused from batch to batch:
 /// entity key hash (uint64), event time (int64 epoch ms), one float32 column per numeric field and
-/// one uint64 column per key field (hashed). <see cref="ToRecordBatch"/> exposes the same memory as
-/// an Arrow record batch, no copy.
+/// one uint64 column per key field (hashed). It is its own <see cref="ApplyWork"/>: the ingest
+/// thread hands it to the device executor as is. <see cref="ToRecordBatch"/> exposes the same memory
+/// as an Arrow record batch, no copy.
 /// </summary>
-public sealed class MicroBatch : IDisposable
+/// <remarks>
+/// The columns are <c>mlock</c>ed and, on CUDA, registered with the device through the executor
+/// (<see cref="DeviceExecutor.PageLock"/>), so uploads from them are DMA without a staging copy.
+/// </remarks>
+public sealed class MicroBatch : ApplyWork, IDisposable
 {
     private readonly PinnedMemory _entities;
     private readonly PinnedMemory _times;
     private readonly PinnedMemory _values;
     private readonly PinnedMemory _keys;
+    private readonly DeviceExecutor? _executor;
+    private readonly IDisposable?[] _deviceLocks = new IDisposable?[4];
 
-    public MicroBatch(IReadOnlyList<string> fields, int capacity, IReadOnlyList<string>? keyFields = null)
+    /// <summary>Columns for <paramref name="capacity"/> rows; with an <paramref name="executor"/>, page-locked with its device.</summary>
+    public MicroBatch(IReadOnlyList<string> fields, int capacity, IReadOnlyList<string>? keyFields = null, DeviceExecutor? executor = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
         Fields = fields;
@@ -27,6 +37,15 @@ public sealed class MicroBatch : IDisposable
         _values = new PinnedMemory(Math.Max(1, fields.Count) * capacity * sizeof(float));
         _keys = new PinnedMemory(Math.Max(1, KeyFields.Count) * capacity * sizeof(ulong));
         Schema = BuildSchema(fields, KeyFields);
+        _executor = executor;
+        if (executor is not null)
+        {
+            PinnedMemory[] columns = [_entities, _times, _values, _keys];
+            for (int i = 0; i < columns.Length; i++)
+            {
+                _deviceLocks[i] = executor.PageLock(columns[i].Address, columns[i].Length);
+            }
+        }
     }
 
     /// <summary>Numeric fields, one float column each.</summary>
@@ -41,10 +60,16 @@ public sealed class MicroBatch : IDisposable
 
     public bool IsFull => Count == Capacity;
 
+    /// <summary>Rows still free.</summary>
+    public int Room => Capacity - Count;
+
     public Schema Schema { get; }
 
     /// <summary>True when every column is locked into RAM.</summary>
     public bool IsPageLocked => _entities.IsLocked && _times.IsLocked && _values.IsLocked && _keys.IsLocked;
+
+    /// <summary>True when the columns are also registered with the device (CUDA).</summary>
+    public bool IsDeviceRegistered => _deviceLocks[0] is not null;
 
     public Span<ulong> Entities => _entities.AsSpan<ulong>(Capacity);
 
@@ -56,10 +81,24 @@ public sealed class MicroBatch : IDisposable
     /// <summary>Field-major key hashes: key field k of row i at <c>k * Capacity + i</c>.</summary>
     public Span<ulong> Keys => _keys.AsSpan<ulong>(KeyFields.Count * Capacity);
 
-    /// <summary>The row the next event is decoded into; it counts once <see cref="Commit"/> is called.</summary>
+    /// <summary>The row the next event is decoded into; it counts once committed.</summary>
     public int NextRow => Count;
 
     public void Commit() => Count++;
+
+    /// <summary>Counts <paramref name="rows"/> rows written from <see cref="NextRow"/> on.</summary>
+    public void Commit(int rows)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(rows, Room);
+        Count += rows;
+    }
+
+    /// <summary>Forgets the rows from <paramref name="count"/> on (a multi-event message that failed part way).</summary>
+    public void Truncate(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, Count);
+        Count = count;
+    }
 
     public void Clear() => Count = 0;
 
@@ -83,6 +122,8 @@ public sealed class MicroBatch : IDisposable
         return new RecordBatch(Schema, columns, n);
     }
 
+    protected override ApplyResult Apply(FeatureTable table) => table.Apply(new Columns(this));
+
     private static Schema BuildSchema(IReadOnlyList<string> fields, IReadOnlyList<string> keyFields)
     {
         var builder = new Schema.Builder()
@@ -101,9 +142,40 @@ public sealed class MicroBatch : IDisposable
 
     public void Dispose()
     {
+        if (!IsIdle)
+        {
+            // The device may be reading these columns: wait for it before freeing them.
+            try
+            {
+                _ = Wait();
+            }
+            catch (InvalidOperationException)
+            {
+                // The failure was reported to whoever submitted the batch.
+            }
+        }
+        for (int i = 0; i < _deviceLocks.Length; i++)
+        {
+            _executor?.Unlock(_deviceLocks[i]);
+            _deviceLocks[i] = null;
+        }
         ((IDisposable)_entities).Dispose();
         ((IDisposable)_times).Dispose();
         ((IDisposable)_values).Dispose();
         ((IDisposable)_keys).Dispose();
+    }
+
+    /// <summary>The batch's columns as the table reads them: spans over the page-locked memory.</summary>
+    private readonly struct Columns(MicroBatch batch) : IBatchColumns
+    {
+        public int Count => batch.Count;
+
+        public ReadOnlySpan<ulong> Entities => batch.Entities[..batch.Count];
+
+        public ReadOnlySpan<long> Times => batch.Times[..batch.Count];
+
+        public ReadOnlySpan<float> Numeric(int column) => batch.Values.Slice(column * batch.Capacity, batch.Count);
+
+        public ReadOnlySpan<ulong> Keys(int column) => batch.Keys.Slice(column * batch.Capacity, batch.Count);
     }
 }

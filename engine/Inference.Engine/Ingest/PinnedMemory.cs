@@ -23,6 +23,8 @@ internal sealed unsafe partial class PinnedMemory : MemoryManager<byte>
 
     public int Length { get; }
 
+    public IntPtr Address => (IntPtr)_pointer;
+
     public bool IsLocked { get; }
 
     public override Span<byte> GetSpan() => new(_pointer, Length);

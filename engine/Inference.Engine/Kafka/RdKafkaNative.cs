@@ -121,6 +121,40 @@ internal static unsafe partial class RdKafkaNative
     [LibraryImport(LibraryName)]
     public static partial int rd_kafka_consumer_close(IntPtr rk);
 
+    [LibraryImport(LibraryName)]
+    public static partial int rd_kafka_offsets_store(IntPtr rk, IntPtr offsets);
+
+    [LibraryImport(LibraryName)]
+    public static partial int rd_kafka_message_headers(IntPtr message, out IntPtr headers);
+
+    [LibraryImport(LibraryName)]
+    public static partial int rd_kafka_header_get_last(IntPtr headers, byte* name, out IntPtr value, out nuint size);
+
+    /// <summary>RD_KAFKA_RESP_ERR__PARTITION_EOF: the end of a partition, not an error.</summary>
+    public const int PartitionEof = -191;
+
+    /// <summary>
+    /// The librdkafka handle (rd_kafka_t) under a Confluent.Kafka client, so batch consume can run on
+    /// the queue of a consumer whose group membership, rebalance callbacks and commits stay with
+    /// Confluent.Kafka. The handle is internal to Confluent.Kafka; it is read once per consumer.
+    /// </summary>
+    public static IntPtr HandleOf(IClient client)
+    {
+        var property = typeof(Handle).GetProperty("LibrdkafkaHandle", BindingFlags.Instance | BindingFlags.NonPublic)
+            ?? throw new InvalidOperationException("This Confluent.Kafka version does not expose its librdkafka handle where expected.");
+        var handle = (SafeHandle)property.GetValue(client.Handle)!;
+        return handle.DangerousGetHandle();
+    }
+
+    /// <summary>rd_kafka_topic_partition_t: the fields before the offset.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct TopicPartition
+    {
+        public IntPtr Topic;
+        public int Partition;
+        public long Offset;
+    }
+
     /// <summary>librdkafka's rd_kafka_message_t (the public part of its layout).</summary>
     [StructLayout(LayoutKind.Sequential)]
     public struct Message

@@ -1,6 +1,6 @@
 using System.Diagnostics;
-using Confluent.Kafka;
 using Inference.Engine.Features;
+using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
 using Inference.Engine.Pipeline;
 using Inference.Engine.Sync;
@@ -21,6 +21,7 @@ namespace Inference.Engine.Training;
 internal sealed class TrainingService : BackgroundService
 {
     private const double LossSmoothing = 0.05;
+    private const int IdlePollMs = 100;
 
     private readonly KafkaConnection _kafka;
     private readonly FeatureStore _features;
@@ -32,7 +33,6 @@ internal sealed class TrainingService : BackgroundService
     private readonly TrainingOptions _training;
     private readonly ModelOptions _model;
     private readonly SyncOptions _sync;
-    private readonly Dictionary<TopicPartition, long> _pending = [];
 
     private ParameterSet? _base;
     private long _baseVersion;
@@ -64,125 +64,76 @@ internal sealed class TrainingService : BackgroundService
         int width = _features.FeatureWidth;
         int requestWidth = _model.RequestFeatures;
         int batchSize = training.BatchSize;
-        var entities = new ulong[batchSize];
-        var times = new long[batchSize];
         var inexact = new bool[batchSize];
-        var labels = new float[batchSize];
-        var requestFeatures = new float[batchSize * requestWidth];
         var inputs = new float[batchSize * spec.Inputs];
         // Without request features the gathered matrix is the model input: no copy between them.
         var gathered = requestWidth == 0 ? inputs : new float[batchSize * width];
         var predictions = new float[batchSize];
         double smoothedLoss = double.NaN;
+        bool dirty = false;
 
         using var learner = new OnlineLearner(spec, training.LearningRate);
         learner.Import(_registry.CurrentParameters());
         TryJoinParameterServer(learner);
 
-        var topic = _kafka.Options.LabelsTopic;
-        using var consumer = new ConsumerBuilder<Ignore, byte[]>(_kafka.ConsumerConfig(_kafka.Options.GroupId + ".labels"))
-            .SetErrorHandler((_, error) => TrainingLog.KafkaError(_logger, error.Reason))
-            .Build();
-        consumer.Subscribe(topic);
-        TrainingLog.Started(_logger, spec.Kind.ToString(), spec.Inputs, topic, batchSize, training.LearningRate);
+        void Train(LabelSink batch)
+        {
+            int count = batch.Count;
+            // Point in time: each label sees its entity's features as of the label's event time.
+            _metrics.PointInTimeInexact(_features.GatherAsOf(batch.Entities, batch.Times, count, gathered, inexact));
+            if (requestWidth > 0)
+            {
+                for (int r = 0; r < count; r++)
+                {
+                    gathered.AsSpan(r * width, width).CopyTo(inputs.AsSpan(r * spec.Inputs));
+                    batch.RequestFeatures.AsSpan(r * requestWidth, requestWidth).CopyTo(inputs.AsSpan(r * spec.Inputs + width));
+                }
+            }
+            // Progressive validation: score each label with the weights that have not seen it.
+            learner.Predict(inputs, count, predictions);
+            double loss = 0;
+            var labels = batch.Labels;
+            for (int r = 0; r < count; r++)
+            {
+                double p = Math.Clamp(predictions[r], 1e-7, 1 - 1e-7);
+                loss -= labels[r] * Math.Log(p) + (1 - labels[r]) * Math.Log(1 - p);
+            }
+            loss /= count;
+            smoothedLoss = double.IsNaN(smoothedLoss) ? loss : smoothedLoss + LossSmoothing * (loss - smoothedLoss);
+            learner.Step(inputs, labels, count);
+            _metrics.Trained(count, smoothedLoss);
+            dirty = true;
+            _learnedSinceSync = true;
+        }
 
-        int count = 0;
-        long deadline = 0;
+        var sink = new LabelSink(batchSize, requestWidth, Train);
+        var settings = new BatchSourceSettings
+        {
+            Topic = _kafka.Options.LabelsTopic,
+            GroupId = _kafka.Options.GroupId + ".labels",
+            MaxBatchDelayMs = training.MaxBatchDelayMs,
+            Malformed = _ => _metrics.MalformedLabel(),
+        };
+        using var source = new KafkaBatchSource<LabelSink>(_kafka, settings, sink, _logger);
+        TrainingLog.Started(_logger, spec.Kind.ToString(), spec.Inputs, settings.Topic, batchSize, training.LearningRate);
+
         long nextPublish = 0;
         long nextSync = Deadline.After(_sync.IntervalMs);
-        bool dirty = false;
-        try
+        while (!stopping.IsCancellationRequested)
         {
-            while (!stopping.IsCancellationRequested)
+            source.Poll(IdlePollMs);
+            long now = Stopwatch.GetTimestamp();
+            if (dirty && now >= nextPublish)
             {
-                ConsumeResult<Ignore, byte[]>? result = null;
-                try
-                {
-                    result = consumer.Consume(count == 0 ? 100 : Deadline.RemainingMs(deadline));
-                }
-                catch (ConsumeException error)
-                {
-                    TrainingLog.KafkaError(_logger, error.Error.Reason);
-                }
-                if (result is not null && !result.IsPartitionEOF)
-                {
-                    if (LabelDecoder.TryDecode(result.Message.Value, requestFeatures.AsSpan(count * requestWidth, requestWidth), out var label))
-                    {
-                        if (count == 0)
-                        {
-                            deadline = Deadline.After(training.MaxBatchDelayMs);
-                        }
-                        entities[count] = label.Entity;
-                        times[count] = label.TimeMs;
-                        labels[count] = label.Value;
-                        count++;
-                    }
-                    else
-                    {
-                        _metrics.MalformedLabel();
-                        TrainingLog.MalformedLabel(_logger, result.Topic, result.Partition.Value, result.Offset.Value);
-                    }
-                    _pending[result.TopicPartition] = result.Offset.Value;
-                }
-
-                if (count == batchSize || (count > 0 && Stopwatch.GetTimestamp() >= deadline))
-                {
-                    // Point in time: each label sees its entity's features as of the label's event time.
-                    _metrics.PointInTimeInexact(_features.GatherAsOf(entities, times, count, gathered, inexact));
-                    if (requestWidth > 0)
-                    {
-                        for (int r = 0; r < count; r++)
-                        {
-                            gathered.AsSpan(r * width, width).CopyTo(inputs.AsSpan(r * spec.Inputs));
-                            requestFeatures.AsSpan(r * requestWidth, requestWidth).CopyTo(inputs.AsSpan(r * spec.Inputs + width));
-                        }
-                    }
-                    // Progressive validation: score each label with the weights that have not seen it.
-                    learner.Predict(inputs, count, predictions);
-                    double loss = 0;
-                    for (int r = 0; r < count; r++)
-                    {
-                        double p = Math.Clamp(predictions[r], 1e-7, 1 - 1e-7);
-                        loss -= labels[r] * Math.Log(p) + (1 - labels[r]) * Math.Log(1 - p);
-                    }
-                    loss /= count;
-                    smoothedLoss = double.IsNaN(smoothedLoss) ? loss : smoothedLoss + LossSmoothing * (loss - smoothedLoss);
-                    learner.Step(inputs, labels, count);
-                    _metrics.Trained(count, smoothedLoss);
-                    count = 0;
-                    dirty = true;
-                    _learnedSinceSync = true;
-                }
-                if (count == 0 && _pending.Count > 0)
-                {
-                    consumer.StoreConsumed(_pending);
-                }
-
-                long now = Stopwatch.GetTimestamp();
-                if (dirty && now >= nextPublish)
-                {
-                    _registry.Publish(learner.Export());
-                    _metrics.Published();
-                    dirty = false;
-                    nextPublish = Deadline.After(training.PublishIntervalMs);
-                }
-                if (now >= nextSync)
-                {
-                    Sync(learner);
-                    nextSync = Deadline.After(_sync.IntervalMs);
-                }
+                _registry.Publish(learner.Export());
+                _metrics.Published();
+                dirty = false;
+                nextPublish = Deadline.After(training.PublishIntervalMs);
             }
-        }
-        finally
-        {
-            try
+            if (now >= nextSync)
             {
-                consumer.CommitStored();
-                consumer.Close();
-            }
-            catch (KafkaException error)
-            {
-                TrainingLog.KafkaError(_logger, error.Error.Reason);
+                Sync(learner);
+                nextSync = Deadline.After(_sync.IntervalMs);
             }
         }
     }

@@ -51,6 +51,14 @@ public sealed class DeviceContext : IDisposable
         _ => $"CPU: ILGPU CPU accelerator (GPU simulator, {Accelerator.MaxNumThreadsPerGroup} threads per group)",
     };
 
+    /// <summary>
+    /// Registers host memory with the device (CUDA host registration through ILGPU's page lock), so
+    /// copies from it run as DMA without a staging copy. Null where kernels read host memory anyway.
+    /// Call from the thread that owns this context; dispose to unregister.
+    /// </summary>
+    public IDisposable? PageLock(IntPtr address, long bytes) =>
+        IsCuda ? Accelerator.CreatePageLockFromPinned<byte>(address, bytes) : null;
+
     public static DeviceContext Create(AcceleratorKind kind)
     {
         var context = Context.Create(builder => builder.Default().EnableAlgorithms());

@@ -1,0 +1,113 @@
+using Inference.Kernels.Features;
+
+namespace Inference.Engine.Features;
+
+/// <summary>
+/// One apply handed to the <see cref="DeviceExecutor"/>: the batch's columns and the offsets its
+/// events came from. Reusable: an ingest thread keeps two and alternates (decode one while the
+/// device applies the other), so the steady state allocates nothing per batch for the handoff.
+/// </summary>
+public abstract class ApplyWork
+{
+    private readonly ManualResetEventSlim _done = new(true);
+    private PartitionOffset[] _offsets = new PartitionOffset[16];
+    private int _offsetCount;
+    private int _applied;
+    private Exception? _error;
+
+    /// <summary>True when no apply of this work is queued or running.</summary>
+    public bool IsIdle => _done.IsSet;
+
+    /// <summary>The offsets the watermark advances to once this batch is applied.</summary>
+    public ReadOnlySpan<PartitionOffset> Offsets => _offsets.AsSpan(0, _offsetCount);
+
+    /// <summary>Sets the offsets (copied); only while idle.</summary>
+    public void SetOffsets(ReadOnlySpan<PartitionOffset> offsets)
+    {
+        if (offsets.Length > _offsets.Length)
+        {
+            _offsets = new PartitionOffset[Math.Max(offsets.Length, _offsets.Length * 2)];
+        }
+        offsets.CopyTo(_offsets);
+        _offsetCount = offsets.Length;
+    }
+
+    /// <summary>Waits for the device to finish this batch; returns the events applied or rethrows the apply's failure.</summary>
+    public int Wait()
+    {
+        _done.Wait();
+        if (_error is not null)
+        {
+            var error = _error;
+            _error = null;
+            throw new InvalidOperationException("Applying a micro-batch failed.", error);
+        }
+        return _applied;
+    }
+
+    internal void Begin()
+    {
+        if (!_done.IsSet)
+        {
+            throw new InvalidOperationException("This apply is already queued.");
+        }
+        _error = null;
+        _done.Reset();
+    }
+
+    internal ApplyResult Run(FeatureTable table) => Apply(table);
+
+    internal void Complete(int applied)
+    {
+        _applied = applied;
+        _done.Set();
+    }
+
+    internal void Fail(Exception error)
+    {
+        _error = error;
+        _done.Set();
+    }
+
+    /// <summary>Applies the batch to the table (on the executor thread).</summary>
+    protected abstract ApplyResult Apply(FeatureTable table);
+}
+
+/// <summary>A read-your-writes caller waiting for the watermark to cover its minimum.</summary>
+internal sealed class WatermarkWaiter
+{
+    private readonly IReadOnlyList<PartitionOffset> _minimum;
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenRegistration _registration;
+
+    public WatermarkWaiter(IReadOnlyList<PartitionOffset> minimum, CancellationToken cancellation)
+    {
+        _minimum = minimum;
+        _registration = cancellation.Register(static state => ((WatermarkWaiter)state!)._completion.TrySetCanceled(), this);
+    }
+
+    public Task Task => _completion.Task;
+
+    /// <summary>True when this waiter is done (released now, or cancelled before).</summary>
+    public bool TryRelease(FeatureWatermark watermark)
+    {
+        if (_completion.Task.IsCompleted)
+        {
+            _registration.Dispose();
+            return true;
+        }
+        if (!watermark.Covers(_minimum))
+        {
+            return false;
+        }
+        _registration.Dispose();
+        _completion.TrySetResult();
+        return true;
+    }
+
+    public void Stop()
+    {
+        _registration.Dispose();
+        _completion.TrySetException(new OperationCanceledException("The engine is stopping."));
+    }
+}

@@ -1,0 +1,84 @@
+using Inference.Engine.Features;
+
+namespace Inference.Engine.Ingest;
+
+/// <summary>
+/// The events' sink: decodes each format in place into a micro-batch and hands closed batches to the
+/// device executor without waiting for them. Two micro-batches alternate, so the next batch is
+/// decoded while the device applies the last one (double buffering).
+/// </summary>
+internal sealed class EventSink : IBatchSink, IDisposable
+{
+    private readonly DeviceExecutor _executor;
+    private readonly MicroBatch[] _batches;
+    private readonly JsonEventDecoder _json;
+    private readonly ProtobufEventDecoder _protobuf;
+    private readonly ArrowEventDecoder _arrow;
+    private int _current;
+
+    public EventSink(DeviceExecutor executor, int capacity)
+    {
+        _executor = executor;
+        var plan = executor.Plan;
+        _batches =
+        [
+            new MicroBatch(plan.NumericFields, capacity, plan.KeyFields, executor),
+            new MicroBatch(plan.NumericFields, capacity, plan.KeyFields, executor),
+        ];
+        _json = new JsonEventDecoder(plan.NumericFields, plan.KeyFields);
+        _protobuf = new ProtobufEventDecoder(plan.NumericFields, plan.KeyFields);
+        _arrow = new ArrowEventDecoder(plan.NumericFields, plan.KeyFields);
+    }
+
+    private MicroBatch Current => _batches[_current];
+
+    private MicroBatch Previous => _batches[1 - _current];
+
+    public int Count => Current.Count;
+
+    public bool IsFull => Current.IsFull;
+
+    public int Room => Current.Room;
+
+    public bool CloseWhenIdle => true;
+
+    public bool Busy => !Previous.IsIdle;
+
+    public unsafe DecodeError Accept(EventFormat format, byte* payload, int length, ref int resume)
+    {
+        var span = new ReadOnlySpan<byte>(payload, length);
+        return format switch
+        {
+            EventFormat.Json => _json.TryDecode(span, Current),
+            EventFormat.Protobuf => _protobuf.TryDecode(span, Current),
+            EventFormat.ProtobufBatch => _protobuf.DecodeBatch(span, Current, ref resume),
+            EventFormat.Arrow => _arrow.Decode(payload, length, Current, ref resume),
+            _ => DecodeError.UnknownContentType,
+        };
+    }
+
+    public void Submit(ReadOnlySpan<PartitionOffset> offsets)
+    {
+        var batch = Current;
+        batch.SetOffsets(offsets);
+        _executor.Submit(batch);
+        _current = 1 - _current;
+        // The other buffer is decoded into next: its apply must be done first.
+        _ = Current.Wait();
+        Current.Clear();
+    }
+
+    public void Drain()
+    {
+        _ = Previous.Wait();
+        Previous.Clear();
+    }
+
+    public void Dispose()
+    {
+        foreach (var batch in _batches)
+        {
+            batch.Dispose();
+        }
+    }
+}

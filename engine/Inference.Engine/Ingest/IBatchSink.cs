@@ -1,0 +1,37 @@
+using Inference.Engine.Features;
+
+namespace Inference.Engine.Ingest;
+
+/// <summary>
+/// Where a <see cref="KafkaBatchSource{TSink}"/> decodes messages to and hands closed batches: the
+/// feature store's micro-batches for events, the trainer's mini-batches for labels.
+/// </summary>
+internal interface IBatchSink
+{
+    /// <summary>Rows in the open batch.</summary>
+    int Count { get; }
+
+    bool IsFull { get; }
+
+    /// <summary>Rows the open batch still has room for.</summary>
+    int Room { get; }
+
+    /// <summary>Close a batch as soon as nothing more is buffered and <see cref="Busy"/> is false (freshness first), not only when full or due.</summary>
+    bool CloseWhenIdle { get; }
+
+    /// <summary>True while a submitted batch is still being applied.</summary>
+    bool Busy { get; }
+
+    /// <summary>
+    /// Decodes one message in place into the open batch. A message of many rows that does not fit
+    /// returns with <paramref name="resume"/> at its next row (the source submits, then calls again);
+    /// on error the batch is unchanged.
+    /// </summary>
+    unsafe DecodeError Accept(EventFormat format, byte* payload, int length, ref int resume);
+
+    /// <summary>Hands the open batch on, with the offsets it covers; returns once the batch before it is done.</summary>
+    void Submit(ReadOnlySpan<PartitionOffset> offsets);
+
+    /// <summary>Waits until every submitted batch is done.</summary>
+    void Drain();
+}

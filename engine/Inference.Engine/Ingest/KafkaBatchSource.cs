@@ -1,0 +1,478 @@
+using System.Diagnostics;
+using System.Text;
+using Confluent.Kafka;
+using Inference.Engine.Features;
+using Inference.Engine.Kafka;
+using Inference.Engine.Pipeline;
+using Microsoft.Extensions.Logging;
+
+namespace Inference.Engine.Ingest;
+
+/// <summary>What a <see cref="KafkaBatchSource{TSink}"/> reads and how it reports.</summary>
+internal sealed class BatchSourceSettings
+{
+    public required string Topic { get; init; }
+
+    public required string GroupId { get; init; }
+
+    /// <summary>The format of messages without a content-type header.</summary>
+    public EventFormat DefaultFormat { get; init; } = EventFormat.Json;
+
+    /// <summary>A batch closes this long after its first message at the latest.</summary>
+    public required int MaxBatchDelayMs { get; init; }
+
+    /// <summary>Called with the reason for each message set aside.</summary>
+    public required Action<string> Malformed { get; init; }
+
+    /// <summary>Called with the consumer lag twice a second, when given.</summary>
+    public Action<long>? Lag { get; init; }
+
+    /// <summary>Called when librdkafka reset an offset because the broker no longer had the data.</summary>
+    public Action? DataLoss { get; init; }
+}
+
+/// <summary>
+/// A consumer-group member that takes messages from librdkafka in batches and decodes them in place
+/// into a sink's batch, for events and labels alike. Group membership, rebalance callbacks and
+/// commits stay with Confluent.Kafka; messages come from <c>rd_kafka_consume_batch_queue</c> on the
+/// same consumer's queue, payloads read in native memory, so nothing is allocated per message.
+/// </summary>
+/// <remarks>
+/// A batch closes when full, when <see cref="BatchSourceSettings.MaxBatchDelayMs"/> has passed since its
+/// first message, or (for sinks that want it) as soon as nothing more is buffered while the device is
+/// free: at low load an event is applied about one fetch after it is produced, at high load batches
+/// fill. Offsets are stored for commit only once their batch is done; on revocation the open batch
+/// is applied and committed while its partitions are still ours. Malformed messages are counted, set
+/// aside on the dead-letter topic with the reason, and skipped.
+/// </remarks>
+internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
+    where TSink : class, IBatchSink
+{
+    private const int MaxMessagesPerCall = 4_096;
+    private const int LagIntervalMs = 500;
+
+    private readonly KafkaConnection _kafka;
+    private readonly BatchSourceSettings _settings;
+    private readonly TSink _sink;
+    private readonly ILogger _logger;
+    private readonly IConsumer<Ignore, Ignore> _consumer;
+    private readonly IntPtr _queue;
+    private readonly IntPtr _rk;
+    private readonly IntPtr[] _messages = new IntPtr[MaxMessagesPerCall];
+    private readonly OffsetSet _open = new();
+    private readonly OffsetSet _submitted = new();
+    private IProducer<byte[]?, byte[]>? _deadLetters;
+    private bool _isOpen;
+    private long _deadline;
+    private long _nextLag;
+    private bool _disposed;
+
+    public KafkaBatchSource(KafkaConnection kafka, BatchSourceSettings settings, TSink sink, ILogger logger)
+    {
+        _kafka = kafka;
+        _settings = settings;
+        _sink = sink;
+        _logger = logger;
+        RdKafkaNative.EnsureLoaded();
+        _consumer = new ConsumerBuilder<Ignore, Ignore>(kafka.ConsumerConfig(settings.GroupId))
+            .SetErrorHandler((_, error) => IngestLog.KafkaError(_logger, error.Reason))
+            .SetLogHandler((_, message) => OnLog(message))
+            .SetPartitionsAssignedHandler((_, partitions) => IngestLog.Assigned(_logger, settings.Topic, string.Join(", ", partitions.Select(p => p.Partition.Value))))
+            .SetPartitionsRevokedHandler((consumer, partitions) => OnRevoked(consumer, partitions))
+            .SetPartitionsLostHandler((_, partitions) => OnLost(partitions))
+            .Build();
+        _rk = RdKafkaNative.HandleOf(_consumer);
+        _queue = RdKafkaNative.rd_kafka_queue_get_consumer(_rk);
+        if (!string.IsNullOrWhiteSpace(kafka.Options.DeadLetterTopic))
+        {
+            _deadLetters = new ProducerBuilder<byte[]?, byte[]>(kafka.ProducerConfig()).Build();
+        }
+        _consumer.Subscribe(settings.Topic);
+    }
+
+    public string Topic => _settings.Topic;
+
+    /// <summary>
+    /// One step: takes what librdkafka has buffered (waiting up to <paramref name="idleWaitMs"/> for a
+    /// first message when no batch is open), decodes it, and submits the batch when it is due.
+    /// </summary>
+    public void Poll(int idleWaitMs)
+    {
+        if (!_isOpen && _submitted.Count > 0 && !_sink.Busy)
+        {
+            StoreSubmitted();
+        }
+        if (_sink.IsFull)
+        {
+            Flush();
+        }
+        // Single-event messages: no more than the batch has room for. (A message of many rows may
+        // overflow the batch; the rest goes into the next one.)
+        int want = Math.Clamp(_sink.Room, 1, _messages.Length);
+        long got = Consume(0, want);
+        if (got == 0)
+        {
+            if (!_isOpen)
+            {
+                // Idle: wake on the first message.
+                got = Consume(idleWaitMs, 1);
+            }
+            else if ((_sink.CloseWhenIdle && !_sink.Busy) || Stopwatch.GetTimestamp() >= _deadline)
+            {
+                Flush();
+                return;
+            }
+            else
+            {
+                // The device is busy with the previous batch (or the sink wants full batches): wait
+                // for more, briefly when the batch closes as soon as the device is free.
+                int remaining = Deadline.RemainingMs(_deadline);
+                got = Consume(_sink.CloseWhenIdle ? Math.Min(1, remaining) : remaining, want);
+            }
+        }
+        for (long i = 0; i < got; i++)
+        {
+            Handle(_messages[i]);
+            _messages[i] = IntPtr.Zero;
+        }
+        if (_isOpen && (_sink.IsFull || Stopwatch.GetTimestamp() >= _deadline))
+        {
+            Flush();
+        }
+        if (_settings.Lag is not null && Stopwatch.GetTimestamp() >= _nextLag)
+        {
+            _settings.Lag(MeasureLag());
+            _nextLag = Deadline.After(LagIntervalMs);
+        }
+    }
+
+    /// <summary>Submits the open batch and waits for every batch, then stores and commits their offsets.</summary>
+    public void FlushAndCommit()
+    {
+        Flush();
+        _sink.Drain();
+        StoreSubmitted();
+        try
+        {
+            _consumer.CommitStored();
+        }
+        catch (KafkaException error)
+        {
+            IngestLog.KafkaError(_logger, error.Error.Reason);
+        }
+    }
+
+    private long Consume(int timeoutMs, int count)
+    {
+        fixed (IntPtr* messages = _messages)
+        {
+            long got = RdKafkaNative.rd_kafka_consume_batch_queue(_queue, timeoutMs, messages, (nuint)count);
+            return Math.Max(0, got);
+        }
+    }
+
+    private void Handle(IntPtr pointer)
+    {
+        var message = (RdKafkaNative.Message*)pointer;
+        try
+        {
+            if (message->Error != 0)
+            {
+                if (message->Error != RdKafkaNative.PartitionEof)
+                {
+                    IngestLog.KafkaError(_logger, RdKafkaNative.ErrorText(message->Error));
+                }
+                return;
+            }
+            int partition = message->Partition;
+            long offset = message->Offset;
+            var format = FormatOf(pointer);
+            var payload = (byte*)message->Payload;
+            int length = checked((int)message->Length);
+            Open();
+            int resume = 0;
+            DecodeError error;
+            while (true)
+            {
+                if (_sink.IsFull)
+                {
+                    // A message of many rows did not fit: apply what did (this message's offset is
+                    // not yet covered), then go on with its remaining rows in the next batch.
+                    Flush();
+                    Open();
+                }
+                error = format == EventFormat.Unknown ? DecodeError.UnknownContentType : _sink.Accept(format, payload, length, ref resume);
+                if (resume == 0 || error != DecodeError.None)
+                {
+                    break;
+                }
+            }
+            if (error != DecodeError.None)
+            {
+                SetAside(partition, offset, payload, length, error, pointer);
+            }
+            _open.Set(partition, offset);
+        }
+        finally
+        {
+            RdKafkaNative.rd_kafka_message_destroy(pointer);
+        }
+    }
+
+    private void Open()
+    {
+        if (!_isOpen)
+        {
+            _isOpen = true;
+            _deadline = Deadline.After(_settings.MaxBatchDelayMs);
+        }
+    }
+
+    /// <summary>Submits the open batch; the batch before it is then done and its offsets are stored.</summary>
+    private void Flush()
+    {
+        if (!_isOpen)
+        {
+            return;
+        }
+        _isOpen = false;
+        var offsets = _open.ToWatermark(_settings.Topic);
+        _sink.Submit(offsets);
+        StoreSubmitted();
+        // The open set becomes the submitted one, stored once its batch is done.
+        _submitted.CopyFrom(_open);
+        _open.Clear();
+    }
+
+    /// <summary>Stores, for commit, the offset after the last one of each partition in the submitted batch.</summary>
+    private void StoreSubmitted()
+    {
+        if (_submitted.Count == 0)
+        {
+            return;
+        }
+        var list = RdKafkaNative.rd_kafka_topic_partition_list_new(_submitted.Count);
+        try
+        {
+            foreach (int partition in _submitted.Partitions)
+            {
+                var element = (RdKafkaNative.TopicPartition*)RdKafkaNative.rd_kafka_topic_partition_list_add(list, _settings.Topic, partition);
+                element->Offset = _submitted.Last(partition) + 1;
+            }
+            // Partitions revoked meanwhile are refused (their new owner reads them again): not an error here.
+            _ = RdKafkaNative.rd_kafka_offsets_store(_rk, list);
+        }
+        finally
+        {
+            RdKafkaNative.rd_kafka_topic_partition_list_destroy(list);
+        }
+        _submitted.Clear();
+    }
+
+    private EventFormat FormatOf(IntPtr message)
+    {
+        if (RdKafkaNative.rd_kafka_message_headers(message, out var headers) != 0)
+        {
+            return _settings.DefaultFormat;
+        }
+        fixed (byte* name = "content-type"u8)
+        {
+            if (RdKafkaNative.rd_kafka_header_get_last(headers, name, out var value, out var size) != 0 || value == IntPtr.Zero)
+            {
+                return _settings.DefaultFormat;
+            }
+            return EventContentTypes.Parse(new ReadOnlySpan<byte>((void*)value, checked((int)size)));
+        }
+    }
+
+    private void OnRevoked(IConsumer<Ignore, Ignore> consumer, List<TopicPartitionOffset> partitions)
+    {
+        // Runs inside a poll on this thread: apply what was read from these partitions while they
+        // are still ours, so their offsets can be stored and committed before the new owner starts.
+        try
+        {
+            FlushAndCommit();
+        }
+        catch (Exception error) when (error is not OutOfMemoryException)
+        {
+            // An exception must not unwind through librdkafka; the consume loop sees the sink's failure again.
+            IngestLog.RevokeFailed(_logger, _settings.Topic, error);
+        }
+        IngestLog.Revoked(_logger, _settings.Topic, string.Join(", ", partitions.Select(p => p.Partition.Value)));
+    }
+
+    private void OnLost(List<TopicPartitionOffset> partitions)
+    {
+        // The group moved on without us: what was read is applied (at least once), its commit would fail.
+        Flush();
+        _sink.Drain();
+        _submitted.Clear();
+        IngestLog.Lost(_logger, _settings.Topic, string.Join(", ", partitions.Select(p => p.Partition.Value)));
+    }
+
+    private void SetAside(int partition, long offset, byte* payload, int length, DecodeError error, IntPtr message)
+    {
+        string reason = JsonEventDecoder.Describe(error);
+        _settings.Malformed(reason);
+        IngestLog.Malformed(_logger, _settings.Topic, partition, offset, reason);
+        if (_deadLetters is null)
+        {
+            return;
+        }
+        var headers = new Headers
+        {
+            { "inference.error", Encoding.UTF8.GetBytes(reason) },
+            { "inference.source", Encoding.UTF8.GetBytes($"{_settings.Topic}/{partition}/{offset}") },
+        };
+        if (RdKafkaNative.rd_kafka_message_headers(message, out var original) == 0)
+        {
+            fixed (byte* name = "content-type"u8)
+            {
+                if (RdKafkaNative.rd_kafka_header_get_last(original, name, out var value, out var size) == 0 && value != IntPtr.Zero)
+                {
+                    headers.Add("content-type", new ReadOnlySpan<byte>((void*)value, checked((int)size)).ToArray());
+                }
+            }
+        }
+        try
+        {
+            _deadLetters.Produce(_kafka.Options.DeadLetterTopic, new Message<byte[]?, byte[]> { Value = new ReadOnlySpan<byte>(payload, length).ToArray(), Headers = headers },
+                report =>
+                {
+                    if (report.Error.IsError)
+                    {
+                        IngestLog.DeadLetterFailed(_logger, _kafka.Options.DeadLetterTopic, report.Error.Reason);
+                    }
+                });
+        }
+        catch (ProduceException<byte[]?, byte[]> produceError)
+        {
+            IngestLog.DeadLetterFailed(_logger, _kafka.Options.DeadLetterTopic, produceError.Error.Reason);
+        }
+    }
+
+    private void OnLog(LogMessage message)
+    {
+        // librdkafka reports an offset reset caused by data the broker no longer holds only in its
+        // log. Retention can drop events the engine never saw: that is data loss, never silent.
+        if (message.Message.Contains("out of range", StringComparison.OrdinalIgnoreCase)
+            && message.Message.Contains("reset", StringComparison.OrdinalIgnoreCase))
+        {
+            _settings.DataLoss?.Invoke();
+            IngestLog.DataLoss(_logger, message.Message);
+        }
+        else if (message.Level <= SyslogLevel.Warning)
+        {
+            IngestLog.KafkaLog(_logger, message.Facility, message.Message);
+        }
+    }
+
+    private long MeasureLag()
+    {
+        long lag = 0;
+        foreach (var partition in _consumer.Assignment)
+        {
+            var watermarks = _consumer.GetWatermarkOffsets(partition);
+            var position = _consumer.Position(partition);
+            if (watermarks.High.Value >= 0 && position.Value >= 0)
+            {
+                lag += Math.Max(0, watermarks.High.Value - position.Value);
+            }
+        }
+        return lag;
+    }
+
+    /// <summary>Applies and commits what was read, leaves the group, and releases the consumer.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        try
+        {
+            FlushAndCommit();
+        }
+        finally
+        {
+            RdKafkaNative.rd_kafka_queue_destroy(_queue);
+            try
+            {
+                _consumer.Close();
+            }
+            catch (KafkaException error)
+            {
+                IngestLog.KafkaError(_logger, error.Error.Reason);
+            }
+            _consumer.Dispose();
+            _deadLetters?.Flush(TimeSpan.FromSeconds(5));
+            _deadLetters?.Dispose();
+        }
+    }
+
+    /// <summary>The last offset read per partition, for one batch; reused, no allocation in steady state.</summary>
+    private sealed class OffsetSet
+    {
+        private long[] _last = [];
+        private int[] _partitions = new int[16];
+        private PartitionOffset[] _watermark = new PartitionOffset[16];
+
+        public int Count { get; private set; }
+
+        public ReadOnlySpan<int> Partitions => _partitions.AsSpan(0, Count);
+
+        public long Last(int partition) => _last[partition];
+
+        public void Set(int partition, long offset)
+        {
+            if (partition >= _last.Length)
+            {
+                int length = Math.Max(partition + 1, _last.Length * 2);
+                int old = _last.Length;
+                Array.Resize(ref _last, length);
+                _last.AsSpan(old).Fill(-1);
+            }
+            if (_last[partition] < 0)
+            {
+                if (Count == _partitions.Length)
+                {
+                    Array.Resize(ref _partitions, Count * 2);
+                }
+                _partitions[Count++] = partition;
+            }
+            _last[partition] = Math.Max(_last[partition], offset);
+        }
+
+        public void CopyFrom(OffsetSet other)
+        {
+            Clear();
+            foreach (int partition in other.Partitions)
+            {
+                Set(partition, other.Last(partition));
+            }
+        }
+
+        public ReadOnlySpan<PartitionOffset> ToWatermark(string topic)
+        {
+            if (_watermark.Length < Count)
+            {
+                _watermark = new PartitionOffset[Math.Max(Count, _watermark.Length * 2)];
+            }
+            for (int i = 0; i < Count; i++)
+            {
+                _watermark[i] = new PartitionOffset(topic, _partitions[i], _last[_partitions[i]]);
+            }
+            return _watermark.AsSpan(0, Count);
+        }
+
+        public void Clear()
+        {
+            foreach (int partition in Partitions)
+            {
+                _last[partition] = -1;
+            }
+            Count = 0;
+        }
+    }
+}

@@ -1,0 +1,61 @@
+using Inference.Engine.Features;
+using Inference.Engine.Ingest;
+
+namespace Inference.Engine.Training;
+
+/// <summary>
+/// The labels' sink: decodes JSON labels in place into the trainer's mini-batch arrays and hands a
+/// closed mini-batch to the trainer, which learns from it before returning. Mini-batches close when
+/// full or due (never early: a mini-batch's size is part of how the model learns).
+/// </summary>
+internal sealed class LabelSink(int batchSize, int requestWidth, Action<LabelSink> train) : IBatchSink
+{
+    public ulong[] Entities { get; } = new ulong[batchSize];
+
+    public long[] Times { get; } = new long[batchSize];
+
+    public float[] Labels { get; } = new float[batchSize];
+
+    /// <summary>Request features, <c>requestWidth</c> per label.</summary>
+    public float[] RequestFeatures { get; } = new float[batchSize * requestWidth];
+
+    public int Count { get; private set; }
+
+    public bool IsFull => Count == batchSize;
+
+    public int Room => batchSize - Count;
+
+    public bool CloseWhenIdle => false;
+
+    public bool Busy => false;
+
+    public unsafe DecodeError Accept(EventFormat format, byte* payload, int length, ref int resume)
+    {
+        if (format != EventFormat.Json)
+        {
+            return DecodeError.UnknownContentType;
+        }
+        if (!LabelDecoder.TryDecode(new ReadOnlySpan<byte>(payload, length), RequestFeatures.AsSpan(Count * requestWidth, requestWidth), out var label))
+        {
+            return DecodeError.BadLabel;
+        }
+        Entities[Count] = label.Entity;
+        Times[Count] = label.TimeMs;
+        Labels[Count] = label.Value;
+        Count++;
+        return DecodeError.None;
+    }
+
+    public void Submit(ReadOnlySpan<PartitionOffset> offsets)
+    {
+        if (Count > 0)
+        {
+            train(this);
+        }
+        Count = 0;
+    }
+
+    public void Drain()
+    {
+    }
+}

@@ -4,7 +4,9 @@ using System.Runtime.InteropServices;
 using Confluent.Kafka;
 using Grpc.Net.Client;
 using Inference.Bench.V1;
+using Inference.Engine.Features;
 using Inference.Engine.Hosting;
+using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
 using Inference.Testing;
 using Inference.Proto.V1;
@@ -44,15 +46,24 @@ internal static class PipelineBench
 
         var stream = new SyntheticStream(entities, seed: 1);
         var produceClock = Stopwatch.StartNew();
+        var payloads = new List<byte[]>();
         using (var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers, LingerMs = 50, BatchSize = 1 << 20, EnableIdempotence = true }).Build())
         {
             for (long i = 0; i < events; i++)
             {
                 var e = stream.NextEvent();
+                payloads.Add(e.Json);
                 producer.ProduceWaiting(Topic, new Message<string, byte[]> { Key = stream.Key(e.Entity), Value = e.Json });
             }
             producer.Flush(TimeSpan.FromMinutes(2));
         }
+        // Each in-process baseline runs twice and reports the second run (the first is JIT warm-up).
+        _ = StageBaselines.Decode(payloads, EventFormat.Json, FeatureOptions.DefaultMaxBatchEvents);
+        double decodeOnly = StageBaselines.Decode(payloads, EventFormat.Json, FeatureOptions.DefaultMaxBatchEvents);
+        Console.Error.WriteLine($"Decode only: {decodeOnly:N0} events/s.");
+        _ = StageBaselines.Apply(payloads, EventFormat.Json, FeatureOptions.DefaultMaxBatchEvents, entities);
+        double applyOnly = StageBaselines.Apply(payloads, EventFormat.Json, FeatureOptions.DefaultMaxBatchEvents, entities);
+        Console.Error.WriteLine($"Apply only: {applyOnly:N0} events/s.");
         Console.Error.WriteLine($"Produced {events:N0} events over {partitions} partitions in {produceClock.Elapsed.TotalSeconds:F1} s.");
 
         double perMessage = ConsumeBaselines.PerMessage(kafka.BootstrapServers, Topic, events);
@@ -106,6 +117,8 @@ internal static class PipelineBench
         Console.WriteLine(Row("ingest through the engine (events/s)", ingest, $"{ingest / perMessage:F2}× per-message, {ingest / batch:F2}× batch"));
         Console.WriteLine(Row("bare Confluent.Kafka per-message consume (events/s)", perMessage, "1.00 (baseline)"));
         Console.WriteLine(Row("librdkafka batch consume (events/s)", batch, $"{batch / perMessage:F2}× per-message (the limit)"));
+        Console.WriteLine(Row("JSON decode alone, in process (events/s)", decodeOnly, $"{ingest / decodeOnly:F2}× (ingest ÷ this)"));
+        Console.WriteLine(Row("feature table apply alone, in process (events/s)", applyOnly, $"{ingest / applyOnly:F2}× (ingest ÷ this)"));
         Console.WriteLine(Row("Score p50 (ms)", score.P50, $"{score.P50 / noop.P50:F2}× no-op"));
         Console.WriteLine(Row("Score p99 (ms)", score.P99, $"{score.P99 / noop.P99:F2}× no-op"));
         Console.WriteLine(Row("no-op gRPC p50 (ms)", noop.P50, "1.00 (baseline)"));

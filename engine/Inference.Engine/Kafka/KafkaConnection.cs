@@ -36,6 +36,12 @@ public sealed partial class KafkaConnection : IDisposable
         }
     }
 
+    /// <summary>
+    /// How long the broker may hold a fetch that has no new data: at low load an event reaches the
+    /// consumer at most this long after it is written (real brokers answer as soon as data arrives).
+    /// </summary>
+    public const int FetchWaitMaxMs = 5;
+
     public KafkaOptions Options { get; }
 
     public string BootstrapServers { get; }
@@ -56,9 +62,13 @@ public sealed partial class KafkaConnection : IDisposable
             SessionTimeoutMs = Options.SessionTimeoutMs,
             HeartbeatIntervalMs = Math.Max(100, Options.SessionTimeoutMs / 5),
             PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,
-            QueuedMaxMessagesKbytes = 8 * 1024,
-            FetchWaitMaxMs = 10,
+            // Prefetch deep enough to cover a few micro-batches of every assigned partition, and
+            // when that is full back off only briefly (librdkafka's default is 1 s, a stall that a
+            // consumer faster than the fetcher hits at every threshold crossing).
+            QueuedMaxMessagesKbytes = 64 * 1024,
+            FetchWaitMaxMs = FetchWaitMaxMs,
         };
+        config.Set("fetch.queue.backoff.ms", "5");
         foreach (var (key, value) in Options.Consumer)
         {
             config.Set(key, value);

@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using Inference.Engine.Features;
+using Inference.Engine.Ingest;
+using Inference.Kernels.Accelerators;
+using Inference.Kernels.Features;
+
+namespace Inference.Bench.Pipeline;
+
+/// <summary>The engine's stages alone, in process, over the same events: what ingest adds on top of them.</summary>
+internal static class StageBaselines
+{
+    /// <summary>Decoding every payload into micro-batches (cleared when full), no Kafka, no apply.</summary>
+    public static double Decode(IReadOnlyList<byte[]> payloads, EventFormat format, int batchEvents)
+    {
+        var plan = new FeaturePlan(FeatureOptions.DefaultDefinitions());
+        using var batch = new MicroBatch(plan.NumericFields, batchEvents, plan.KeyFields);
+        var json = new JsonEventDecoder(plan.NumericFields, plan.KeyFields);
+        var protobuf = new ProtobufEventDecoder(plan.NumericFields, plan.KeyFields);
+        var arrow = new ArrowEventDecoder(plan.NumericFields, plan.KeyFields);
+        long events = 0;
+        var clock = Stopwatch.StartNew();
+        foreach (var payload in payloads)
+        {
+            int resume = 0;
+            do
+            {
+                if (batch.IsFull)
+                {
+                    events += batch.Count;
+                    batch.Clear();
+                }
+                var error = format switch
+                {
+                    EventFormat.Json => json.TryDecode(payload, batch),
+                    EventFormat.Protobuf => protobuf.TryDecode(payload, batch),
+                    EventFormat.ProtobufBatch => protobuf.DecodeBatch(payload, batch, ref resume),
+                    _ => arrow.Decode(payload, batch, ref resume),
+                };
+                if (error != DecodeError.None)
+                {
+                    throw new InvalidOperationException($"The bench's own payload did not decode: {JsonEventDecoder.Describe(error)}.");
+                }
+            }
+            while (resume != 0);
+        }
+        events += batch.Count;
+        return events / clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>
+    /// The feature table's own apply throughput: the same events, decoded beforehand into batches of
+    /// <paramref name="batchEvents"/>, applied one after another on the engine's accelerator.
+    /// </summary>
+    public static double Apply(IReadOnlyList<byte[]> payloads, EventFormat format, int batchEvents, int entities, AcceleratorKind accelerator = AcceleratorKind.Auto)
+    {
+        var plan = new FeaturePlan(FeatureOptions.DefaultDefinitions());
+        var json = new JsonEventDecoder(plan.NumericFields, plan.KeyFields);
+        var protobuf = new ProtobufEventDecoder(plan.NumericFields, plan.KeyFields);
+        var arrow = new ArrowEventDecoder(plan.NumericFields, plan.KeyFields);
+        var batches = new List<ArrayBatch>();
+        using (var batch = new MicroBatch(plan.NumericFields, batchEvents, plan.KeyFields))
+        {
+            void Keep()
+            {
+                var numeric = new float[plan.NumericFields.Count][];
+                for (int f = 0; f < numeric.Length; f++)
+                {
+                    numeric[f] = batch.Values.Slice(f * batch.Capacity, batch.Count).ToArray();
+                }
+                var keys = new ulong[plan.KeyFields.Count][];
+                for (int k = 0; k < keys.Length; k++)
+                {
+                    keys[k] = batch.Keys.Slice(k * batch.Capacity, batch.Count).ToArray();
+                }
+                batches.Add(new ArrayBatch(batch.Entities[..batch.Count].ToArray(), batch.Times[..batch.Count].ToArray(), numeric, keys));
+                batch.Clear();
+            }
+            foreach (var payload in payloads)
+            {
+                int resume = 0;
+                do
+                {
+                    if (batch.IsFull)
+                    {
+                        Keep();
+                    }
+                    _ = format switch
+                    {
+                        EventFormat.Json => json.TryDecode(payload, batch),
+                        EventFormat.Protobuf => protobuf.TryDecode(payload, batch),
+                        EventFormat.ProtobufBatch => protobuf.DecodeBatch(payload, batch, ref resume),
+                        _ => arrow.Decode(payload, batch, ref resume),
+                    };
+                }
+                while (resume != 0);
+            }
+            if (batch.Count > 0)
+            {
+                Keep();
+            }
+        }
+        using var device = DeviceContext.Create(accelerator);
+        using var table = new FeatureTable(device, plan, new FeatureTableOptions
+        {
+            InitialCapacity = Math.Min(FeatureOptions.DefaultInitialCapacity, entities),
+            MaxCapacity = entities,
+            MaxBatchEvents = batchEvents,
+        });
+        long events = 0;
+        var clock = Stopwatch.StartNew();
+        foreach (var batch in batches)
+        {
+            events += table.Apply(batch).Applied;
+        }
+        return events / clock.Elapsed.TotalSeconds;
+    }
+}

@@ -364,8 +364,9 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         }
         var watermark = _watermark;
         int kept = 0;
-        foreach (var waiter in _waiting)
+        for (int i = 0; i < _waiting.Count; i++)
         {
+            var waiter = _waiting[i];
             if (!waiter.TryRelease(watermark))
             {
                 _waiting[kept++] = waiter;

@@ -1,5 +1,6 @@
 using System.Net;
 using Inference.Engine.Features;
+using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
 using Inference.Engine.Serving;
 using Inference.Engine.Sync;
@@ -92,6 +93,7 @@ public static partial class InferenceApplication
         if (role is EngineRole.All or EngineRole.Worker)
         {
             app.MapGrpcService<ScoringGrpcService>();
+            app.MapGrpcService<IngestGrpcService>();
         }
         app.Lifetime.ApplicationStarted.Register(() => LogStarted(app, role));
         return app;

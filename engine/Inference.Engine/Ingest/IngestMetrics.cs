@@ -8,6 +8,8 @@ public sealed class IngestMetrics
 {
     private readonly TotalCounter _malformed;
     private readonly TotalCounter _dataLoss;
+    private readonly TotalCounter _grpcAccepted;
+    private readonly TotalCounter _grpcRejected;
     private long _lag;
 
     public IngestMetrics(IMeterFactory meterFactory)
@@ -15,6 +17,8 @@ public sealed class IngestMetrics
         var meter = meterFactory.Create(MeterName);
         _malformed = new(meter, "inference.ingest.malformed", "{event}", "Events set aside as malformed, by reason.");
         _dataLoss = new(meter, "inference.ingest.data_loss", "{reset}", "Offset-out-of-range resets: data the broker no longer had.");
+        _grpcAccepted = new(meter, "inference.ingest.grpc.accepted", "{event}", "Events taken over gRPC and written durably to the events topic.");
+        _grpcRejected = new(meter, "inference.ingest.grpc.rejected", "{event}", "Events refused over gRPC (the ack names each with its reason).");
         meter.CreateObservableGauge("inference.ingest.lag", () => Volatile.Read(ref _lag), "{event}", "Events behind the end of the assigned partitions.");
     }
 
@@ -30,6 +34,17 @@ public sealed class IngestMetrics
     internal void Malformed(string reason) => _malformed.Add(1, "reason", reason);
 
     internal void DataLoss() => _dataLoss.Add(1);
+
+    public long GrpcAccepted => _grpcAccepted.Total;
+
+    internal void IngestedOverGrpc(int accepted, int rejected)
+    {
+        _grpcAccepted.Add(accepted);
+        if (rejected > 0)
+        {
+            _grpcRejected.Add(rejected);
+        }
+    }
 
     internal void Lag(long lag) => Volatile.Write(ref _lag, lag);
 }

@@ -16,6 +16,7 @@ internal static class IngestStage
         {
             services.AddSingleton<KafkaConnection>();
             services.AddHostedService<EventIngestor>();
+            services.AddSingleton<EventWriter>();
         }
     }
 }

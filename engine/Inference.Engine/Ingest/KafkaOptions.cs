@@ -39,6 +39,11 @@ public sealed class KafkaOptions
 
     public int SessionTimeoutMs { get; set; } = DefaultSessionTimeoutMs;
 
+    public const int DefaultMaxUnackedIngestBatches = 32;
+
+    /// <summary>gRPC ingestion: batches of one stream written but not yet acked; beyond it the server stops reading the stream.</summary>
+    public int MaxUnackedIngestBatches { get; set; } = DefaultMaxUnackedIngestBatches;
+
     /// <summary>Further librdkafka settings for the consumers (e.g. security.protocol, sasl.*).</summary>
     public Dictionary<string, string> Consumer { get; set; } = [];
 }

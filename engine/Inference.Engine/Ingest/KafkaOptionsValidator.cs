@@ -19,6 +19,7 @@ internal sealed class KafkaOptionsValidator(bool needsKafka) : IValidateOptions<
             rules.Require(!string.IsNullOrWhiteSpace(kafka.LabelsTopic), "LabelsTopic", kafka.LabelsTopic, "must not be empty");
             rules.Require(!string.IsNullOrWhiteSpace(kafka.GroupId), "GroupId", kafka.GroupId, "must not be empty");
             rules.Require(kafka.EmbeddedPartitions is > 0 and <= 10_000, "EmbeddedPartitions", kafka.EmbeddedPartitions, "must be between 1 and 10000");
+            rules.Require(kafka.MaxUnackedIngestBatches is > 0 and <= 10_000, "MaxUnackedIngestBatches", kafka.MaxUnackedIngestBatches, "must be between 1 and 10000");
             rules.Require(kafka.SessionTimeoutMs is >= 1_000 and <= 3_600_000, "SessionTimeoutMs", kafka.SessionTimeoutMs, "must be between 1000 and 3600000");
         }
         return rules.Result;

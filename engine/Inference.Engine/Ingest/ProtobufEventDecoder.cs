@@ -33,7 +33,7 @@ public sealed class ProtobufEventDecoder
         {
             throw new InvalidOperationException("The micro-batch is full.");
         }
-        var error = DecodeEvent(message, batch, batch.NextRow, write: true);
+        var error = DecodeEvent(message, batch, batch.NextRow);
         if (error == DecodeError.None)
         {
             batch.Commit();
@@ -64,7 +64,7 @@ public sealed class ProtobufEventDecoder
                     {
                         return DecodeError.BadProtobuf;
                     }
-                    var error = DecodeEvent(slice, batch, 0, write: false);
+                    var error = DecodeEvent(slice, null, 0);
                     if (error != DecodeError.None)
                     {
                         return error;
@@ -96,19 +96,23 @@ public sealed class ProtobufEventDecoder
                 resume = index - 1;
                 return DecodeError.None;
             }
-            DecodeEvent(slice, batch, batch.NextRow, write: true);
+            DecodeEvent(slice, batch, batch.NextRow);
             batch.Commit();
         }
         resume = 0;
         return DecodeError.None;
     }
 
-    /// <summary>Checks one <c>Event</c>, and with <paramref name="write"/> writes it to <paramref name="row"/> (not committed).</summary>
-    internal DecodeError DecodeEvent(ReadOnlySpan<byte> message, MicroBatch batch, int row, bool write)
+    /// <summary>Checks one encoded <c>Event</c> as ingest would, writing nothing (e.g. before writing it to the events topic).</summary>
+    public DecodeError Check(ReadOnlySpan<byte> message) => DecodeEvent(message, null, 0);
+
+    /// <summary>Checks one <c>Event</c>, and with a <paramref name="batch"/> writes it to <paramref name="row"/> (not committed).</summary>
+    private DecodeError DecodeEvent(ReadOnlySpan<byte> message, MicroBatch? batch, int row)
     {
-        int capacity = batch.Capacity;
-        var values = batch.Values;
-        var keys = batch.Keys;
+        bool write = batch is not null;
+        int capacity = batch?.Capacity ?? 0;
+        var values = write ? batch!.Values : default;
+        var keys = write ? batch!.Keys : default;
         ulong entity = 0;
         long time = 0;
         ulong seen = 0;
@@ -208,7 +212,7 @@ public sealed class ProtobufEventDecoder
         }
         if (write)
         {
-            batch.Entities[row] = entity;
+            batch!.Entities[row] = entity;
             batch.Times[row] = time;
         }
         return DecodeError.None;

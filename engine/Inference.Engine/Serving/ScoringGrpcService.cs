@@ -2,9 +2,11 @@ using System.Buffers;
 using System.Diagnostics;
 using Grpc.Core;
 using Inference.Engine.Features;
+using Inference.Engine.Ingest;
 using Inference.Engine.Training;
 using Inference.Kernels.Features;
 using Inference.Proto.V1;
+using FeatureWatermark = Inference.Proto.V1.FeatureWatermark;
 using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Serving;
@@ -15,17 +17,70 @@ namespace Inference.Engine.Serving;
 /// <see cref="ScoreBatcher"/> scores the batch in one forward pass. A full queue sheds the call at
 /// once with RESOURCE_EXHAUSTED; a call cancelled or past its deadline before launch is dropped.
 /// </summary>
-internal sealed class ScoringGrpcService(DeviceExecutor executor, ScoreBatcher batcher, ServingMetrics metrics, IOptions<ServingOptions> serving, IOptions<ModelOptions> model)
+internal sealed class ScoringGrpcService(DeviceExecutor executor, ScoreBatcher batcher, ServingMetrics metrics, IOptions<ServingOptions> serving, IOptions<ModelOptions> model,
+    IOptions<KafkaOptions> kafka)
     : ScoringService.ScoringServiceBase
 {
     private readonly int _requestWidth = model.Value.RequestFeatures;
     private readonly int _maxRows = serving.Value.MaxRowsPerRequest;
+    private readonly string _eventsTopic = kafka.Value.EventsTopic;
 
     public override Task<ScoreResponse> Score(ScoreRequest request, ServerCallContext context)
     {
         long started = Stopwatch.GetTimestamp();
         int rows = request.Rows.Count;
         Validate(request, rows);
+        if (request.MinWatermark is { Partitions.Count: > 0 } minimum)
+        {
+            return ScoreAfterAsync(request, Minimum(minimum), context, started);
+        }
+        return Enqueue(request, context, started);
+    }
+
+    /// <summary>Read-your-writes: waits (without a thread) until the applied state covers the minimum, then scores.</summary>
+    private async Task<ScoreResponse> ScoreAfterAsync(ScoreRequest request, List<PartitionOffset> minimum, ServerCallContext context, long started)
+    {
+        var wait = executor.WaitForAsync(minimum, context.CancellationToken);
+        if (!wait.IsCompleted)
+        {
+            metrics.WaitedForWatermark();
+            try
+            {
+                await wait.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+            {
+                throw new RpcException(new Status(context.Deadline <= DateTime.UtcNow ? StatusCode.DeadlineExceeded : StatusCode.Cancelled,
+                    $"The features did not reach the requested watermark before the call ended (applied: {Describe(executor.Watermark)})."));
+            }
+            catch (OperationCanceledException)
+            {
+                throw new RpcException(new Status(StatusCode.Unavailable, "The engine is stopping."));
+            }
+        }
+        return await Enqueue(request, context, started).ConfigureAwait(false);
+    }
+
+    private List<PartitionOffset> Minimum(FeatureWatermark minimum)
+    {
+        var list = new List<PartitionOffset>(minimum.Partitions.Count);
+        foreach (var partition in minimum.Partitions)
+        {
+            if (partition.Partition < 0 || partition.LastAppliedOffset < 0)
+            {
+                throw Invalid($"min_watermark names partition {partition.Partition} at offset {partition.LastAppliedOffset}; both must be non-negative.");
+            }
+            list.Add(new PartitionOffset(string.IsNullOrEmpty(partition.Topic) ? _eventsTopic : partition.Topic, partition.Partition, partition.LastAppliedOffset));
+        }
+        return list;
+    }
+
+    private static string Describe(Features.FeatureWatermark watermark) =>
+        string.Join(", ", watermark.Partitions.Select(p => $"{p.Topic}/{p.Partition}@{p.Offset}"));
+
+    private Task<ScoreResponse> Enqueue(ScoreRequest request, ServerCallContext context, long started)
+    {
+        int rows = request.Rows.Count;
         var entities = ArrayPool<ulong>.Shared.Rent(rows);
         for (int r = 0; r < rows; r++)
         {

@@ -12,6 +12,7 @@ public sealed class ServingMetrics
     private readonly TotalCounter _batches;
     private readonly TotalCounter _shed;
     private readonly TotalCounter _abandoned;
+    private readonly TotalCounter _watermarkWaits;
     private readonly Histogram<double> _seconds;
     private readonly Histogram<long> _batchRows;
 
@@ -21,6 +22,7 @@ public sealed class ServingMetrics
         _rows = new(meter, "inference.serving.rows", "{row}", "Rows scored.");
         _batches = new(meter, "inference.serving.batches", "{batch}", "Dynamic batches: one gather and one forward pass each.");
         _shed = new(meter, "inference.serving.shed", "{request}", "Score requests refused with RESOURCE_EXHAUSTED because the queue was full.");
+        _watermarkWaits = new(meter, "inference.serving.watermark_waits", "{request}", "Score requests that waited for the features to reach their min_watermark (read-your-writes).");
         _abandoned = new(meter, "inference.serving.abandoned", "{request}", "Score requests dropped before launch, by reason (cancelled, deadline).");
         _seconds = meter.CreateHistogram<double>("inference.serving.duration", "s", "Server-side time of one Score call.");
         _batchRows = meter.CreateHistogram<long>("inference.serving.batch.rows", "{row}", "Rows of one dynamic serving batch.");
@@ -47,6 +49,8 @@ public sealed class ServingMetrics
     }
 
     internal void Shed() => _shed.Add(1);
+
+    internal void WaitedForWatermark() => _watermarkWaits.Add(1);
 
     internal void Abandoned(string reason) => _abandoned.Add(1, "reason", reason);
 

@@ -1,0 +1,323 @@
+using System.Diagnostics;
+using System.Text;
+using Apache.Arrow;
+using Apache.Arrow.Ipc;
+using Confluent.Kafka;
+using Google.Protobuf;
+using Grpc.Core;
+using Inference.Engine.Features;
+using Inference.Engine.Ingest;
+using Inference.Kernels.Features;
+using Inference.Proto.V1;
+using Inference.Testing;
+using Xunit.Abstractions;
+using Event = Inference.Proto.V1.Event;
+
+namespace Inference.Engine.Tests;
+
+/// <summary>Ingest over real components: every format through the embedded broker, gRPC streaming ingestion, read-your-writes, a labels rebalance.</summary>
+public sealed class IngestTests(ITestOutputHelper output)
+{
+    private const double HalfLifeMs = 30_000;
+
+    private static Dictionary<string, string?> Settings()
+    {
+        var settings = EngineHarness.BaseSettings();
+        settings["Inference:Kafka:Embedded"] = "true";
+        EngineHarness.Declare(settings,
+            ("count", "Count", null, null),
+            ("amount_sum", "Sum", "amount", null),
+            ("amount_mean", "Mean", "amount", null),
+            ("amount_decayed", "DecayedSum", "amount", $"HalfLifeMs={HalfLifeMs}"));
+        return settings;
+    }
+
+    [Fact]
+    public async Task Json_protobuf_event_batches_and_arrow_land_as_the_oracle_says_and_bad_payloads_are_set_aside()
+    {
+        var settings = Settings();
+        settings["Inference:Training:Enabled"] = "false";
+        await using var engine = await EngineHarness.StartAsync(settings);
+        var stream = new SyntheticStream(entities: 200, seed: 7);
+        var events = Enumerable.Range(0, 8_000).Select(_ => stream.NextEvent()).ToList();
+
+        using (var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = engine.BootstrapServers, LingerMs = 2 }).Build())
+        {
+            void Send(string key, byte[] value, string? contentType)
+            {
+                var headers = contentType is null ? null : new Headers { { "content-type", Encoding.UTF8.GetBytes(contentType) } };
+                producer.Produce("events", new Message<string, byte[]> { Key = key, Value = value, Headers = headers });
+            }
+            // A quarter each: JSON, one Event per message, EventBatches of 50, Arrow streams of 1,000 rows
+            // (more than a 512-event micro-batch: the rest goes into the next batch).
+            var groups = events.Select((e, i) => (e, i)).GroupBy(x => x.i % 4, x => x.e).ToDictionary(g => g.Key, g => g.ToList());
+            foreach (var e in groups[0])
+            {
+                Send(stream.Key(e.Entity), e.Json, null);
+            }
+            foreach (var e in groups[1])
+            {
+                Send(stream.Key(e.Entity), ToEvent(stream, e).ToByteArray(), EventContentTypes.Protobuf);
+            }
+            foreach (var chunk in groups[2].Chunk(50))
+            {
+                var batch = new EventBatch();
+                batch.Events.AddRange(chunk.Select(e => ToEvent(stream, e)));
+                Send("batch", batch.ToByteArray(), EventContentTypes.ProtobufBatch);
+            }
+            foreach (var chunk in groups[3].Chunk(1_000))
+            {
+                Send("arrow", ToArrow(stream, chunk), EventContentTypes.Arrow);
+            }
+            // Set aside, each with its reason: garbage in either binary format, an event without its field, an unknown type.
+            Send("bad", [0xFF, 0xFF, 0xFF], EventContentTypes.Protobuf);
+            Send("bad", [1, 2, 3, 4, 5, 6, 7, 8], EventContentTypes.Arrow);
+            Send("bad", new Event { Entity = "x", Ts = 1 }.ToByteArray(), EventContentTypes.Protobuf);
+            Send("bad", "a,b,c"u8.ToArray(), "text/csv");
+            producer.Flush(TimeSpan.FromSeconds(30));
+        }
+        await EngineHarness.WaitUntil(() => engine.Metrics.EventsApplied == events.Count && engine.Metrics.MalformedEvents == 4, TimeSpan.FromSeconds(60),
+            () => $"{events.Count} events applied and 4 set aside (so far {engine.Metrics.EventsApplied} and {engine.Metrics.MalformedEvents})");
+
+        AssertMatchesOracle(engine.Get<FeatureStore>(), stream, events);
+        var reasons = ReadDeadLetters(engine.BootstrapServers, 4);
+        Assert.Equal(["bad_arrow", "bad_protobuf", "missing_field", "unknown_content_type"], reasons.Order());
+    }
+
+    [Fact]
+    public async Task Grpc_ingest_acks_every_batch_rejects_bad_rows_by_index_and_lands_as_the_oracle_says()
+    {
+        var settings = Settings();
+        settings["Inference:Training:Enabled"] = "false";
+        await using var engine = await EngineHarness.StartAsync(settings);
+        var client = new IngestService.IngestServiceClient(engine.Channel);
+        var stream = new SyntheticStream(entities: 1_000, seed: 11);
+        var events = Enumerable.Range(0, 100_000).Select(_ => stream.NextEvent()).ToList();
+        var batches = events.Chunk(500).ToList();
+
+        using var call = client.Ingest();
+        var acks = new List<IngestAck>();
+        var reading = Task.Run(async () =>
+        {
+            await foreach (var ack in call.ResponseStream.ReadAllAsync())
+            {
+                acks.Add(ack);
+            }
+        });
+        foreach (var chunk in batches)
+        {
+            var batch = new EventBatch();
+            batch.Events.AddRange(chunk.Select(e => ToEvent(stream, e)));
+            await call.RequestStream.WriteAsync(batch);
+        }
+        // One batch with two bad rows among good ones: the good ones are taken.
+        var mixed = new EventBatch();
+        var extra = stream.NextEvent();
+        mixed.Events.Add(new Event { Entity = "", Ts = 5, Values = { ["amount"] = 1 } });
+        mixed.Events.Add(ToEvent(stream, extra));
+        mixed.Events.Add(new Event { Entity = "y", Ts = 5 });
+        await call.RequestStream.WriteAsync(mixed);
+        events.Add(extra);
+        await call.RequestStream.CompleteAsync();
+        await reading;
+
+        Assert.Equal(batches.Count + 1, acks.Count);
+        Assert.Equal(Enumerable.Range(0, batches.Count + 1).Select(i => (long)i), acks.Select(a => a.Sequence));
+        Assert.All(acks.Take(batches.Count), a => Assert.Equal(500, a.Accepted));
+        var last = acks[^1];
+        Assert.Equal(1, last.Accepted);
+        Assert.Equal([(0, "missing_entity"), (2, "missing_field")], last.Rejected.Select(r => (r.Index, r.Reason)));
+        Assert.Equal(events.Count, acks.Sum(a => a.Accepted));
+
+        await EngineHarness.WaitUntil(() => engine.Metrics.EventsApplied == events.Count, TimeSpan.FromSeconds(60),
+            () => $"{events.Count} events applied (so far {engine.Metrics.EventsApplied})");
+        AssertMatchesOracle(engine.Get<FeatureStore>(), stream, events);
+    }
+
+    [Fact]
+    public async Task Score_with_the_acks_watermark_always_sees_the_event_just_ingested()
+    {
+        const int Rounds = 1_000;
+        var settings = Settings();
+        settings["Inference:Training:Enabled"] = "false";
+        await using var engine = await EngineHarness.StartAsync(settings);
+        var ingest = new IngestService.IngestServiceClient(engine.Channel);
+        var scoring = new ScoringService.ScoringServiceClient(engine.Channel);
+        var store = engine.Get<FeatureStore>();
+        using var call = ingest.Ingest();
+        var latencies = new List<double>();
+        int misses = 0;
+        long time = FeatureSelfCheck.Start;
+        for (int round = 0; round < Rounds; round++)
+        {
+            string entity = $"payer-{round}";
+            var batch = new EventBatch { Events = { new Event { Entity = entity, Ts = ++time, Values = { ["amount"] = round } } } };
+            await call.RequestStream.WriteAsync(batch);
+            Assert.True(await call.ResponseStream.MoveNext());
+            var ack = call.ResponseStream.Current;
+            Assert.Equal(1, ack.Accepted);
+            long started = Stopwatch.GetTimestamp();
+            var response = await scoring.ScoreAsync(new ScoreRequest { Rows = { new ScoreRow { Entity = entity } }, MinWatermark = ack.Written },
+                deadline: DateTime.UtcNow.AddSeconds(10));
+            latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            foreach (var written in ack.Written.Partitions)
+            {
+                var applied = response.Watermark.Partitions.SingleOrDefault(p => p.Topic == written.Topic && p.Partition == written.Partition);
+                if (applied is null || applied.LastAppliedOffset < written.LastAppliedOffset)
+                {
+                    misses++;
+                }
+            }
+        }
+        await call.RequestStream.CompleteAsync();
+        // The responses' watermarks covered every event; the state agrees that each entity holds its one event.
+        for (int round = 0; round < Rounds; round += 97)
+        {
+            Assert.Equal(1, store.Read($"payer-{round}")!["count"]);
+        }
+        latencies.Sort();
+        output.WriteLine($"read-your-writes Score latency over {Rounds} rounds: p50 {latencies[Rounds / 2]:F2} ms, p99 {latencies[Rounds * 99 / 100]:F2} ms");
+        Assert.Equal(0, misses);
+    }
+
+    [Fact]
+    public async Task A_score_whose_watermark_is_never_reached_ends_at_its_deadline()
+    {
+        var settings = Settings();
+        settings["Inference:Training:Enabled"] = "false";
+        await using var engine = await EngineHarness.StartAsync(settings);
+        var scoring = new ScoringService.ScoringServiceClient(engine.Channel);
+        var far = new Proto.V1.FeatureWatermark { Partitions = { new PartitionWatermark { Topic = "events", Partition = 0, LastAppliedOffset = 1_000_000 } } };
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+            await scoring.ScoreAsync(new ScoreRequest { Rows = { new ScoreRow { Entity = "a" } }, MinWatermark = far }, deadline: DateTime.UtcNow.AddMilliseconds(300)));
+        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_second_labels_consumer_joining_and_leaving_loses_no_label_and_the_host_goes_on()
+    {
+        var settings = Settings();
+        settings["Inference:Training:BatchSize"] = "16";
+        settings["Inference:Training:MaxBatchDelayMs"] = "20";
+        await using var engine = await EngineHarness.StartAsync(settings);
+        var stream = new SyntheticStream(entities: 100, seed: 3);
+        using var producer = EngineHarness.Producer(engine.BootstrapServers);
+        void ProduceLabels(int count)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                int entity = stream.NextEntity();
+                producer.Produce("labels", new Message<string, byte[]> { Key = stream.Key(entity), Value = stream.NextLabel(entity).Json });
+            }
+            producer.Flush(TimeSpan.FromSeconds(30));
+        }
+        ProduceLabels(2_000);
+        await EngineHarness.WaitUntil(() => engine.Metrics.LabelsTrained > 0, TimeSpan.FromSeconds(30), () => "the host training");
+
+        // A second member of the labels group joins: the host gives up partitions (training and
+        // committing what it read from them first), the newcomer reads some labels without
+        // committing, then leaves, and the host takes its partitions back from the committed offsets.
+        int seenBySecond = 0;
+        using (var second = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = engine.BootstrapServers,
+            GroupId = "inference.labels",
+            EnableAutoCommit = false,
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            SessionTimeoutMs = 6_000,
+            PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,
+        }).Build())
+        {
+            second.Subscribe("labels");
+            var until = DateTime.UtcNow.AddSeconds(30);
+            while (second.Assignment.Count == 0 && DateTime.UtcNow < until)
+            {
+                seenBySecond += second.Consume(100) is { IsPartitionEOF: false } ? 1 : 0;
+            }
+            Assert.NotEmpty(second.Assignment);
+            ProduceLabels(1_000);
+            for (int i = 0; i < 50; i++)
+            {
+                seenBySecond += second.Consume(20) is { IsPartitionEOF: false } ? 1 : 0;
+            }
+            second.Close();
+        }
+        ProduceLabels(1_000);
+        await EngineHarness.WaitUntil(() => engine.Metrics.LabelsTrained >= 4_000, TimeSpan.FromSeconds(60),
+            () => $"all 4000 labels trained by the host (so far {engine.Metrics.LabelsTrained}; the second member saw {seenBySecond} and committed none)");
+        output.WriteLine($"host trained {engine.Metrics.LabelsTrained} labels; the second member read {seenBySecond}");
+        var health = new Grpc.Health.V1.Health.HealthClient(engine.Channel);
+        Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest())).Status);
+    }
+
+    private static Event ToEvent(SyntheticStream stream, SyntheticEvent e) =>
+        new() { Entity = stream.Key(e.Entity), Ts = e.TimeMs, Values = { ["amount"] = e.Amount } };
+
+    private static byte[] ToArrow(SyntheticStream stream, IReadOnlyList<SyntheticEvent> events)
+    {
+        var entities = new StringArray.Builder();
+        var times = new Int64Array.Builder();
+        var amounts = new DoubleArray.Builder();
+        foreach (var e in events)
+        {
+            entities.Append(stream.Key(e.Entity));
+            times.Append(e.TimeMs);
+            amounts.Append(e.Amount);
+        }
+        var batch = new RecordBatch.Builder()
+            .Append("entity", false, entities.Build())
+            .Append("ts", false, times.Build())
+            .Append("amount", false, amounts.Build())
+            .Build();
+        using var buffer = new MemoryStream();
+        using (var writer = new ArrowStreamWriter(buffer, batch.Schema))
+        {
+            writer.WriteRecordBatch(batch);
+            writer.WriteEnd();
+        }
+        return buffer.ToArray();
+    }
+
+    private static void AssertMatchesOracle(FeatureStore store, SyntheticStream stream, IReadOnlyList<SyntheticEvent> events)
+    {
+        var plan = store.Plan;
+        var oracle = new FeatureOracle(plan);
+        oracle.Apply([.. events.Select(e => EntityKey.Hash(stream.Key(e.Entity)))], [.. events.Select(e => e.TimeMs)], [[.. events.Select(e => e.Amount)]], []);
+        long watermark = store.Watermark.MaxEventTimeMs;
+        Assert.Equal(events.Max(e => e.TimeMs), watermark);
+        foreach (int entity in events.Select(e => e.Entity).Distinct())
+        {
+            var read = store.Read(stream.Key(entity));
+            Assert.NotNull(read);
+            ulong key = EntityKey.Hash(stream.Key(entity));
+            for (int f = 0; f < plan.Count; f++)
+            {
+                double want = oracle.Value(key, f, watermark);
+                double got = read[plan.Definitions[f].Name];
+                Assert.True(Math.Abs(got - want) <= 1e-5 * Math.Max(1, Math.Abs(want)),
+                    $"{stream.Key(entity)} {plan.Definitions[f].Name}: read {got:R}, the oracle says {want:R}");
+            }
+        }
+    }
+
+    private static List<string> ReadDeadLetters(string bootstrapServers, int count)
+    {
+        using var consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = bootstrapServers,
+            GroupId = $"dead-letters-{Guid.NewGuid():N}",
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+        }).Build();
+        consumer.Subscribe(KafkaOptions.DefaultDeadLetterTopic);
+        var reasons = new List<string>();
+        var until = DateTime.UtcNow.AddSeconds(30);
+        while (reasons.Count < count && DateTime.UtcNow < until)
+        {
+            if (consumer.Consume(100) is { IsPartitionEOF: false } result)
+            {
+                reasons.Add(Encoding.UTF8.GetString(result.Message.Headers.GetLastBytes("inference.error")));
+            }
+        }
+        return reasons;
+    }
+}

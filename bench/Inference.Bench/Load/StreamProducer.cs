@@ -27,6 +27,10 @@ internal static class StreamProducer
         }
         producer.Flush(TimeSpan.FromMinutes(1));
         Console.Error.WriteLine($"stream: {backlog:N0} backlog events produced; now {eventRate:N0} events/s and {labelRate:N0} labels/s.");
+        if (eventRate == 0 && labelRate == 0)
+        {
+            return 0;
+        }
 
         var stopping = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; stopping.Cancel(); };

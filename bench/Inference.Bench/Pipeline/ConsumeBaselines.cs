@@ -8,6 +8,16 @@ namespace Inference.Bench.Pipeline;
 /// <summary>The two consume baselines the engine's ingest is compared with, over the same topic.</summary>
 internal static unsafe class ConsumeBaselines
 {
+    /// <summary>`consume-baseline --bootstrap-servers B --topic T --events N`: the batch baseline as its own process.</summary>
+    public static int Run(string[] args)
+    {
+        string? Option(string name) => Array.IndexOf(args, name) is int at and >= 0 && at + 1 < args.Length ? args[at + 1] : null;
+        double rate = Batch(Option("--bootstrap-servers") ?? throw new ArgumentException("--bootstrap-servers is required"),
+            Option("--topic") ?? "events", long.Parse(Option("--events") ?? "200000", System.Globalization.CultureInfo.InvariantCulture));
+        Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{rate:N0} events/s"));
+        return 0;
+    }
+
     /// <summary>Confluent.Kafka's per-message Consume() loop, touching each payload's length.</summary>
     public static double PerMessage(string bootstrapServers, string topic, long events)
     {

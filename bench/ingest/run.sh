@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# External ingest benchmark, as a user sees it, in separate processes: an embedded Kafka-protocol
+# broker (`inference dev-kafka`, 16 partitions), a producer, `inference serve`, and clients reading
+# the watermark that Score returns.
+#   1. Backlog: 200k JSON events over 100k entities produced before serve starts; ingest rate from
+#      the first watermark progress to the whole backlog visible.
+#   2. Freshness: a 20k events/s background stream, and probe events one at a time: producer ack
+#      → Score with the probe's offset as min_watermark answers (the health check is the floor).
+#   3. Baseline, same topic, same partitions: a bare librdkafka batch consume of the backlog.
+#   bash bench/ingest/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+port=${PORT:-50081}
+events=${EVENTS:-200000}
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+dotnet build -c Release engine/Inference.Host >/dev/null
+dotnet build -c Release bench/Inference.Bench >/dev/null
+host=engine/Inference.Host/bin/Release/net10.0/inference
+bench="dotnet bench/Inference.Bench/bin/Release/net10.0/Inference.Bench.dll"
+
+"$host" dev-kafka --partitions 16 >"$work/broker.out" 2>"$work/broker.err" & pids+=($!)
+for _ in $(seq 100); do [ -s "$work/broker.out" ] && break; sleep 0.1; done
+bootstrap=$(head -1 "$work/broker.out")
+$bench stream --bootstrap-servers "$bootstrap" --entities 100000 --backlog "$events" --events-per-second 0 --labels-per-second 0 2>"$work/stream.err"
+
+"$host" serve --bootstrap-servers "$bootstrap" --port "$port" --Logging:LogLevel:Default=Warning >"$work/serve.out" 2>&1 & pids+=($!)
+backlog=$($bench watch --address "http://127.0.0.1:$port" --events "$events")
+baseline=$($bench consume-baseline --bootstrap-servers "$bootstrap" --topic events --events "$events")
+
+$bench stream --bootstrap-servers "$bootstrap" --entities 100000 --backlog 0 --events-per-second 20000 --labels-per-second 0 2>"$work/stream2.err" & pids+=($!)
+sleep 3
+fresh=$($bench freshness --address "http://127.0.0.1:$port" --bootstrap-servers "$bootstrap" --probes 500 --rate 50)
+
+echo
+echo "Machine: $(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME"), $(dotnet --version) SDK; serve with its defaults (MaxBatchDelayMs 20)."
+echo
+echo "| measure | result |"
+echo "|---|---|"
+echo "| serve, backlog of $events JSON events over 100k entities, 16 partitions | $backlog |"
+echo "| bare librdkafka batch consume of the same topic, no decoding | $baseline |"
+echo "| freshness at a 20k events/s background stream | $fresh |"

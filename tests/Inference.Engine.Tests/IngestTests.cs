@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Text;
-using Apache.Arrow;
-using Apache.Arrow.Ipc;
 using Confluent.Kafka;
 using Google.Protobuf;
 using Grpc.Core;
@@ -57,17 +55,17 @@ public sealed class IngestTests(ITestOutputHelper output)
             }
             foreach (var e in groups[1])
             {
-                Send(stream.Key(e.Entity), ToEvent(stream, e).ToByteArray(), EventContentTypes.Protobuf);
+                Send(stream.Key(e.Entity), EventEncodings.Protobuf(stream, e).ToByteArray(), EventContentTypes.Protobuf);
             }
             foreach (var chunk in groups[2].Chunk(50))
             {
                 var batch = new EventBatch();
-                batch.Events.AddRange(chunk.Select(e => ToEvent(stream, e)));
+                batch.Events.AddRange(chunk.Select(e => EventEncodings.Protobuf(stream, e)));
                 Send("batch", batch.ToByteArray(), EventContentTypes.ProtobufBatch);
             }
             foreach (var chunk in groups[3].Chunk(1_000))
             {
-                Send("arrow", ToArrow(stream, chunk), EventContentTypes.Arrow);
+                Send("arrow", EventEncodings.Arrow(stream, chunk), EventContentTypes.Arrow);
             }
             // Set aside, each with its reason: garbage in either binary format, an event without its field, an unknown type.
             Send("bad", [0xFF, 0xFF, 0xFF], EventContentTypes.Protobuf);
@@ -107,14 +105,14 @@ public sealed class IngestTests(ITestOutputHelper output)
         foreach (var chunk in batches)
         {
             var batch = new EventBatch();
-            batch.Events.AddRange(chunk.Select(e => ToEvent(stream, e)));
+            batch.Events.AddRange(chunk.Select(e => EventEncodings.Protobuf(stream, e)));
             await call.RequestStream.WriteAsync(batch);
         }
         // One batch with two bad rows among good ones: the good ones are taken.
         var mixed = new EventBatch();
         var extra = stream.NextEvent();
         mixed.Events.Add(new Event { Entity = "", Ts = 5, Values = { ["amount"] = 1 } });
-        mixed.Events.Add(ToEvent(stream, extra));
+        mixed.Events.Add(EventEncodings.Protobuf(stream, extra));
         mixed.Events.Add(new Event { Entity = "y", Ts = 5 });
         await call.RequestStream.WriteAsync(mixed);
         events.Add(extra);
@@ -248,34 +246,6 @@ public sealed class IngestTests(ITestOutputHelper output)
         output.WriteLine($"host trained {engine.Metrics.LabelsTrained} labels; the second member read {seenBySecond}");
         var health = new Grpc.Health.V1.Health.HealthClient(engine.Channel);
         Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest())).Status);
-    }
-
-    private static Event ToEvent(SyntheticStream stream, SyntheticEvent e) =>
-        new() { Entity = stream.Key(e.Entity), Ts = e.TimeMs, Values = { ["amount"] = e.Amount } };
-
-    private static byte[] ToArrow(SyntheticStream stream, IReadOnlyList<SyntheticEvent> events)
-    {
-        var entities = new StringArray.Builder();
-        var times = new Int64Array.Builder();
-        var amounts = new DoubleArray.Builder();
-        foreach (var e in events)
-        {
-            entities.Append(stream.Key(e.Entity));
-            times.Append(e.TimeMs);
-            amounts.Append(e.Amount);
-        }
-        var batch = new RecordBatch.Builder()
-            .Append("entity", false, entities.Build())
-            .Append("ts", false, times.Build())
-            .Append("amount", false, amounts.Build())
-            .Build();
-        using var buffer = new MemoryStream();
-        using (var writer = new ArrowStreamWriter(buffer, batch.Schema))
-        {
-            writer.WriteRecordBatch(batch);
-            writer.WriteEnd();
-        }
-        return buffer.ToArray();
     }
 
     private static void AssertMatchesOracle(FeatureStore store, SyntheticStream stream, IReadOnlyList<SyntheticEvent> events)

@@ -8,6 +8,7 @@ using Inference.Engine.Features;
 using Inference.Engine.Hosting;
 using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
+using Google.Protobuf;
 using Inference.Testing;
 using Inference.Proto.V1;
 using Microsoft.AspNetCore.Builder;
@@ -32,6 +33,9 @@ internal static class PipelineBench
         int scoreRate = (int)Option(args, "--score-rate", 500);
         int scoreSeconds = (int)Option(args, "--score-seconds", 10);
         int entities = (int)Option(args, "--entities", 100_000);
+        int formatAt = Array.IndexOf(args, "--format");
+        var format = formatAt >= 0 && formatAt + 1 < args.Length ? Enum.Parse<EventFormat>(args[formatAt + 1], ignoreCase: true) : EventFormat.Json;
+        const int ArrowRows = 1_024;
 
         using var kafka = new EmbeddedKafka();
         kafka.CreateTopic(Topic, partitions);
@@ -47,28 +51,53 @@ internal static class PipelineBench
         var stream = new SyntheticStream(entities, seed: 1);
         var produceClock = Stopwatch.StartNew();
         var payloads = new List<byte[]>();
+        var pending = new List<SyntheticEvent>(ArrowRows);
         using (var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers, LingerMs = 50, BatchSize = 1 << 20, EnableIdempotence = true }).Build())
         {
+            void Send(string key, byte[] payload)
+            {
+                payloads.Add(payload);
+                producer.ProduceWaiting(Topic, new Message<string, byte[]> { Key = key, Value = payload });
+            }
             for (long i = 0; i < events; i++)
             {
                 var e = stream.NextEvent();
-                payloads.Add(e.Json);
-                producer.ProduceWaiting(Topic, new Message<string, byte[]> { Key = stream.Key(e.Entity), Value = e.Json });
+                switch (format)
+                {
+                    case EventFormat.Json:
+                        Send(stream.Key(e.Entity), e.Json);
+                        break;
+                    case EventFormat.Protobuf:
+                        Send(stream.Key(e.Entity), EventEncodings.Protobuf(stream, e).ToByteArray());
+                        break;
+                    default:
+                        // Columnar producers: one Arrow stream of 1,024 events per message.
+                        pending.Add(e);
+                        if (pending.Count == ArrowRows || i == events - 1)
+                        {
+                            Send($"block-{i}", EventEncodings.Arrow(stream, pending));
+                            pending.Clear();
+                        }
+                        break;
+                }
             }
             producer.Flush(TimeSpan.FromMinutes(2));
         }
         // Each in-process baseline runs twice and reports the second run (the first is JIT warm-up).
-        _ = StageBaselines.Decode(payloads, EventFormat.Json, FeatureOptions.DefaultMaxBatchEvents);
-        double decodeOnly = StageBaselines.Decode(payloads, EventFormat.Json, FeatureOptions.DefaultMaxBatchEvents);
+        _ = StageBaselines.Decode(payloads, format, FeatureOptions.DefaultMaxBatchEvents);
+        double decodeOnly = StageBaselines.Decode(payloads, format, FeatureOptions.DefaultMaxBatchEvents);
         Console.Error.WriteLine($"Decode only: {decodeOnly:N0} events/s.");
-        _ = StageBaselines.Apply(payloads, EventFormat.Json, FeatureOptions.DefaultMaxBatchEvents, entities);
-        double applyOnly = StageBaselines.Apply(payloads, EventFormat.Json, FeatureOptions.DefaultMaxBatchEvents, entities);
+        _ = StageBaselines.Apply(payloads, format, FeatureOptions.DefaultMaxBatchEvents, entities);
+        double applyOnly = StageBaselines.Apply(payloads, format, FeatureOptions.DefaultMaxBatchEvents, entities);
         Console.Error.WriteLine($"Apply only: {applyOnly:N0} events/s.");
         Console.Error.WriteLine($"Produced {events:N0} events over {partitions} partitions in {produceClock.Elapsed.TotalSeconds:F1} s.");
 
-        double perMessage = ConsumeBaselines.PerMessage(kafka.BootstrapServers, Topic, events);
+        // Kafka messages per event: the consume baselines count messages, and an Arrow message carries many events.
+        long messages = payloads.Count;
+        double eventsPerMessage = (double)events / messages;
+        double perMessage = ConsumeBaselines.PerMessage(kafka.BootstrapServers, Topic, messages) * eventsPerMessage;
         Console.Error.WriteLine($"Per-message consume: {perMessage:N0} events/s.");
-        double batch = ConsumeBaselines.Batch(kafka.BootstrapServers, Topic, events);
+        double batch = ConsumeBaselines.Batch(kafka.BootstrapServers, Topic, messages) * eventsPerMessage;
         Console.Error.WriteLine($"Batch consume: {batch:N0} events/s.");
 
         var settings = new Dictionary<string, string?>
@@ -76,6 +105,7 @@ internal static class PipelineBench
             ["Inference:Role"] = "All",
             ["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers,
             ["Inference:Kafka:EventsTopic"] = Topic,
+            ["Inference:Kafka:EventsFormat"] = format.ToString(),
             ["Inference:Kafka:LabelsTopic"] = "bench-labels",
             ["Inference:Kafka:DeadLetterTopic"] = "",
             ["Inference:Kafka:GroupId"] = $"bench-engine-{Guid.NewGuid():N}",
@@ -97,11 +127,15 @@ internal static class PipelineBench
         }
         var ingestClock = Stopwatch.StartNew();
         long first = metrics.EventsApplied;
+        // Process-wide: everything the host allocates while it ingests (this loop's own waits included).
+        long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
         while (metrics.EventsApplied < events && DateTime.UtcNow < deadline)
         {
             await Task.Delay(5);
         }
         double ingest = (metrics.EventsApplied - first) / ingestClock.Elapsed.TotalSeconds;
+        double bytesPerEvent = (GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore) / (double)(metrics.EventsApplied - first);
+        Console.Error.WriteLine($"Allocated while ingesting: {bytesPerEvent:F2} B/event.");
         Console.Error.WriteLine($"Engine ingest: {ingest:N0} events/s ({metrics.EventsApplied:N0} applied, {metrics.BatchesApplied:N0} batches, {metrics.DataLossResets} data-loss resets).");
 
         var (score, noop) = await MeasureLatency(app.GrpcAddress(), stream, scoreRate, scoreSeconds);
@@ -110,14 +144,15 @@ internal static class PipelineBench
 
         Console.WriteLine();
         Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}; features on {accelerator}.");
-        Console.WriteLine($"Workload: {events:N0} JSON events (~75 B) over {partitions} partitions of the embedded broker, {entities:N0} entities; Score at {scoreRate} req/s × 1 row for {scoreSeconds} s.");
+        Console.WriteLine($"Workload: {events:N0} {format} events{(format == EventFormat.Arrow ? $" ({ArrowRows:N0} per message)" : "")} over {partitions} partitions of the embedded broker, {entities:N0} entities; Score at {scoreRate} req/s × 1 row for {scoreSeconds} s.");
         Console.WriteLine();
         Console.WriteLine("| measure | value | ratio |");
         Console.WriteLine("|---|---:|---:|");
         Console.WriteLine(Row("ingest through the engine (events/s)", ingest, $"{ingest / perMessage:F2}× per-message, {ingest / batch:F2}× batch"));
+        Console.WriteLine(Row("managed bytes allocated per event while ingesting (whole process)", bytesPerEvent, "per batch, not per event: watermark, apply result"));
         Console.WriteLine(Row("bare Confluent.Kafka per-message consume (events/s)", perMessage, "1.00 (baseline)"));
         Console.WriteLine(Row("librdkafka batch consume (events/s)", batch, $"{batch / perMessage:F2}× per-message (the limit)"));
-        Console.WriteLine(Row("JSON decode alone, in process (events/s)", decodeOnly, $"{ingest / decodeOnly:F2}× (ingest ÷ this)"));
+        Console.WriteLine(Row($"{format} decode alone, in process (events/s)", decodeOnly, $"{ingest / decodeOnly:F2}× (ingest ÷ this)"));
         Console.WriteLine(Row("feature table apply alone, in process (events/s)", applyOnly, $"{ingest / applyOnly:F2}× (ingest ÷ this)"));
         Console.WriteLine(Row("Score p50 (ms)", score.P50, $"{score.P50 / noop.P50:F2}× no-op"));
         Console.WriteLine(Row("Score p99 (ms)", score.P99, $"{score.P99 / noop.P99:F2}× no-op"));

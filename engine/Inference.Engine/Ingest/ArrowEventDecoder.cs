@@ -262,9 +262,13 @@ public sealed class ArrowEventDecoder
         switch (column)
         {
             case StringArray strings:
+                // Straight over the offsets and the value buffer: no per-row accessor calls.
+                var offsets = strings.ValueOffsets;
+                var bytes = strings.Values;
                 for (int i = 0; i < output.Length; i++)
                 {
-                    output[i] = EntityKey.Hash(strings.GetBytes(start + i));
+                    int from = offsets[start + i];
+                    output[i] = EntityKey.Hash(bytes[from..offsets[start + i + 1]]);
                 }
                 break;
             case Int64Array longs:
@@ -294,9 +298,10 @@ public sealed class ArrowEventDecoder
 
     private static bool HasEmpty(StringArray strings)
     {
+        var offsets = strings.ValueOffsets;
         for (int i = 0; i < strings.Length; i++)
         {
-            if (strings.GetBytes(i).IsEmpty)
+            if (offsets[i + 1] <= offsets[i])
             {
                 return true;
             }

@@ -201,8 +201,8 @@ public sealed class JsonEventDecoder
         return -1;
     }
 
-    /// <summary>Marks field <paramref name="index"/> seen; returns 1 the first time (fields beyond 64 count every time).</summary>
-    private static int Mark(ref ulong seen, int index)
+    /// <summary>Marks field <paramref name="index"/> seen; returns 1 the first time (fields beyond 64 count every time). Shared by the decoders.</summary>
+    internal static int Mark(ref ulong seen, int index)
     {
         if (index >= 64)
         {

@@ -165,7 +165,7 @@ public sealed class ProtobufEventDecoder
                     {
                         values[index * capacity + row] = (float)number;
                     }
-                    seenCount += Mark(ref seen, index);
+                    seenCount += JsonEventDecoder.Mark(ref seen, index);
                     break;
                 }
                 case 4 when wire == WireLength:
@@ -187,7 +187,7 @@ public sealed class ProtobufEventDecoder
                     {
                         keys[index * capacity + row] = EntityKey.Hash(value);
                     }
-                    seenCount += Mark(ref seen, _fieldNames.Length + index);
+                    seenCount += JsonEventDecoder.Mark(ref seen, _fieldNames.Length + index);
                     break;
                 }
                 default:
@@ -269,21 +269,6 @@ public sealed class ProtobufEventDecoder
             }
         }
         return -1;
-    }
-
-    private static int Mark(ref ulong seen, int index)
-    {
-        if (index >= 64)
-        {
-            return 1;
-        }
-        ulong bit = 1UL << index;
-        if ((seen & bit) != 0)
-        {
-            return 0;
-        }
-        seen |= bit;
-        return 1;
     }
 
     /// <summary>The protobuf wire format over a span: tags, varints, fixed and length-delimited fields.</summary>

@@ -13,12 +13,14 @@ public sealed class FeatureWatermark
 
     public FeatureWatermark(IReadOnlyList<PartitionOffset> partitions, long maxEventTimeMs, long batchesApplied)
     {
-        Partitions = partitions;
+        _partitions = partitions as PartitionOffset[] ?? [.. partitions];
         MaxEventTimeMs = maxEventTimeMs;
         BatchesApplied = batchesApplied;
     }
 
-    public IReadOnlyList<PartitionOffset> Partitions { get; }
+    private readonly PartitionOffset[] _partitions;
+
+    public IReadOnlyList<PartitionOffset> Partitions => _partitions;
 
     public long MaxEventTimeMs { get; }
 
@@ -32,7 +34,7 @@ public sealed class FeatureWatermark
     private Proto.V1.FeatureWatermark BuildMessage()
     {
         var message = new Proto.V1.FeatureWatermark { MaxEventTimeMs = MaxEventTimeMs, BatchesApplied = BatchesApplied };
-        foreach (var partition in Partitions)
+        foreach (var partition in _partitions)
         {
             message.Partitions.Add(new Proto.V1.PartitionWatermark { Topic = partition.Topic, Partition = partition.Partition, LastAppliedOffset = partition.Offset });
         }
@@ -42,7 +44,7 @@ public sealed class FeatureWatermark
     /// <summary>The last offset applied from a partition, or -1 when none.</summary>
     public long LastApplied(string topic, int partition)
     {
-        foreach (var offset in Partitions)
+        foreach (var offset in _partitions)
         {
             if (offset.Partition == partition && offset.Topic == topic)
             {
@@ -55,8 +57,9 @@ public sealed class FeatureWatermark
     /// <summary>True when every partition of <paramref name="minimum"/> is applied at least up to its offset.</summary>
     public bool Covers(IReadOnlyList<PartitionOffset> minimum)
     {
-        foreach (var required in minimum)
+        for (int i = 0; i < minimum.Count; i++)
         {
+            var required = minimum[i];
             if (LastApplied(required.Topic, required.Partition) < required.Offset)
             {
                 return false;
@@ -65,22 +68,56 @@ public sealed class FeatureWatermark
         return true;
     }
 
+    /// <summary>
+    /// The watermark after a batch: one new sorted array (partitions by topic, then number), the only
+    /// allocation of a batch's bookkeeping; no per-partition objects.
+    /// </summary>
     internal FeatureWatermark Advance(ReadOnlySpan<PartitionOffset> applied, long maxEventTimeMs)
     {
-        var partitions = new List<PartitionOffset>(Partitions);
+        int added = 0;
         foreach (var offset in applied)
         {
-            int index = partitions.FindIndex(p => p.Partition == offset.Partition && p.Topic == offset.Topic);
+            added += IndexOf(_partitions, offset) < 0 ? 1 : 0;
+        }
+        var partitions = new PartitionOffset[_partitions.Length + added];
+        _partitions.CopyTo(partitions, 0);
+        int count = _partitions.Length;
+        foreach (var offset in applied)
+        {
+            int index = IndexOf(partitions.AsSpan(0, count), offset);
             if (index < 0)
             {
-                partitions.Add(offset);
+                partitions[count++] = offset;
             }
             else if (offset.Offset > partitions[index].Offset)
             {
                 partitions[index] = offset;
             }
         }
-        partitions.Sort((a, b) => a.Topic == b.Topic ? a.Partition.CompareTo(b.Partition) : string.CompareOrdinal(a.Topic, b.Topic));
+        if (added > 0)
+        {
+            System.Array.Sort(partitions, ByPartition.Instance);
+        }
         return new FeatureWatermark(partitions, Math.Max(MaxEventTimeMs, maxEventTimeMs), BatchesApplied + 1);
+    }
+
+    private static int IndexOf(ReadOnlySpan<PartitionOffset> partitions, PartitionOffset offset)
+    {
+        for (int i = 0; i < partitions.Length; i++)
+        {
+            if (partitions[i].Partition == offset.Partition && partitions[i].Topic == offset.Topic)
+            {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    private sealed class ByPartition : IComparer<PartitionOffset>
+    {
+        public static readonly ByPartition Instance = new();
+
+        public int Compare(PartitionOffset a, PartitionOffset b) =>
+            a.Topic == b.Topic ? a.Partition.CompareTo(b.Partition) : string.CompareOrdinal(a.Topic, b.Topic);
     }
 }

@@ -356,6 +356,7 @@ public sealed partial class FeatureTable : IDisposable
 
     public void Dispose()
     {
+        _kernels.Dispose();
         _growth?.Dispose();
         DisposeSlots();
         _hash?.Dispose();

@@ -102,8 +102,9 @@ internal static class StageBaselines
         using var device = DeviceContext.Create(accelerator);
         using var table = new FeatureTable(device, plan, new FeatureTableOptions
         {
-            InitialCapacity = Math.Min(FeatureOptions.DefaultInitialCapacity, entities),
-            MaxCapacity = entities,
+            // Presized: steady-state apply, no growth inside the timed loop.
+            InitialCapacity = 2 * entities,
+            MaxCapacity = 2 * entities,
             MaxBatchEvents = batchEvents,
         });
         long events = 0;

@@ -36,11 +36,17 @@ public sealed class FeatureMetrics
 
     public long EvictedEntities => _evicted.Total;
 
+    /// <summary>Time spent applying batches so far (what ingest is compared with: how much it adds on top).</summary>
+    public double ApplySeconds => Interlocked.Read(ref _applyNanoseconds) / 1e9;
+
+    private long _applyNanoseconds;
+
     internal void BatchApplied(int events, double seconds)
     {
         _events.Add(events);
         _batches.Add(1);
         _applySeconds.Record(seconds);
+        Interlocked.Add(ref _applyNanoseconds, (long)(seconds * 1e9));
     }
 
     internal void Dropped(int events) => _dropped.Add(events);

@@ -53,6 +53,14 @@ foreach (var kind in kinds)
         var (spread, hot) = Bench.Interleaved(spreadRun, hotRun, applySeconds);
         rows.Add(Invariant($"| {name} | apply, 8 features, every event on 64 entities | {hot:N0} events/s | {hot / spread:F2}× the same batch spread over {entities:N0} entities (contended atomics) |"));
     }
+    {
+        // What ingest does: upload a micro-batch from host memory, then apply it; registered
+        // (page-locked) host memory against plain pageable memory, in alternating turns.
+        using var pageable = new HostBatchApply(device, entities, 8, batch, pageLocked: false);
+        using var locked = new HostBatchApply(device, entities, 8, batch, pageLocked: true);
+        var (plain, registered) = Bench.Interleaved(pageable, locked, applySeconds);
+        rows.Add(Invariant($"| {name} | upload + apply from page-locked host memory, 8 features | {registered:N0} events/s | {registered / plain:F2}× the same batches from pageable host memory{(device.IsCuda ? "" : " (the CPU backend registers nothing: both read host memory)")} |"));
+    }
     foreach (int size in new[] { 1, 64, 1024 })
     {
         double rate = Bench.GatherRate(device, entities, size, seconds: quick ? 0.5 : 1);

@@ -2,7 +2,8 @@
 # The GPU check of the feature kernels (self-check against the oracle and throughput), in two steps.
 # It covers what the device executor runs on the accelerator: apply (insert, allocate, resolve,
 # windows, re-anchor, accumulate), growth, device-side eviction with tombstones, and the fused
-# lookup+gather of serving (batch 1 to 1024), on CUDA next to the CPU backend in the same run:
+# lookup+gather of serving (batch 1 to 1024), and upload + apply of micro-batches from page-locked
+# host memory against pageable memory (what ingest does), on CUDA next to the CPU backend in the same run:
 #   bash bench/gpu/run.sh prepare   here: publish bench/Inference.KernelCheck self-contained for
 #                                   linux-x64 (no libtorch) and pack it into bench/gpu/out/ (git-ignored)
 #   bash bench/gpu/run.sh device    on the lent GPU machine (driver only, no .NET): unpack and run it

@@ -88,6 +88,10 @@ internal sealed class WatermarkWaiter
 
     public Task Task => _completion.Task;
 
+    public IReadOnlyList<PartitionOffset> Minimum => _minimum;
+
+    public bool Completed => _completion.Task.IsCompleted;
+
     /// <summary>True when this waiter is done (released now, or cancelled before).</summary>
     public bool TryRelease(FeatureWatermark watermark)
     {

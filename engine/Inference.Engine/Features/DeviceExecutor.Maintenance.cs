@@ -51,7 +51,7 @@ public sealed partial class DeviceExecutor
         }
         if (!_ttlScan.Running && _options.EntityTtlMs > 0 && Deadline.RemainingMs(_nextTtlScan) == 0)
         {
-            _ttlScan.Start(_watermark.MaxEventTimeMs - _options.EntityTtlMs, int.MaxValue);
+            _ttlScan.Start(_applied.MaxEventTimeMs - _options.EntityTtlMs, int.MaxValue);
         }
         if (_ttlScan.Running)
         {

@@ -47,7 +47,9 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     private bool _started;
     private bool _disposed;
 
+    private readonly WatermarkBuilder _applied = new();
     private FeatureWatermark _watermark = FeatureWatermark.Empty;
+    private bool _watermarkDirty;
     private int _entities;
 
     public DeviceExecutor(DeviceContext device, FeaturePlan plan, FeatureOptions options, ServingOptions serving, FeatureMetrics metrics, ServingMetrics servingMetrics, ILogger<DeviceExecutor> logger)
@@ -85,8 +87,25 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     /// <summary>Entities held, as of the last unit of work.</summary>
     public int Entities => Volatile.Read(ref _entities);
 
-    /// <summary>What the table holds: the last applied offset per partition and the newest event time.</summary>
+    /// <summary>
+    /// What the table holds: the last applied offset per partition and the newest event time, as of
+    /// the executor's last snapshot. Snapshots are taken when a gather or read runs, when a
+    /// read-your-writes caller is released and when the executor goes idle, not per batch: under a
+    /// sustained backlog with no reads this lags the table by the batches applied since.
+    /// (<see cref="FeatureStore.Watermark"/> goes through the executor and is exact.)
+    /// </summary>
     public FeatureWatermark Watermark => Volatile.Read(ref _watermark);
+
+    /// <summary>Takes a watermark snapshot of the applied state when it moved since the last one (executor thread).</summary>
+    private FeatureWatermark Publish()
+    {
+        if (_watermarkDirty)
+        {
+            Volatile.Write(ref _watermark, _applied.Snapshot());
+            _watermarkDirty = false;
+        }
+        return _watermark;
+    }
 
     /// <summary>True once the host is stopping: new requests are refused.</summary>
     public bool IsStopping => _stopping;
@@ -237,6 +256,8 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
                 Volatile.Write(ref _entities, _table.Entities);
                 continue;
             }
+            // Idle: readers on other threads see the state as it is now.
+            Publish();
             if (_stopping && _applies.IsEmpty && _reads.IsEmpty)
             {
                 break;
@@ -307,7 +328,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         try
         {
             int width = _table.Width;
-            var watermark = _watermark;
+            var watermark = Publish();
             _table.Gather(_batchKeys.AsSpan(0, rows), watermark.MaxEventTimeMs, _batchFeatures.AsSpan(0, rows * width));
             _servingMetrics.Batch(rows);
             handler!.Handle(_batch.AsSpan(0, requests), _batchFeatures, width, watermark);
@@ -339,7 +360,8 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         {
             long started = Stopwatch.GetTimestamp();
             var result = work.Run(_table);
-            Volatile.Write(ref _watermark, _watermark.Advance(work.Offsets, result.NewestTimeMs));
+            _applied.Advance(work.Offsets, result.NewestTimeMs);
+            _watermarkDirty = true;
             Record(result);
             _metrics.BatchApplied(result.Applied, Stopwatch.GetElapsedTime(started).TotalSeconds);
             work.Complete(result.Applied);
@@ -362,12 +384,18 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         {
             return false;
         }
-        var watermark = _watermark;
         int kept = 0;
+        bool published = false;
         for (int i = 0; i < _waiting.Count; i++)
         {
             var waiter = _waiting[i];
-            if (!waiter.TryRelease(watermark))
+            if (!waiter.Completed && _applied.Covers(waiter.Minimum) && !published)
+            {
+                // Whoever is released reads the watermark next: it must already show what they waited for.
+                Publish();
+                published = true;
+            }
+            if (!waiter.TryRelease(_watermark))
             {
                 _waiting[kept++] = waiter;
             }
@@ -382,7 +410,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         {
             return false;
         }
-        work.Run(_table, _watermark);
+        work.Run(_table, Publish());
         return true;
     }
 

@@ -19,7 +19,8 @@ public sealed class FeatureStore(DeviceExecutor executor)
 
     public int Entities => executor.Entities;
 
-    public FeatureWatermark Watermark => executor.Watermark;
+    /// <summary>The watermark of the state as it is now (a round trip through the executor).</summary>
+    public FeatureWatermark Watermark => executor.Read((_, watermark) => watermark);
 
     /// <summary>
     /// Applies one micro-batch (entity: uint64, ts: int64, a float column per numeric field, a

@@ -5,7 +5,7 @@ public readonly record struct PartitionOffset(string Topic, int Partition, long 
 
 /// <summary>
 /// How fresh the features are: per partition the last applied offset, the newest event time applied
-/// and the batches applied. Immutable; the feature store swaps in a new one after each batch.
+/// and the batches applied. An immutable snapshot, taken by the device executor when it is read.
 /// </summary>
 public sealed class FeatureWatermark
 {
@@ -67,45 +67,74 @@ public sealed class FeatureWatermark
         }
         return true;
     }
+}
 
-    /// <summary>
-    /// The watermark after a batch: one new sorted array (partitions by topic, then number), the only
-    /// allocation of a batch's bookkeeping; no per-partition objects.
-    /// </summary>
-    internal FeatureWatermark Advance(ReadOnlySpan<PartitionOffset> applied, long maxEventTimeMs)
+/// <summary>
+/// The applied state's watermark as the device executor advances it, batch after batch, in place
+/// (no allocation per batch once every partition has been seen); immutable
+/// <see cref="FeatureWatermark"/> snapshots are taken only when someone reads.
+/// </summary>
+internal sealed class WatermarkBuilder
+{
+    private PartitionOffset[] _partitions = new PartitionOffset[16];
+    private int _count;
+    private long _maxEventTimeMs;
+    private long _batches;
+
+    public long MaxEventTimeMs => _maxEventTimeMs;
+
+    public void Advance(ReadOnlySpan<PartitionOffset> applied, long maxEventTimeMs)
     {
-        int added = 0;
         foreach (var offset in applied)
         {
-            added += IndexOf(_partitions, offset) < 0 ? 1 : 0;
-        }
-        var partitions = new PartitionOffset[_partitions.Length + added];
-        _partitions.CopyTo(partitions, 0);
-        int count = _partitions.Length;
-        foreach (var offset in applied)
-        {
-            int index = IndexOf(partitions.AsSpan(0, count), offset);
-            if (index < 0)
+            int index = IndexOf(offset.Topic, offset.Partition);
+            if (index >= 0)
             {
-                partitions[count++] = offset;
+                if (offset.Offset > _partitions[index].Offset)
+                {
+                    _partitions[index] = offset;
+                }
+                continue;
             }
-            else if (offset.Offset > partitions[index].Offset)
+            if (_count == _partitions.Length)
             {
-                partitions[index] = offset;
+                System.Array.Resize(ref _partitions, _count * 2);
             }
+            // Kept sorted by topic, then partition: insert in place.
+            int at = _count;
+            while (at > 0 && Compare(_partitions[at - 1], offset) > 0)
+            {
+                _partitions[at] = _partitions[at - 1];
+                at--;
+            }
+            _partitions[at] = offset;
+            _count++;
         }
-        if (added > 0)
-        {
-            System.Array.Sort(partitions, ByPartition.Instance);
-        }
-        return new FeatureWatermark(partitions, Math.Max(MaxEventTimeMs, maxEventTimeMs), BatchesApplied + 1);
+        _maxEventTimeMs = Math.Max(_maxEventTimeMs, maxEventTimeMs);
+        _batches++;
     }
 
-    private static int IndexOf(ReadOnlySpan<PartitionOffset> partitions, PartitionOffset offset)
+    /// <summary>True when every partition of <paramref name="minimum"/> is applied at least up to its offset.</summary>
+    public bool Covers(IReadOnlyList<PartitionOffset> minimum)
     {
-        for (int i = 0; i < partitions.Length; i++)
+        for (int i = 0; i < minimum.Count; i++)
         {
-            if (partitions[i].Partition == offset.Partition && partitions[i].Topic == offset.Topic)
+            int index = IndexOf(minimum[i].Topic, minimum[i].Partition);
+            if (index < 0 || _partitions[index].Offset < minimum[i].Offset)
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    public FeatureWatermark Snapshot() => new(_partitions.AsSpan(0, _count).ToArray(), _maxEventTimeMs, _batches);
+
+    private int IndexOf(string topic, int partition)
+    {
+        for (int i = 0; i < _count; i++)
+        {
+            if (_partitions[i].Partition == partition && _partitions[i].Topic == topic)
             {
                 return i;
             }
@@ -113,11 +142,6 @@ public sealed class FeatureWatermark
         return -1;
     }
 
-    private sealed class ByPartition : IComparer<PartitionOffset>
-    {
-        public static readonly ByPartition Instance = new();
-
-        public int Compare(PartitionOffset a, PartitionOffset b) =>
-            a.Topic == b.Topic ? a.Partition.CompareTo(b.Partition) : string.CompareOrdinal(a.Topic, b.Topic);
-    }
+    private static int Compare(PartitionOffset a, PartitionOffset b) =>
+        a.Topic == b.Topic ? a.Partition.CompareTo(b.Partition) : string.CompareOrdinal(a.Topic, b.Topic);
 }

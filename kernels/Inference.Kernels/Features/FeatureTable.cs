@@ -214,7 +214,8 @@ public sealed partial class FeatureTable : IDisposable
         }
         if (n == 0)
         {
-            return new ApplyResult(0, 0, new long[Plan.Count], [], 0);
+            System.Array.Clear(_hostLate);
+            return new ApplyResult(0, 0, _hostLate, [], 0);
         }
         if (Growing)
         {
@@ -266,7 +267,7 @@ public sealed partial class FeatureTable : IDisposable
         Download(_batchLate, _hostLate);
         _free = ReadFreeTop();
         int dropped = _hostCounters[1];
-        return new ApplyResult(n - dropped, dropped, (long[])_hostLate.Clone(), evicted, newest);
+        return new ApplyResult(n - dropped, dropped, _hostLate, evicted, newest);
     }
 
     /// <summary>

@@ -32,10 +32,10 @@ public readonly struct ArrayBatch(ulong[] entities, long[] times, float[][] nume
     public ReadOnlySpan<ulong> Keys(int column) => keys[column];
 }
 
-/// <summary>What applying one batch did.</summary>
+/// <summary>What applying one batch did (no allocation: <see cref="Late"/> is the table's own buffer, valid until its next apply).</summary>
 /// <param name="Applied">Events applied.</param>
 /// <param name="Dropped">Events that found no slot (should be none: the table grows or evicts first).</param>
 /// <param name="Late">Per feature, events older than its allowed lateness, not applied to it.</param>
 /// <param name="Evicted">Entities evicted to make room before this batch (idlest first).</param>
 /// <param name="NewestTimeMs">The newest event time in the batch (0 for an empty one).</param>
-public sealed record ApplyResult(int Applied, int Dropped, long[] Late, ulong[] Evicted, long NewestTimeMs);
+public readonly record struct ApplyResult(int Applied, int Dropped, long[] Late, ulong[] Evicted, long NewestTimeMs);

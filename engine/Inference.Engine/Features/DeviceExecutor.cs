@@ -96,6 +96,9 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     /// </summary>
     public FeatureWatermark Watermark => Volatile.Read(ref _watermark);
 
+    /// <summary>How long the executor stays idle before it publishes the watermark for readers on other threads.</summary>
+    private const int IdlePublishMs = 2;
+
     /// <summary>Takes a watermark snapshot of the applied state when it moved since the last one (executor thread).</summary>
     private FeatureWatermark Publish()
     {
@@ -256,11 +259,16 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
                 Volatile.Write(ref _entities, _table.Entities);
                 continue;
             }
-            // Idle: readers on other threads see the state as it is now.
-            Publish();
             if (_stopping && _applies.IsEmpty && _reads.IsEmpty)
             {
+                Publish();
                 break;
+            }
+            // Idle: once no work has come for a moment, readers on other threads see the state as it
+            // is (not at every short gap between batches of a backlog: a snapshot is an allocation).
+            if (_watermarkDirty && !_signal.Wait(IdlePublishMs))
+            {
+                Publish();
             }
             _signal.Wait(MaintenanceWaitMs());
         }

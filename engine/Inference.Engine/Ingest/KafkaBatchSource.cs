@@ -367,17 +367,34 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
         }
     }
 
+    /// <summary>
+    /// Events behind the end of the assigned partitions, from librdkafka's cached high watermarks and
+    /// positions (no broker round trip, no managed allocation).
+    /// </summary>
     private long MeasureLag()
     {
-        long lag = 0;
-        foreach (var partition in _consumer.Assignment)
+        if (RdKafkaNative.rd_kafka_assignment(_rk, out var list) != 0 || list == IntPtr.Zero)
         {
-            var watermarks = _consumer.GetWatermarkOffsets(partition);
-            var position = _consumer.Position(partition);
-            if (watermarks.High.Value >= 0 && position.Value >= 0)
+            return 0;
+        }
+        long lag = 0;
+        try
+        {
+            RdKafkaNative.rd_kafka_position(_rk, list);
+            var partitions = (RdKafkaNative.TopicPartitionList*)list;
+            for (int i = 0; i < partitions->Count; i++)
             {
-                lag += Math.Max(0, watermarks.High.Value - position.Value);
+                var element = (RdKafkaNative.TopicPartition*)((byte*)partitions->Elements + i * RdKafkaNative.TopicPartitionSize);
+                if (RdKafkaNative.rd_kafka_get_watermark_offsets(_rk, element->Topic, element->Partition, out _, out long high) == 0
+                    && high >= 0 && element->Offset >= 0)
+                {
+                    lag += Math.Max(0, high - element->Offset);
+                }
             }
+        }
+        finally
+        {
+            RdKafkaNative.rd_kafka_topic_partition_list_destroy(list);
         }
         return lag;
     }

@@ -130,6 +130,27 @@ internal static unsafe partial class RdKafkaNative
     [LibraryImport(LibraryName)]
     public static partial int rd_kafka_header_get_last(IntPtr headers, byte* name, out IntPtr value, out nuint size);
 
+    [LibraryImport(LibraryName)]
+    public static partial int rd_kafka_assignment(IntPtr rk, out IntPtr partitions);
+
+    [LibraryImport(LibraryName)]
+    public static partial int rd_kafka_position(IntPtr rk, IntPtr partitions);
+
+    [LibraryImport(LibraryName)]
+    public static partial int rd_kafka_get_watermark_offsets(IntPtr rk, IntPtr topic, int partition, out long low, out long high);
+
+    /// <summary>rd_kafka_topic_partition_list_t.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct TopicPartitionList
+    {
+        public int Count;
+        public int Size;
+        public IntPtr Elements;
+    }
+
+    /// <summary>sizeof(rd_kafka_topic_partition_t) on 64-bit platforms.</summary>
+    public const int TopicPartitionSize = 64;
+
     /// <summary>RD_KAFKA_RESP_ERR__PARTITION_EOF: the end of a partition, not an error.</summary>
     public const int PartitionEof = -191;
 

@@ -70,7 +70,17 @@ internal sealed class IngestGrpcService(EventWriter writer, DeviceExecutor execu
             }
             payloads[i] = payload;
         }
-        var written = await writer.WriteAsync(batch, payloads, cancellation).ConfigureAwait(false);
+        List<PartitionOffset> written;
+        try
+        {
+            written = await writer.WriteAsync(batch, payloads, cancellation).ConfigureAwait(false);
+        }
+        catch (ProduceException<byte[], byte[]> error)
+        {
+            // Nothing of this batch is acked: the client retries it (the idempotent producer keeps
+            // retries within one write from duplicating; a retried batch is a new write).
+            throw new RpcException(new Status(StatusCode.Unavailable, $"Writing batch {sequence} to the events topic failed: {error.Error.Reason}."));
+        }
         ack.Accepted = batch.Events.Count - ack.Rejected.Count;
         metrics.IngestedOverGrpc(ack.Accepted, ack.Rejected.Count);
         ack.Written = new FeatureWatermark();

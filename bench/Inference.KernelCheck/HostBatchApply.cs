@@ -30,13 +30,14 @@ internal sealed unsafe class HostBatchApply : IApplyRunner
         }
         var timed = Bench.MakeBatch(entities, features, batchSize, 100);
         _size = batchSize;
-        _features = features;
+        // Numeric fields, not features: several features read one field.
+        _features = timed.Numeric.Length;
         _keys = (ulong*)NativeMemory.AlignedAlloc((nuint)(batchSize * sizeof(ulong)), 64);
         _times = (long*)NativeMemory.AlignedAlloc((nuint)(batchSize * sizeof(long)), 64);
-        _values = (float*)NativeMemory.AlignedAlloc((nuint)(batchSize * features * sizeof(float)), 64);
+        _values = (float*)NativeMemory.AlignedAlloc((nuint)(batchSize * _features * sizeof(float)), 64);
         timed.Keys.CopyTo(new Span<ulong>(_keys, batchSize));
         timed.Times.CopyTo(new Span<long>(_times, batchSize));
-        for (int f = 0; f < features; f++)
+        for (int f = 0; f < _features; f++)
         {
             timed.Numeric[f].CopyTo(new Span<float>(_values + f * batchSize, batchSize));
         }
@@ -44,7 +45,7 @@ internal sealed unsafe class HostBatchApply : IApplyRunner
         {
             _locks[0] = device.PageLock((IntPtr)_keys, batchSize * sizeof(ulong));
             _locks[1] = device.PageLock((IntPtr)_times, batchSize * sizeof(long));
-            _locks[2] = device.PageLock((IntPtr)_values, (long)batchSize * features * sizeof(float));
+            _locks[2] = device.PageLock((IntPtr)_values, (long)batchSize * _features * sizeof(float));
         }
     }
 

@@ -32,7 +32,9 @@ internal static class FeatureKernels
     {
         for (int i = thread; i < batch.Count; i += stride)
         {
-            ulong key = batch.Keys[i];
+            // Keys arrive as hashed; the kernels after this one read them as the table stores them.
+            ulong key = FeatureTable.TableKey(batch.Keys[i]);
+            batch.Keys[i] = key;
             int bucket = Home(key, hash.Mask);
             int won = 0;
             int slot = -1;

@@ -166,12 +166,7 @@ public sealed partial class FeatureTable : IDisposable
     /// Keys as the table stores them: 0 marks an empty bucket and <see cref="Tombstone"/> an evicted one,
     /// so a hash of 0 is folded into 1 and a hash of 2^64 − 1 into 2^64 − 2.
     /// </summary>
-    public static ulong TableKey(ulong hash) => hash switch
-    {
-        0 => 1,
-        Tombstone => Tombstone - 1,
-        _ => hash,
-    };
+    public static ulong TableKey(ulong hash) => hash == 0 ? 1 : hash == Tombstone ? Tombstone - 1 : hash;
 
     /// <summary>
     /// Applies one batch of events and returns when the device has finished. Before it, the table
@@ -222,13 +217,8 @@ public sealed partial class FeatureTable : IDisposable
             CompleteGrowth();
         }
 
-        var entities = _hostKeys.AsSpan(0, n);
-        batch.Entities.CopyTo(entities);
-        for (int i = 0; i < n; i++)
-        {
-            entities[i] = TableKey(entities[i]);
-        }
-        Upload(_batchKeys, entities);
+        // Uploaded as hashed; InsertKeys folds them into table keys on the device (no host staging copy).
+        Upload(_batchKeys, batch.Entities);
         Upload(_batchTimes, batch.Times);
         for (int c = 0; c < Plan.NumericFields.Count; c++)
         {

@@ -84,5 +84,7 @@ internal sealed unsafe class HostBatchApply : IApplyRunner
         public ReadOnlySpan<float> Numeric(int column) => new(values + column * size, size);
 
         public ReadOnlySpan<ulong> Keys(int column) => [];
+
+        public int PinnedStride => size;
     }
 }

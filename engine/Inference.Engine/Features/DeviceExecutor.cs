@@ -500,5 +500,8 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         public ReadOnlySpan<float> Numeric(int column) => ((FloatArray)batch.Column(2 + column)).Values;
 
         public ReadOnlySpan<ulong> Keys(int column) => ((UInt64Array)batch.Column(2 + numeric + column)).Values;
+
+        /// <summary>Arrow buffers of any origin: copied.</summary>
+        public int PinnedStride => 0;
     }
 }

@@ -177,5 +177,8 @@ public sealed class MicroBatch : ApplyWork, IDisposable
         public ReadOnlySpan<float> Numeric(int column) => batch.Values.Slice(column * batch.Capacity, batch.Count);
 
         public ReadOnlySpan<ulong> Keys(int column) => batch.Keys.Slice(column * batch.Capacity, batch.Count);
+
+        /// <summary>Native memory, field-major at the batch's capacity: read in place on the CPU backend.</summary>
+        public int PinnedStride => batch.Capacity;
     }
 }

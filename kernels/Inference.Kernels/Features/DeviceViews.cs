@@ -108,8 +108,9 @@ internal struct BatchView
 {
     public Column<ulong> Keys;
     public Column<long> Times;
-    public Column<float> Numeric;    // field-major: column c of event i at c * Count + i
-    public Column<ulong> KeyColumns; // field-major, hashed key fields
+    public Column<float> Numeric;    // field-major: column c of event i at c * ColumnStride + i
+    public Column<ulong> KeyColumns; // field-major, hashed key fields, same stride
+    public int ColumnStride;         // Count when uploaded; the caller's stride when read in place
     public Column<int> Bucket;
     public Column<int> Won;
     public Column<int> Slot;
@@ -159,12 +160,20 @@ internal struct VictimView
 /// the load itself, and the kernels make dozens per event. (The host branch is compiled by ILGPU too
 /// but never taken on a device: there the address is 0.)
 /// </summary>
-internal readonly struct Column<T>(ArrayView<T> view, long host)
+internal readonly struct Column<T>(ArrayView<T> view, long host, long hostLength)
     where T : unmanaged
 {
+    public Column(ArrayView<T> view, long host)
+        : this(view, host, view.Length)
+    {
+    }
+
     public readonly ArrayView<T> View = view;
 
     public readonly long Host = host;
+
+    /// <summary>Elements at <see cref="Host"/> (host memory outside any ILGPU buffer has no view to ask).</summary>
+    public readonly long HostLength = hostLength;
 
     public unsafe ref T this[long index]
     {
@@ -174,7 +183,7 @@ internal readonly struct Column<T>(ArrayView<T> view, long host)
             if (Host != 0)
             {
                 // Debug builds (the tests) keep the bounds check that release builds trade for speed.
-                Debug.Assert((ulong)index < (ulong)View.Length, "Kernel index out of range.");
+                Debug.Assert((ulong)index < (ulong)HostLength, "Kernel index out of range.");
                 return ref ((T*)Host)[index];
             }
             return ref View[index];

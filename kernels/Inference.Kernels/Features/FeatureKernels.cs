@@ -283,7 +283,7 @@ internal static class FeatureKernels
                 int kind = feature.Kind;
                 int numeric = feature.Numeric;
                 long d = doubles + feature.DoubleOffset;
-                double value = numeric >= 0 ? batch.Numeric[numeric * batch.Count + i] : 0.0;
+                double value = numeric >= 0 ? batch.Numeric[numeric * batch.ColumnStride + i] : 0.0;
                 if (kind == (int)Aggregation.Sum || kind == (int)Aggregation.Mean)
                 {
                     Add(ref slots.Doubles[d], value, alone);
@@ -333,7 +333,7 @@ internal static class FeatureKernels
                 else if (kind == (int)Aggregation.DistinctCount)
                 {
                     int precision = feature.Size;
-                    ulong hash = batch.KeyColumns[feature.Source * batch.Count + i];
+                    ulong hash = batch.KeyColumns[feature.Source * batch.ColumnStride + i];
                     int register = (int)(hash >> (64 - precision));
                     // The guard bit caps the rank at 64 − p + 1 when the remaining bits are all zero.
                     ulong rest = (hash << precision) | (1UL << (precision - 1));

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Inference.Kernels.Accelerators;
 using ILGPU;
@@ -219,20 +220,38 @@ public sealed partial class FeatureTable : IDisposable
 
         // Uploaded as hashed; InsertKeys folds them into table keys on the device (no host staging copy).
         Upload(_batchKeys, batch.Entities);
-        Upload(_batchTimes, batch.Times);
-        for (int c = 0; c < Plan.NumericFields.Count; c++)
+        var batchView = BatchView(n);
+        int stride = batch.PinnedStride;
+        if (_device.IsHost && stride >= n)
         {
-            Upload(_batchNumeric, batch.Numeric(c), (long)c * n);
+            // The CPU backend reads times, values and key columns where the caller keeps them.
+            batchView.Times = InPlace(batch.Times, n);
+            if (Plan.NumericFields.Count > 0)
+            {
+                batchView.Numeric = InPlace(batch.Numeric(0), (long)(Plan.NumericFields.Count - 1) * stride + n);
+            }
+            if (Plan.KeyFields.Count > 0)
+            {
+                batchView.KeyColumns = InPlace(batch.Keys(0), (long)(Plan.KeyFields.Count - 1) * stride + n);
+            }
+            batchView.ColumnStride = stride;
         }
-        for (int c = 0; c < Plan.KeyFields.Count; c++)
+        else
         {
-            Upload(_batchKeyColumns, batch.Keys(c), (long)c * n);
+            Upload(_batchTimes, batch.Times);
+            for (int c = 0; c < Plan.NumericFields.Count; c++)
+            {
+                Upload(_batchNumeric, batch.Numeric(c), (long)c * n);
+            }
+            for (int c = 0; c < Plan.KeyFields.Count; c++)
+            {
+                Upload(_batchKeyColumns, batch.Keys(c), (long)c * n);
+            }
         }
         Clear(_batchCounters);
         Clear(_batchLate);
         _sequence = _sequence == int.MaxValue ? 1 : _sequence + 1;
 
-        var batchView = BatchView(n);
         int threads = _kernels.Threads(n);
         _insertKeys(threads, threads, HashView(), batchView);
         // Only a batch with more events than free slots can run out: then count its new keys and make room.
@@ -329,6 +348,11 @@ public sealed partial class FeatureTable : IDisposable
         ReadsAnchor = _needsAnchor ? 1 : 0,
     };
 
+    /// <summary>Host memory the caller keeps in place for the apply (<see cref="IBatchColumns.PinnedStride"/>), as a kernel column.</summary>
+    private static unsafe Column<T> InPlace<T>(ReadOnlySpan<T> first, long length)
+        where T : unmanaged =>
+        new(default, (long)Unsafe.AsPointer(ref MemoryMarshal.GetReference(first)), length);
+
     private BatchView BatchView(int n) => new()
     {
         Keys = Col(_batchKeys),
@@ -343,6 +367,7 @@ public sealed partial class FeatureTable : IDisposable
         Counters = Col(_batchCounters),
         Late = Col(_batchLate),
         Count = n,
+        ColumnStride = n,
     };
 
     public void Dispose()

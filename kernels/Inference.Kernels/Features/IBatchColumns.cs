@@ -16,6 +16,13 @@ public interface IBatchColumns
     ReadOnlySpan<float> Numeric(int column);
 
     ReadOnlySpan<ulong> Keys(int column);
+
+    /// <summary>
+    /// When the columns live in memory that stays put for the whole apply (native or pinned) and the
+    /// numeric columns, like the key columns, follow one another at this distance in elements, that
+    /// distance; 0 otherwise. On the CPU backend such a batch is read in place, not copied.
+    /// </summary>
+    int PinnedStride { get; }
 }
 
 /// <summary>Batch columns over plain arrays (tests, benchmarks, the oracle's callers).</summary>
@@ -30,6 +37,9 @@ public readonly struct ArrayBatch(ulong[] entities, long[] times, float[][] nume
     public ReadOnlySpan<float> Numeric(int column) => numeric[column];
 
     public ReadOnlySpan<ulong> Keys(int column) => keys[column];
+
+    /// <summary>Separate managed arrays: copied.</summary>
+    public int PinnedStride => 0;
 }
 
 /// <summary>What applying one batch did (no allocation: <see cref="Late"/> is the table's own buffer, valid until its next apply).</summary>

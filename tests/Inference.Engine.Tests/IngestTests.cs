@@ -248,6 +248,79 @@ public sealed class IngestTests(ITestOutputHelper output)
         Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest())).Status);
     }
 
+    [Fact]
+    public async Task A_far_future_event_an_overflowing_value_and_a_nan_label_leave_everything_else_exact_and_finite()
+    {
+        var settings = Settings();
+        // One raw (untransformed) sum as a model input too: the overflow reaches the trainer.
+        settings["Inference:Features:Definitions:4:Name"] = "amount_sum_raw";
+        settings["Inference:Features:Definitions:4:Aggregation"] = "Sum";
+        settings["Inference:Features:Definitions:4:Field"] = "amount";
+        settings["Inference:Training:BatchSize"] = "8";
+        settings["Inference:Training:MaxBatchDelayMs"] = "20";
+        settings["Inference:Training:PublishIntervalMs"] = "20";
+        await using var engine = await EngineHarness.StartAsync(settings);
+        var stream = new SyntheticStream(entities: 50, seed: 5);
+        var events = Enumerable.Range(0, 2_000).Select(_ => stream.NextEvent()).ToList();
+        long future = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 86_400_000;
+        using (var producer = EngineHarness.Producer(engine.BootstrapServers))
+        {
+            foreach (var e in events)
+            {
+                producer.Produce("events", new Message<string, byte[]> { Key = stream.Key(e.Entity), Value = e.Json });
+            }
+            // A clock a day ahead: set aside, never "now" for anyone.
+            producer.Produce("events", new Message<string, byte[]> { Key = "skewed", Value = Encoding.UTF8.GetBytes($"{{\"entity\":\"skewed\",\"ts\":{future},\"amount\":1}}") });
+            // Two values whose sum is beyond float: the state holds it, a read is bounded.
+            long at = events[^1].TimeMs;
+            for (int i = 0; i < 2; i++)
+            {
+                producer.Produce("events", new Message<string, byte[]> { Key = "huge", Value = Encoding.UTF8.GetBytes($"{{\"entity\":\"huge\",\"ts\":{at},\"amount\":3e38}}") });
+            }
+            for (int i = 0; i < 400; i++)
+            {
+                int entity = stream.NextEntity();
+                producer.Produce("labels", new Message<string, byte[]> { Key = stream.Key(entity), Value = stream.NextLabel(entity).Json });
+                if (i % 50 == 0)
+                {
+                    producer.Produce("labels", new Message<string, byte[]> { Key = "huge", Value = Encoding.UTF8.GetBytes($"{{\"entity\":\"huge\",\"ts\":{at},\"label\":1}}") });
+                    producer.Produce("labels", new Message<string, byte[]> { Key = "nan", Value = Encoding.UTF8.GetBytes($"{{\"entity\":\"huge\",\"ts\":{at},\"label\":NaN}}") });
+                }
+            }
+            producer.Flush(TimeSpan.FromSeconds(30));
+        }
+        await EngineHarness.WaitUntil(() => engine.Metrics.EventsApplied == events.Count + 2 && engine.Metrics.MalformedEvents == 1, TimeSpan.FromSeconds(60),
+            () => $"{events.Count + 2} events applied and 1 set aside (so far {engine.Metrics.EventsApplied} and {engine.Metrics.MalformedEvents})");
+        var training = engine.Get<Training.TrainingMetrics>();
+        await EngineHarness.WaitUntil(() => training.LabelsTrained + training.SkippedLabels >= 408 && training.MalformedLabels == 8, TimeSpan.FromSeconds(60),
+            () => $"408 labels trained or skipped and 8 set aside (so far {training.LabelsTrained} + {training.SkippedLabels}, {training.MalformedLabels})");
+
+        var store = engine.Get<FeatureStore>();
+        Assert.Equal(events.Max(e => e.TimeMs), store.Watermark.MaxEventTimeMs);
+        Assert.Null(store.Read("skewed"));
+        Assert.Equal(float.MaxValue, store.Read("huge")!["amount_sum_raw"]);
+        var plan = store.Plan;
+        var oracle = new FeatureOracle(plan);
+        oracle.Apply([.. events.Select(e => EntityKey.Hash(stream.Key(e.Entity)))], [.. events.Select(e => e.TimeMs)], [[.. events.Select(e => e.Amount)]], []);
+        foreach (int entity in events.Select(e => e.Entity).Distinct())
+        {
+            var read = store.Read(stream.Key(entity))!;
+            for (int f = 0; f < plan.Count; f++)
+            {
+                double want = oracle.Value(EntityKey.Hash(stream.Key(entity)), f, store.Watermark.MaxEventTimeMs);
+                Assert.True(Math.Abs(read[plan.Definitions[f].Name] - want) <= 1e-5 * Math.Max(1, Math.Abs(want)), $"{stream.Key(entity)} {plan.Definitions[f].Name}");
+            }
+        }
+        // Labels are set aside on the same topic, with their own reason.
+        var reasons = ReadDeadLetters(engine.BootstrapServers, 9);
+        Assert.Equal(1, reasons.Count(r => r == "future_timestamp"));
+        Assert.Equal(8, reasons.Count(r => r == "bad_label"));
+        var scoring = new ScoringService.ScoringServiceClient(engine.Channel);
+        var response = await scoring.ScoreAsync(new ScoreRequest { Rows = { new ScoreRow { Entity = "huge" }, new ScoreRow { Entity = stream.Key(0) } } });
+        Assert.All(response.Scores, score => Assert.True(float.IsFinite(score), $"score {score}"));
+        Assert.True(engine.Get<Models.Registry.ModelRegistry>().CurrentParameters().IsFinite(), "the published model is finite");
+    }
+
     private static void AssertMatchesOracle(FeatureStore store, SyntheticStream stream, IReadOnlyList<SyntheticEvent> events)
     {
         var plan = store.Plan;

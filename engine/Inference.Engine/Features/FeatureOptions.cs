@@ -41,6 +41,14 @@ public sealed class FeatureOptions
     /// <summary>...or this long after its first event, whichever comes first.</summary>
     public int MaxBatchDelayMs { get; set; } = DefaultMaxBatchDelayMs;
 
+    public const long DefaultMaxFutureMs = 300_000;
+
+    /// <summary>
+    /// Events dated more than this ahead of the wall clock are set aside (<c>future_timestamp</c>) rather
+    /// than applied: one event from a broken clock must not become "now" for every entity. 0 takes any time.
+    /// </summary>
+    public long MaxFutureMs { get; set; } = DefaultMaxFutureMs;
+
     public AcceleratorKind Accelerator { get; set; } = AcceleratorKind.Auto;
 
     /// <summary>Event count, mean amount and 1-hour decayed amount, log-scaled: the engine's features when none are declared.</summary>

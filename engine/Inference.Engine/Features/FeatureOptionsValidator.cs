@@ -24,6 +24,7 @@ internal sealed class FeatureOptionsValidator : IValidateOptions<FeatureOptions>
         rules.Require(features.EvictionScanIntervalMs is >= 100 and <= 86_400_000, "EvictionScanIntervalMs", features.EvictionScanIntervalMs, "must be between 100 and 86400000");
         rules.Require(features.MaxBatchEvents > 0 && features.MaxBatchEvents <= Math.Min(1_000_000, features.Capacity), "MaxBatchEvents", features.MaxBatchEvents, "must be between 1 and min(1000000, Inference:Features:Capacity)");
         rules.Require(features.MaxBatchDelayMs is > 0 and <= 60_000, "MaxBatchDelayMs", features.MaxBatchDelayMs, "must be between 1 and 60000");
+        rules.Require(features.MaxFutureMs >= 0, "MaxFutureMs", features.MaxFutureMs, "must be 0 (any time) or a positive number of milliseconds");
         rules.Require(Enum.IsDefined(features.Accelerator), "Accelerator", features.Accelerator, "must be Auto, Cuda, Cpu or CpuSimulator");
         return rules.Result;
     }

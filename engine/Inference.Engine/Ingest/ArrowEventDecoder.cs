@@ -29,6 +29,9 @@ public sealed class ArrowEventDecoder
         _keyFields = [.. keyFields ?? []];
     }
 
+    /// <summary>Events dated after this (epoch ms) are refused as <see cref="DecodeError.FutureTimestamp"/> (the whole message).</summary>
+    public long MaxTimeMs { get; set; } = long.MaxValue;
+
     /// <summary>Decodes a message that lives in native memory (a Kafka payload read in place).</summary>
     public unsafe DecodeError Decode(byte* payload, int length, MicroBatch batch, ref int resume)
     {
@@ -184,9 +187,14 @@ public sealed class ArrowEventDecoder
         var unit = Unit(time);
         foreach (long value in ((PrimitiveArray<long>)time).Values)
         {
-            if (value <= 0 || ToMilliseconds(value, unit) <= 0)
+            long ms = value <= 0 ? 0 : ToMilliseconds(value, unit);
+            if (ms <= 0)
             {
                 return value == 0 ? DecodeError.MissingTime : DecodeError.BadTime;
+            }
+            if (ms > MaxTimeMs)
+            {
+                return DecodeError.FutureTimestamp;
             }
         }
         return DecodeError.None;

@@ -33,7 +33,7 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
             Lag = metrics.Lag,
             DataLoss = metrics.DataLoss,
         };
-        using var sink = new EventSink(executor, features.MaxBatchEvents);
+        using var sink = new EventSink(executor, features.MaxBatchEvents, features.MaxFutureMs);
         IngestLog.Started(logger, settings.Topic, settings.DefaultFormat, kafka.BootstrapServers, settings.GroupId, features.MaxBatchEvents, features.MaxBatchDelayMs);
         try
         {

@@ -14,11 +14,15 @@ internal sealed class EventSink : IBatchSink, IDisposable
     private readonly JsonEventDecoder _json;
     private readonly ProtobufEventDecoder _protobuf;
     private readonly ArrowEventDecoder _arrow;
+    private readonly long _maxFutureMs;
     private int _current;
+    private int _sinceClock;
 
-    public EventSink(DeviceExecutor executor, int capacity)
+    /// <summary>Two micro-batches of <paramref name="capacity"/> events; events dated more than <paramref name="maxFutureMs"/> ahead of the wall clock are refused (0: any time).</summary>
+    public EventSink(DeviceExecutor executor, int capacity, long maxFutureMs)
     {
         _executor = executor;
+        _maxFutureMs = maxFutureMs;
         var plan = executor.Plan;
         _batches =
         [
@@ -28,7 +32,18 @@ internal sealed class EventSink : IBatchSink, IDisposable
         _json = new JsonEventDecoder(plan.NumericFields, plan.KeyFields);
         _protobuf = new ProtobufEventDecoder(plan.NumericFields, plan.KeyFields);
         _arrow = new ArrowEventDecoder(plan.NumericFields, plan.KeyFields);
+        RefreshClock();
     }
+
+    /// <summary>The newest event time taken now: the wall clock plus the allowance (read every few thousand events, not per event).</summary>
+    private void RefreshClock()
+    {
+        long limit = _maxFutureMs <= 0 ? long.MaxValue : DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + _maxFutureMs;
+        _json.MaxTimeMs = _protobuf.MaxTimeMs = _arrow.MaxTimeMs = limit;
+        _sinceClock = 0;
+    }
+
+    private const int ClockEveryMessages = 1_024;
 
     private MicroBatch Current => _batches[_current];
 
@@ -46,6 +61,10 @@ internal sealed class EventSink : IBatchSink, IDisposable
 
     public unsafe DecodeError Accept(EventFormat format, byte* payload, int length, ref int resume)
     {
+        if (++_sinceClock >= ClockEveryMessages)
+        {
+            RefreshClock();
+        }
         var span = new ReadOnlySpan<byte>(payload, length);
         return format switch
         {
@@ -59,6 +78,7 @@ internal sealed class EventSink : IBatchSink, IDisposable
 
     public void Submit(ReadOnlySpan<PartitionOffset> offsets)
     {
+        RefreshClock();
         var batch = Current;
         batch.SetOffsets(offsets);
         _executor.Submit(batch);

@@ -57,10 +57,11 @@ internal sealed class IngestGrpcService(EventWriter writer, DeviceExecutor execu
     {
         var ack = new IngestAck { Sequence = sequence };
         var payloads = new byte[batch.Events.Count][];
+        long maxTimeMs = writer.MaxTimeMs();
         for (int i = 0; i < batch.Events.Count; i++)
         {
             var payload = batch.Events[i].ToByteArray();
-            var error = writer.Check(payload);
+            var error = writer.Check(payload, maxTimeMs);
             if (error != DecodeError.None)
             {
                 string reason = JsonEventDecoder.Describe(error);
@@ -105,9 +106,12 @@ internal sealed class EventWriter : IDisposable
     private readonly ProtobufEventDecoder _decoder;
     private static readonly byte[] ContentType = "application/x-protobuf"u8.ToArray();
 
-    public EventWriter(Kafka.KafkaConnection kafka, DeviceExecutor executor)
+    private readonly long _maxFutureMs;
+
+    public EventWriter(Kafka.KafkaConnection kafka, DeviceExecutor executor, IOptions<FeatureOptions> features)
     {
         _topic = kafka.Options.EventsTopic;
+        _maxFutureMs = features.Value.MaxFutureMs;
         _decoder = new ProtobufEventDecoder(executor.Plan.NumericFields, executor.Plan.KeyFields);
         var config = kafka.ProducerConfig();
         config.Acks = Acks.All;
@@ -119,7 +123,11 @@ internal sealed class EventWriter : IDisposable
         _producer = new ProducerBuilder<byte[], byte[]>(config).Build();
     }
 
-    public DecodeError Check(ReadOnlySpan<byte> payload) => _decoder.Check(payload);
+    /// <summary>Checks an event as Kafka ingest will (including its time against the wall clock).</summary>
+    public DecodeError Check(ReadOnlySpan<byte> payload, long maxTimeMs) => _decoder.Check(payload, maxTimeMs);
+
+    /// <summary>The newest event time taken now.</summary>
+    public long MaxTimeMs() => _maxFutureMs <= 0 ? long.MaxValue : DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + _maxFutureMs;
 
     /// <summary>Writes the non-null payloads keyed by entity; returns, per partition, the offset of the last one once all are durable.</summary>
     public async Task<List<PartitionOffset>> WriteAsync(EventBatch batch, byte[]?[] payloads, CancellationToken cancellation)

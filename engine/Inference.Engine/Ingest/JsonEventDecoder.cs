@@ -23,6 +23,7 @@ public enum DecodeError
     ArrowNulls,
     UnknownContentType,
     BadLabel,
+    FutureTimestamp,
 }
 
 /// <summary>
@@ -53,6 +54,9 @@ public sealed class JsonEventDecoder
         }
     }
 
+    /// <summary>Events dated after this (epoch ms) are refused as <see cref="DecodeError.FutureTimestamp"/>; set by the ingest stage from the wall clock.</summary>
+    public long MaxTimeMs { get; set; } = long.MaxValue;
+
     public static string Describe(DecodeError error) => error switch
     {
         DecodeError.BadJson => "bad_json",
@@ -69,6 +73,7 @@ public sealed class JsonEventDecoder
         DecodeError.ArrowNulls => "arrow_nulls",
         DecodeError.UnknownContentType => "unknown_content_type",
         DecodeError.BadLabel => "bad_label",
+        DecodeError.FutureTimestamp => "future_timestamp",
         _ => "none",
     };
 
@@ -178,6 +183,10 @@ public sealed class JsonEventDecoder
         if (!hasTime)
         {
             return DecodeError.MissingTime;
+        }
+        if (time > MaxTimeMs)
+        {
+            return DecodeError.FutureTimestamp;
         }
         if (seenCount < _fieldNames.Length + _keyNames.Length)
         {

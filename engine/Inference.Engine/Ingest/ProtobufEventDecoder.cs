@@ -26,6 +26,9 @@ public sealed class ProtobufEventDecoder
         _keyNames = [.. (keyFields ?? []).Select(Encoding.UTF8.GetBytes)];
     }
 
+    /// <summary>Events dated after this (epoch ms) are refused as <see cref="DecodeError.FutureTimestamp"/>.</summary>
+    public long MaxTimeMs { get; set; } = long.MaxValue;
+
     /// <summary>Decodes one <c>Event</c> into the batch's next row and commits it; on error the batch is unchanged.</summary>
     public DecodeError TryDecode(ReadOnlySpan<byte> message, MicroBatch batch)
     {
@@ -104,10 +107,12 @@ public sealed class ProtobufEventDecoder
     }
 
     /// <summary>Checks one encoded <c>Event</c> as ingest would, writing nothing (e.g. before writing it to the events topic).</summary>
-    public DecodeError Check(ReadOnlySpan<byte> message) => DecodeEvent(message, null, 0);
+    public DecodeError Check(ReadOnlySpan<byte> message, long maxTimeMs) => DecodeEvent(message, null, 0, maxTimeMs);
 
     /// <summary>Checks one <c>Event</c>, and with a <paramref name="batch"/> writes it to <paramref name="row"/> (not committed).</summary>
-    private DecodeError DecodeEvent(ReadOnlySpan<byte> message, MicroBatch? batch, int row)
+    private DecodeError DecodeEvent(ReadOnlySpan<byte> message, MicroBatch? batch, int row) => DecodeEvent(message, batch, row, MaxTimeMs);
+
+    private DecodeError DecodeEvent(ReadOnlySpan<byte> message, MicroBatch? batch, int row, long maxTimeMs)
     {
         bool write = batch is not null;
         int capacity = batch?.Capacity ?? 0;
@@ -205,6 +210,10 @@ public sealed class ProtobufEventDecoder
         if (time <= 0)
         {
             return time == 0 ? DecodeError.MissingTime : DecodeError.BadTime;
+        }
+        if (time > maxTimeMs)
+        {
+            return DecodeError.FutureTimestamp;
         }
         if (seenCount < _fieldNames.Length + _keyNames.Length)
         {

@@ -6,4 +6,7 @@ internal static partial class TrainingLog
 {
     [LoggerMessage(300, LogLevel.Information, "Training {Kind} model ({Inputs} inputs) from topic {Topic}: mini-batches of {BatchSize}, learning rate {LearningRate}.")]
     public static partial void Started(ILogger logger, string kind, int inputs, string topic, int batchSize, double learningRate);
+
+    [LoggerMessage(305, LogLevel.Warning, "Skipped a mini-batch of {Labels} labels: {Reason}; the model keeps its last good weights.")]
+    public static partial void SkippedBatch(ILogger logger, int labels, string reason);
 }

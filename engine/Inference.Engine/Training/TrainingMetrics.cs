@@ -11,6 +11,7 @@ public sealed class TrainingMetrics
     private readonly TotalCounter _malformedLabels;
     private readonly TotalCounter _publishes;
     private readonly TotalCounter _pointInTimeInexact;
+    private readonly TotalCounter _skipped;
     private double _onlineLogLoss = double.NaN;
 
     public TrainingMetrics(IMeterFactory meterFactory)
@@ -19,6 +20,7 @@ public sealed class TrainingMetrics
         _labels = new(meter, "inference.training.labels", "{label}", "Labels trained on.");
         _malformedLabels = new(meter, "inference.training.malformed_labels", "{label}", "Labels set aside as malformed.");
         _publishes = new(meter, "inference.training.publishes", "{publish}", "Model versions published to serving.");
+        _skipped = new(meter, "inference.training.skipped", "{label}", "Labels of mini-batches not learned from because an input, the loss or the model was not finite, by reason.");
         _pointInTimeInexact = new(meter, "inference.training.point_in_time_inexact", "{label}", "Labels joined with running aggregates that already include events after the label.");
         meter.CreateObservableGauge("inference.training.online_log_loss", () => Volatile.Read(ref _onlineLogLoss), null, "Progressive log loss of labels before training on them.");
     }
@@ -37,6 +39,10 @@ public sealed class TrainingMetrics
     }
 
     internal void MalformedLabel() => _malformedLabels.Add(1);
+
+    public long SkippedLabels => _skipped.Total;
+
+    internal void Skipped(int labels, string reason) => _skipped.Add(labels, "reason", reason);
 
     internal void Published() => _publishes.Add(1);
 

@@ -89,6 +89,14 @@ internal sealed class TrainingService : BackgroundService
                     batch.RequestFeatures.AsSpan(r * requestWidth, requestWidth).CopyTo(inputs.AsSpan(r * spec.Inputs + width));
                 }
             }
+            // A mini-batch with a non-finite input or label would poison the standardisation and the
+            // weights for good: it is skipped and counted, never learned from.
+            if (!AllFinite(inputs.AsSpan(0, count * spec.Inputs)) || !AllFinite(batch.Labels.AsSpan(0, count)))
+            {
+                _metrics.Skipped(count, "non_finite_input");
+                TrainingLog.SkippedBatch(_logger, count, "a non-finite input or label");
+                return;
+            }
             // Progressive validation: score each label with the weights that have not seen it.
             learner.Predict(inputs, count, predictions);
             double loss = 0;
@@ -100,7 +108,15 @@ internal sealed class TrainingService : BackgroundService
             }
             loss /= count;
             smoothedLoss = double.IsNaN(smoothedLoss) ? loss : smoothedLoss + LossSmoothing * (loss - smoothedLoss);
-            learner.Step(inputs, labels, count);
+            double stepLoss = learner.Step(inputs, labels, count);
+            if (!double.IsFinite(stepLoss) || !double.IsFinite(loss))
+            {
+                // The weights the step produced are not trusted: back to the last published ones.
+                learner.Import(_registry.CurrentParameters());
+                _metrics.Skipped(count, "non_finite_loss");
+                TrainingLog.SkippedBatch(_logger, count, "a non-finite loss");
+                return;
+            }
             _metrics.Trained(count, smoothedLoss);
             dirty = true;
             _learnedSinceSync = true;
@@ -125,8 +141,19 @@ internal sealed class TrainingService : BackgroundService
             long now = Stopwatch.GetTimestamp();
             if (dirty && now >= nextPublish)
             {
-                _registry.Publish(learner.Export());
-                _metrics.Published();
+                var parameters = learner.Export();
+                if (parameters.IsFinite())
+                {
+                    _registry.Publish(parameters);
+                    _metrics.Published();
+                }
+                else
+                {
+                    // Never serve or push a non-finite model: back to the last published weights.
+                    learner.Import(_registry.CurrentParameters());
+                    _metrics.Skipped(0, "non_finite_model");
+                    TrainingLog.SkippedBatch(_logger, 0, "a non-finite model");
+                }
                 dirty = false;
                 nextPublish = Deadline.After(training.PublishIntervalMs);
             }
@@ -136,6 +163,18 @@ internal sealed class TrainingService : BackgroundService
                 nextSync = Deadline.After(_sync.IntervalMs);
             }
         }
+    }
+
+    private static bool AllFinite(ReadOnlySpan<float> values)
+    {
+        foreach (float value in values)
+        {
+            if (!float.IsFinite(value))
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     /// <summary>Starts from the shard's parameters, or seeds an empty shard with ours.</summary>
@@ -168,9 +207,9 @@ internal sealed class TrainingService : BackgroundService
                 TryJoinParameterServer(learner);
                 return;
             }
-            if (_learnedSinceSync)
+            if (_learnedSinceSync && learner.Export() is { } learned && learned.IsFinite())
             {
-                _parameters.Push(learner.Export().Minus(_base), _baseVersion, initialize: false);
+                _parameters.Push(learned.Minus(_base), _baseVersion, initialize: false);
                 _learnedSinceSync = false;
             }
             var (version, merged) = _parameters.Pull();

@@ -413,7 +413,8 @@ internal static class FeatureKernels
                 {
                     value = value >= 0 ? XMath.Log(1.0 + value) : -XMath.Log(1.0 - value);
                 }
-                read.Output[(long)r * plan.Features + f] = (float)value;
+                // State is double; a model input is float: a sum beyond float's range reads as its bound, not infinity.
+                read.Output[(long)r * plan.Features + f] = (float)(value > float.MaxValue ? float.MaxValue : value < -float.MaxValue ? -float.MaxValue : value);
             }
             read.Inexact[r] = inexact;
         }

@@ -25,6 +25,22 @@ public sealed class ParameterSet
         return null;
     }
 
+    /// <summary>True when every value of every tensor is a finite number (a model fit to publish or push).</summary>
+    public bool IsFinite()
+    {
+        foreach (var parameter in Parameters)
+        {
+            foreach (float value in parameter.Values)
+            {
+                if (!float.IsFinite(value))
+                {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
     /// <summary>This minus <paramref name="other"/>, tensor by tensor; shapes must match.</summary>
     public ParameterSet Minus(ParameterSet other) => Combine(other, -1f);
 

@@ -311,14 +311,63 @@ public sealed class IngestTests(ITestOutputHelper output)
                 Assert.True(Math.Abs(read[plan.Definitions[f].Name] - want) <= 1e-5 * Math.Max(1, Math.Abs(want)), $"{stream.Key(entity)} {plan.Definitions[f].Name}");
             }
         }
-        // Labels are set aside on the same topic, with their own reason.
-        var reasons = ReadDeadLetters(engine.BootstrapServers, 9);
-        Assert.Equal(1, reasons.Count(r => r == "future_timestamp"));
-        Assert.Equal(8, reasons.Count(r => r == "bad_label"));
+        Assert.Equal(["future_timestamp"], ReadDeadLetters(engine.BootstrapServers, 1));
+        // Labels are set aside on their own topic.
+        Assert.Equal(Enumerable.Repeat("bad_label", 8), ReadDeadLetters(engine.BootstrapServers, 8, KafkaOptions.DefaultLabelsDeadLetterTopic));
         var scoring = new ScoringService.ScoringServiceClient(engine.Channel);
         var response = await scoring.ScoreAsync(new ScoreRequest { Rows = { new ScoreRow { Entity = "huge" }, new ScoreRow { Entity = stream.Key(0) } } });
         Assert.All(response.Scores, score => Assert.True(float.IsFinite(score), $"score {score}"));
         Assert.True(engine.Get<Models.Registry.ModelRegistry>().CurrentParameters().IsFinite(), "the published model is finite");
+    }
+
+    [Fact]
+    public async Task Nothing_past_a_malformed_event_is_committed_until_its_dead_letter_is_written_with_its_key_time_and_headers()
+    {
+        var settings = Settings();
+        settings["Inference:Training:Enabled"] = "false";
+        await using var engine = await EngineHarness.StartAsync(settings);
+        var broker = engine.Get<Kafka.KafkaConnection>().Embedded!;
+        // The dead-letter topic has no leader: the engine's dead-letter producer holds the write and retries.
+        broker.SetTopicError(KafkaOptions.DefaultDeadLetterTopic, ErrorCode.LeaderNotAvailable);
+        var partition = new TopicPartition("events", 0);
+        var stamp = new Timestamp(1_767_225_600_000, TimestampType.CreateTime);
+        using (var producer = EngineHarness.Producer(engine.BootstrapServers))
+        {
+            for (int i = 0; i < 201; i++)
+            {
+                var value = i == 100 ? "{\"entity\":\"x\"}"u8.ToArray() : Encoding.UTF8.GetBytes($"{{\"entity\":\"e-{i % 7}\",\"ts\":{1_767_225_600_000 + i},\"amount\":1}}");
+                producer.Produce(partition, new Message<string, byte[]>
+                {
+                    Key = i == 100 ? "bad-key" : $"e-{i % 7}",
+                    Value = value,
+                    Timestamp = i == 100 ? stamp : Timestamp.Default,
+                    Headers = i == 100 ? new Headers { { "trace-id", "abc"u8.ToArray() } } : null,
+                });
+            }
+            producer.Flush(TimeSpan.FromSeconds(30));
+        }
+        await EngineHarness.WaitUntil(() => engine.Metrics.EventsApplied == 200 && engine.Metrics.MalformedEvents == 1, TimeSpan.FromSeconds(30),
+            () => $"200 events applied and 1 set aside (so far {engine.Metrics.EventsApplied}, {engine.Metrics.MalformedEvents})");
+
+        using var offsets = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = engine.BootstrapServers, GroupId = "inference" }).Build();
+        long Committed() => offsets.Committed([partition], TimeSpan.FromSeconds(10)).Single().Offset.Value;
+        // Auto-commit runs every second: over three seconds nothing past the bad event (offset 100) may be committed.
+        var watch = DateTime.UtcNow.AddSeconds(3);
+        while (DateTime.UtcNow < watch)
+        {
+            long committed = Committed();
+            Assert.True(committed <= 100, $"offset {committed} committed while the dead letter of offset 100 was not written");
+            await Task.Delay(200);
+        }
+
+        broker.SetTopicError(KafkaOptions.DefaultDeadLetterTopic, ErrorCode.NoError);
+        await EngineHarness.WaitUntil(() => Committed() == 201, TimeSpan.FromSeconds(60), () => $"offset 201 committed once the dead letter is written (now {Committed()})");
+        var letter = ReadDeadLetterMessages(engine.BootstrapServers, 1, KafkaOptions.DefaultDeadLetterTopic).Single();
+        Assert.Equal("bad-key", Encoding.UTF8.GetString(letter.Key!));
+        Assert.Equal(stamp.UnixTimestampMs, letter.Timestamp.UnixTimestampMs);
+        Assert.Equal("abc", Encoding.UTF8.GetString(letter.Headers.GetLastBytes("trace-id")));
+        Assert.Equal("missing_ts", Encoding.UTF8.GetString(letter.Headers.GetLastBytes("inference.error")));
+        Assert.Equal("events/0/100", Encoding.UTF8.GetString(letter.Headers.GetLastBytes("inference.source")));
     }
 
     private static void AssertMatchesOracle(FeatureStore store, SyntheticStream stream, IReadOnlyList<SyntheticEvent> events)
@@ -343,24 +392,27 @@ public sealed class IngestTests(ITestOutputHelper output)
         }
     }
 
-    private static List<string> ReadDeadLetters(string bootstrapServers, int count)
+    private static List<string> ReadDeadLetters(string bootstrapServers, int count, string topic = KafkaOptions.DefaultDeadLetterTopic) =>
+        [.. ReadDeadLetterMessages(bootstrapServers, count, topic).Select(m => Encoding.UTF8.GetString(m.Headers.GetLastBytes("inference.error")))];
+
+    private static List<Message<byte[]?, byte[]>> ReadDeadLetterMessages(string bootstrapServers, int count, string topic)
     {
-        using var consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig
+        using var consumer = new ConsumerBuilder<byte[]?, byte[]>(new ConsumerConfig
         {
             BootstrapServers = bootstrapServers,
             GroupId = $"dead-letters-{Guid.NewGuid():N}",
             AutoOffsetReset = AutoOffsetReset.Earliest,
         }).Build();
-        consumer.Subscribe(KafkaOptions.DefaultDeadLetterTopic);
-        var reasons = new List<string>();
+        consumer.Subscribe(topic);
+        var messages = new List<Message<byte[]?, byte[]>>();
         var until = DateTime.UtcNow.AddSeconds(30);
-        while (reasons.Count < count && DateTime.UtcNow < until)
+        while (messages.Count < count && DateTime.UtcNow < until)
         {
             if (consumer.Consume(100) is { IsPartitionEOF: false } result)
             {
-                reasons.Add(Encoding.UTF8.GetString(result.Message.Headers.GetLastBytes("inference.error")));
+                messages.Add(result.Message);
             }
         }
-        return reasons;
+        return messages;
     }
 }

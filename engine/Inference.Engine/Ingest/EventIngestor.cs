@@ -28,6 +28,7 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
             Topic = kafka.Options.EventsTopic,
             GroupId = kafka.Options.GroupId,
             DefaultFormat = kafka.Options.EventsFormat,
+            DeadLetterTopic = kafka.Options.DeadLetterTopic,
             MaxBatchDelayMs = features.MaxBatchDelayMs,
             Malformed = metrics.Malformed,
             Lag = metrics.Lag,

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text;
 using Confluent.Kafka;
 using Inference.Engine.Features;
@@ -14,6 +15,9 @@ internal sealed class BatchSourceSettings
     public required string Topic { get; init; }
 
     public required string GroupId { get; init; }
+
+    /// <summary>Where malformed messages are set aside; empty: counted and dropped.</summary>
+    public string DeadLetterTopic { get; init; } = "";
 
     /// <summary>The format of messages without a content-type header.</summary>
     public EventFormat DefaultFormat { get; init; } = EventFormat.Json;
@@ -61,7 +65,12 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
     private readonly IntPtr[] _messages = new IntPtr[MaxMessagesPerCall];
     private readonly OffsetSet _open = new();
     private readonly OffsetSet _submitted = new();
+    private const int DeadLetterWarningMs = 5_000;
+    private const int ShutdownDeadLetterWaitMs = 10_000;
+
+    private readonly System.Collections.Concurrent.ConcurrentQueue<Message<byte[]?, byte[]>> _deadLetterRetries = new();
     private IProducer<byte[]?, byte[]>? _deadLetters;
+    private int _deadLettersInFlight;
     private bool _isOpen;
     private long _deadline;
     private long _nextLag;
@@ -83,7 +92,7 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
             .Build();
         _rk = RdKafkaNative.HandleOf(_consumer);
         _queue = RdKafkaNative.rd_kafka_queue_get_consumer(_rk);
-        if (!string.IsNullOrWhiteSpace(kafka.Options.DeadLetterTopic))
+        if (!string.IsNullOrWhiteSpace(settings.DeadLetterTopic))
         {
             _deadLetters = new ProducerBuilder<byte[]?, byte[]>(kafka.ProducerConfig()).Build();
         }
@@ -147,11 +156,13 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
     }
 
     /// <summary>Submits the open batch and waits for every batch, then stores and commits their offsets.</summary>
-    public void FlushAndCommit()
+    public void FlushAndCommit() => FlushAndCommit(Timeout.Infinite);
+
+    private void FlushAndCommit(int deadLetterWaitMs)
     {
         Flush();
         _sink.Drain();
-        StoreSubmitted();
+        StoreSubmitted(deadLetterWaitMs);
         try
         {
             _consumer.CommitStored();
@@ -245,10 +256,17 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
     }
 
     /// <summary>Stores, for commit, the offset after the last one of each partition in the submitted batch.</summary>
-    private void StoreSubmitted()
+    private void StoreSubmitted(int deadLetterWaitMs = Timeout.Infinite)
     {
         if (_submitted.Count == 0)
         {
+            return;
+        }
+        if (!DeadLettersDurable(deadLetterWaitMs))
+        {
+            // Shutting down with dead letters unwritten: store nothing, so these events are read again.
+            IngestLog.DeadLettersUnwritten(_logger, _settings.DeadLetterTopic);
+            _submitted.Clear();
             return;
         }
         var list = RdKafkaNative.rd_kafka_topic_partition_list_new(_submitted.Count);
@@ -310,6 +328,11 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
         IngestLog.Lost(_logger, _settings.Topic, string.Join(", ", partitions.Select(p => p.Partition.Value)));
     }
 
+    /// <summary>
+    /// Sets a malformed message aside on the dead-letter topic: its payload, original key, timestamp and
+    /// headers, plus <c>inference.error</c> (the reason) and <c>inference.source</c> (topic/partition/offset).
+    /// The write is tracked: no offset is stored for commit until every dead letter is acknowledged.
+    /// </summary>
     private void SetAside(int partition, long offset, byte* payload, int length, DecodeError error, IntPtr message)
     {
         string reason = JsonEventDecoder.Describe(error);
@@ -319,35 +342,86 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
         {
             return;
         }
-        var headers = new Headers
-        {
-            { "inference.error", Encoding.UTF8.GetBytes(reason) },
-            { "inference.source", Encoding.UTF8.GetBytes($"{_settings.Topic}/{partition}/{offset}") },
-        };
+        var native = (RdKafkaNative.Message*)message;
+        var headers = new Headers();
         if (RdKafkaNative.rd_kafka_message_headers(message, out var original) == 0)
         {
-            fixed (byte* name = "content-type"u8)
+            for (nuint i = 0; RdKafkaNative.rd_kafka_header_get_all(original, i, out var name, out var value, out var size) == 0; i++)
             {
-                if (RdKafkaNative.rd_kafka_header_get_last(original, name, out var value, out var size) == 0 && value != IntPtr.Zero)
-                {
-                    headers.Add("content-type", new ReadOnlySpan<byte>((void*)value, checked((int)size)).ToArray());
-                }
+                headers.Add(Marshal.PtrToStringUTF8(name) ?? "", value == IntPtr.Zero ? null : new ReadOnlySpan<byte>((void*)value, checked((int)size)).ToArray());
             }
         }
+        headers.Add("inference.error", Encoding.UTF8.GetBytes(reason));
+        headers.Add("inference.source", Encoding.UTF8.GetBytes($"{_settings.Topic}/{partition}/{offset}"));
+        long timestamp = RdKafkaNative.rd_kafka_message_timestamp(message, out _);
+        var letter = new Message<byte[]?, byte[]>
+        {
+            Key = native->Key == IntPtr.Zero ? null : new ReadOnlySpan<byte>((void*)native->Key, checked((int)native->KeyLength)).ToArray(),
+            Value = new ReadOnlySpan<byte>(payload, length).ToArray(),
+            Headers = headers,
+            Timestamp = timestamp >= 0 ? new Timestamp(timestamp, TimestampType.CreateTime) : Timestamp.Default,
+        };
+        ProduceDeadLetter(letter);
+    }
+
+    private void ProduceDeadLetter(Message<byte[]?, byte[]> letter)
+    {
+        Interlocked.Increment(ref _deadLettersInFlight);
         try
         {
-            _deadLetters.Produce(_kafka.Options.DeadLetterTopic, new Message<byte[]?, byte[]> { Value = new ReadOnlySpan<byte>(payload, length).ToArray(), Headers = headers },
-                report =>
+            _deadLetters!.Produce(_settings.DeadLetterTopic, letter, report =>
+            {
+                if (report.Error.IsError)
                 {
-                    if (report.Error.IsError)
-                    {
-                        IngestLog.DeadLetterFailed(_logger, _kafka.Options.DeadLetterTopic, report.Error.Reason);
-                    }
-                });
+                    // Kept and written again before any offset is stored: the event is never lost.
+                    IngestLog.DeadLetterFailed(_logger, _settings.DeadLetterTopic, report.Error.Reason);
+                    _deadLetterRetries.Enqueue(letter);
+                }
+                Interlocked.Decrement(ref _deadLettersInFlight);
+            });
         }
         catch (ProduceException<byte[]?, byte[]> produceError)
         {
-            IngestLog.DeadLetterFailed(_logger, _kafka.Options.DeadLetterTopic, produceError.Error.Reason);
+            IngestLog.DeadLetterFailed(_logger, _settings.DeadLetterTopic, produceError.Error.Reason);
+            _deadLetterRetries.Enqueue(letter);
+            Interlocked.Decrement(ref _deadLettersInFlight);
+        }
+    }
+
+    /// <summary>
+    /// Waits until every dead letter written so far is acknowledged, writing failed ones again: offsets
+    /// past a malformed message are never committed before it is safely set aside. While the
+    /// dead-letter topic cannot be written, consumption waits here (and says so).
+    /// </summary>
+    /// <returns>False when <paramref name="giveUpAfterMs"/> passed first (shutdown: nothing is stored, the events are read again).</returns>
+    private bool DeadLettersDurable(int giveUpAfterMs = Timeout.Infinite)
+    {
+        if (_deadLetters is null || (Volatile.Read(ref _deadLettersInFlight) == 0 && _deadLetterRetries.IsEmpty))
+        {
+            return true;
+        }
+        long started = Stopwatch.GetTimestamp();
+        long nextWarning = Deadline.After(DeadLetterWarningMs);
+        while (true)
+        {
+            while (_deadLetterRetries.TryDequeue(out var letter))
+            {
+                ProduceDeadLetter(letter);
+            }
+            _deadLetters.Flush(TimeSpan.FromMilliseconds(100));
+            if (Volatile.Read(ref _deadLettersInFlight) == 0 && _deadLetterRetries.IsEmpty)
+            {
+                return true;
+            }
+            if (giveUpAfterMs != Timeout.Infinite && Stopwatch.GetElapsedTime(started).TotalMilliseconds > giveUpAfterMs)
+            {
+                return false;
+            }
+            if (Stopwatch.GetTimestamp() >= nextWarning)
+            {
+                IngestLog.DeadLettersHeld(_logger, _settings.DeadLetterTopic, Volatile.Read(ref _deadLettersInFlight) + _deadLetterRetries.Count);
+                nextWarning = Deadline.After(DeadLetterWarningMs);
+            }
         }
     }
 
@@ -409,7 +483,9 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
         _disposed = true;
         try
         {
-            FlushAndCommit();
+            // Shutdown: apply what was read, set aside what was malformed, then commit; a dead-letter
+            // topic still unwritable after a while leaves those offsets uncommitted instead.
+            FlushAndCommit(ShutdownDeadLetterWaitMs);
         }
         finally
         {

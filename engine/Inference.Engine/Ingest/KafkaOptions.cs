@@ -8,6 +8,7 @@ public sealed class KafkaOptions
     public const string DefaultEventsTopic = "events";
     public const string DefaultLabelsTopic = "labels";
     public const string DefaultDeadLetterTopic = "events.dead-letter";
+    public const string DefaultLabelsDeadLetterTopic = "labels.dead-letter";
     public const string DefaultGroupId = "inference";
     public const int DefaultSessionTimeoutMs = 10_000;
 
@@ -33,6 +34,9 @@ public sealed class KafkaOptions
 
     /// <summary>Where malformed events are set aside, with the reason in a header; empty: counted and dropped.</summary>
     public string DeadLetterTopic { get; set; } = DefaultDeadLetterTopic;
+
+    /// <summary>Where malformed labels are set aside; empty: counted and dropped.</summary>
+    public string LabelsDeadLetterTopic { get; set; } = DefaultLabelsDeadLetterTopic;
 
     /// <summary>The consumer group of the events consumer; the labels consumer uses "{GroupId}.labels".</summary>
     public string GroupId { get; set; } = DefaultGroupId;

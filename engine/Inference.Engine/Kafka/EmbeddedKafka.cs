@@ -54,6 +54,17 @@ public sealed unsafe class EmbeddedKafka : IDisposable
         }
     }
 
+    /// <summary>
+    /// Fault injection: the broker answers metadata requests for <paramref name="topic"/> with
+    /// <paramref name="error"/> (e.g. <c>LeaderNotAvailable</c>: producers that have
+    /// not written to it yet hold their messages and retry), until set back to <c>NoError</c>.
+    /// </summary>
+    public void SetTopicError(string topic, Confluent.Kafka.ErrorCode error)
+    {
+        ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
+        RdKafkaNative.rd_kafka_mock_topic_set_error(_cluster, topic, (int)error);
+    }
+
     public void Dispose()
     {
         if (_cluster != IntPtr.Zero)

@@ -20,7 +20,7 @@ public sealed partial class KafkaConnection : IDisposable
         if (Options.Embedded && string.IsNullOrWhiteSpace(Options.BootstrapServers))
         {
             _embedded = new EmbeddedKafka();
-            foreach (var topic in new[] { Options.EventsTopic, Options.LabelsTopic, Options.DeadLetterTopic })
+            foreach (var topic in new[] { Options.EventsTopic, Options.LabelsTopic, Options.DeadLetterTopic, Options.LabelsDeadLetterTopic })
             {
                 if (!string.IsNullOrWhiteSpace(topic))
                 {
@@ -47,6 +47,9 @@ public sealed partial class KafkaConnection : IDisposable
     public string BootstrapServers { get; }
 
     public bool IsEmbedded => _embedded is not null;
+
+    /// <summary>The embedded broker, when this connection started one (tests inject faults through it).</summary>
+    public EmbeddedKafka? Embedded => _embedded;
 
     /// <summary>Consumer settings shared by the engine's consumers; offsets are stored by the engine, committed in the background.</summary>
     public ConsumerConfig ConsumerConfig(string groupId)
@@ -76,12 +79,28 @@ public sealed partial class KafkaConnection : IDisposable
         return config;
     }
 
-    public ProducerConfig ProducerConfig() => new()
+    /// <summary>
+    /// Producer settings of the engine's producers (dead letters, gRPC ingestion): idempotent, and with
+    /// the same security settings the consumers are given (<c>security.*</c>, <c>sasl.*</c>, <c>ssl.*</c>).
+    /// </summary>
+    public ProducerConfig ProducerConfig()
     {
-        BootstrapServers = BootstrapServers,
-        LingerMs = 5,
-        EnableIdempotence = true,
-    };
+        var config = new ProducerConfig
+        {
+            BootstrapServers = BootstrapServers,
+            LingerMs = 5,
+            EnableIdempotence = true,
+        };
+        foreach (var (key, value) in Options.Consumer)
+        {
+            if (key.StartsWith("security.", StringComparison.Ordinal) || key.StartsWith("sasl.", StringComparison.Ordinal)
+                || key.StartsWith("ssl.", StringComparison.Ordinal))
+            {
+                config.Set(key, value);
+            }
+        }
+        return config;
+    }
 
     public void Dispose() => _embedded?.Dispose();
 

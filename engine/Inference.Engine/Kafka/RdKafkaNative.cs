@@ -89,6 +89,15 @@ internal static unsafe partial class RdKafkaNative
     [LibraryImport(LibraryName)]
     public static partial IntPtr rd_kafka_err2str(int error);
 
+    [LibraryImport(LibraryName, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial void rd_kafka_mock_topic_set_error(IntPtr cluster, string topic, int error);
+
+    [LibraryImport(LibraryName)]
+    public static partial int rd_kafka_header_get_all(IntPtr headers, nuint index, out IntPtr name, out IntPtr value, out nuint size);
+
+    [LibraryImport(LibraryName)]
+    public static partial long rd_kafka_message_timestamp(IntPtr message, out int type);
+
     // Batch consume: a consumer's queue drained many messages per call, payloads read in place.
 
     [LibraryImport(LibraryName)]

@@ -127,6 +127,7 @@ internal sealed class TrainingService : BackgroundService
         {
             Topic = _kafka.Options.LabelsTopic,
             GroupId = _kafka.Options.GroupId + ".labels",
+            DeadLetterTopic = _kafka.Options.LabelsDeadLetterTopic,
             MaxBatchDelayMs = training.MaxBatchDelayMs,
             Malformed = _ => _metrics.MalformedLabel(),
         };

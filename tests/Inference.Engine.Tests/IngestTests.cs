@@ -370,6 +370,58 @@ public sealed class IngestTests(ITestOutputHelper output)
         Assert.Equal("events/0/100", Encoding.UTF8.GetString(letter.Headers.GetLastBytes("inference.source")));
     }
 
+    [Fact]
+    public async Task Events_read_again_after_a_rebalance_and_a_rewound_offset_are_not_counted_twice()
+    {
+        var settings = Settings();
+        settings["Inference:Training:Enabled"] = "false";
+        await using var engine = await EngineHarness.StartAsync(settings);
+        var stream = new SyntheticStream(entities: 100, seed: 13);
+        var events = Enumerable.Range(0, 4_000).Select(_ => stream.NextEvent()).ToList();
+        using (var producer = EngineHarness.Producer(engine.BootstrapServers))
+        {
+            foreach (var e in events)
+            {
+                producer.Produce("events", new Message<string, byte[]> { Key = stream.Key(e.Entity), Value = e.Json });
+            }
+            producer.Flush(TimeSpan.FromSeconds(30));
+        }
+        await EngineHarness.WaitUntil(() => engine.Metrics.EventsApplied == events.Count, TimeSpan.FromSeconds(60),
+            () => $"{events.Count} events applied (so far {engine.Metrics.EventsApplied})");
+
+        // A second member joins the engine's group, takes partitions, commits them back to offset 0 and
+        // leaves: the engine gets them back and reads every one of those events again.
+        long rewound = 0;
+        using (var member = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = engine.BootstrapServers,
+            GroupId = "inference",
+            EnableAutoCommit = false,
+            SessionTimeoutMs = 6_000,
+            PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,
+        }).Build())
+        {
+            member.Subscribe("events");
+            var until = DateTime.UtcNow.AddSeconds(30);
+            while (member.Assignment.Count == 0 && DateTime.UtcNow < until)
+            {
+                member.Consume(100);
+            }
+            Assert.NotEmpty(member.Assignment);
+            foreach (var partition in member.Assignment)
+            {
+                rewound += member.QueryWatermarkOffsets(partition, TimeSpan.FromSeconds(10)).High.Value;
+            }
+            member.Commit([.. member.Assignment.Select(p => new TopicPartitionOffset(p, 0))]);
+            member.Close();
+        }
+        var ingest = engine.Get<IngestMetrics>();
+        await EngineHarness.WaitUntil(() => ingest.ReplayedEvents >= rewound, TimeSpan.FromSeconds(60),
+            () => $"the {rewound} events of the rewound partitions read again and skipped (so far {ingest.ReplayedEvents})");
+        Assert.Equal(events.Count, engine.Metrics.EventsApplied);
+        AssertMatchesOracle(engine.Get<FeatureStore>(), stream, events);
+    }
+
     private static void AssertMatchesOracle(FeatureStore store, SyntheticStream stream, IReadOnlyList<SyntheticEvent> events)
     {
         var plan = store.Plan;

@@ -33,6 +33,7 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
             Malformed = metrics.Malformed,
             Lag = metrics.Lag,
             DataLoss = metrics.DataLoss,
+            Replayed = metrics.Replayed,
         };
         using var sink = new EventSink(executor, features.MaxBatchEvents, features.MaxFutureMs);
         IngestLog.Started(logger, settings.Topic, settings.DefaultFormat, kafka.BootstrapServers, settings.GroupId, features.MaxBatchEvents, features.MaxBatchDelayMs);

@@ -9,6 +9,7 @@ public sealed class IngestMetrics
     private readonly TotalCounter _malformed;
     private readonly TotalCounter _dataLoss;
     private readonly TotalCounter _grpcAccepted;
+    private readonly TotalCounter _replayed;
     private readonly TotalCounter _grpcRejected;
     private long _lag;
 
@@ -17,6 +18,7 @@ public sealed class IngestMetrics
         var meter = meterFactory.Create(MeterName);
         _malformed = new(meter, "inference.ingest.malformed", "{event}", "Events set aside as malformed, by reason.");
         _dataLoss = new(meter, "inference.ingest.data_loss", "{reset}", "Offset-out-of-range resets: data the broker no longer had.");
+        _replayed = new(meter, "inference.ingest.replayed", "{event}", "Events read again after a rebalance or an offset rewind that the state already held: skipped, not counted twice.");
         _grpcAccepted = new(meter, "inference.ingest.grpc.accepted", "{event}", "Events taken over gRPC and written durably to the events topic.");
         _grpcRejected = new(meter, "inference.ingest.grpc.rejected", "{event}", "Events refused over gRPC (the ack names each with its reason).");
         meter.CreateObservableGauge("inference.ingest.lag", () => Volatile.Read(ref _lag), "{event}", "Events behind the end of the assigned partitions.");
@@ -36,6 +38,10 @@ public sealed class IngestMetrics
     internal void DataLoss() => _dataLoss.Add(1);
 
     public long GrpcAccepted => _grpcAccepted.Total;
+
+    public long ReplayedEvents => _replayed.Total;
+
+    internal void Replayed() => _replayed.Add(1);
 
     internal void IngestedOverGrpc(int accepted, int rejected)
     {

@@ -31,6 +31,9 @@ internal sealed class BatchSourceSettings
     /// <summary>Called with the consumer lag twice a second, when given.</summary>
     public Action<long>? Lag { get; init; }
 
+    /// <summary>Called for each message read again that the state already holds (skipped, never counted twice).</summary>
+    public Action? Replayed { get; init; }
+
     /// <summary>Called when librdkafka reset an offset because the broker no longer had the data.</summary>
     public Action? DataLoss { get; init; }
 }
@@ -65,6 +68,7 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
     private readonly IntPtr[] _messages = new IntPtr[MaxMessagesPerCall];
     private readonly OffsetSet _open = new();
     private readonly OffsetSet _submitted = new();
+    private readonly HeldOffsets _held = new();
     private const int DeadLetterWarningMs = 5_000;
     private const int ShutdownDeadLetterWaitMs = 10_000;
 
@@ -197,6 +201,15 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
             }
             int partition = message->Partition;
             long offset = message->Offset;
+            if (!_held.Take(partition, offset))
+            {
+                // Read again (a rebalance, an offset rewound to before what was applied): the state
+                // already holds it. Skipped, and its offset still counts toward the commit.
+                _settings.Replayed?.Invoke();
+                Open();
+                _open.Set(partition, offset);
+                return;
+            }
             var format = FormatOf(pointer);
             var payload = (byte*)message->Payload;
             int length = checked((int)message->Length);
@@ -501,6 +514,29 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
             _consumer.Dispose();
             _deadLetters?.Flush(TimeSpan.FromSeconds(5));
             _deadLetters?.Dispose();
+        }
+    }
+
+    /// <summary>Per partition, the newest offset this process has taken into its state (applied or in a batch on its way).</summary>
+    private sealed class HeldOffsets
+    {
+        private long[] _newest = [];
+
+        /// <summary>Takes <paramref name="offset"/> when it is newer than what is held; false for one held already.</summary>
+        public bool Take(int partition, long offset)
+        {
+            if (partition >= _newest.Length)
+            {
+                int old = _newest.Length;
+                Array.Resize(ref _newest, Math.Max(partition + 1, old * 2));
+                _newest.AsSpan(old).Fill(-1);
+            }
+            if (offset <= _newest[partition])
+            {
+                return false;
+            }
+            _newest[partition] = offset;
+            return true;
         }
     }
 

@@ -12,6 +12,7 @@ public sealed class TrainingMetrics
     private readonly TotalCounter _publishes;
     private readonly TotalCounter _pointInTimeInexact;
     private readonly TotalCounter _skipped;
+    private readonly TotalCounter _replayed;
     private double _onlineLogLoss = double.NaN;
 
     public TrainingMetrics(IMeterFactory meterFactory)
@@ -20,6 +21,7 @@ public sealed class TrainingMetrics
         _labels = new(meter, "inference.training.labels", "{label}", "Labels trained on.");
         _malformedLabels = new(meter, "inference.training.malformed_labels", "{label}", "Labels set aside as malformed.");
         _publishes = new(meter, "inference.training.publishes", "{publish}", "Model versions published to serving.");
+        _replayed = new(meter, "inference.training.replayed_labels", "{label}", "Labels read again after a rebalance or an offset rewind that were learned already: skipped.");
         _skipped = new(meter, "inference.training.skipped", "{label}", "Labels of mini-batches not learned from because an input, the loss or the model was not finite, by reason.");
         _pointInTimeInexact = new(meter, "inference.training.point_in_time_inexact", "{label}", "Labels joined with running aggregates that already include events after the label.");
         meter.CreateObservableGauge("inference.training.online_log_loss", () => Volatile.Read(ref _onlineLogLoss), null, "Progressive log loss of labels before training on them.");
@@ -41,6 +43,10 @@ public sealed class TrainingMetrics
     internal void MalformedLabel() => _malformedLabels.Add(1);
 
     public long SkippedLabels => _skipped.Total;
+
+    public long ReplayedLabels => _replayed.Total;
+
+    internal void ReplayedLabel() => _replayed.Add(1);
 
     internal void Skipped(int labels, string reason) => _skipped.Add(labels, "reason", reason);
 

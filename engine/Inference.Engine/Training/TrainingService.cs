@@ -130,6 +130,7 @@ internal sealed class TrainingService : BackgroundService
             DeadLetterTopic = _kafka.Options.LabelsDeadLetterTopic,
             MaxBatchDelayMs = training.MaxBatchDelayMs,
             Malformed = _ => _metrics.MalformedLabel(),
+            Replayed = _metrics.ReplayedLabel,
         };
         using var source = new KafkaBatchSource<LabelSink>(_kafka, settings, sink, _logger);
         TrainingLog.Started(_logger, spec.Kind.ToString(), spec.Inputs, settings.Topic, batchSize, training.LearningRate);

@@ -1,0 +1,88 @@
+using Inference.Kernels.Accelerators;
+using Inference.Kernels.Features;
+using Inference.Testing;
+
+namespace Inference.Kernels.Tests;
+
+/// <summary>A table restored from a snapshot holds what the original holds and goes on exactly like it.</summary>
+public sealed class SnapshotTests
+{
+    private const int Entities = 300;
+
+    [Theory]
+    [MemberData(nameof(Accelerators.Available), MemberType = typeof(Accelerators))]
+    public void A_restored_table_reads_and_goes_on_exactly_like_the_original(AcceleratorKind kind)
+    {
+        const int Seed = 77;
+        var plan = new FeaturePlan(FeatureSelfCheck.AllAggregations());
+        using var device = DeviceContext.Create(kind);
+        using var original = new FeatureTable(device, plan, new FeatureTableOptions { InitialCapacity = 32, MaxCapacity = 1_000, MaxBatchEvents = 256 });
+        using var restored = new FeatureTable(device, plan, new FeatureTableOptions { InitialCapacity = 16, MaxCapacity = 1_000, MaxBatchEvents = 256 });
+        var random = new Random(Seed);
+        long now = FeatureSelfCheck.Start;
+        for (int b = 0; b < 20; b++)
+        {
+            original.Apply(NextBatch(random, plan, ref now));
+        }
+
+        var snapshot = original.Snapshot();
+        restored.Restore(snapshot);
+        Assert.Equal(original.Entities, restored.Entities);
+        Assert.Equal(snapshot.Entities, restored.Entities);
+        Assert.Equal(Read(original, plan, now), Read(restored, plan, now));
+
+        for (int b = 0; b < 15; b++)
+        {
+            var batch = NextBatch(random, plan, ref now);
+            var expected = original.Apply(batch);
+            var actual = restored.Apply(batch);
+            Assert.Equal(expected.Applied, actual.Applied);
+        }
+        Assert.Equal(original.Entities, restored.Entities);
+        Assert.Equal(Read(original, plan, now), Read(restored, plan, now));
+    }
+
+    [Fact]
+    public void A_snapshot_of_other_declarations_is_refused()
+    {
+        using var device = DeviceContext.Create(AcceleratorKind.Cpu);
+        var options = new FeatureTableOptions { InitialCapacity = 16, MaxCapacity = 100, MaxBatchEvents = 16 };
+        using var counts = new FeatureTable(device, new FeaturePlan([new FeatureDefinition { Name = "count", Aggregation = Aggregation.Count }]), options);
+        using var sums = new FeatureTable(device, new FeaturePlan([new FeatureDefinition { Name = "sum", Aggregation = Aggregation.Sum, Field = "amount" }]), options);
+        var error = Assert.Throws<InvalidOperationException>(() => sums.Restore(counts.Snapshot()));
+        Assert.Contains("other feature declarations", error.Message);
+    }
+
+    private static float[] Read(FeatureTable table, FeaturePlan plan, long now)
+    {
+        var keys = Enumerable.Range(0, Entities).Select(e => EntityKey.Hash($"e-{e}")).ToArray();
+        var output = new float[keys.Length * plan.Count];
+        table.Gather(keys, now, output);
+        return output;
+    }
+
+    private static ArrayBatch NextBatch(Random random, FeaturePlan plan, ref long now)
+    {
+        int n = random.Next(1, 257);
+        var entities = new ulong[n];
+        var times = new long[n];
+        var numeric = Enumerable.Range(0, plan.NumericFields.Count).Select(_ => new float[n]).ToArray();
+        var keys = Enumerable.Range(0, plan.KeyFields.Count).Select(_ => new ulong[n]).ToArray();
+        for (int i = 0; i < n; i++)
+        {
+            entities[i] = EntityKey.Hash($"e-{random.Next(Entities)}");
+            // Mostly in order, some late: windows, lateness and re-anchoring all take part.
+            times[i] = now + random.Next(-120_000, 2_000);
+            foreach (var column in numeric)
+            {
+                column[i] = (float)Math.Round(random.NextDouble() * 100, 2);
+            }
+            foreach (var column in keys)
+            {
+                column[i] = EntityKey.Hash($"k-{random.Next(50)}");
+            }
+        }
+        now += 30_000;
+        return new ArrayBatch(entities, times, numeric, keys);
+    }
+}

@@ -38,7 +38,7 @@ internal static class StageBaselines
                 };
                 if (error != DecodeError.None)
                 {
-                    throw new InvalidOperationException($"The bench's own payload did not decode: {JsonEventDecoder.Describe(error)}.");
+                    throw new InvalidOperationException($"The bench's own payload did not decode: {DecodeErrors.Describe(error)}.");
                 }
             }
             while (resume != 0);

@@ -55,8 +55,6 @@ public abstract class ApplyWork
         _done.Reset();
     }
 
-    internal ApplyResult Run(FeatureTable table) => Apply(table);
-
     internal void Complete(int applied)
     {
         _applied = applied;
@@ -70,7 +68,7 @@ public abstract class ApplyWork
     }
 
     /// <summary>Applies the batch to the table (on the executor thread).</summary>
-    protected abstract ApplyResult Apply(FeatureTable table);
+    protected internal abstract ApplyResult Apply(FeatureTable table);
 }
 
 /// <summary>A read-your-writes caller waiting for the watermark to cover its minimum.</summary>
@@ -92,21 +90,11 @@ internal sealed class WatermarkWaiter
 
     public bool Completed => _completion.Task.IsCompleted;
 
-    /// <summary>True when this waiter is done (released now, or cancelled before).</summary>
-    public bool TryRelease(FeatureWatermark watermark)
+    /// <summary>Releases the caller now that the state covers its minimum; a cancelled one is just let go.</summary>
+    public void Release()
     {
-        if (_completion.Task.IsCompleted)
-        {
-            _registration.Dispose();
-            return true;
-        }
-        if (!watermark.Covers(_minimum))
-        {
-            return false;
-        }
         _registration.Dispose();
         _completion.TrySetResult();
-        return true;
     }
 
     public void Stop()

@@ -252,7 +252,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
                 ExecutorLog.MaintenanceFailed(_logger, error);
                 AbortMaintenance();
             }
-            worked |= ReleaseWaiters();
+            ReleaseWaiters();
             if (worked)
             {
                 // Applies and maintenance change the entity count; readers on other threads see this copy.
@@ -367,7 +367,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         try
         {
             long started = Stopwatch.GetTimestamp();
-            var result = work.Run(_table);
+            var result = work.Apply(_table);
             _applied.Advance(work.Offsets, result.NewestTimeMs);
             _watermarkDirty = true;
             Record(result);
@@ -381,35 +381,30 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         return true;
     }
 
-    /// <summary>Wakes read-your-writes callers whose minimum the watermark now covers (or whose call ended).</summary>
-    private bool ReleaseWaiters()
+    /// <summary>Wakes read-your-writes callers whose minimum the applied state now covers, and forgets those whose call ended.</summary>
+    private void ReleaseWaiters()
     {
         while (_waiters.TryDequeue(out var added))
         {
             _waiting.Add(added);
         }
-        if (_waiting.Count == 0)
-        {
-            return false;
-        }
         int kept = 0;
-        bool published = false;
         for (int i = 0; i < _waiting.Count; i++)
         {
             var waiter = _waiting[i];
-            if (!waiter.Completed && _applied.Covers(waiter.Minimum) && !published)
+            if (!waiter.Completed && !_applied.Covers(waiter.Minimum))
+            {
+                _waiting[kept++] = waiter;
+                continue;
+            }
+            if (!waiter.Completed)
             {
                 // Whoever is released reads the watermark next: it must already show what they waited for.
                 Publish();
-                published = true;
             }
-            if (!waiter.TryRelease(_watermark))
-            {
-                _waiting[kept++] = waiter;
-            }
+            waiter.Release();
         }
         _waiting.RemoveRange(kept, _waiting.Count - kept);
-        return false;
     }
 
     private bool ReadOne()
@@ -463,7 +458,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     /// <summary>An apply over an Arrow record batch, for callers that hand the executor one batch at a time.</summary>
     private sealed class RecordBatchApply(RecordBatch batch) : ApplyWork
     {
-        protected override ApplyResult Apply(FeatureTable table) =>
+        protected internal override ApplyResult Apply(FeatureTable table) =>
             table.Apply(new RecordBatchColumns(batch, table.Plan.NumericFields.Count));
     }
 

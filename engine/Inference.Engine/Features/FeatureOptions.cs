@@ -49,6 +49,10 @@ public sealed class FeatureOptions
     /// </summary>
     public long MaxFutureMs { get; set; } = DefaultMaxFutureMs;
 
+    /// <summary>The newest event time taken now: the wall clock plus <see cref="MaxFutureMs"/> (no limit when 0).</summary>
+    public static long LatestEventTimeMs(long maxFutureMs) =>
+        maxFutureMs <= 0 ? long.MaxValue : DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + maxFutureMs;
+
     public AcceleratorKind Accelerator { get; set; } = AcceleratorKind.Auto;
 
     /// <summary>Event count, mean amount and 1-hour decayed amount, log-scaled: the engine's features when none are declared.</summary>

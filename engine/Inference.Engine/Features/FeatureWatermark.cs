@@ -34,38 +34,46 @@ public sealed class FeatureWatermark
     private Proto.V1.FeatureWatermark BuildMessage()
     {
         var message = new Proto.V1.FeatureWatermark { MaxEventTimeMs = MaxEventTimeMs, BatchesApplied = BatchesApplied };
-        foreach (var partition in _partitions)
-        {
-            message.Partitions.Add(new Proto.V1.PartitionWatermark { Topic = partition.Topic, Partition = partition.Partition, LastAppliedOffset = partition.Offset });
-        }
+        AddTo(message.Partitions, _partitions);
         return message;
     }
 
-    /// <summary>The last offset applied from a partition, or -1 when none.</summary>
-    public long LastApplied(string topic, int partition)
+    /// <summary>Partition offsets as the protocol carries them (responses, ingest acks).</summary>
+    internal static void AddTo(Google.Protobuf.Collections.RepeatedField<Proto.V1.PartitionWatermark> target, IEnumerable<PartitionOffset> offsets)
     {
-        foreach (var offset in _partitions)
+        foreach (var offset in offsets)
         {
-            if (offset.Partition == partition && offset.Topic == topic)
-            {
-                return offset.Offset;
-            }
+            target.Add(new Proto.V1.PartitionWatermark { Topic = offset.Topic, Partition = offset.Partition, LastAppliedOffset = offset.Offset });
         }
-        return -1;
     }
 
     /// <summary>True when every partition of <paramref name="minimum"/> is applied at least up to its offset.</summary>
-    public bool Covers(IReadOnlyList<PartitionOffset> minimum)
+    public bool Covers(IReadOnlyList<PartitionOffset> minimum) => Covers(_partitions, minimum);
+
+    /// <summary>True when <paramref name="held"/> reaches, in every partition of <paramref name="minimum"/>, at least its offset.</summary>
+    internal static bool Covers(ReadOnlySpan<PartitionOffset> held, IReadOnlyList<PartitionOffset> minimum)
     {
         for (int i = 0; i < minimum.Count; i++)
         {
-            var required = minimum[i];
-            if (LastApplied(required.Topic, required.Partition) < required.Offset)
+            int index = IndexOf(held, minimum[i].Topic, minimum[i].Partition);
+            if (index < 0 || held[index].Offset < minimum[i].Offset)
             {
                 return false;
             }
         }
         return true;
+    }
+
+    internal static int IndexOf(ReadOnlySpan<PartitionOffset> partitions, string topic, int partition)
+    {
+        for (int i = 0; i < partitions.Length; i++)
+        {
+            if (partitions[i].Partition == partition && partitions[i].Topic == topic)
+            {
+                return i;
+            }
+        }
+        return -1;
     }
 }
 
@@ -87,7 +95,7 @@ internal sealed class WatermarkBuilder
     {
         foreach (var offset in applied)
         {
-            int index = IndexOf(offset.Topic, offset.Partition);
+            int index = FeatureWatermark.IndexOf(_partitions.AsSpan(0, _count), offset.Topic, offset.Partition);
             if (index >= 0)
             {
                 if (offset.Offset > _partitions[index].Offset)
@@ -115,32 +123,9 @@ internal sealed class WatermarkBuilder
     }
 
     /// <summary>True when every partition of <paramref name="minimum"/> is applied at least up to its offset.</summary>
-    public bool Covers(IReadOnlyList<PartitionOffset> minimum)
-    {
-        for (int i = 0; i < minimum.Count; i++)
-        {
-            int index = IndexOf(minimum[i].Topic, minimum[i].Partition);
-            if (index < 0 || _partitions[index].Offset < minimum[i].Offset)
-            {
-                return false;
-            }
-        }
-        return true;
-    }
+    public bool Covers(IReadOnlyList<PartitionOffset> minimum) => FeatureWatermark.Covers(_partitions.AsSpan(0, _count), minimum);
 
     public FeatureWatermark Snapshot() => new(_partitions.AsSpan(0, _count).ToArray(), _maxEventTimeMs, _batches);
-
-    private int IndexOf(string topic, int partition)
-    {
-        for (int i = 0; i < _count; i++)
-        {
-            if (_partitions[i].Partition == partition && _partitions[i].Topic == topic)
-            {
-                return i;
-            }
-        }
-        return -1;
-    }
 
     private static int Compare(PartitionOffset a, PartitionOffset b) =>
         a.Topic == b.Topic ? a.Partition.CompareTo(b.Partition) : string.CompareOrdinal(a.Topic, b.Topic);

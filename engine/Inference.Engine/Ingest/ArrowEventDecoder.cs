@@ -3,6 +3,7 @@ using System.Buffers.Text;
 using Apache.Arrow;
 using Apache.Arrow.Ipc;
 using Apache.Arrow.Types;
+using Inference.Engine.Pipeline;
 using Inference.Kernels.Features;
 
 namespace Inference.Engine.Ingest;
@@ -41,7 +42,8 @@ public sealed class ArrowEventDecoder
 
     /// <summary>
     /// Decodes the message's rows from <paramref name="resume"/> on, as many as fit. Returns with
-    /// <paramref name="resume"/> at the next row when the batch filled first, or 0 when the message is done.
+    /// <paramref name="resume"/> at the next row when the batch filled first, or 0 when the message is
+    /// done; the call that goes on (resume &gt; 0) must pass the same message, still in place.
     /// </summary>
     public DecodeError Decode(ReadOnlyMemory<byte> message, MicroBatch batch, ref int resume)
     {
@@ -49,23 +51,20 @@ public sealed class ArrowEventDecoder
         {
             throw new InvalidOperationException("The micro-batch is full.");
         }
-        var error = Read(message);
-        if (error == DecodeError.None && resume == 0)
+        if (resume == 0)
         {
-            // Check every row before any is applied: the message may not fit in this batch.
-            foreach (var records in _batches)
+            // Parse and check every row before any is applied: the message may not fit in this batch.
+            // (A call with resume > 0 goes on with the message of the call before: parsed and checked.)
+            var error = Read(message);
+            for (int i = 0; error == DecodeError.None && i < _batches.Count; i++)
             {
-                error = Check(records);
-                if (error != DecodeError.None)
-                {
-                    break;
-                }
+                error = Check(_batches[i]);
             }
-        }
-        if (error != DecodeError.None)
-        {
-            _batches.Clear();
-            return error;
+            if (error != DecodeError.None)
+            {
+                _batches.Clear();
+                return error;
+            }
         }
         int skip = resume;
         foreach (var records in _batches)
@@ -79,7 +78,7 @@ public sealed class ArrowEventDecoder
             {
                 if (batch.IsFull)
                 {
-                    _batches.Clear();
+                    // Kept for the next call, which goes on from resume.
                     return DecodeError.None;
                 }
                 int rows = Math.Min(batch.Room, records.Length - skip);
@@ -141,7 +140,7 @@ public sealed class ArrowEventDecoder
             {
                 return DecodeError.ArrowNulls;
             }
-            if (column is FloatArray floats && !AllFinite(floats.Values))
+            if (column is FloatArray floats && !Finite.All(floats.Values))
             {
                 return DecodeError.NonNumericField;
             }
@@ -315,18 +314,6 @@ public sealed class ArrowEventDecoder
             }
         }
         return false;
-    }
-
-    private static bool AllFinite(ReadOnlySpan<float> values)
-    {
-        foreach (float value in values)
-        {
-            if (!float.IsFinite(value))
-            {
-                return false;
-            }
-        }
-        return true;
     }
 
     private static void Convert<T>(ReadOnlySpan<T> source, Span<float> output)

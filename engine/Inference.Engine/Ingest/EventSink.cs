@@ -38,8 +38,7 @@ internal sealed class EventSink : IBatchSink, IDisposable
     /// <summary>The newest event time taken now: the wall clock plus the allowance (read every few thousand events, not per event).</summary>
     private void RefreshClock()
     {
-        long limit = _maxFutureMs <= 0 ? long.MaxValue : DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + _maxFutureMs;
-        _json.MaxTimeMs = _protobuf.MaxTimeMs = _arrow.MaxTimeMs = limit;
+        _json.MaxTimeMs = _protobuf.MaxTimeMs = _arrow.MaxTimeMs = FeatureOptions.LatestEventTimeMs(_maxFutureMs);
         _sinceClock = 0;
     }
 

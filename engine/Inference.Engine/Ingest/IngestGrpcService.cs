@@ -64,7 +64,7 @@ internal sealed class IngestGrpcService(EventWriter writer, DeviceExecutor execu
             var error = writer.Check(payload, maxTimeMs);
             if (error != DecodeError.None)
             {
-                string reason = JsonEventDecoder.Describe(error);
+                string reason = DecodeErrors.Describe(error);
                 ack.Rejected.Add(new RejectedEvent { Index = i, Reason = reason });
                 metrics.Malformed(reason);
                 continue;
@@ -85,10 +85,7 @@ internal sealed class IngestGrpcService(EventWriter writer, DeviceExecutor execu
         ack.Accepted = batch.Events.Count - ack.Rejected.Count;
         metrics.IngestedOverGrpc(ack.Accepted, ack.Rejected.Count);
         ack.Written = new FeatureWatermark();
-        foreach (var offset in written)
-        {
-            ack.Written.Partitions.Add(new PartitionWatermark { Topic = offset.Topic, Partition = offset.Partition, LastAppliedOffset = offset.Offset });
-        }
+        Features.FeatureWatermark.AddTo(ack.Written.Partitions, written);
         if (batch.WaitVisible && written.Count > 0)
         {
             await executor.WaitForAsync(written, cancellation).ConfigureAwait(false);
@@ -115,7 +112,6 @@ internal sealed class EventWriter : IDisposable
         _decoder = new ProtobufEventDecoder(executor.Plan.NumericFields, executor.Plan.KeyFields);
         var config = kafka.ProducerConfig();
         config.Acks = Acks.All;
-        config.EnableIdempotence = true;
         // Kafka's own default partitioner for keyed messages (Java clients, kcat -X partitioner=murmur2_random):
         // an entity's events land on one partition whoever produces them.
         config.Partitioner = Partitioner.Murmur2Random;
@@ -127,7 +123,7 @@ internal sealed class EventWriter : IDisposable
     public DecodeError Check(ReadOnlySpan<byte> payload, long maxTimeMs) => _decoder.Check(payload, maxTimeMs);
 
     /// <summary>The newest event time taken now.</summary>
-    public long MaxTimeMs() => _maxFutureMs <= 0 ? long.MaxValue : DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + _maxFutureMs;
+    public long MaxTimeMs() => FeatureOptions.LatestEventTimeMs(_maxFutureMs);
 
     /// <summary>Writes the non-null payloads keyed by entity; returns, per partition, the offset of the last one once all are durable.</summary>
     public async Task<List<PartitionOffset>> WriteAsync(EventBatch batch, byte[]?[] payloads, CancellationToken cancellation)

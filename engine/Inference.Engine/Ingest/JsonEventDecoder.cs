@@ -5,27 +5,6 @@ using Inference.Kernels.Features;
 
 namespace Inference.Engine.Ingest;
 
-/// <summary>Why an event was set aside.</summary>
-public enum DecodeError
-{
-    None,
-    BadJson,
-    MissingEntity,
-    MissingTime,
-    BadTime,
-    MissingField,
-    NonNumericField,
-    BadKeyField,
-    BadProtobuf,
-    BadArrow,
-    ArrowMissingColumn,
-    ArrowColumnType,
-    ArrowNulls,
-    UnknownContentType,
-    BadLabel,
-    FutureTimestamp,
-}
-
 /// <summary>
 /// Decodes <c>{"entity": "&lt;key&gt;", "ts": &lt;epoch ms&gt;, "&lt;field&gt;": &lt;number&gt;, ...}</c> in place into
 /// a <see cref="MicroBatch"/> row. Unknown properties are ignored; every numeric field the features
@@ -56,26 +35,6 @@ public sealed class JsonEventDecoder
 
     /// <summary>Events dated after this (epoch ms) are refused as <see cref="DecodeError.FutureTimestamp"/>; set by the ingest stage from the wall clock.</summary>
     public long MaxTimeMs { get; set; } = long.MaxValue;
-
-    public static string Describe(DecodeError error) => error switch
-    {
-        DecodeError.BadJson => "bad_json",
-        DecodeError.MissingEntity => "missing_entity",
-        DecodeError.MissingTime => "missing_ts",
-        DecodeError.BadTime => "bad_ts",
-        DecodeError.MissingField => "missing_field",
-        DecodeError.NonNumericField => "non_numeric_field",
-        DecodeError.BadKeyField => "bad_key_field",
-        DecodeError.BadProtobuf => "bad_protobuf",
-        DecodeError.BadArrow => "bad_arrow",
-        DecodeError.ArrowMissingColumn => "arrow_missing_column",
-        DecodeError.ArrowColumnType => "arrow_column_type",
-        DecodeError.ArrowNulls => "arrow_nulls",
-        DecodeError.UnknownContentType => "unknown_content_type",
-        DecodeError.BadLabel => "bad_label",
-        DecodeError.FutureTimestamp => "future_timestamp",
-        _ => "none",
-    };
 
     /// <summary>Decodes one event into the batch's next row and commits it; on error the batch is unchanged.</summary>
     public DecodeError TryDecode(ReadOnlySpan<byte> json, MicroBatch batch)
@@ -148,7 +107,7 @@ public sealed class JsonEventDecoder
                     {
                         return DecodeError.BadKeyField;
                     }
-                    seenCount += Mark(ref seen, _fieldNames.Length + key);
+                    seenCount += DecodeErrors.Mark(ref seen, _fieldNames.Length + key);
                     continue;
                 }
                 int field = Find(_fieldNames, ref reader);
@@ -163,7 +122,7 @@ public sealed class JsonEventDecoder
                     return DecodeError.NonNumericField;
                 }
                 values[field * capacity + row] = (float)value;
-                seenCount += Mark(ref seen, field);
+                seenCount += DecodeErrors.Mark(ref seen, field);
             }
             // Trailing content after the object is not an event.
             if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
@@ -208,22 +167,6 @@ public sealed class JsonEventDecoder
             }
         }
         return -1;
-    }
-
-    /// <summary>Marks field <paramref name="index"/> seen; returns 1 the first time (fields beyond 64 count every time). Shared by the decoders.</summary>
-    internal static int Mark(ref ulong seen, int index)
-    {
-        if (index >= 64)
-        {
-            return 1;
-        }
-        ulong bit = 1UL << index;
-        if ((seen & bit) != 0)
-        {
-            return 0;
-        }
-        seen |= bit;
-        return 1;
     }
 
     /// <summary>Hashes the key's unescaped UTF-8 text; an empty key is no key.</summary>

@@ -57,8 +57,9 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
 {
     private const int MaxMessagesPerCall = 4_096;
     private const int LagIntervalMs = 500;
+    private const int DeadLetterWarningMs = 5_000;
+    private const int ShutdownDeadLetterWaitMs = 10_000;
 
-    private readonly KafkaConnection _kafka;
     private readonly BatchSourceSettings _settings;
     private readonly TSink _sink;
     private readonly ILogger _logger;
@@ -66,15 +67,12 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
     private readonly IntPtr _queue;
     private readonly IntPtr _rk;
     private readonly IntPtr[] _messages = new IntPtr[MaxMessagesPerCall];
-    private readonly OffsetSet _open = new();
-    private readonly OffsetSet _submitted = new();
     private readonly HeldOffsets _held = new();
-    private const int DeadLetterWarningMs = 5_000;
-    private const int ShutdownDeadLetterWaitMs = 10_000;
-
     private readonly System.Collections.Concurrent.ConcurrentQueue<Message<byte[]?, byte[]>> _deadLetterRetries = new();
     private IProducer<byte[]?, byte[]>? _deadLetters;
     private int _deadLettersInFlight;
+    private OffsetSet _open = new();
+    private OffsetSet _submitted = new();
     private bool _isOpen;
     private long _deadline;
     private long _nextLag;
@@ -82,7 +80,6 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
 
     public KafkaBatchSource(KafkaConnection kafka, BatchSourceSettings settings, TSink sink, ILogger logger)
     {
-        _kafka = kafka;
         _settings = settings;
         _sink = sink;
         _logger = logger;
@@ -91,7 +88,7 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
             .SetErrorHandler((_, error) => IngestLog.KafkaError(_logger, error.Reason))
             .SetLogHandler((_, message) => OnLog(message))
             .SetPartitionsAssignedHandler((_, partitions) => IngestLog.Assigned(_logger, settings.Topic, string.Join(", ", partitions.Select(p => p.Partition.Value))))
-            .SetPartitionsRevokedHandler((consumer, partitions) => OnRevoked(consumer, partitions))
+            .SetPartitionsRevokedHandler((_, partitions) => OnRevoked(partitions))
             .SetPartitionsLostHandler((_, partitions) => OnLost(partitions))
             .Build();
         _rk = RdKafkaNative.HandleOf(_consumer);
@@ -102,8 +99,6 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
         }
         _consumer.Subscribe(settings.Topic);
     }
-
-    public string Topic => _settings.Topic;
 
     /// <summary>
     /// One step: takes what librdkafka has buffered (waiting up to <paramref name="idleWaitMs"/> for a
@@ -160,8 +155,6 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
     }
 
     /// <summary>Submits the open batch and waits for every batch, then stores and commits their offsets.</summary>
-    public void FlushAndCommit() => FlushAndCommit(Timeout.Infinite);
-
     private void FlushAndCommit(int deadLetterWaitMs)
     {
         Flush();
@@ -263,9 +256,8 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
         var offsets = _open.ToWatermark(_settings.Topic);
         _sink.Submit(offsets);
         StoreSubmitted();
-        // The open set becomes the submitted one, stored once its batch is done.
-        _submitted.CopyFrom(_open);
-        _open.Clear();
+        // The open set becomes the submitted one, stored once its batch is done; the emptied one is reused.
+        (_submitted, _open) = (_open, _submitted);
     }
 
     /// <summary>Stores, for commit, the offset after the last one of each partition in the submitted batch.</summary>
@@ -316,13 +308,13 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
         }
     }
 
-    private void OnRevoked(IConsumer<Ignore, Ignore> consumer, List<TopicPartitionOffset> partitions)
+    private void OnRevoked(List<TopicPartitionOffset> partitions)
     {
         // Runs inside a poll on this thread: apply what was read from these partitions while they
         // are still ours, so their offsets can be stored and committed before the new owner starts.
         try
         {
-            FlushAndCommit();
+            FlushAndCommit(Timeout.Infinite);
         }
         catch (Exception error) when (error is not OutOfMemoryException)
         {
@@ -348,7 +340,7 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
     /// </summary>
     private void SetAside(int partition, long offset, byte* payload, int length, DecodeError error, IntPtr message)
     {
-        string reason = JsonEventDecoder.Describe(error);
+        string reason = DecodeErrors.Describe(error);
         _settings.Malformed(reason);
         IngestLog.Malformed(_logger, _settings.Topic, partition, offset, reason);
         if (_deadLetters is null)
@@ -517,6 +509,17 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
         }
     }
 
+    /// <summary>Grows a per-partition array of offsets to hold <paramref name="partition"/>; new entries are -1 (none).</summary>
+    private static void Reach(ref long[] offsets, int partition)
+    {
+        if (partition >= offsets.Length)
+        {
+            int old = offsets.Length;
+            Array.Resize(ref offsets, Math.Max(partition + 1, old * 2));
+            offsets.AsSpan(old).Fill(-1);
+        }
+    }
+
     /// <summary>Per partition, the newest offset this process has taken into its state (applied or in a batch on its way).</summary>
     private sealed class HeldOffsets
     {
@@ -525,12 +528,7 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
         /// <summary>Takes <paramref name="offset"/> when it is newer than what is held; false for one held already.</summary>
         public bool Take(int partition, long offset)
         {
-            if (partition >= _newest.Length)
-            {
-                int old = _newest.Length;
-                Array.Resize(ref _newest, Math.Max(partition + 1, old * 2));
-                _newest.AsSpan(old).Fill(-1);
-            }
+            Reach(ref _newest, partition);
             if (offset <= _newest[partition])
             {
                 return false;
@@ -555,13 +553,7 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
 
         public void Set(int partition, long offset)
         {
-            if (partition >= _last.Length)
-            {
-                int length = Math.Max(partition + 1, _last.Length * 2);
-                int old = _last.Length;
-                Array.Resize(ref _last, length);
-                _last.AsSpan(old).Fill(-1);
-            }
+            Reach(ref _last, partition);
             if (_last[partition] < 0)
             {
                 if (Count == _partitions.Length)
@@ -571,15 +563,6 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
                 _partitions[Count++] = partition;
             }
             _last[partition] = Math.Max(_last[partition], offset);
-        }
-
-        public void CopyFrom(OffsetSet other)
-        {
-            Clear();
-            foreach (int partition in other.Partitions)
-            {
-                Set(partition, other.Last(partition));
-            }
         }
 
         public ReadOnlySpan<PartitionOffset> ToWatermark(string topic)

@@ -68,9 +68,6 @@ public sealed class MicroBatch : ApplyWork, IDisposable
     /// <summary>True when every column is locked into RAM.</summary>
     public bool IsPageLocked => _entities.IsLocked && _times.IsLocked && _values.IsLocked && _keys.IsLocked;
 
-    /// <summary>True when the columns are also registered with the device (CUDA).</summary>
-    public bool IsDeviceRegistered => _deviceLocks[0] is not null;
-
     public Span<ulong> Entities => _entities.AsSpan<ulong>(Capacity);
 
     public Span<long> Times => _times.AsSpan<long>(Capacity);
@@ -122,7 +119,7 @@ public sealed class MicroBatch : ApplyWork, IDisposable
         return new RecordBatch(Schema, columns, n);
     }
 
-    protected override ApplyResult Apply(FeatureTable table) => table.Apply(new Columns(this));
+    protected internal override ApplyResult Apply(FeatureTable table) => table.Apply(new Columns(this));
 
     private static Schema BuildSchema(IReadOnlyList<string> fields, IReadOnlyList<string> keyFields)
     {

@@ -51,59 +51,67 @@ public sealed class ProtobufEventDecoder
     /// </summary>
     public DecodeError DecodeBatch(ReadOnlySpan<byte> message, MicroBatch batch, ref int resume)
     {
-        if (resume == 0)
+        if (batch.IsFull)
         {
-            // Check every event before any is applied: the message may not fit in this batch.
-            var check = new WireReader(message);
-            while (!check.End)
-            {
-                if (!check.TryReadTag(out int field, out int wire))
-                {
-                    return DecodeError.BadProtobuf;
-                }
-                if (field == 1 && wire == WireLength)
-                {
-                    if (!check.TryReadLength(out var slice))
-                    {
-                        return DecodeError.BadProtobuf;
-                    }
-                    var error = DecodeEvent(slice, null, 0);
-                    if (error != DecodeError.None)
-                    {
-                        return error;
-                    }
-                }
-                else if (!check.TrySkip(wire))
-                {
-                    return DecodeError.BadProtobuf;
-                }
-            }
+            throw new InvalidOperationException("The micro-batch is full.");
         }
+        // One walk over the message. The first time, events are written as they are checked; once the
+        // batch is full the rest are only checked (the message is all or nothing), and a bad event
+        // anywhere takes back what was written. Later calls write the rest, checked already.
+        bool first = resume == 0;
+        int start = batch.Count;
         int index = 0;
+        int next = -1;
         var reader = new WireReader(message);
         while (!reader.End)
         {
-            reader.TryReadTag(out int field, out int wire);
+            if (!reader.TryReadTag(out int field, out int wire))
+            {
+                return Reject(batch, start, DecodeError.BadProtobuf);
+            }
             if (field != 1 || wire != WireLength)
             {
-                reader.TrySkip(wire);
+                if (!reader.TrySkip(wire))
+                {
+                    return Reject(batch, start, DecodeError.BadProtobuf);
+                }
                 continue;
             }
-            reader.TryReadLength(out var slice);
+            if (!reader.TryReadLength(out var slice))
+            {
+                return Reject(batch, start, DecodeError.BadProtobuf);
+            }
             if (index++ < resume)
             {
                 continue;
             }
-            if (batch.IsFull)
+            if (next < 0 && batch.IsFull)
             {
-                resume = index - 1;
-                return DecodeError.None;
+                next = index - 1;
+                if (!first)
+                {
+                    break;
+                }
             }
-            DecodeEvent(slice, batch, batch.NextRow);
-            batch.Commit();
+            var error = next < 0 ? DecodeEvent(slice, batch, batch.NextRow) : DecodeEvent(slice, null, 0);
+            if (error != DecodeError.None)
+            {
+                return Reject(batch, start, error);
+            }
+            if (next < 0)
+            {
+                batch.Commit();
+            }
         }
-        resume = 0;
+        resume = Math.Max(0, next);
         return DecodeError.None;
+    }
+
+    /// <summary>A bad <c>EventBatch</c>: nothing of it stays in the batch.</summary>
+    private static DecodeError Reject(MicroBatch batch, int start, DecodeError error)
+    {
+        batch.Truncate(start);
+        return error;
     }
 
     /// <summary>Checks one encoded <c>Event</c> as ingest would, writing nothing (e.g. before writing it to the events topic).</summary>
@@ -170,7 +178,7 @@ public sealed class ProtobufEventDecoder
                     {
                         values[index * capacity + row] = (float)number;
                     }
-                    seenCount += JsonEventDecoder.Mark(ref seen, index);
+                    seenCount += DecodeErrors.Mark(ref seen, index);
                     break;
                 }
                 case 4 when wire == WireLength:
@@ -192,7 +200,7 @@ public sealed class ProtobufEventDecoder
                     {
                         keys[index * capacity + row] = EntityKey.Hash(value);
                     }
-                    seenCount += JsonEventDecoder.Mark(ref seen, _fieldNames.Length + index);
+                    seenCount += DecodeErrors.Mark(ref seen, _fieldNames.Length + index);
                     break;
                 }
                 default:

@@ -91,7 +91,7 @@ internal sealed class TrainingService : BackgroundService
             }
             // A mini-batch with a non-finite input or label would poison the standardisation and the
             // weights for good: it is skipped and counted, never learned from.
-            if (!AllFinite(inputs.AsSpan(0, count * spec.Inputs)) || !AllFinite(batch.Labels.AsSpan(0, count)))
+            if (!Finite.All(inputs.AsSpan(0, count * spec.Inputs)) || !Finite.All(batch.Labels.AsSpan(0, count)))
             {
                 _metrics.Skipped(count, "non_finite_input");
                 TrainingLog.SkippedBatch(_logger, count, "a non-finite input or label");
@@ -165,18 +165,6 @@ internal sealed class TrainingService : BackgroundService
                 nextSync = Deadline.After(_sync.IntervalMs);
             }
         }
-    }
-
-    private static bool AllFinite(ReadOnlySpan<float> values)
-    {
-        foreach (float value in values)
-        {
-            if (!float.IsFinite(value))
-            {
-                return false;
-            }
-        }
-        return true;
     }
 
     /// <summary>Starts from the shard's parameters, or seeds an empty shard with ours.</summary>

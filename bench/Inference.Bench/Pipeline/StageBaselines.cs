@@ -14,36 +14,13 @@ internal static class StageBaselines
     {
         var plan = new FeaturePlan(FeatureOptions.DefaultDefinitions());
         using var batch = new MicroBatch(plan.NumericFields, batchEvents, plan.KeyFields);
-        var json = new JsonEventDecoder(plan.NumericFields, plan.KeyFields);
-        var protobuf = new ProtobufEventDecoder(plan.NumericFields, plan.KeyFields);
-        var arrow = new ArrowEventDecoder(plan.NumericFields, plan.KeyFields);
         long events = 0;
         var clock = Stopwatch.StartNew();
-        foreach (var payload in payloads)
+        DecodeAll(payloads, format, plan, batch, full =>
         {
-            int resume = 0;
-            do
-            {
-                if (batch.IsFull)
-                {
-                    events += batch.Count;
-                    batch.Clear();
-                }
-                var error = format switch
-                {
-                    EventFormat.Json => json.TryDecode(payload, batch),
-                    EventFormat.Protobuf => protobuf.TryDecode(payload, batch),
-                    EventFormat.ProtobufBatch => protobuf.DecodeBatch(payload, batch, ref resume),
-                    _ => arrow.Decode(payload, batch, ref resume),
-                };
-                if (error != DecodeError.None)
-                {
-                    throw new InvalidOperationException($"The bench's own payload did not decode: {DecodeErrors.Describe(error)}.");
-                }
-            }
-            while (resume != 0);
-        }
-        events += batch.Count;
+            events += full.Count;
+            full.Clear();
+        });
         return events / clock.Elapsed.TotalSeconds;
     }
 
@@ -54,50 +31,24 @@ internal static class StageBaselines
     public static double Apply(IReadOnlyList<byte[]> payloads, EventFormat format, int batchEvents, int entities, AcceleratorKind accelerator = AcceleratorKind.Auto)
     {
         var plan = new FeaturePlan(FeatureOptions.DefaultDefinitions());
-        var json = new JsonEventDecoder(plan.NumericFields, plan.KeyFields);
-        var protobuf = new ProtobufEventDecoder(plan.NumericFields, plan.KeyFields);
-        var arrow = new ArrowEventDecoder(plan.NumericFields, plan.KeyFields);
         var batches = new List<ArrayBatch>();
         using (var batch = new MicroBatch(plan.NumericFields, batchEvents, plan.KeyFields))
         {
-            void Keep()
+            DecodeAll(payloads, format, plan, batch, full =>
             {
                 var numeric = new float[plan.NumericFields.Count][];
                 for (int f = 0; f < numeric.Length; f++)
                 {
-                    numeric[f] = batch.Values.Slice(f * batch.Capacity, batch.Count).ToArray();
+                    numeric[f] = full.Values.Slice(f * full.Capacity, full.Count).ToArray();
                 }
                 var keys = new ulong[plan.KeyFields.Count][];
                 for (int k = 0; k < keys.Length; k++)
                 {
-                    keys[k] = batch.Keys.Slice(k * batch.Capacity, batch.Count).ToArray();
+                    keys[k] = full.Keys.Slice(k * full.Capacity, full.Count).ToArray();
                 }
-                batches.Add(new ArrayBatch(batch.Entities[..batch.Count].ToArray(), batch.Times[..batch.Count].ToArray(), numeric, keys));
-                batch.Clear();
-            }
-            foreach (var payload in payloads)
-            {
-                int resume = 0;
-                do
-                {
-                    if (batch.IsFull)
-                    {
-                        Keep();
-                    }
-                    _ = format switch
-                    {
-                        EventFormat.Json => json.TryDecode(payload, batch),
-                        EventFormat.Protobuf => protobuf.TryDecode(payload, batch),
-                        EventFormat.ProtobufBatch => protobuf.DecodeBatch(payload, batch, ref resume),
-                        _ => arrow.Decode(payload, batch, ref resume),
-                    };
-                }
-                while (resume != 0);
-            }
-            if (batch.Count > 0)
-            {
-                Keep();
-            }
+                batches.Add(new ArrayBatch(full.Entities[..full.Count].ToArray(), full.Times[..full.Count].ToArray(), numeric, keys));
+                full.Clear();
+            });
         }
         using var device = DeviceContext.Create(accelerator);
         using var table = new FeatureTable(device, plan, new FeatureTableOptions
@@ -114,5 +65,40 @@ internal static class StageBaselines
             events += table.Apply(batch).Applied;
         }
         return events / clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Decodes every payload into <paramref name="batch"/>, handing it to <paramref name="full"/> whenever it fills and once at the end.</summary>
+    private static void DecodeAll(IReadOnlyList<byte[]> payloads, EventFormat format, FeaturePlan plan, MicroBatch batch, Action<MicroBatch> full)
+    {
+        var json = new JsonEventDecoder(plan.NumericFields, plan.KeyFields);
+        var protobuf = new ProtobufEventDecoder(plan.NumericFields, plan.KeyFields);
+        var arrow = new ArrowEventDecoder(plan.NumericFields, plan.KeyFields);
+        foreach (var payload in payloads)
+        {
+            int resume = 0;
+            do
+            {
+                if (batch.IsFull)
+                {
+                    full(batch);
+                }
+                var error = format switch
+                {
+                    EventFormat.Json => json.TryDecode(payload, batch),
+                    EventFormat.Protobuf => protobuf.TryDecode(payload, batch),
+                    EventFormat.ProtobufBatch => protobuf.DecodeBatch(payload, batch, ref resume),
+                    _ => arrow.Decode(payload, batch, ref resume),
+                };
+                if (error != DecodeError.None)
+                {
+                    throw new InvalidOperationException($"The bench's own payload did not decode: {error.Describe()}.");
+                }
+            }
+            while (resume != 0);
+        }
+        if (batch.Count > 0)
+        {
+            full(batch);
+        }
     }
 }

@@ -48,8 +48,6 @@ internal sealed class EventSink : IBatchSink, IDisposable
 
     private MicroBatch Previous => _batches[1 - _current];
 
-    public int Count => Current.Count;
-
     public bool IsFull => Current.IsFull;
 
     public int Room => Current.Room;

@@ -8,9 +8,6 @@ namespace Inference.Engine.Ingest;
 /// </summary>
 internal interface IBatchSink
 {
-    /// <summary>Rows in the open batch.</summary>
-    int Count { get; }
-
     bool IsFull { get; }
 
     /// <summary>Rows the open batch still has room for.</summary>

@@ -1,3 +1,4 @@
+using Inference.Engine.Checkpoints;
 using Inference.Engine.Hosting;
 using Inference.Host;
 using Inference.Host.Demo;
@@ -12,6 +13,7 @@ try
         "demo" => await DemoRunner.RunAsync(CommandLine.Parse(rest)),
         "dev-kafka" => await DevKafka.RunAsync(CommandLine.Parse(rest)),
         "serve" => await Serve(rest),
+        "checkpoint" => CheckpointCommand.Run(rest),
         "help" or "--help" or "-h" => Usage(0),
         _ => Usage(2, $"Unknown command '{command}'."),
     };
@@ -24,6 +26,11 @@ catch (Microsoft.Extensions.Options.OptionsValidationException error)
 {
     Console.Error.WriteLine($"inference: configuration error: {error.Message}");
     return 3;
+}
+catch (CheckpointException error)
+{
+    Console.Error.WriteLine($"inference: checkpoint error: {error.Message}");
+    return 4;
 }
 
 static async Task<int> Serve(string[] args)
@@ -55,6 +62,9 @@ static int Usage(int exitCode, string? error = null)
                       variables, --Inference:Section:Key=value, and the switches below)
                       --role All|Worker|Ps --bootstrap-servers host:9092 --port 50051
                       --parameter-server http://ps:50052 --embedded-kafka true --accelerator Cuda
+                      --checkpoints DIR   checkpoint the state there and restore it on start
+          checkpoint inspect DIR
+                      what the checkpoints in DIR (or the checkpoint DIR) hold, checksums verified
         """);
     return exitCode;
 }

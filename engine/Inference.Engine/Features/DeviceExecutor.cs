@@ -197,6 +197,26 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         }
     }
 
+    /// <summary>
+    /// A consistent copy of every entity's state and the watermark it includes, taken between two units
+    /// of work (applies and reads wait for as long as the copy takes).
+    /// </summary>
+    public Task<(FeatureTableSnapshot Table, FeatureWatermark Watermark)> SnapshotAsync() =>
+        ReadAsync((table, watermark) => (table.Snapshot(), watermark));
+
+    /// <summary>Replaces every entity's state and the watermark with a checkpoint's (at start, before ingest).</summary>
+    public void Restore(FeatureTableSnapshot table, FeatureWatermark watermark) =>
+        OnDevice<object?>(() =>
+        {
+            AbortMaintenance();
+            _table.Restore(table);
+            _applied.Restore(watermark);
+            _watermarkDirty = true;
+            Volatile.Write(ref _entities, _table.Entities);
+            Publish();
+            return null;
+        });
+
     /// <summary>Runs device work on the executor thread while it runs; before start or after stop, here.</summary>
     private T OnDevice<T>(Func<T> work) =>
         _started && !_stopping && Thread.CurrentThread != _thread ? Read((_, _) => work()) : work();

@@ -45,6 +45,30 @@ public sealed class FeatureStore(DeviceExecutor executor)
             return count;
         });
 
+    /// <summary>
+    /// Untransformed feature values of <paramref name="entities"/> (rows of <see cref="FeatureWidth"/>) as of
+    /// the newest event applied, whether the table holds each, and the watermark they were read at; one read.
+    /// </summary>
+    public Task<(float[] Values, bool[] Found, FeatureWatermark Watermark)> ReadManyAsync(IReadOnlyList<string> entities)
+    {
+        var keys = new ulong[entities.Count];
+        for (int i = 0; i < keys.Length; i++)
+        {
+            keys[i] = EntityKey.Hash(entities[i]);
+        }
+        return executor.ReadAsync((table, watermark) =>
+        {
+            var found = new bool[keys.Length];
+            for (int i = 0; i < keys.Length; i++)
+            {
+                found[i] = table.Find(keys[i]) is not null;
+            }
+            var values = new float[keys.Length * table.Width];
+            table.Gather(keys, watermark.MaxEventTimeMs, values, transform: false);
+            return (values, found, watermark);
+        });
+    }
+
     /// <summary>One entity's untransformed feature values as of the newest event applied, or null when the table does not hold it.</summary>
     public IReadOnlyDictionary<string, double>? Read(string entity)
     {

@@ -91,6 +91,15 @@ internal sealed class WatermarkBuilder
 
     public long MaxEventTimeMs => _maxEventTimeMs;
 
+    /// <summary>Starts over from <paramref name="watermark"/> (a restored checkpoint's).</summary>
+    public void Restore(FeatureWatermark watermark)
+    {
+        _count = 0;
+        _maxEventTimeMs = 0;
+        Advance([.. watermark.Partitions], watermark.MaxEventTimeMs);
+        _batches = watermark.BatchesApplied;
+    }
+
     public void Advance(ReadOnlySpan<PartitionOffset> applied, long maxEventTimeMs)
     {
         foreach (var offset in applied)

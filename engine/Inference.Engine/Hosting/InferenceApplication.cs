@@ -33,6 +33,7 @@ public static partial class InferenceApplication
         ["--accelerator"] = "Inference:Features:Accelerator",
         ["--embedded-kafka"] = "Inference:Kafka:Embedded",
         ["--features"] = "Inference:Features:File",
+        ["--checkpoints"] = "Inference:Checkpoints:Directory",
     };
 
     /// <summary>

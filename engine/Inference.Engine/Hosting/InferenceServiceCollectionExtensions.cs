@@ -1,3 +1,4 @@
+using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
 using Inference.Engine.Serving;
@@ -31,18 +32,20 @@ public static class InferenceServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<InferenceOptions>, InferenceOptionsValidator>();
         services.AddMetrics();
         services.AddGrpc(grpc => grpc.EnableDetailedErrors = false);
-        // grpc.health.v1.Health: SERVING while the host runs and its device executor takes work (readiness
-        // that waits for restore and catch-up comes with checkpoints).
+        // grpc.health.v1.Health: SERVING once the state is restored and replayed (with checkpoints) and
+        // while the device executor takes work.
         services.AddGrpcHealthChecks().AddCheck<EngineHealthCheck>("engine");
 
         var role = configuration.GetSection(InferenceOptions.Section).GetValue(nameof(InferenceOptions.Role), EngineRole.All);
         bool pipeline = role != EngineRole.Ps;
         // Order matters for hosted services: the device executor starts first and stops last.
         FeatureStage.Add(services, configuration, pipeline);
+        CheckpointStage.AddRestore(services, configuration, pipeline);
         ServingStage.Add(services, configuration, pipeline);
         TrainingStage.Add(services, configuration, pipeline);
         SyncStage.Add(services, configuration, holdsShard: role is EngineRole.All or EngineRole.Ps, isWorker: role == EngineRole.Worker, trains: pipeline);
         IngestStage.Add(services, configuration, pipeline);
+        CheckpointStage.AddWriter(services, pipeline);
         services.AddSingleton<InferenceMetrics>();
         return new InferenceBuilder(services, role);
     }
@@ -73,6 +76,7 @@ public static class InferenceServiceCollectionExtensions
         Check<TrainingOptions>();
         Check<ServingOptions>();
         Check<SyncOptions>();
+        Check<CheckpointOptions>();
         if (failures.Count > 0)
         {
             throw new OptionsValidationException(InferenceOptions.Section, typeof(InferenceOptions), failures);
@@ -91,8 +95,10 @@ public static class InferenceServiceCollectionExtensions
         public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
         {
             var executor = services.GetService<DeviceExecutor>();
-            return Task.FromResult(executor is { IsStopping: true }
-                ? HealthCheckResult.Unhealthy("The engine is stopping.")
+            var checkpoints = services.GetRequiredService<CheckpointCoordinator>();
+            return Task.FromResult(
+                executor is { IsStopping: true } ? HealthCheckResult.Unhealthy("The engine is stopping.")
+                : executor is not null && !checkpoints.Ready ? HealthCheckResult.Unhealthy($"Not ready: {checkpoints.Waiting}.")
                 : HealthCheckResult.Healthy());
         }
     }

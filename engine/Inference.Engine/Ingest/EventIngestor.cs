@@ -1,3 +1,4 @@
+using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
 using Inference.Engine.Kafka;
 using Microsoft.Extensions.Hosting;
@@ -12,7 +13,7 @@ namespace Inference.Engine.Ingest;
 /// executor while the next one is decoded, and stores offsets for commit only once their batch is
 /// applied. Malformed events are counted, set aside on the dead-letter topic and skipped.
 /// </summary>
-internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor executor, IngestMetrics metrics, IOptions<FeatureOptions> options, ILogger<EventIngestor> logger)
+internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor executor, IngestMetrics metrics, CheckpointCoordinator checkpoints, IOptions<FeatureOptions> options, ILogger<EventIngestor> logger)
     : BackgroundService
 {
     private const int IdleWaitMs = 100;
@@ -34,15 +35,30 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
             Lag = metrics.Lag,
             DataLoss = metrics.DataLoss,
             Replayed = metrics.Replayed,
+            Resume = checkpoints.Restored?.Events.Partitions ?? [],
+            CommitsFollowCheckpoints = checkpoints.Enabled,
+            CaughtUp = checkpoints.Enabled ? () =>
+            {
+                checkpoints.MarkCaughtUp();
+                CheckpointLog.Ready(logger);
+            } : null,
         };
         using var sink = new EventSink(executor, features.MaxBatchEvents, features.MaxFutureMs);
         IngestLog.Started(logger, settings.Topic, settings.DefaultFormat, kafka.BootstrapServers, settings.GroupId, features.MaxBatchEvents, features.MaxBatchDelayMs);
         try
         {
             using var source = new KafkaBatchSource<EventSink>(kafka, settings, sink, logger);
-            while (!stopping.IsCancellationRequested)
+            checkpoints.Register(source);
+            try
             {
-                source.Poll(IdleWaitMs);
+                while (!stopping.IsCancellationRequested)
+                {
+                    source.Poll(IdleWaitMs);
+                }
+            }
+            finally
+            {
+                checkpoints.Unregister(source);
             }
         }
         catch (Exception error) when (error is not OperationCanceledException)

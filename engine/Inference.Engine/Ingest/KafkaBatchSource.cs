@@ -36,6 +36,21 @@ internal sealed class BatchSourceSettings
 
     /// <summary>Called when librdkafka reset an offset because the broker no longer had the data.</summary>
     public Action? DataLoss { get; init; }
+
+    /// <summary>
+    /// Per partition, the last offset the state already holds (restored from a checkpoint): the first
+    /// assignment of such a partition starts right after it, and anything at or below it read again is skipped.
+    /// </summary>
+    public IReadOnlyList<PartitionOffset> Resume { get; init; } = [];
+
+    /// <summary>
+    /// True: offsets are committed only when a durable checkpoint covers them (<see cref="KafkaBatchSource{TSink}.CommitCheckpointed"/>),
+    /// never as batches are applied.
+    /// </summary>
+    public bool CommitsFollowCheckpoints { get; init; }
+
+    /// <summary>Called once, when every partition of the first assignment has been read and applied up to where it ended at that time.</summary>
+    public Action? CaughtUp { get; init; }
 }
 
 /// <summary>
@@ -52,7 +67,7 @@ internal sealed class BatchSourceSettings
 /// is applied and committed while its partitions are still ours. Malformed messages are counted, set
 /// aside on the dead-letter topic with the reason, and skipped.
 /// </remarks>
-internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
+internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.ICheckpointedSource
     where TSink : class, IBatchSink
 {
     private const int MaxMessagesPerCall = 4_096;
@@ -69,8 +84,16 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
     private readonly IntPtr[] _messages = new IntPtr[MaxMessagesPerCall];
     private readonly HeldOffsets _held = new();
     private readonly System.Collections.Concurrent.ConcurrentQueue<Message<byte[]?, byte[]>> _deadLetterRetries = new();
+    private readonly HashSet<int> _resumed = [];
+    private readonly PartitionOffset[] _resume;
     private IProducer<byte[]?, byte[]>? _deadLetters;
     private int _deadLettersInFlight;
+    private long _deadLettersProduced;
+    private long _deadLettersWritten;
+    private IReadOnlyList<PartitionOffset>? _checkpointCommit;
+    private Dictionary<int, long>? _catchUpTargets;
+    private bool _assigned;
+    private bool _caughtUp;
     private OffsetSet _open = new();
     private OffsetSet _submitted = new();
     private bool _isOpen;
@@ -87,7 +110,7 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
         _consumer = new ConsumerBuilder<Ignore, Ignore>(kafka.ConsumerConfig(settings.GroupId))
             .SetErrorHandler((_, error) => IngestLog.KafkaError(_logger, error.Reason))
             .SetLogHandler((_, message) => OnLog(message))
-            .SetPartitionsAssignedHandler((_, partitions) => IngestLog.Assigned(_logger, settings.Topic, string.Join(", ", partitions.Select(p => p.Partition.Value))))
+            .SetPartitionsAssignedHandler((_, partitions) => OnAssigned(partitions))
             .SetPartitionsRevokedHandler((_, partitions) => OnRevoked(partitions))
             .SetPartitionsLostHandler((_, partitions) => OnLost(partitions))
             .Build();
@@ -97,8 +120,28 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
         {
             _deadLetters = new ProducerBuilder<byte[]?, byte[]>(kafka.ProducerConfig()).Build();
         }
+        _resume = [.. settings.Resume.Where(r => r.Topic == settings.Topic)];
+        foreach (var resume in _resume)
+        {
+            _held.Take(resume.Partition, resume.Offset);
+        }
+        _caughtUp = settings.CaughtUp is null;
         _consumer.Subscribe(settings.Topic);
     }
+
+    public string Topic => _settings.Topic;
+
+    /// <summary>Dead letters handed to the producer so far (each counted once, however often it is retried).</summary>
+    public long DeadLettersProduced => Interlocked.Read(ref _deadLettersProduced);
+
+    /// <summary>Dead letters the broker has acknowledged so far.</summary>
+    public long DeadLettersWritten => Interlocked.Read(ref _deadLettersWritten);
+
+    /// <summary>
+    /// Commits <paramref name="offsets"/> (per partition, the last offset a durable checkpoint holds) on
+    /// the consumer's thread at its next poll, for the partitions this member still owns. Any thread.
+    /// </summary>
+    public void CommitCheckpointed(IReadOnlyList<PartitionOffset> offsets) => Volatile.Write(ref _checkpointCommit, offsets);
 
     /// <summary>
     /// One step: takes what librdkafka has buffered (waiting up to <paramref name="idleWaitMs"/> for a
@@ -109,6 +152,11 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
         if (!_isOpen && _submitted.Count > 0 && !_sink.Busy)
         {
             StoreSubmitted();
+        }
+        CommitPendingCheckpoint();
+        if (!_caughtUp)
+        {
+            CheckCaughtUp();
         }
         if (_sink.IsFull)
         {
@@ -160,6 +208,11 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
         Flush();
         _sink.Drain();
         StoreSubmitted(deadLetterWaitMs);
+        CommitPendingCheckpoint();
+        if (_settings.CommitsFollowCheckpoints)
+        {
+            return;
+        }
         try
         {
             _consumer.CommitStored();
@@ -274,6 +327,12 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
             _submitted.Clear();
             return;
         }
+        if (_settings.CommitsFollowCheckpoints)
+        {
+            // The batch is applied; its offsets are committed once a durable checkpoint holds them.
+            _submitted.Clear();
+            return;
+        }
         var list = RdKafkaNative.rd_kafka_topic_partition_list_new(_submitted.Count);
         try
         {
@@ -306,6 +365,107 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
             }
             return EventContentTypes.Parse(new ReadOnlySpan<byte>((void*)value, checked((int)size)));
         }
+    }
+
+    private List<TopicPartitionOffset> OnAssigned(List<TopicPartition> partitions)
+    {
+        IngestLog.Assigned(_logger, _settings.Topic, string.Join(", ", partitions.Select(p => p.Partition.Value)));
+        _assigned = true;
+        var positions = new List<TopicPartitionOffset>(partitions.Count);
+        foreach (var partition in partitions)
+        {
+            // The first time a partition the checkpoint holds is ours, start right after what it holds
+            // (the checkpoint is the truth; the committed offset may be older). Otherwise the committed one.
+            long next = Offset.Unset;
+            foreach (var resume in _resume)
+            {
+                if (resume.Partition == partition.Partition.Value && _resumed.Add(resume.Partition))
+                {
+                    next = resume.Offset + 1;
+                }
+            }
+            positions.Add(new TopicPartitionOffset(partition, new Offset(next)));
+        }
+        return positions;
+    }
+
+    /// <summary>Commits the newest checkpointed offsets handed over, for the partitions still assigned, once their dead letters are written.</summary>
+    private void CommitPendingCheckpoint()
+    {
+        var offsets = Interlocked.Exchange(ref _checkpointCommit, null);
+        if (offsets is null)
+        {
+            return;
+        }
+        var assigned = _consumer.Assignment;
+        var commit = new List<TopicPartitionOffset>(offsets.Count);
+        foreach (var offset in offsets)
+        {
+            if (offset.Topic == _settings.Topic && assigned.Exists(p => p.Partition.Value == offset.Partition))
+            {
+                commit.Add(new TopicPartitionOffset(offset.Topic, offset.Partition, offset.Offset + 1));
+            }
+        }
+        if (commit.Count == 0)
+        {
+            return;
+        }
+        try
+        {
+            _consumer.Commit(commit);
+        }
+        catch (KafkaException error)
+        {
+            // The next checkpoint commits again; until then lag reads a little high.
+            IngestLog.KafkaError(_logger, error.Error.Reason);
+        }
+    }
+
+    /// <summary>
+    /// Readiness after a restart: once the first assignment is known, notes where each of its partitions
+    /// ends, and reports once everything up to there is read and applied.
+    /// </summary>
+    private void CheckCaughtUp()
+    {
+        if (!_assigned)
+        {
+            return;
+        }
+        if (_catchUpTargets is null)
+        {
+            _catchUpTargets = [];
+            var assigned = _consumer.Assignment;
+            var committed = _consumer.Committed(assigned, TimeSpan.FromSeconds(10));
+            foreach (var partition in assigned)
+            {
+                var ends = _consumer.QueryWatermarkOffsets(partition, TimeSpan.FromSeconds(10));
+                long start = committed.Find(c => c.Partition == partition.Partition)?.Offset.Value ?? Offset.Unset;
+                foreach (var resume in _resume)
+                {
+                    if (resume.Partition == partition.Partition.Value)
+                    {
+                        start = Math.Max(start, resume.Offset + 1);
+                    }
+                }
+                if (ends.High.Value > Math.Max(start, ends.Low.Value))
+                {
+                    _catchUpTargets[partition.Partition.Value] = ends.High.Value - 1;
+                }
+            }
+        }
+        if (_isOpen || _submitted.Count > 0 || _sink.Busy)
+        {
+            return;
+        }
+        foreach (var (partition, last) in _catchUpTargets)
+        {
+            if (_held.Newest(partition) < last)
+            {
+                return;
+            }
+        }
+        _caughtUp = true;
+        _settings.CaughtUp!();
     }
 
     private void OnRevoked(List<TopicPartitionOffset> partitions)
@@ -347,6 +507,7 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
         {
             return;
         }
+        Interlocked.Increment(ref _deadLettersProduced);
         var native = (RdKafkaNative.Message*)message;
         var headers = new Headers();
         if (RdKafkaNative.rd_kafka_message_headers(message, out var original) == 0)
@@ -381,6 +542,10 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
                     // Kept and written again before any offset is stored: the event is never lost.
                     IngestLog.DeadLetterFailed(_logger, _settings.DeadLetterTopic, report.Error.Reason);
                     _deadLetterRetries.Enqueue(letter);
+                }
+                else
+                {
+                    Interlocked.Increment(ref _deadLettersWritten);
                 }
                 Interlocked.Decrement(ref _deadLettersInFlight);
             });
@@ -524,6 +689,9 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable
     private sealed class HeldOffsets
     {
         private long[] _newest = [];
+
+        /// <summary>The newest offset held from <paramref name="partition"/>; -1 for none.</summary>
+        public long Newest(int partition) => partition < _newest.Length ? _newest[partition] : -1;
 
         /// <summary>Takes <paramref name="offset"/> when it is newer than what is held; false for one held already.</summary>
         public bool Take(int partition, long offset)

@@ -17,7 +17,7 @@ namespace Inference.Engine.Serving;
 /// <see cref="ScoreBatcher"/> scores the batch in one forward pass. A full queue sheds the call at
 /// once with RESOURCE_EXHAUSTED; a call cancelled or past its deadline before launch is dropped.
 /// </summary>
-internal sealed class ScoringGrpcService(DeviceExecutor executor, ScoreBatcher batcher, ServingMetrics metrics, IOptions<ServingOptions> serving, IOptions<ModelOptions> model,
+internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore features, ScoreBatcher batcher, ServingMetrics metrics, IOptions<ServingOptions> serving, IOptions<ModelOptions> model,
     IOptions<KafkaOptions> kafka)
     : ScoringService.ScoringServiceBase
 {
@@ -59,6 +59,46 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, ScoreBatcher b
             }
         }
         return await Enqueue(request, context, started).ConfigureAwait(false);
+    }
+
+    public override async Task<GetFeaturesResponse> GetFeatures(GetFeaturesRequest request, ServerCallContext context)
+    {
+        int rows = request.Entities.Count;
+        if (rows == 0)
+        {
+            throw Invalid("The request names no entities.");
+        }
+        if (rows > _maxRows)
+        {
+            throw Invalid($"The request names {rows} entities; at most {_maxRows} are allowed (Inference:Serving:MaxRowsPerRequest).");
+        }
+        for (int r = 0; r < rows; r++)
+        {
+            if (string.IsNullOrEmpty(request.Entities[r]))
+            {
+                throw Invalid($"entities[{r}] is empty.");
+            }
+        }
+        var (values, found, watermark) = await features.ReadManyAsync(request.Entities).ConfigureAwait(false);
+        int width = features.FeatureWidth;
+        var response = new GetFeaturesResponse { Watermark = watermark.Message };
+        foreach (var definition in features.Plan.Definitions)
+        {
+            response.FeatureNames.Add(definition.Name);
+        }
+        for (int r = 0; r < rows; r++)
+        {
+            var row = new EntityFeatures { Entity = request.Entities[r], Found = found[r] };
+            if (found[r])
+            {
+                for (int f = 0; f < width; f++)
+                {
+                    row.Values.Add(values[r * width + f]);
+                }
+            }
+            response.Entities.Add(row);
+        }
+        return response;
     }
 
     private List<PartitionOffset> Minimum(FeatureWatermark minimum)

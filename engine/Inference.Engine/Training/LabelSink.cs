@@ -10,6 +10,8 @@ namespace Inference.Engine.Training;
 /// </summary>
 internal sealed class LabelSink(int batchSize, int requestWidth, Action<LabelSink> train) : IBatchSink
 {
+    private readonly WatermarkBuilder _done = new();
+
     public ulong[] Entities { get; } = new ulong[batchSize];
 
     public long[] Times { get; } = new long[batchSize];
@@ -20,6 +22,12 @@ internal sealed class LabelSink(int batchSize, int requestWidth, Action<LabelSin
     public float[] RequestFeatures { get; } = new float[batchSize * requestWidth];
 
     public int Count { get; private set; }
+
+    /// <summary>Per partition, the last label offset learned from or set aside (what a checkpoint of the trainer holds).</summary>
+    public IReadOnlyList<PartitionOffset> Done => _done.Snapshot().Partitions;
+
+    /// <summary>Starts from the label offsets a restored checkpoint holds.</summary>
+    public void Restore(IReadOnlyList<PartitionOffset> done) => _done.Restore(new FeatureWatermark(done, 0, 0));
 
     public bool IsFull => Count == batchSize;
 
@@ -53,6 +61,7 @@ internal sealed class LabelSink(int batchSize, int requestWidth, Action<LabelSin
             train(this);
         }
         Count = 0;
+        _done.Advance(offsets, 0);
     }
 
     public void Drain()

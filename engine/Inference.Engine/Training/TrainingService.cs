@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
@@ -33,6 +34,7 @@ internal sealed class TrainingService : BackgroundService
     private readonly TrainingOptions _training;
     private readonly ModelOptions _model;
     private readonly SyncOptions _sync;
+    private readonly CheckpointCoordinator _checkpoints;
 
     private ParameterSet? _base;
     private long _baseVersion;
@@ -40,8 +42,9 @@ internal sealed class TrainingService : BackgroundService
 
     public TrainingService(KafkaConnection kafka, FeatureStore features, ModelRegistry registry, IParameterClient parameters,
         TrainingMetrics metrics, SyncMetrics syncMetrics, IOptions<TrainingOptions> training, IOptions<ModelOptions> model, IOptions<SyncOptions> sync,
-        ILogger<TrainingService> logger)
+        CheckpointCoordinator checkpoints, ILogger<TrainingService> logger)
     {
+        _checkpoints = checkpoints;
         _kafka = kafka;
         _features = features;
         _registry = registry;
@@ -55,7 +58,17 @@ internal sealed class TrainingService : BackgroundService
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.Factory.StartNew(() => Run(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        Task.Factory.StartNew(() =>
+        {
+            try
+            {
+                Run(stoppingToken);
+            }
+            finally
+            {
+                _checkpoints.TrainerAttached = false;
+            }
+        }, stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     private void Run(CancellationToken stopping)
     {
@@ -71,9 +84,25 @@ internal sealed class TrainingService : BackgroundService
         var predictions = new float[batchSize];
         double smoothedLoss = double.NaN;
         bool dirty = false;
+        long learned = 0;
+        long skipped = 0;
 
         using var learner = new OnlineLearner(spec, training.LearningRate);
-        learner.Import(_registry.CurrentParameters());
+        var restored = _checkpoints.Restored?.Trainer;
+        if (restored is not null)
+        {
+            // Go on exactly where the checkpoint was taken: its weights, statistics and counters; the
+            // labels after its offsets are read again and learned once.
+            learner.ImportState(restored.Learner);
+            _registry.Publish(restored.Learner.Parameters);
+            learned = restored.LabelsLearned;
+            skipped = restored.LabelsSkipped;
+            _baseVersion = restored.BaseVersion;
+        }
+        else
+        {
+            learner.Import(_registry.CurrentParameters());
+        }
         TryJoinParameterServer(learner);
 
         void Train(LabelSink batch)
@@ -93,6 +122,7 @@ internal sealed class TrainingService : BackgroundService
             // weights for good: it is skipped and counted, never learned from.
             if (!Finite.All(inputs.AsSpan(0, count * spec.Inputs)) || !Finite.All(batch.Labels.AsSpan(0, count)))
             {
+                skipped += count;
                 _metrics.Skipped(count, "non_finite_input");
                 TrainingLog.SkippedBatch(_logger, count, "a non-finite input or label");
                 return;
@@ -113,11 +143,13 @@ internal sealed class TrainingService : BackgroundService
             {
                 // The weights the step produced are not trusted: back to the last published ones.
                 learner.Import(_registry.CurrentParameters());
+                skipped += count;
                 _metrics.Skipped(count, "non_finite_loss");
                 TrainingLog.SkippedBatch(_logger, count, "a non-finite loss");
                 return;
             }
             _metrics.Trained(count, smoothedLoss);
+            learned += count;
             dirty = true;
             _learnedSinceSync = true;
         }
@@ -131,8 +163,16 @@ internal sealed class TrainingService : BackgroundService
             MaxBatchDelayMs = training.MaxBatchDelayMs,
             Malformed = _ => _metrics.MalformedLabel(),
             Replayed = _metrics.ReplayedLabel,
+            Resume = restored?.LabelOffsets ?? [],
+            CommitsFollowCheckpoints = _checkpoints.Enabled,
         };
+        if (restored is not null)
+        {
+            sink.Restore(restored.LabelOffsets);
+        }
         using var source = new KafkaBatchSource<LabelSink>(_kafka, settings, sink, _logger);
+        _checkpoints.Register(source);
+        _checkpoints.TrainerAttached = true;
         TrainingLog.Started(_logger, spec.Kind.ToString(), spec.Inputs, settings.Topic, batchSize, training.LearningRate);
 
         long nextPublish = 0;
@@ -140,6 +180,8 @@ internal sealed class TrainingService : BackgroundService
         while (!stopping.IsCancellationRequested)
         {
             source.Poll(IdlePollMs);
+            // Between two mini-batches: the weights, statistics and label offsets agree.
+            _checkpoints.ServeTrainer(() => new TrainerCheckpoint(learner.ExportState(), sink.Done, learned, skipped, _baseVersion, training.LearningRate));
             long now = Stopwatch.GetTimestamp();
             if (dirty && now >= nextPublish)
             {
@@ -165,6 +207,8 @@ internal sealed class TrainingService : BackgroundService
                 nextSync = Deadline.After(_sync.IntervalMs);
             }
         }
+        _checkpoints.TrainerAttached = false;
+        _checkpoints.Unregister(source);
     }
 
     /// <summary>Starts from the shard's parameters, or seeds an empty shard with ours.</summary>

@@ -21,6 +21,16 @@ public sealed record FeatureTableSnapshot(
     int[] Registers,
     int[] FreeSlots)
 {
+    /// <summary>64-bit words per slot in <see cref="Heads"/>.</summary>
+    public const int HeadWords = 8;
+
+    /// <summary>
+    /// What the first words of a slot's head hold, in order: the entity key (0: free), events applied,
+    /// newest event time, the time decayed values refer to, and the last batch that touched it. The
+    /// remaining words are padding (always zero).
+    /// </summary>
+    public static readonly IReadOnlyList<string> HeadColumns = ["key", "count", "max_time", "anchor", "tag"];
+
     /// <summary>Entities held.</summary>
     public int Entities => Capacity - FreeSlots.Length;
 }

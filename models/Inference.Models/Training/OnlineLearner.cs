@@ -5,6 +5,17 @@ using static TorchSharp.torch;
 namespace Inference.Models.Training;
 
 /// <summary>
+/// Everything a learner needs to go on where it stopped: its weights (with the input standardisation
+/// they were trained under) and the running statistics behind that standardisation. Plain SGD keeps
+/// no other optimizer state.
+/// </summary>
+/// <param name="Parameters">The weights, the input mean and the input scale.</param>
+/// <param name="Rows">Rows the statistics weigh (at most <see cref="OnlineLearner.StatisticsHorizonRows"/>).</param>
+/// <param name="Sums">Per input, the weighted sum of values.</param>
+/// <param name="SumsOfSquares">Per input, the weighted sum of squared values.</param>
+public sealed record LearnerState(ParameterSet Parameters, double Rows, double[] Sums, double[] SumsOfSquares);
+
+/// <summary>
 /// The trainer's own copy of the weights and its optimizer. Only the trainer thread touches it:
 /// <c>optimizer.step()</c> mutates weights in place, so serving gets copies through the registry.
 /// </summary>
@@ -98,6 +109,23 @@ public sealed class OnlineLearner : IDisposable
     }
 
     public ParameterSet Export() => _module.Export();
+
+    /// <summary>The weights and the standardisation statistics (for checkpoints).</summary>
+    public LearnerState ExportState() => new(_module.Export(), _rows, (double[])_sum.Clone(), (double[])_sumOfSquares.Clone());
+
+    /// <summary>Goes on from <paramref name="state"/>: its weights, and its statistics for the steps to come.</summary>
+    public void ImportState(LearnerState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.Sums.Length != Spec.Inputs || state.SumsOfSquares.Length != Spec.Inputs)
+        {
+            throw new ArgumentException($"The state has statistics for {state.Sums.Length} inputs; the model has {Spec.Inputs}.", nameof(state));
+        }
+        _module.Import(state.Parameters);
+        _rows = state.Rows;
+        state.Sums.CopyTo(_sum, 0);
+        state.SumsOfSquares.CopyTo(_sumOfSquares, 0);
+    }
 
     public void Import(ParameterSet parameters) => _module.Import(parameters);
 

@@ -1,0 +1,64 @@
+using System.Security.Cryptography;
+using System.Text;
+using Inference.Engine.Features;
+using Inference.Kernels.Features;
+using Inference.Models;
+using Inference.Models.Training;
+
+namespace Inference.Engine.Checkpoints;
+
+/// <summary>
+/// The trainer's part of a checkpoint, taken on the trainer's thread between two mini-batches: its
+/// weights and statistics, the label offsets they include, and its counters.
+/// </summary>
+/// <param name="Learner">Weights, standardisation and the statistics behind it.</param>
+/// <param name="LabelOffsets">Per label partition, the last offset learned from (or skipped as malformed).</param>
+/// <param name="LabelsLearned">Labels learned from since the first start (across restarts).</param>
+/// <param name="LabelsSkipped">Labels in mini-batches skipped for non-finite values, since the first start.</param>
+/// <param name="BaseVersion">The parameter-server version the weights were last merged with (0: none).</param>
+/// <param name="LearningRate">The SGD learning rate (plain SGD keeps no other optimizer state).</param>
+public sealed record TrainerCheckpoint(
+    LearnerState Learner,
+    IReadOnlyList<PartitionOffset> LabelOffsets,
+    long LabelsLearned,
+    long LabelsSkipped,
+    long BaseVersion,
+    double LearningRate);
+
+/// <summary>
+/// One consistent cut of the engine's state: every entity's feature state with the event offsets it
+/// includes (taken on the device executor between two batches) and the trainer's state with the
+/// label offsets it includes (taken on the trainer's thread between two mini-batches).
+/// </summary>
+public sealed class Checkpoint
+{
+    public Checkpoint(FeatureTableSnapshot table, FeatureWatermark events, TrainerCheckpoint? trainer, string modelFingerprint)
+    {
+        Table = table;
+        Events = events;
+        Trainer = trainer;
+        ModelFingerprint = modelFingerprint;
+    }
+
+    public FeatureTableSnapshot Table { get; }
+
+    /// <summary>The event offsets (per partition, the last applied), newest event time and batches the table holds.</summary>
+    public FeatureWatermark Events { get; }
+
+    /// <summary>Null when the engine does not train.</summary>
+    public TrainerCheckpoint? Trainer { get; }
+
+    public string PlanFingerprint => Table.PlanFingerprint;
+
+    public string ModelFingerprint { get; }
+
+    /// <summary>The manifest it was read with (null for one not yet written).</summary>
+    public CheckpointManifest? Manifest { get; init; }
+
+    /// <summary>Where it was read from (null for one not yet written).</summary>
+    public string? Path { get; init; }
+
+    /// <summary>A digest of the model's shape (kind, inputs, hidden units): weights only load into the same shape.</summary>
+    public static string Fingerprint(ModelSpec spec) =>
+        Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{spec.Kind}/{spec.Inputs}/{spec.Hidden}")));
+}

@@ -1,0 +1,104 @@
+using System.Collections.Concurrent;
+using Inference.Engine.Features;
+using Microsoft.Extensions.Options;
+
+namespace Inference.Engine.Checkpoints;
+
+/// <summary>A consumer whose commits follow checkpoints (<see cref="Ingest.KafkaBatchSource{TSink}"/>).</summary>
+internal interface ICheckpointedSource
+{
+    string Topic { get; }
+
+    long DeadLettersProduced { get; }
+
+    long DeadLettersWritten { get; }
+
+    void CommitCheckpointed(IReadOnlyList<PartitionOffset> offsets);
+}
+
+/// <summary>
+/// Where the stages meet the checkpoints: the checkpoint restored at start (read by the trainer and the
+/// consumers), the consumers that commit once a checkpoint is durable, the trainer's answer to "your
+/// state, please" on its own thread, and readiness (restored and replayed).
+/// </summary>
+public sealed class CheckpointCoordinator(IOptions<CheckpointOptions> options)
+{
+    private readonly ConcurrentDictionary<string, ICheckpointedSource> _sources = new();
+    private readonly ConcurrentQueue<TaskCompletionSource<TrainerCheckpoint>> _trainerRequests = new();
+    private volatile bool _trainerAttached;
+    private volatile bool _restored;
+    private volatile bool _caughtUp;
+
+    public CheckpointOptions Options { get; } = options.Value;
+
+    public bool Enabled => Options.Enabled;
+
+    /// <summary>The checkpoint the engine started from; null when it started empty.</summary>
+    public Checkpoint? Restored { get; private set; }
+
+    /// <summary>
+    /// True once the state is restored and the events read since the checkpoint are applied (always true
+    /// without checkpoints): until then a load balancer should not send requests here.
+    /// </summary>
+    public bool Ready => !Enabled || (_restored && _caughtUp);
+
+    /// <summary>What readiness is waiting for, when not ready.</summary>
+    public string Waiting => !_restored ? "restoring the checkpoint" : "replaying the events since the checkpoint";
+
+    internal void MarkRestored(Checkpoint? checkpoint)
+    {
+        Restored = checkpoint;
+        _restored = true;
+    }
+
+    internal void MarkCaughtUp() => _caughtUp = true;
+
+    internal void Register(ICheckpointedSource source) => _sources[source.Topic] = source;
+
+    internal void Unregister(ICheckpointedSource source) => _sources.TryRemove(new KeyValuePair<string, ICheckpointedSource>(source.Topic, source));
+
+    internal ICheckpointedSource? Source(string topic) => _sources.GetValueOrDefault(topic);
+
+    /// <summary>The trainer is running and answers requests for its state.</summary>
+    internal bool TrainerAttached
+    {
+        get => _trainerAttached;
+        set
+        {
+            _trainerAttached = value;
+            if (!value)
+            {
+                while (_trainerRequests.TryDequeue(out var request))
+                {
+                    request.TrySetCanceled();
+                }
+            }
+        }
+    }
+
+    /// <summary>Asks the trainer for its state; completes on the trainer's thread between two mini-batches.</summary>
+    internal Task<TrainerCheckpoint> RequestTrainerState()
+    {
+        var request = new TaskCompletionSource<TrainerCheckpoint>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _trainerRequests.Enqueue(request);
+        if (!_trainerAttached)
+        {
+            TrainerAttached = false;
+        }
+        return request.Task;
+    }
+
+    /// <summary>On the trainer's thread: answers pending requests with <paramref name="capture"/>'s state.</summary>
+    internal void ServeTrainer(Func<TrainerCheckpoint> capture)
+    {
+        if (_trainerRequests.IsEmpty)
+        {
+            return;
+        }
+        var state = capture();
+        while (_trainerRequests.TryDequeue(out var request))
+        {
+            request.TrySetResult(state);
+        }
+    }
+}

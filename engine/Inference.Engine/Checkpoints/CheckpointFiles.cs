@@ -1,0 +1,411 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Apache.Arrow;
+using Apache.Arrow.Compression;
+using Apache.Arrow.Ipc;
+using Apache.Arrow.Types;
+using Inference.Engine.Features;
+using Inference.Kernels.Features;
+
+namespace Inference.Engine.Checkpoints;
+
+/// <summary>A checkpoint found in a directory: its path and manifest, or why it cannot be restored.</summary>
+public sealed record CheckpointEntry(string Path, long Sequence, CheckpointManifest? Manifest, string? Problem);
+
+/// <summary>
+/// Checkpoints on disk. Each is a directory <c>checkpoint-NNNNNNNNNNNN</c>: the entity state as Arrow
+/// IPC files compressed with Zstandard (one column per state word, a record batch per 64k slots),
+/// the trainer's state as JSON, and <c>manifest.json</c> with every file's size and SHA-256. It is
+/// written into a temporary directory, each file fsynced, then renamed into place and the parent
+/// directory fsynced: a checkpoint is either whole or absent, never half-written.
+/// </summary>
+public static partial class CheckpointFiles
+{
+    public const string Prefix = "checkpoint-";
+    public const string ManifestName = "manifest.json";
+    private const string EntitiesName = "entities.arrow";
+    private const string FreeSlotsName = "free-slots.arrow";
+    private const string TrainerName = "trainer.json";
+    private const string TemporaryMarker = ".tmp-";
+    private const int SlotsPerBatch = 65_536;
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+    private static readonly CompressionCodecFactory Codecs = new();
+    private static readonly IpcOptions Compressed = new() { CompressionCodec = CompressionCodecType.Zstd, CompressionCodecFactory = Codecs };
+
+    /// <summary>Writes <paramref name="checkpoint"/> as the next checkpoint in <paramref name="directory"/>, durably, and returns its entry.</summary>
+    public static CheckpointEntry Write(string directory, Checkpoint checkpoint)
+    {
+        Directory.CreateDirectory(directory);
+        long sequence = List(directory).Select(e => e.Sequence).DefaultIfEmpty(0).Max() + 1;
+        string final = Path.Combine(directory, Prefix + sequence.ToString("D12", CultureInfo.InvariantCulture));
+        string temporary = final + TemporaryMarker + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        if (Directory.Exists(temporary))
+        {
+            Directory.Delete(temporary, recursive: true);
+        }
+        Directory.CreateDirectory(temporary);
+        var files = new List<CheckpointFile>
+        {
+            WriteFile(temporary, EntitiesName, stream => WriteEntities(stream, checkpoint.Table)),
+            WriteFile(temporary, FreeSlotsName, stream => WriteFreeSlots(stream, checkpoint.Table.FreeSlots)),
+        };
+        if (checkpoint.Trainer is not null)
+        {
+            files.Add(WriteFile(temporary, TrainerName, stream => JsonSerializer.Serialize(stream, checkpoint.Trainer, Json)));
+        }
+        var table = checkpoint.Table;
+        var manifest = new CheckpointManifest(
+            CheckpointManifest.CurrentFormat,
+            sequence,
+            DateTimeOffset.UtcNow,
+            checkpoint.PlanFingerprint,
+            checkpoint.ModelFingerprint,
+            new CheckpointTableSummary(table.Capacity, table.Entities, table.Sequence, table.PinMark,
+                PerSlot(table.Longs.LongLength, table.Capacity), PerSlot(table.Doubles.LongLength, table.Capacity), PerSlot(table.Registers.LongLength, table.Capacity)),
+            new CheckpointEventSummary(checkpoint.Events.MaxEventTimeMs, checkpoint.Events.BatchesApplied, checkpoint.Events.Partitions),
+            checkpoint.Trainer is { } trainer
+                ? new CheckpointTrainerSummary(trainer.LabelsLearned, trainer.LabelsSkipped, trainer.BaseVersion, trainer.LabelOffsets)
+                : null,
+            files);
+        WriteFile(temporary, ManifestName, stream => JsonSerializer.Serialize(stream, manifest, Json));
+        SyncDirectory(temporary);
+        Directory.Move(temporary, final);
+        SyncDirectory(directory);
+        return new CheckpointEntry(final, sequence, manifest, null);
+    }
+
+    /// <summary>Deletes all but the newest <paramref name="keep"/> checkpoints, and temporary directories other processes left behind.</summary>
+    public static void Prune(string directory, int keep)
+    {
+        foreach (var entry in List(directory).OrderByDescending(e => e.Sequence).Skip(keep))
+        {
+            Directory.Delete(entry.Path, recursive: true);
+        }
+        string mine = TemporaryMarker + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        foreach (var stale in Directory.EnumerateDirectories(directory, Prefix + "*" + TemporaryMarker + "*"))
+        {
+            if (!stale.EndsWith(mine, StringComparison.Ordinal))
+            {
+                Directory.Delete(stale, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>The complete checkpoints in <paramref name="directory"/> (newest last), each with its manifest or the reason it cannot be read.</summary>
+    public static IReadOnlyList<CheckpointEntry> List(string directory)
+    {
+        if (!Directory.Exists(directory))
+        {
+            return [];
+        }
+        var entries = new List<CheckpointEntry>();
+        foreach (var path in Directory.EnumerateDirectories(directory, Prefix + "*"))
+        {
+            string name = Path.GetFileName(path);
+            if (name.Contains(TemporaryMarker, StringComparison.Ordinal)
+                || !long.TryParse(name.AsSpan(Prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out long sequence))
+            {
+                continue;
+            }
+            CheckpointManifest? manifest = null;
+            string? problem = null;
+            try
+            {
+                manifest = ReadManifest(path);
+            }
+            catch (Exception error) when (error is IOException or JsonException or InvalidDataException or UnauthorizedAccessException)
+            {
+                problem = error.Message;
+            }
+            entries.Add(new CheckpointEntry(path, sequence, manifest, problem));
+        }
+        entries.Sort((a, b) => a.Sequence.CompareTo(b.Sequence));
+        return entries;
+    }
+
+    /// <summary>Reads a checkpoint's manifest (no checksums verified).</summary>
+    public static CheckpointManifest ReadManifest(string path)
+    {
+        using var stream = File.OpenRead(Path.Combine(path, ManifestName));
+        var manifest = JsonSerializer.Deserialize<CheckpointManifest>(stream, Json) ?? throw new InvalidDataException("The manifest is empty.");
+        if (manifest.Format != CheckpointManifest.CurrentFormat)
+        {
+            throw new InvalidDataException($"The manifest has format {manifest.Format}; this engine reads format {CheckpointManifest.CurrentFormat}.");
+        }
+        return manifest;
+    }
+
+    /// <summary>Checks every file of a checkpoint against its manifest; throws <see cref="InvalidDataException"/> naming the first that differs.</summary>
+    public static CheckpointManifest Verify(string path)
+    {
+        var manifest = ReadManifest(path);
+        foreach (var file in manifest.Files)
+        {
+            string full = Path.Combine(path, file.Name);
+            if (!File.Exists(full))
+            {
+                throw new InvalidDataException($"{file.Name} is missing.");
+            }
+            long bytes = new FileInfo(full).Length;
+            if (bytes != file.Bytes)
+            {
+                throw new InvalidDataException($"{file.Name} holds {bytes} bytes; the manifest says {file.Bytes}.");
+            }
+            using var stream = File.OpenRead(full);
+            string digest = Convert.ToHexString(SHA256.HashData(stream));
+            if (!string.Equals(digest, file.Sha256, StringComparison.OrdinalIgnoreCase))
+            {
+                throw new InvalidDataException($"{file.Name} does not match its checksum (partial or corrupt).");
+            }
+        }
+        return manifest;
+    }
+
+    /// <summary>Reads and verifies a whole checkpoint.</summary>
+    public static Checkpoint Read(string path)
+    {
+        var manifest = Verify(path);
+        var summary = manifest.Table;
+        if (summary.Capacity < 0 || summary.LongsPerSlot < 0 || summary.DoublesPerSlot < 0 || summary.RegistersPerSlot < 0)
+        {
+            throw new InvalidDataException("The manifest's table shape is negative.");
+        }
+        var heads = new byte[checked(summary.Capacity * FeatureTableSnapshot.HeadWords * sizeof(long))];
+        var longs = new long[checked((long)summary.Capacity * summary.LongsPerSlot)];
+        var doubles = new double[checked((long)summary.Capacity * summary.DoublesPerSlot)];
+        var registers = new int[checked((long)summary.Capacity * summary.RegistersPerSlot)];
+        using (var stream = File.OpenRead(Path.Combine(path, EntitiesName)))
+        {
+            ReadEntities(stream, summary, heads, longs, doubles, registers);
+        }
+        int[] free;
+        using (var stream = File.OpenRead(Path.Combine(path, FreeSlotsName)))
+        {
+            free = ReadFreeSlots(stream);
+        }
+        TrainerCheckpoint? trainer = null;
+        if (manifest.Trainer is not null)
+        {
+            using var stream = File.OpenRead(Path.Combine(path, TrainerName));
+            trainer = JsonSerializer.Deserialize<TrainerCheckpoint>(stream, Json) ?? throw new InvalidDataException($"{TrainerName} is empty.");
+        }
+        var table = new FeatureTableSnapshot(manifest.PlanFingerprint, summary.Capacity, summary.Sequence, summary.PinMark, heads, longs, doubles, registers, free);
+        var events = new FeatureWatermark(manifest.Events.Offsets, manifest.Events.MaxEventTimeMs, manifest.Events.BatchesApplied);
+        return new Checkpoint(table, events, trainer, manifest.ModelFingerprint) { Manifest = manifest, Path = path };
+    }
+
+    private static int PerSlot(long length, int capacity) => capacity == 0 ? 0 : checked((int)(length / capacity));
+
+    private static CheckpointFile WriteFile(string directory, string name, Action<Stream> write)
+    {
+        string path = Path.Combine(directory, name);
+        using (var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+        {
+            write(stream);
+            stream.Flush(flushToDisk: true);
+        }
+        using var read = File.OpenRead(path);
+        return new CheckpointFile(name, read.Length, Convert.ToHexString(SHA256.HashData(read)));
+    }
+
+    private static Schema EntitySchema(int longs, int doubles, int registers)
+    {
+        var builder = new Schema.Builder();
+        builder.Field(f => f.Name(FeatureTableSnapshot.HeadColumns[0]).DataType(UInt64Type.Default).Nullable(false));
+        for (int w = 1; w < FeatureTableSnapshot.HeadColumns.Count; w++)
+        {
+            string name = FeatureTableSnapshot.HeadColumns[w];
+            builder.Field(f => f.Name(name).DataType(Int64Type.Default).Nullable(false));
+        }
+        for (int c = 0; c < longs; c++)
+        {
+            string name = $"long_{c}";
+            builder.Field(f => f.Name(name).DataType(Int64Type.Default).Nullable(false));
+        }
+        for (int c = 0; c < doubles; c++)
+        {
+            string name = $"double_{c}";
+            builder.Field(f => f.Name(name).DataType(DoubleType.Default).Nullable(false));
+        }
+        for (int c = 0; c < registers; c++)
+        {
+            string name = $"int_{c}";
+            builder.Field(f => f.Name(name).DataType(Int32Type.Default).Nullable(false));
+        }
+        return builder.Build();
+    }
+
+    private static void WriteEntities(Stream stream, FeatureTableSnapshot table)
+    {
+        int longs = PerSlot(table.Longs.LongLength, table.Capacity);
+        int doubles = PerSlot(table.Doubles.LongLength, table.Capacity);
+        int registers = PerSlot(table.Registers.LongLength, table.Capacity);
+        var schema = EntitySchema(longs, doubles, registers);
+        var heads = MemoryMarshal.Cast<byte, long>(table.Heads);
+        using var writer = new ArrowFileWriter(stream, schema, leaveOpen: true, options: Compressed);
+        for (int start = 0; start < table.Capacity; start += SlotsPerBatch)
+        {
+            int count = Math.Min(SlotsPerBatch, table.Capacity - start);
+            var columns = new List<IArrowArray>(schema.FieldsList.Count);
+            columns.Add(new UInt64Array(Column<long>(heads, FeatureTableSnapshot.HeadWords, 0, start, count), ArrowBuffer.Empty, count, 0, 0));
+            for (int w = 1; w < FeatureTableSnapshot.HeadColumns.Count; w++)
+            {
+                columns.Add(new Int64Array(Column<long>(heads, FeatureTableSnapshot.HeadWords, w, start, count), ArrowBuffer.Empty, count, 0, 0));
+            }
+            for (int c = 0; c < longs; c++)
+            {
+                columns.Add(new Int64Array(Column<long>(table.Longs, longs, c, start, count), ArrowBuffer.Empty, count, 0, 0));
+            }
+            for (int c = 0; c < doubles; c++)
+            {
+                columns.Add(new DoubleArray(Column<double>(table.Doubles, doubles, c, start, count), ArrowBuffer.Empty, count, 0, 0));
+            }
+            for (int c = 0; c < registers; c++)
+            {
+                columns.Add(new Int32Array(Column<int>(table.Registers, registers, c, start, count), ArrowBuffer.Empty, count, 0, 0));
+            }
+            using var batch = new RecordBatch(schema, columns, count);
+            writer.WriteRecordBatch(batch);
+        }
+        writer.WriteEnd();
+    }
+
+    /// <summary>Column <paramref name="offset"/> of a slot-major array with <paramref name="stride"/> words per slot, for slots [start, start + count).</summary>
+    private static ArrowBuffer Column<T>(ReadOnlySpan<T> source, int stride, int offset, int start, int count)
+        where T : unmanaged
+    {
+        var bytes = new byte[count * Marshal.SizeOf<T>()];
+        var target = MemoryMarshal.Cast<byte, T>(bytes.AsSpan());
+        long at = (long)start * stride + offset;
+        for (int i = 0; i < count; i++, at += stride)
+        {
+            target[i] = source[checked((int)at)];
+        }
+        return new ArrowBuffer(bytes);
+    }
+
+    private static void ReadEntities(Stream stream, CheckpointTableSummary summary, byte[] headBytes, long[] longs, double[] doubles, int[] registers)
+    {
+        var heads = MemoryMarshal.Cast<byte, long>(headBytes.AsSpan());
+        using var reader = new ArrowFileReader(stream, Apache.Arrow.Memory.MemoryAllocator.Default.Value, Codecs, leaveOpen: true);
+        var expected = EntitySchema(summary.LongsPerSlot, summary.DoublesPerSlot, summary.RegistersPerSlot);
+        int start = 0;
+        while (reader.ReadNextRecordBatch() is { } batch)
+        {
+            using (batch)
+            {
+                if (batch.ColumnCount != expected.FieldsList.Count)
+                {
+                    throw new InvalidDataException($"{EntitiesName} has {batch.ColumnCount} columns; the manifest's shape needs {expected.FieldsList.Count}.");
+                }
+                int count = batch.Length;
+                if (start + count > summary.Capacity)
+                {
+                    throw new InvalidDataException($"{EntitiesName} holds more slots than the manifest's {summary.Capacity}.");
+                }
+                int column = 0;
+                Scatter(((UInt64Array)batch.Column(column++)).Values, MemoryMarshal.Cast<long, ulong>(heads), FeatureTableSnapshot.HeadWords, 0, start);
+                for (int w = 1; w < FeatureTableSnapshot.HeadColumns.Count; w++)
+                {
+                    Scatter(((Int64Array)batch.Column(column++)).Values, heads, FeatureTableSnapshot.HeadWords, w, start);
+                }
+                for (int c = 0; c < summary.LongsPerSlot; c++)
+                {
+                    Scatter(((Int64Array)batch.Column(column++)).Values, longs, summary.LongsPerSlot, c, start);
+                }
+                for (int c = 0; c < summary.DoublesPerSlot; c++)
+                {
+                    Scatter(((DoubleArray)batch.Column(column++)).Values, doubles, summary.DoublesPerSlot, c, start);
+                }
+                for (int c = 0; c < summary.RegistersPerSlot; c++)
+                {
+                    Scatter(((Int32Array)batch.Column(column++)).Values, registers, summary.RegistersPerSlot, c, start);
+                }
+                start += count;
+            }
+        }
+        if (start != summary.Capacity)
+        {
+            throw new InvalidDataException($"{EntitiesName} holds {start} slots; the manifest says {summary.Capacity}.");
+        }
+    }
+
+    private static void Scatter<T>(ReadOnlySpan<T> column, Span<T> target, int stride, int offset, int start)
+        where T : unmanaged
+    {
+        long at = (long)start * stride + offset;
+        for (int i = 0; i < column.Length; i++, at += stride)
+        {
+            target[checked((int)at)] = column[i];
+        }
+    }
+
+    private static void WriteFreeSlots(Stream stream, int[] free)
+    {
+        var schema = new Schema.Builder().Field(f => f.Name("slot").DataType(Int32Type.Default).Nullable(false)).Build();
+        using var writer = new ArrowFileWriter(stream, schema, leaveOpen: true, options: Compressed);
+        for (int start = 0; start < free.Length; start += 16 * SlotsPerBatch)
+        {
+            int count = Math.Min(16 * SlotsPerBatch, free.Length - start);
+            var column = new Int32Array(Column<int>(free, 1, 0, start, count), ArrowBuffer.Empty, count, 0, 0);
+            using var batch = new RecordBatch(schema, [column], count);
+            writer.WriteRecordBatch(batch);
+        }
+        writer.WriteEnd();
+    }
+
+    private static int[] ReadFreeSlots(Stream stream)
+    {
+        using var reader = new ArrowFileReader(stream, Apache.Arrow.Memory.MemoryAllocator.Default.Value, Codecs, leaveOpen: true);
+        var free = new List<int>();
+        while (reader.ReadNextRecordBatch() is { } batch)
+        {
+            using (batch)
+            {
+                foreach (int slot in ((Int32Array)batch.Column(0)).Values)
+                {
+                    free.Add(slot);
+                }
+            }
+        }
+        return [.. free];
+    }
+
+    /// <summary>fsync on a directory, so a rename into it or a file created in it survives a power loss (Linux; elsewhere a no-op).</summary>
+    private static void SyncDirectory(string path)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+        const int ReadOnlyDirectory = 0x10000; // O_RDONLY | O_DIRECTORY
+        int fd = Open(path, ReadOnlyDirectory);
+        if (fd < 0)
+        {
+            throw new IOException($"Cannot open directory {path} to sync it (errno {Marshal.GetLastPInvokeError()}).");
+        }
+        try
+        {
+            if (Fsync(fd) != 0)
+            {
+                throw new IOException($"Cannot sync directory {path} (errno {Marshal.GetLastPInvokeError()}).");
+            }
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
+}

@@ -1,0 +1,34 @@
+using Inference.Engine.Features;
+
+namespace Inference.Engine.Checkpoints;
+
+/// <summary>
+/// What a checkpoint holds, written last into its directory: the fingerprints it must match, a summary
+/// of each part, and every other file with its size and SHA-256 (a checkpoint whose files do not
+/// match is never restored).
+/// </summary>
+public sealed record CheckpointManifest(
+    int Format,
+    long Sequence,
+    DateTimeOffset CreatedUtc,
+    string PlanFingerprint,
+    string ModelFingerprint,
+    CheckpointTableSummary Table,
+    CheckpointEventSummary Events,
+    CheckpointTrainerSummary? Trainer,
+    IReadOnlyList<CheckpointFile> Files)
+{
+    public const int CurrentFormat = 1;
+}
+
+/// <summary>The feature table's shape and counters.</summary>
+public sealed record CheckpointTableSummary(int Capacity, int Entities, int Sequence, int PinMark, int LongsPerSlot, int DoublesPerSlot, int RegistersPerSlot);
+
+/// <summary>The events the feature state includes.</summary>
+public sealed record CheckpointEventSummary(long MaxEventTimeMs, long BatchesApplied, IReadOnlyList<PartitionOffset> Offsets);
+
+/// <summary>The labels the trainer's state includes.</summary>
+public sealed record CheckpointTrainerSummary(long LabelsLearned, long LabelsSkipped, long BaseVersion, IReadOnlyList<PartitionOffset> Offsets);
+
+/// <summary>One file of a checkpoint.</summary>
+public sealed record CheckpointFile(string Name, long Bytes, string Sha256);

@@ -1,0 +1,39 @@
+using System.Diagnostics.Metrics;
+using Inference.Engine.Ingest;
+using Inference.Engine.Pipeline;
+
+namespace Inference.Engine.Checkpoints;
+
+/// <summary>The checkpoints' instruments: how many, how long the state copy paused the executor, how long writing took, how big.</summary>
+public sealed class CheckpointMetrics
+{
+    private readonly TotalCounter _written;
+    private readonly TotalCounter _failed;
+    private readonly Histogram<double> _pause;
+    private readonly Histogram<double> _write;
+    private long _bytes;
+
+    public CheckpointMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(IngestMetrics.MeterName);
+        _written = new(meter, "inference.checkpoint.written", "{checkpoint}", "Checkpoints written durably.");
+        _failed = new(meter, "inference.checkpoint.failed", "{checkpoint}", "Checkpoints that failed or were skipped.");
+        _pause = meter.CreateHistogram<double>("inference.checkpoint.pause", "s", "Time the device executor spent copying the state for a checkpoint (applies and reads wait meanwhile).");
+        _write = meter.CreateHistogram<double>("inference.checkpoint.write.duration", "s", "Time to write a checkpoint durably (off the executor).");
+        meter.CreateObservableGauge("inference.checkpoint.size", () => Interlocked.Read(ref _bytes), "By", "Bytes of the newest checkpoint.");
+    }
+
+    public long Written => _written.Total;
+
+    public long Failed => _failed.Total;
+
+    public void Checkpointed(double pauseSeconds, double writeSeconds, long bytes)
+    {
+        _written.Add(1);
+        _pause.Record(pauseSeconds);
+        _write.Record(writeSeconds);
+        Interlocked.Exchange(ref _bytes, bytes);
+    }
+
+    public void Failure() => _failed.Add(1);
+}

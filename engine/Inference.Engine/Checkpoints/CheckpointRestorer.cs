@@ -1,0 +1,87 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Inference.Engine.Features;
+using Inference.Kernels.Features;
+using Inference.Models.Registry;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Inference.Engine.Checkpoints;
+
+/// <summary>A checkpoint that cannot be restored into this engine as configured: the start stops with this message.</summary>
+public sealed class CheckpointException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// Restores the newest valid checkpoint at start, before ingest and training start (it is registered
+/// right after the device executor). A corrupt or partial checkpoint is skipped with the reason; one
+/// taken under other feature declarations or another model shape stops the start unless configuration
+/// says to discard it.
+/// </summary>
+internal sealed class CheckpointRestorer(CheckpointCoordinator coordinator, DeviceExecutor executor, ModelRegistry registry, ILogger<CheckpointRestorer> logger)
+    : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (!coordinator.Enabled)
+        {
+            coordinator.MarkRestored(null);
+            return Task.CompletedTask;
+        }
+        string directory = coordinator.Options.Directory!;
+        string plan = FeatureTable.Fingerprint(executor.Plan);
+        string model = Checkpoint.Fingerprint(registry.Spec);
+        foreach (var entry in CheckpointFiles.List(directory).Reverse())
+        {
+            if (entry.Problem is not null)
+            {
+                CheckpointLog.Skipped(logger, entry.Path, entry.Problem);
+                continue;
+            }
+            string? mismatch = entry.Manifest!.PlanFingerprint != plan ? "feature declarations"
+                : entry.Manifest.ModelFingerprint != model ? "model shape (kind, inputs or hidden units)"
+                : null;
+            if (mismatch is not null)
+            {
+                if (!coordinator.Options.DiscardMismatched)
+                {
+                    throw new CheckpointException(
+                        $"The newest checkpoint, {entry.Path}, was taken under other {mismatch} than this engine is configured with; "
+                        + "restoring it would misread its state. Start with the configuration it was taken under, point "
+                        + "Inference:Checkpoints:Directory elsewhere, or set Inference:Checkpoints:DiscardMismatched=true to set it aside and start from empty state.");
+                }
+                string setAside = Path.Combine(Path.GetDirectoryName(entry.Path)!, "discarded-" + Path.GetFileName(entry.Path));
+                Directory.Move(entry.Path, setAside);
+                CheckpointLog.Discarded(logger, entry.Path, mismatch, setAside);
+                continue;
+            }
+            long started = Stopwatch.GetTimestamp();
+            Checkpoint checkpoint;
+            try
+            {
+                checkpoint = CheckpointFiles.Read(entry.Path);
+            }
+            catch (Exception error) when (error is IOException or InvalidDataException or JsonException or InvalidCastException or UnauthorizedAccessException)
+            {
+                CheckpointLog.Skipped(logger, entry.Path, error.Message);
+                continue;
+            }
+            try
+            {
+                executor.Restore(checkpoint.Table, checkpoint.Events);
+            }
+            catch (InvalidOperationException error)
+            {
+                throw new CheckpointException($"Checkpoint {entry.Path} cannot be restored: {error.Message}", error);
+            }
+            CheckpointLog.Restored(logger, entry.Path, checkpoint.Table.Entities, checkpoint.Events.Partitions.Count, checkpoint.Events.MaxEventTimeMs,
+                checkpoint.Trainer?.LabelsLearned ?? 0, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            coordinator.MarkRestored(checkpoint);
+            return Task.CompletedTask;
+        }
+        CheckpointLog.NoneFound(logger, directory);
+        coordinator.MarkRestored(null);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

@@ -1,0 +1,170 @@
+using System.Diagnostics;
+using Inference.Engine.Features;
+using Inference.Engine.Kafka;
+using Inference.Engine.Training;
+using Inference.Models.Registry;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Inference.Engine.Checkpoints;
+
+/// <summary>
+/// Takes a checkpoint every <see cref="CheckpointOptions.IntervalMs"/> and once more when a graceful
+/// stop begins (it is registered last, so it stops first, while ingest and training still run). The
+/// state is copied on the executor and the trainer's thread; files are written here, off both; once
+/// durable, the consumers commit the offsets it holds.
+/// </summary>
+internal sealed class CheckpointWriter(
+    CheckpointCoordinator coordinator,
+    DeviceExecutor executor,
+    ModelRegistry registry,
+    KafkaConnection kafka,
+    CheckpointMetrics metrics,
+    IOptions<TrainingOptions> training,
+    ILogger<CheckpointWriter> logger) : BackgroundService
+{
+    private const int TrainerWaitMs = 30_000;
+    private const int DeadLetterWarningMs = 5_000;
+    private const int FinalDeadLetterWaitMs = 10_000;
+
+    private readonly SemaphoreSlim _one = new(1, 1);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!coordinator.Enabled)
+        {
+            return;
+        }
+        var interval = TimeSpan.FromMilliseconds(coordinator.Options.IntervalMs);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(interval, stoppingToken);
+                await TakeAsync(Timeout.Infinite, stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception error)
+            {
+                metrics.Failure();
+                CheckpointLog.Failed(logger, error);
+            }
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        if (!coordinator.Enabled || !coordinator.Ready)
+        {
+            // Stopped before the restored state caught up: the checkpoint it started from still holds.
+            return;
+        }
+        try
+        {
+            await TakeAsync(FinalDeadLetterWaitMs, cancellationToken);
+        }
+        catch (Exception error)
+        {
+            metrics.Failure();
+            CheckpointLog.Failed(logger, error);
+        }
+    }
+
+    /// <summary>Takes, writes and commits one checkpoint; returns its entry, or null when it was skipped.</summary>
+    public async Task<CheckpointEntry?> TakeAsync(int deadLetterWaitMs, CancellationToken cancellation)
+    {
+        await _one.WaitAsync(cancellation);
+        try
+        {
+            TrainerCheckpoint? trainer = null;
+            var labels = coordinator.Source(kafka.Options.LabelsTopic);
+            if (training.Value.Enabled)
+            {
+                try
+                {
+                    trainer = await coordinator.RequestTrainerState().WaitAsync(TimeSpan.FromMilliseconds(TrainerWaitMs), cancellation);
+                }
+                catch (Exception error) when (error is TimeoutException or TaskCanceledException && !cancellation.IsCancellationRequested)
+                {
+                    metrics.Failure();
+                    CheckpointLog.NotTaken(logger, "the trainer did not hand over its state (not running)");
+                    return null;
+                }
+            }
+            long labelLetters = labels?.DeadLettersProduced ?? 0;
+            var events = coordinator.Source(kafka.Options.EventsTopic);
+            long started = Stopwatch.GetTimestamp();
+            var (table, watermark) = await executor.SnapshotAsync();
+            double pause = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            long eventLetters = events?.DeadLettersProduced ?? 0;
+            // A checkpoint holds an offset past a malformed event only once that event is safely set aside.
+            if (!await DeadLettersWritten(events, eventLetters, deadLetterWaitMs, cancellation)
+                || !await DeadLettersWritten(labels, labelLetters, deadLetterWaitMs, cancellation))
+            {
+                metrics.Failure();
+                CheckpointLog.NotTaken(logger, "dead letters are still unwritten");
+                return null;
+            }
+            var checkpoint = new Checkpoint(table, watermark, trainer, Checkpoint.Fingerprint(registry.Spec));
+            string directory = coordinator.Options.Directory!;
+            long writeStarted = Stopwatch.GetTimestamp();
+            var entry = await Task.Run(() =>
+            {
+                var written = CheckpointFiles.Write(directory, checkpoint);
+                CheckpointFiles.Prune(directory, coordinator.Options.Keep);
+                return written;
+            }, CancellationToken.None);
+            double write = Stopwatch.GetElapsedTime(writeStarted).TotalSeconds;
+            long bytes = entry.Manifest!.Files.Sum(f => f.Bytes);
+            metrics.Checkpointed(pause, write, bytes);
+            CheckpointLog.Written(logger, entry.Path, table.Entities, bytes, pause * 1e3, write * 1e3);
+            // Durable: Kafka may now know these offsets as consumed (lag monitoring stays right).
+            events?.CommitCheckpointed(watermark.Partitions);
+            if (trainer is not null)
+            {
+                labels?.CommitCheckpointed(trainer.LabelOffsets);
+            }
+            return entry;
+        }
+        finally
+        {
+            _one.Release();
+        }
+    }
+
+    private async Task<bool> DeadLettersWritten(ICheckpointedSource? source, long produced, int giveUpAfterMs, CancellationToken cancellation)
+    {
+        if (source is null)
+        {
+            return true;
+        }
+        long started = Stopwatch.GetTimestamp();
+        long nextWarning = DeadLetterWarningMs;
+        while (source.DeadLettersWritten < produced)
+        {
+            double waited = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            if (giveUpAfterMs != Timeout.Infinite && waited > giveUpAfterMs)
+            {
+                return false;
+            }
+            if (waited > nextWarning)
+            {
+                CheckpointLog.WaitingForDeadLetters(logger, produced - source.DeadLettersWritten, source.Topic);
+                nextWarning += DeadLetterWarningMs;
+            }
+            await Task.Delay(10, cancellation);
+        }
+        return true;
+    }
+
+    public override void Dispose()
+    {
+        _one.Dispose();
+        base.Dispose();
+    }
+}

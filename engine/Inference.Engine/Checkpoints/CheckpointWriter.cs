@@ -29,6 +29,7 @@ internal sealed class CheckpointWriter(
     private const int FinalDeadLetterWaitMs = 10_000;
 
     private readonly SemaphoreSlim _one = new(1, 1);
+    private (long Batches, long Labels, long LabelOffsets)? _last;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -110,6 +111,14 @@ internal sealed class CheckpointWriter(
                 CheckpointLog.NotTaken(logger, "dead letters are still unwritten");
                 return null;
             }
+            // Nothing applied or learned since the last checkpoint (or the one restored): nothing to write.
+            var restored = coordinator.Restored;
+            _last ??= restored is null ? null : Progress(restored.Events, restored.Trainer);
+            var progress = Progress(watermark, trainer);
+            if (progress == _last)
+            {
+                return null;
+            }
             var checkpoint = new Checkpoint(table, watermark, trainer, Checkpoint.Fingerprint(registry.Spec));
             string directory = coordinator.Options.Directory!;
             long writeStarted = Stopwatch.GetTimestamp();
@@ -120,6 +129,7 @@ internal sealed class CheckpointWriter(
                 return written;
             }, CancellationToken.None);
             double write = Stopwatch.GetElapsedTime(writeStarted).TotalSeconds;
+            _last = progress;
             long bytes = entry.Manifest!.Files.Sum(f => f.Bytes);
             metrics.Checkpointed(pause, write, bytes);
             CheckpointLog.Written(logger, entry.Path, table.Entities, bytes, pause * 1e3, write * 1e3);
@@ -136,6 +146,9 @@ internal sealed class CheckpointWriter(
             _one.Release();
         }
     }
+
+    private static (long, long, long) Progress(FeatureWatermark events, TrainerCheckpoint? trainer) =>
+        (events.BatchesApplied, trainer?.LabelsLearned + trainer?.LabelsSkipped ?? 0, trainer?.LabelOffsets.Sum(o => o.Offset + 1) ?? 0);
 
     private async Task<bool> DeadLettersWritten(ICheckpointedSource? source, long produced, int giveUpAfterMs, CancellationToken cancellation)
     {

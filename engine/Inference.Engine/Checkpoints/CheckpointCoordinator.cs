@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using Inference.Engine.Features;
+using Inference.Engine.Ingest;
+using Inference.Engine.Training;
 using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Checkpoints;
@@ -21,15 +23,26 @@ internal interface ICheckpointedSource
 /// consumers), the consumers that commit once a checkpoint is durable, the trainer's answer to "your
 /// state, please" on its own thread, and readiness (restored and replayed).
 /// </summary>
-public sealed class CheckpointCoordinator(IOptions<CheckpointOptions> options)
+public sealed class CheckpointCoordinator
 {
     private readonly ConcurrentDictionary<string, ICheckpointedSource> _sources = new();
     private readonly ConcurrentQueue<TaskCompletionSource<TrainerCheckpoint>> _trainerRequests = new();
+    private readonly ConcurrentDictionary<string, bool> _catchingUp = new();
     private volatile bool _trainerAttached;
     private volatile bool _restored;
-    private volatile bool _caughtUp;
 
-    public CheckpointOptions Options { get; } = options.Value;
+    public CheckpointCoordinator(IOptions<CheckpointOptions> options, IOptions<KafkaOptions> kafka, IOptions<TrainingOptions> training)
+    {
+        Options = options.Value;
+        // Ready once the events, and the labels when training, are replayed up to where they ended at start.
+        _catchingUp[kafka.Value.EventsTopic] = true;
+        if (training.Value.Enabled)
+        {
+            _catchingUp[kafka.Value.LabelsTopic] = true;
+        }
+    }
+
+    public CheckpointOptions Options { get; }
 
     public bool Enabled => Options.Enabled;
 
@@ -40,10 +53,10 @@ public sealed class CheckpointCoordinator(IOptions<CheckpointOptions> options)
     /// True once the state is restored and the events read since the checkpoint are applied (always true
     /// without checkpoints): until then a load balancer should not send requests here.
     /// </summary>
-    public bool Ready => !Enabled || (_restored && _caughtUp);
+    public bool Ready => !Enabled || (_restored && _catchingUp.IsEmpty);
 
     /// <summary>What readiness is waiting for, when not ready.</summary>
-    public string Waiting => !_restored ? "restoring the checkpoint" : "replaying the events since the checkpoint";
+    public string Waiting => !_restored ? "restoring the checkpoint" : $"replaying {string.Join(" and ", _catchingUp.Keys)} since the checkpoint";
 
     internal void MarkRestored(Checkpoint? checkpoint)
     {
@@ -51,7 +64,17 @@ public sealed class CheckpointCoordinator(IOptions<CheckpointOptions> options)
         _restored = true;
     }
 
-    internal void MarkCaughtUp() => _caughtUp = true;
+    /// <summary>The consumer of <paramref name="topic"/> has replayed up to where the topic ended at start; true when that made the engine ready.</summary>
+    internal bool MarkCaughtUp(string topic) => _catchingUp.TryRemove(topic, out _) && Ready;
+
+    /// <summary>Marks <paramref name="topic"/> replayed and says so when that made the engine ready.</summary>
+    internal void CaughtUp(string topic, Microsoft.Extensions.Logging.ILogger logger)
+    {
+        if (MarkCaughtUp(topic))
+        {
+            CheckpointLog.Ready(logger);
+        }
+    }
 
     internal void Register(ICheckpointedSource source) => _sources[source.Topic] = source;
 

@@ -28,6 +28,6 @@ internal static partial class CheckpointLog
     [LoggerMessage(707, LogLevel.Warning, "Skipped a checkpoint: {Reason}")]
     public static partial void NotTaken(ILogger logger, string reason);
 
-    [LoggerMessage(708, LogLevel.Information, "Caught up with the events since the checkpoint: ready.")]
+    [LoggerMessage(708, LogLevel.Information, "Caught up with the events and labels since the checkpoint: ready.")]
     public static partial void Ready(ILogger logger);
 }

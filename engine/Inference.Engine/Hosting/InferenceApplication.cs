@@ -52,6 +52,8 @@ public static partial class InferenceApplication
             builder.Configuration.AddInMemoryCollection(overrides);
         }
         builder.Logging.AddConfiguration(builder.Configuration.GetSection("Logging"));
+        // Every probe of an engine not yet ready would log an error; readiness is what the probe itself reports.
+        builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks.DefaultHealthCheckService", LogLevel.Critical);
         if (logging is null)
         {
             builder.Logging.AddSimpleConsole(o => o.SingleLine = true);

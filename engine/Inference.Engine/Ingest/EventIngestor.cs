@@ -37,11 +37,7 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
             Replayed = metrics.Replayed,
             Resume = checkpoints.Restored?.Events.Partitions ?? [],
             CommitsFollowCheckpoints = checkpoints.Enabled,
-            CaughtUp = checkpoints.Enabled ? () =>
-            {
-                checkpoints.MarkCaughtUp();
-                CheckpointLog.Ready(logger);
-            } : null,
+            CaughtUp = checkpoints.Enabled ? () => checkpoints.CaughtUp(kafka.Options.EventsTopic, logger) : null,
         };
         using var sink = new EventSink(executor, features.MaxBatchEvents, features.MaxFutureMs);
         IngestLog.Started(logger, settings.Topic, settings.DefaultFormat, kafka.BootstrapServers, settings.GroupId, features.MaxBatchEvents, features.MaxBatchDelayMs);

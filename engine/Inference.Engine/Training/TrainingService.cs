@@ -165,6 +165,7 @@ internal sealed class TrainingService : BackgroundService
             Replayed = _metrics.ReplayedLabel,
             Resume = restored?.LabelOffsets ?? [],
             CommitsFollowCheckpoints = _checkpoints.Enabled,
+            CaughtUp = _checkpoints.Enabled ? () => _checkpoints.CaughtUp(_kafka.Options.LabelsTopic, _logger) : null,
         };
         if (restored is not null)
         {

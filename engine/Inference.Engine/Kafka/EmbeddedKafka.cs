@@ -11,12 +11,14 @@ namespace Inference.Engine.Kafka;
 public sealed unsafe class EmbeddedKafka : IDisposable
 {
     private const int ProducerType = 0; // RD_KAFKA_PRODUCER
+    private readonly int _brokers;
     private IntPtr _client;
     private IntPtr _cluster;
 
     public EmbeddedKafka(int brokers = 1)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(brokers);
+        _brokers = brokers;
         RdKafkaNative.EnsureLoaded();
         var errors = stackalloc byte[512];
         var conf = RdKafkaNative.rd_kafka_conf_new();
@@ -63,6 +65,23 @@ public sealed unsafe class EmbeddedKafka : IDisposable
     {
         ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
         RdKafkaNative.rd_kafka_mock_topic_set_error(_cluster, topic, (int)error);
+    }
+
+    /// <summary>
+    /// Fault injection: every broker drops its connections and refuses new ones (<paramref name="down"/>
+    /// true), as in an outage of the whole cluster, or takes connections again (false). Data is kept.
+    /// </summary>
+    public void SetDown(bool down)
+    {
+        ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
+        for (int broker = 1; broker <= _brokers; broker++)
+        {
+            int error = down ? RdKafkaNative.rd_kafka_mock_broker_set_down(_cluster, broker) : RdKafkaNative.rd_kafka_mock_broker_set_up(_cluster, broker);
+            if (error != 0)
+            {
+                throw new InvalidOperationException($"Setting broker {broker} {(down ? "down" : "up")} failed: {RdKafkaNative.ErrorText(error)}");
+            }
+        }
     }
 
     public void Dispose()

@@ -93,6 +93,12 @@ internal static unsafe partial class RdKafkaNative
     public static partial void rd_kafka_mock_topic_set_error(IntPtr cluster, string topic, int error);
 
     [LibraryImport(LibraryName)]
+    public static partial int rd_kafka_mock_broker_set_down(IntPtr cluster, int brokerId);
+
+    [LibraryImport(LibraryName)]
+    public static partial int rd_kafka_mock_broker_set_up(IntPtr cluster, int brokerId);
+
+    [LibraryImport(LibraryName)]
     public static partial int rd_kafka_header_get_all(IntPtr headers, nuint index, out IntPtr name, out IntPtr value, out nuint size);
 
     [LibraryImport(LibraryName)]

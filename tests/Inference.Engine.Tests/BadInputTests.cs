@@ -77,6 +77,99 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public async Task Ten_thousand_malformed_events_of_eleven_kinds_are_all_set_aside_with_reason_and_key_and_every_good_one_applies_exactly()
+    {
+        var settings = EngineHarness.BaseSettings();
+        settings["Inference:Kafka:Embedded"] = "true";
+        settings["Inference:Training:Enabled"] = "false";
+        EngineHarness.Declare(settings, ("count", "Count", null, null), ("amount_sum", "Sum", "amount", null), ("last", "Last", "amount", null));
+        await using var engine = await EngineHarness.StartAsync(settings);
+
+        long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        // (payload, content type, reason): each kind of bad input the decoders tell apart.
+        (string Payload, string? ContentType, string Reason)[] kinds =
+        [
+            ("{\"entity\":\"a\",\"ts\":1000,\"amount\":", null, "bad_json"),
+            ("not json at all", null, "bad_json"),
+            ("{\"ts\":1000,\"amount\":1}", null, "missing_entity"),
+            ("{\"entity\":\"a\",\"amount\":1}", null, "missing_ts"),
+            ("{\"entity\":\"a\",\"ts\":\"yesterday\",\"amount\":1}", null, "bad_ts"),
+            ("{\"entity\":\"a\",\"ts\":1000,\"amount\":\"12\"}", null, "non_numeric_field"),
+            ("{\"entity\":\"a\",\"ts\":1000}", null, "missing_field"),
+            ($"{{\"entity\":\"a\",\"ts\":{now + 3_600_000},\"amount\":1}}", null, "future_timestamp"),
+            ("\u0001\u0002garbage", Ingest.EventContentTypes.Protobuf, "bad_protobuf"),
+            ("ARROW?", Ingest.EventContentTypes.Arrow, "bad_arrow"),
+            ("<event/>", "application/xml", "unknown_content_type"),
+        ];
+        const int Bad = 10_000;
+        var expected = new Dictionary<string, string>();
+        var sums = new Dictionary<string, (int Count, double Sum, float Last)>();
+        using (var producer = EngineHarness.Producer(engine.BootstrapServers))
+        {
+            for (int i = 0; i < Bad; i++)
+            {
+                string entity = $"good-{i % 97}";
+                float amount = i % 1000 + 0.25f;
+                var (count, sum, _) = sums.GetValueOrDefault(entity);
+                sums[entity] = (count + 1, sum + amount, amount);
+                producer.Produce("events", new Message<string, byte[]>
+                {
+                    Key = entity,
+                    Value = Encoding.UTF8.GetBytes(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{{\"entity\":\"{entity}\",\"ts\":{now - 100_000 + i},\"amount\":{amount}}}")),
+                });
+                var kind = kinds[i % kinds.Length];
+                string key = $"bad-{i}";
+                expected[key] = kind.Reason;
+                producer.Produce("events", new Message<string, byte[]>
+                {
+                    Key = key,
+                    Value = Encoding.UTF8.GetBytes(kind.Payload),
+                    Headers = kind.ContentType is null ? null : new Headers { { "content-type", Encoding.UTF8.GetBytes(kind.ContentType) } },
+                });
+            }
+            producer.Flush(TimeSpan.FromSeconds(60));
+        }
+
+        await EngineHarness.WaitUntil(() => engine.Metrics.EventsApplied == Bad && engine.Metrics.MalformedEvents == Bad, TimeSpan.FromSeconds(60),
+            () => $"{Bad} good events applied and {Bad} set aside (now {engine.Metrics.EventsApplied} and {engine.Metrics.MalformedEvents})");
+        var store = engine.Get<FeatureStore>();
+        foreach (var (entity, (count, sum, last)) in sums)
+        {
+            var values = store.Read(entity)!;
+            Assert.Equal(count, values["count"]);
+            Assert.Equal(sum, values["amount_sum"], 1e-9 * sum);
+            Assert.Equal(last, values["last"]);
+        }
+        // Every bad one is on the dead-letter topic, under its original key, with its reason.
+        using var consumer = new ConsumerBuilder<string, byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = engine.BootstrapServers,
+            GroupId = "dead-letter-reader",
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+        }).Build();
+        consumer.Subscribe("events.dead-letter");
+        var seen = new Dictionary<string, string>();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (seen.Count < Bad && DateTime.UtcNow < deadline)
+        {
+            var result = consumer.Consume(TimeSpan.FromMilliseconds(200));
+            if (result is not null)
+            {
+                seen[result.Message.Key] = Encoding.UTF8.GetString(result.Message.Headers.GetLastBytes("inference.error"));
+            }
+        }
+        consumer.Close();
+        Assert.Equal(expected.Count, seen.Count);
+        foreach (var (key, reason) in expected)
+        {
+            Assert.Equal(reason, seen.GetValueOrDefault(key));
+        }
+        // The engine stays up and serves.
+        var scored = await new ScoringService.ScoringServiceClient(engine.Channel).ScoreAsync(new ScoreRequest { Rows = { new ScoreRow { Entity = "good-1" } } });
+        Assert.Single(scored.Scores);
+    }
+
+    [Fact]
     public async Task Bad_score_requests_get_invalid_argument_naming_the_row()
     {
         var settings = EngineHarness.BaseSettings();

@@ -320,11 +320,20 @@ public sealed class IngestTests(ITestOutputHelper output)
         Assert.True(engine.Get<Models.Registry.ModelRegistry>().CurrentParameters().IsFinite(), "the published model is finite");
     }
 
-    [Fact]
-    public async Task Nothing_past_a_malformed_event_is_committed_until_its_dead_letter_is_written_with_its_key_time_and_headers()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Nothing_past_a_malformed_event_is_committed_until_its_dead_letter_is_written_with_its_key_time_and_headers(bool checkpoints)
     {
         var settings = Settings();
         settings["Inference:Training:Enabled"] = "false";
+        string directory = Path.Combine(Path.GetTempPath(), "inference-dead-letters-" + Guid.NewGuid().ToString("N"));
+        if (checkpoints)
+        {
+            // Commits follow checkpoints, and a checkpoint past a malformed event waits for its dead letter.
+            settings["Inference:Checkpoints:Directory"] = directory;
+            settings["Inference:Checkpoints:IntervalMs"] = "300";
+        }
         await using var engine = await EngineHarness.StartAsync(settings);
         var broker = engine.Get<Kafka.KafkaConnection>().Embedded!;
         // The dead-letter topic has no leader: the engine's dead-letter producer holds the write and retries.
@@ -357,6 +366,11 @@ public sealed class IngestTests(ITestOutputHelper output)
         {
             long committed = Committed();
             Assert.True(committed <= 100, $"offset {committed} committed while the dead letter of offset 100 was not written");
+            if (checkpoints && Checkpoints.CheckpointFiles.List(directory) is [.., var newest])
+            {
+                long held = newest.Manifest!.Events.Offsets.Where(o => o.Partition == 0).Select(o => o.Offset).DefaultIfEmpty(-1).Single();
+                Assert.True(held < 100, $"checkpoint {newest.Sequence} holds offset {held} while the dead letter of offset 100 was not written");
+            }
             await Task.Delay(200);
         }
 
@@ -368,6 +382,10 @@ public sealed class IngestTests(ITestOutputHelper output)
         Assert.Equal("abc", Encoding.UTF8.GetString(letter.Headers.GetLastBytes("trace-id")));
         Assert.Equal("missing_ts", Encoding.UTF8.GetString(letter.Headers.GetLastBytes("inference.error")));
         Assert.Equal("events/0/100", Encoding.UTF8.GetString(letter.Headers.GetLastBytes("inference.source")));
+        if (Directory.Exists(directory))
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using BenchmarkDotNet.Running;
 using Inference.Bench.Pipeline;
 
 // dotnet run -c Release --project bench/Inference.Bench -- pipeline [--events N] [--partitions N]
+// dotnet run -c Release --project bench/Inference.Bench -- checkpoint [--events 8000000] [--entities 1000000] [--interval-ms 10000] (ingest with checkpoints vs off, size, restore)
 // dotnet run -c Release --project bench/Inference.Bench -- micro [BenchmarkDotNet arguments]
 // dotnet run -c Release --project bench/Inference.Bench -- watch --address URL --events N (ingest progress from the Score watermark; bench/ingest/run.sh)
 // dotnet run -c Release --project bench/Inference.Bench -- freshness --address URL --bootstrap-servers HOST:PORT (producer ack → visible to Score)
@@ -9,6 +10,10 @@ using Inference.Bench.Pipeline;
 if (args.Length > 0 && args[0] == "pipeline")
 {
     return await PipelineBench.RunAsync(args[1..]);
+}
+if (args.Length > 0 && args[0] == "checkpoint")
+{
+    return await CheckpointBench.RunAsync(args[1..]);
 }
 if (args.Length > 0 && args[0] == "stream")
 {

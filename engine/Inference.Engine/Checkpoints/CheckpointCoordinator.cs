@@ -55,6 +55,9 @@ public sealed class CheckpointCoordinator
     /// </summary>
     public bool Ready => !Enabled || (_restored && _catchingUp.IsEmpty);
 
+    /// <summary>True once the state is restored (or known to start empty): from then on, any moment is a consistent cut.</summary>
+    public bool IsRestored => _restored;
+
     /// <summary>What readiness is waiting for, when not ready.</summary>
     public string Waiting => !_restored ? "restoring the checkpoint" : $"replaying {string.Join(" and ", _catchingUp.Keys)} since the checkpoint";
 

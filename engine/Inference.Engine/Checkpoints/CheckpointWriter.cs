@@ -60,9 +60,9 @@ internal sealed class CheckpointWriter(
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
-        if (!coordinator.Enabled || !coordinator.Ready)
+        if (!coordinator.Enabled || !coordinator.IsRestored)
         {
-            // Stopped before the restored state caught up: the checkpoint it started from still holds.
+            // Stopped before the checkpoint was restored: it still holds.
             return;
         }
         try

@@ -33,7 +33,7 @@ public static partial class CheckpointFiles
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
     private static readonly CompressionCodecFactory Codecs = new();
-    private static readonly IpcOptions Compressed = new() { CompressionCodec = CompressionCodecType.Zstd, CompressionCodecFactory = Codecs };
+    private static readonly IpcOptions Compressed = new() { CompressionCodec = CompressionCodecType.Zstd, CompressionCodecFactory = Codecs, CompressionLevel = 1 };
 
     /// <summary>Writes <paramref name="checkpoint"/> as the next checkpoint in <paramref name="directory"/>, durably, and returns its entry.</summary>
     public static CheckpointEntry Write(string directory, Checkpoint checkpoint)
@@ -238,53 +238,96 @@ public static partial class CheckpointFiles
         return builder.Build();
     }
 
-    private static void WriteEntities(Stream stream, FeatureTableSnapshot table)
+    private static unsafe void WriteEntities(Stream stream, FeatureTableSnapshot table)
     {
         int longs = PerSlot(table.Longs.LongLength, table.Capacity);
         int doubles = PerSlot(table.Doubles.LongLength, table.Capacity);
         int registers = PerSlot(table.Registers.LongLength, table.Capacity);
+        int heads = FeatureTableSnapshot.HeadColumns.Count;
         var schema = EntitySchema(longs, doubles, registers);
-        var heads = MemoryMarshal.Cast<byte, long>(table.Heads);
         using var writer = new ArrowFileWriter(stream, schema, leaveOpen: true, options: Compressed);
-        for (int start = 0; start < table.Capacity; start += SlotsPerBatch)
+        fixed (byte* headBase = table.Heads)
+        fixed (long* longBase = table.Longs)
+        fixed (double* doubleBase = table.Doubles)
+        fixed (int* registerBase = table.Registers)
         {
-            int count = Math.Min(SlotsPerBatch, table.Capacity - start);
-            var columns = new List<IArrowArray>(schema.FieldsList.Count);
-            columns.Add(new UInt64Array(Column<long>(heads, FeatureTableSnapshot.HeadWords, 0, start, count), ArrowBuffer.Empty, count, 0, 0));
-            for (int w = 1; w < FeatureTableSnapshot.HeadColumns.Count; w++)
+            var wideColumns = stackalloc long*[heads + longs + doubles];
+            var narrowColumns = stackalloc int*[registers];
+            for (int start = 0; start < table.Capacity; start += SlotsPerBatch)
             {
-                columns.Add(new Int64Array(Column<long>(heads, FeatureTableSnapshot.HeadWords, w, start, count), ArrowBuffer.Empty, count, 0, 0));
+                int count = Math.Min(SlotsPerBatch, table.Capacity - start);
+                // One pass over the slots in memory order, each word to its column (the slot rows are
+                // hundreds of bytes wide: gathering column by column would miss the cache on every word).
+                var wide = new byte[heads + longs + doubles][];
+                var narrow = new byte[registers][];
+                var handles = new System.Runtime.InteropServices.GCHandle[wide.Length + narrow.Length];
+                for (int c = 0; c < wide.Length; c++)
+                {
+                    wide[c] = GC.AllocateUninitializedArray<byte>(count * sizeof(long));
+                    handles[c] = System.Runtime.InteropServices.GCHandle.Alloc(wide[c], System.Runtime.InteropServices.GCHandleType.Pinned);
+                    wideColumns[c] = (long*)handles[c].AddrOfPinnedObject();
+                }
+                for (int c = 0; c < narrow.Length; c++)
+                {
+                    narrow[c] = GC.AllocateUninitializedArray<byte>(count * sizeof(int));
+                    handles[wide.Length + c] = System.Runtime.InteropServices.GCHandle.Alloc(narrow[c], System.Runtime.InteropServices.GCHandleType.Pinned);
+                    narrowColumns[c] = (int*)handles[wide.Length + c].AddrOfPinnedObject();
+                }
+                try
+                {
+                    for (int i = 0; i < count; i++)
+                    {
+                        long slot = start + i;
+                        var head = (long*)headBase + slot * FeatureTableSnapshot.HeadWords;
+                        for (int w = 0; w < heads; w++)
+                        {
+                            wideColumns[w][i] = head[w];
+                        }
+                        var row = longBase + slot * longs;
+                        for (int c = 0; c < longs; c++)
+                        {
+                            wideColumns[heads + c][i] = row[c];
+                        }
+                        var values = (long*)(doubleBase + slot * doubles);
+                        for (int c = 0; c < doubles; c++)
+                        {
+                            wideColumns[heads + longs + c][i] = values[c];
+                        }
+                        var ints = registerBase + slot * registers;
+                        for (int c = 0; c < registers; c++)
+                        {
+                            narrowColumns[c][i] = ints[c];
+                        }
+                    }
+                }
+                finally
+                {
+                    foreach (var handle in handles)
+                    {
+                        handle.Free();
+                    }
+                }
+                var columns = new List<IArrowArray>(schema.FieldsList.Count)
+                {
+                    new UInt64Array(new ArrowBuffer(wide[0]), ArrowBuffer.Empty, count, 0, 0),
+                };
+                for (int c = 1; c < heads + longs; c++)
+                {
+                    columns.Add(new Int64Array(new ArrowBuffer(wide[c]), ArrowBuffer.Empty, count, 0, 0));
+                }
+                for (int c = heads + longs; c < wide.Length; c++)
+                {
+                    columns.Add(new DoubleArray(new ArrowBuffer(wide[c]), ArrowBuffer.Empty, count, 0, 0));
+                }
+                foreach (var column in narrow)
+                {
+                    columns.Add(new Int32Array(new ArrowBuffer(column), ArrowBuffer.Empty, count, 0, 0));
+                }
+                using var batch = new RecordBatch(schema, columns, count);
+                writer.WriteRecordBatch(batch);
             }
-            for (int c = 0; c < longs; c++)
-            {
-                columns.Add(new Int64Array(Column<long>(table.Longs, longs, c, start, count), ArrowBuffer.Empty, count, 0, 0));
-            }
-            for (int c = 0; c < doubles; c++)
-            {
-                columns.Add(new DoubleArray(Column<double>(table.Doubles, doubles, c, start, count), ArrowBuffer.Empty, count, 0, 0));
-            }
-            for (int c = 0; c < registers; c++)
-            {
-                columns.Add(new Int32Array(Column<int>(table.Registers, registers, c, start, count), ArrowBuffer.Empty, count, 0, 0));
-            }
-            using var batch = new RecordBatch(schema, columns, count);
-            writer.WriteRecordBatch(batch);
         }
         writer.WriteEnd();
-    }
-
-    /// <summary>Column <paramref name="offset"/> of a slot-major array with <paramref name="stride"/> words per slot, for slots [start, start + count).</summary>
-    private static ArrowBuffer Column<T>(ReadOnlySpan<T> source, int stride, int offset, int start, int count)
-        where T : unmanaged
-    {
-        var bytes = new byte[count * Marshal.SizeOf<T>()];
-        var target = MemoryMarshal.Cast<byte, T>(bytes.AsSpan());
-        long at = (long)start * stride + offset;
-        for (int i = 0; i < count; i++, at += stride)
-        {
-            target[i] = source[checked((int)at)];
-        }
-        return new ArrowBuffer(bytes);
     }
 
     private static void ReadEntities(Stream stream, CheckpointTableSummary summary, byte[] headBytes, long[] longs, double[] doubles, int[] registers)
@@ -350,7 +393,7 @@ public static partial class CheckpointFiles
         for (int start = 0; start < free.Length; start += 16 * SlotsPerBatch)
         {
             int count = Math.Min(16 * SlotsPerBatch, free.Length - start);
-            var column = new Int32Array(Column<int>(free, 1, 0, start, count), ArrowBuffer.Empty, count, 0, 0);
+            var column = new Int32Array(new ArrowBuffer(MemoryMarshal.AsBytes(free.AsSpan(start, count)).ToArray()), ArrowBuffer.Empty, count, 0, 0);
             using var batch = new RecordBatch(schema, [column], count);
             writer.WriteRecordBatch(batch);
         }

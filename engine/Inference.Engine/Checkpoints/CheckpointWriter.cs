@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Inference.Engine.Features;
 using Inference.Engine.Kafka;
 using Inference.Engine.Training;
+using Inference.Kernels.Features;
 using Inference.Models.Registry;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -30,6 +31,7 @@ internal sealed class CheckpointWriter(
 
     private readonly SemaphoreSlim _one = new(1, 1);
     private (long Batches, long Labels, long LabelOffsets)? _last;
+    private FeatureTableSnapshot? _spare;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -100,7 +102,8 @@ internal sealed class CheckpointWriter(
             long labelLetters = labels?.DeadLettersProduced ?? 0;
             var events = coordinator.Source(kafka.Options.EventsTopic);
             long started = Stopwatch.GetTimestamp();
-            var (table, watermark) = await executor.SnapshotAsync();
+            // The previous checkpoint's arrays are written, durable and free: the copy goes into them.
+            var (table, watermark) = await executor.SnapshotAsync(Interlocked.Exchange(ref _spare, null));
             double pause = Stopwatch.GetElapsedTime(started).TotalSeconds;
             long eventLetters = events?.DeadLettersProduced ?? 0;
             // A checkpoint holds an offset past a malformed event only once that event is safely set aside.
@@ -117,6 +120,7 @@ internal sealed class CheckpointWriter(
             var progress = Progress(watermark, trainer);
             if (progress == _last)
             {
+                _spare = table;
                 return null;
             }
             var checkpoint = new Checkpoint(table, watermark, trainer, Checkpoint.Fingerprint(registry.Spec));
@@ -130,6 +134,7 @@ internal sealed class CheckpointWriter(
             }, CancellationToken.None);
             double write = Stopwatch.GetElapsedTime(writeStarted).TotalSeconds;
             _last = progress;
+            _spare = table;
             long bytes = entry.Manifest!.Files.Sum(f => f.Bytes);
             metrics.Checkpointed(pause, write, bytes);
             CheckpointLog.Written(logger, entry.Path, table.Entities, bytes, pause * 1e3, write * 1e3);

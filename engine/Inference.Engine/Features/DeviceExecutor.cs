@@ -201,8 +201,9 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     /// A consistent copy of every entity's state and the watermark it includes, taken between two units
     /// of work (applies and reads wait for as long as the copy takes).
     /// </summary>
-    public Task<(FeatureTableSnapshot Table, FeatureWatermark Watermark)> SnapshotAsync() =>
-        ReadAsync((table, watermark) => (table.Snapshot(), watermark));
+    /// <param name="reuse">A snapshot no longer needed whose arrays may be written over.</param>
+    public Task<(FeatureTableSnapshot Table, FeatureWatermark Watermark)> SnapshotAsync(FeatureTableSnapshot? reuse = null) =>
+        ReadAsync((table, watermark) => (table.Snapshot(reuse), watermark));
 
     /// <summary>Replaces every entity's state and the watermark with a checkpoint's (at start, before ingest).</summary>
     public void Restore(FeatureTableSnapshot table, FeatureWatermark watermark) =>

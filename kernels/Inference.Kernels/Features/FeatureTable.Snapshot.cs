@@ -41,19 +41,24 @@ public sealed partial class FeatureTable
     public static string Fingerprint(FeaturePlan plan) =>
         Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(plan.Definitions))));
 
-    /// <summary>Copies every entity's state to the host (a growth in progress completes first). Between applies only.</summary>
-    public FeatureTableSnapshot Snapshot()
+    /// <summary>
+    /// Copies every entity's state to the host (a growth in progress completes first). Between applies
+    /// only. The arrays of <paramref name="reuse"/>, a snapshot no longer needed, are written over when
+    /// their sizes fit (no fresh gigabytes to fault in and collect on every checkpoint).
+    /// </summary>
+    public FeatureTableSnapshot Snapshot(FeatureTableSnapshot? reuse = null)
     {
         if (Growing)
         {
             CompleteGrowth();
         }
         int top = ReadFreeTop();
-        var heads = new byte[Capacity * Marshal.SizeOf<SlotHeader>()];
+        static T[] Fit<T>(T[]? old, long length) => old is not null && old.LongLength == length ? old : new T[length];
+        var heads = Fit(reuse?.Heads, (long)Capacity * Marshal.SizeOf<SlotHeader>());
         Download(_heads, MemoryMarshal.Cast<byte, SlotHeader>(heads.AsSpan()));
-        var longs = new long[(long)Capacity * Plan.LongInit.Length];
-        var doubles = new double[(long)Capacity * Plan.DoubleInit.Length];
-        var registers = new int[(long)Capacity * Plan.IntStateWidth];
+        var longs = Fit(reuse?.Longs, (long)Capacity * Plan.LongInit.Length);
+        var doubles = Fit(reuse?.Doubles, (long)Capacity * Plan.DoubleInit.Length);
+        var registers = Fit(reuse?.Registers, (long)Capacity * Plan.IntStateWidth);
         var free = new int[top];
         Download(_longs, longs);
         Download(_doubles, doubles);

@@ -202,13 +202,11 @@ public static partial class CheckpointFiles
     private static CheckpointFile WriteFile(string directory, string name, Action<Stream> write)
     {
         string path = Path.Combine(directory, name);
-        using (var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
-        {
-            write(stream);
-            stream.Flush(flushToDisk: true);
-        }
-        using var read = File.OpenRead(path);
-        return new CheckpointFile(name, read.Length, Convert.ToHexString(SHA256.HashData(read)));
+        using var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20);
+        using var hashing = new HashingStream(file);
+        write(hashing);
+        file.Flush(flushToDisk: true);
+        return new CheckpointFile(name, file.Length, hashing.Digest());
     }
 
     private static Schema EntitySchema(int longs, int doubles, int registers)
@@ -415,6 +413,53 @@ public static partial class CheckpointFiles
             }
         }
         return [.. free];
+    }
+
+    /// <summary>Passes writes through to a file and hashes them on the way (no second read of what was written).</summary>
+    private sealed class HashingStream(Stream inner) : Stream
+    {
+        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => inner.Length;
+
+        public override long Position
+        {
+            get => inner.Position;
+            set => throw new NotSupportedException();
+        }
+
+        public string Digest() => Convert.ToHexString(_hash.GetCurrentHash());
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            _hash.AppendData(buffer);
+            inner.Write(buffer);
+        }
+
+        public override void Flush() => inner.Flush();
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                _hash.Dispose();
+            }
+            base.Dispose(disposing);
+        }
     }
 
     /// <summary>fsync on a directory, so a rename into it or a file created in it survives a power loss (Linux; elsewhere a no-op).</summary>

@@ -27,10 +27,12 @@ public sealed class CheckpointMetrics
 
     public long Failed => _failed.Total;
 
-    public void Checkpointed(double pauseSeconds, double writeSeconds, long bytes)
+    /// <summary>The executor just spent <paramref name="seconds"/> copying the state.</summary>
+    public void Paused(double seconds) => _pause.Record(seconds);
+
+    public void Checkpointed(double writeSeconds, long bytes)
     {
         _written.Add(1);
-        _pause.Record(pauseSeconds);
         _write.Record(writeSeconds);
         Interlocked.Exchange(ref _bytes, bytes);
     }

@@ -101,10 +101,18 @@ internal sealed class CheckpointWriter(
             }
             long labelLetters = labels?.DeadLettersProduced ?? 0;
             var events = coordinator.Source(kafka.Options.EventsTopic);
+            // The copy goes into warm arrays prepared here, off the executor: the previous checkpoint's
+            // (written, durable and free), or new ones with every page touched.
+            var spare = Interlocked.Exchange(ref _spare, null);
+            if (spare is null || spare.Capacity != executor.Capacity)
+            {
+                spare = null;
+                spare = await Task.Run(() => FeatureTable.AllocateSnapshot(executor.Plan, executor.Capacity), cancellation);
+            }
             long started = Stopwatch.GetTimestamp();
-            // The previous checkpoint's arrays are written, durable and free: the copy goes into them.
-            var (table, watermark) = await executor.SnapshotAsync(Interlocked.Exchange(ref _spare, null));
+            var (table, watermark) = await executor.SnapshotAsync(spare);
             double pause = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            metrics.Paused(pause);
             long eventLetters = events?.DeadLettersProduced ?? 0;
             // A checkpoint holds an offset past a malformed event only once that event is safely set aside.
             if (!await DeadLettersWritten(events, eventLetters, deadLetterWaitMs, cancellation)
@@ -136,7 +144,7 @@ internal sealed class CheckpointWriter(
             _last = progress;
             _spare = table;
             long bytes = entry.Manifest!.Files.Sum(f => f.Bytes);
-            metrics.Checkpointed(pause, write, bytes);
+            metrics.Checkpointed(write, bytes);
             CheckpointLog.Written(logger, entry.Path, table.Entities, bytes, pause * 1e3, write * 1e3);
             // Durable: Kafka may now know these offsets as consumed (lag monitoring stays right).
             events?.CommitCheckpointed(watermark.Partitions);

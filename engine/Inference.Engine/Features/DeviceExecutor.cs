@@ -51,6 +51,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     private FeatureWatermark _watermark = FeatureWatermark.Empty;
     private bool _watermarkDirty;
     private int _entities;
+    private int _capacity;
 
     public DeviceExecutor(DeviceContext device, FeaturePlan plan, FeatureOptions options, ServingOptions serving, FeatureMetrics metrics, ServingMetrics servingMetrics, ILogger<DeviceExecutor> logger)
     {
@@ -73,6 +74,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         _batchKeys = new ulong[batchRows];
         _batchFeatures = new float[batchRows * plan.Count];
         _entities = _table.Entities;
+        _capacity = _table.Capacity;
         _nextTtlScan = Deadline.After(options.EvictionScanIntervalMs);
         _metrics.ObserveEntities(() => Volatile.Read(ref _entities));
         _servingMetrics.ObserveQueue(() => Volatile.Read(ref _queued));
@@ -86,6 +88,9 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
 
     /// <summary>Entities held, as of the last unit of work.</summary>
     public int Entities => Volatile.Read(ref _entities);
+
+    /// <summary>Slots of the feature table as of the last unit of work (a snapshot's size).</summary>
+    public int Capacity => Volatile.Read(ref _capacity);
 
     /// <summary>
     /// What the table holds: the last applied offset per partition and the newest event time, as of
@@ -214,6 +219,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
             _applied.Restore(watermark);
             _watermarkDirty = true;
             Volatile.Write(ref _entities, _table.Entities);
+            Volatile.Write(ref _capacity, _table.Capacity);
             Publish();
             return null;
         });
@@ -278,6 +284,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
             {
                 // Applies and maintenance change the entity count; readers on other threads see this copy.
                 Volatile.Write(ref _entities, _table.Entities);
+                Volatile.Write(ref _capacity, _table.Capacity);
                 continue;
             }
             if (_stopping && _applies.IsEmpty && _reads.IsEmpty)

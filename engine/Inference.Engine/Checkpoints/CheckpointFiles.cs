@@ -422,7 +422,9 @@ public static partial class CheckpointFiles
 
         public override bool CanRead => false;
 
-        public override bool CanSeek => false;
+        // Arrow's file writer asks for a seekable stream to learn positions; it never moves back (a seek
+        // elsewhere than where the stream is would make the hash wrong, and is refused).
+        public override bool CanSeek => true;
 
         public override bool CanWrite => true;
 
@@ -448,7 +450,16 @@ public static partial class CheckpointFiles
 
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin)
+        {
+            long target = origin switch
+            {
+                SeekOrigin.Begin => offset,
+                SeekOrigin.Current => inner.Position + offset,
+                _ => inner.Length + offset,
+            };
+            return target == inner.Position ? target : throw new NotSupportedException("A hashed checkpoint file is written front to back.");
+        }
 
         public override void SetLength(long value) => throw new NotSupportedException();
 

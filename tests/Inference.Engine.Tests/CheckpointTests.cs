@@ -41,7 +41,15 @@ public sealed class CheckpointTests : IDisposable
         var longs = Enumerable.Range(0, capacity * 3).Select(_ => random.NextInt64()).ToArray();
         var doubles = Enumerable.Range(0, capacity * 2).Select(_ => random.NextDouble() * 1e6).ToArray();
         var registers = Enumerable.Range(0, capacity).Select(_ => random.Next()).ToArray();
-        var free = Enumerable.Range(0, 1234).Select(i => capacity - 1 - i).ToArray();
+        // Every seventh slot free: key 0 and nothing else (free slots are not written, and read back as zeros).
+        for (int slot = 0; slot < capacity; slot += 7)
+        {
+            words.Slice(slot * FeatureTableSnapshot.HeadWords, FeatureTableSnapshot.HeadWords).Clear();
+            longs.AsSpan(slot * 3, 3).Clear();
+            doubles.AsSpan(slot * 2, 2).Clear();
+            registers[slot] = 0;
+        }
+        var free = Enumerable.Range(0, capacity / 7 + 1).Select(i => i * 7).ToArray();
         var table = new FeatureTableSnapshot("PLAN", capacity, 42, -3, heads, longs, doubles, registers, free);
         var events = new FeatureWatermark([new PartitionOffset("events", 0, 10), new PartitionOffset("events", 3, 99)], 1_767_225_600_123, 77);
         var parameters = new ParameterSet([new NamedParameter("w", [1, 3], [0.25f, -1.5f, 3.125e-7f]), new NamedParameter("b", [1], [float.Epsilon])]);

@@ -140,6 +140,12 @@ public sealed class CrashTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(labels, trainer.LabelsLearned + trainer.LabelsSkipped);
         Assert.Equal(0, trainer.LabelsSkipped);
         Assert.Equal(labels - Partitions, trainer.Offsets.Sum(o => o.Offset));
+        // What an operator sees: `inference checkpoint inspect` verifies the newest checkpoint and reports it.
+        var (exitCode, inspected) = EngineProcess.RunCommand("checkpoint", "inspect", crashed);
+        output.WriteLine(inspected);
+        Assert.Equal(0, exitCode);
+        Assert.Contains($"{labels} labels learned", inspected);
+        Assert.Contains($"{Entities} entities", inspected);
         Assert.True(Math.Abs(crashedLoss - uninterruptedLoss) <= 0.01,
             $"held-out log loss after {Kills} crashes {crashedLoss:0.0000} vs uninterrupted {uninterruptedLoss:0.0000}");
         // Both learned the planted model: better than knowing nothing (log 2).

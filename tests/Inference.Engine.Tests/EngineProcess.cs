@@ -163,6 +163,28 @@ internal sealed partial class EngineProcess : IDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    /// <summary>Runs another <c>inference</c> command to its end and returns its exit code and output.</summary>
+    public static (int ExitCode, string Output) RunCommand(params string[] args)
+    {
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add("exec");
+        start.ArgumentList.Add(HostAssembly());
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+        using var process = Process.Start(start)!;
+        var error = process.StandardError.ReadToEndAsync();
+        string output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        return (process.ExitCode, output + error.GetAwaiter().GetResult());
+    }
+
     /// <summary>The built <c>inference</c> host next to this test build (same configuration).</summary>
     private static string HostAssembly()
     {

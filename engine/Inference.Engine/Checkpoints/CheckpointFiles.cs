@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.Json;
@@ -212,6 +213,7 @@ public static partial class CheckpointFiles
     private static Schema EntitySchema(int longs, int doubles, int registers)
     {
         var builder = new Schema.Builder();
+        builder.Field(f => f.Name("slot").DataType(Int32Type.Default).Nullable(false));
         builder.Field(f => f.Name(FeatureTableSnapshot.HeadColumns[0]).DataType(UInt64Type.Default).Nullable(false));
         for (int w = 1; w < FeatureTableSnapshot.HeadColumns.Count; w++)
         {
@@ -244,82 +246,91 @@ public static partial class CheckpointFiles
         int heads = FeatureTableSnapshot.HeadColumns.Count;
         var schema = EntitySchema(longs, doubles, registers);
         using var writer = new ArrowFileWriter(stream, schema, leaveOpen: true, options: Compressed);
+        // Column arrays for one record batch, pinned, reused batch after batch (the writer is done with
+        // a batch when WriteRecordBatch returns).
+        var slots = GC.AllocateUninitializedArray<byte>(SlotsPerBatch * sizeof(int), pinned: true);
+        var wide = new byte[heads + longs + doubles][];
+        var narrow = new byte[registers][];
+        for (int c = 0; c < wide.Length; c++)
+        {
+            wide[c] = GC.AllocateUninitializedArray<byte>(SlotsPerBatch * sizeof(long), pinned: true);
+        }
+        for (int c = 0; c < narrow.Length; c++)
+        {
+            narrow[c] = GC.AllocateUninitializedArray<byte>(SlotsPerBatch * sizeof(int), pinned: true);
+        }
+        var wideColumns = stackalloc long*[wide.Length];
+        var narrowColumns = stackalloc int*[narrow.Length];
+        for (int c = 0; c < wide.Length; c++)
+        {
+            wideColumns[c] = (long*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(wide[c]));
+        }
+        for (int c = 0; c < narrow.Length; c++)
+        {
+            narrowColumns[c] = (int*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(narrow[c]));
+        }
+        var slotColumn = (int*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(slots));
         fixed (byte* headBase = table.Heads)
         fixed (long* longBase = table.Longs)
         fixed (double* doubleBase = table.Doubles)
         fixed (int* registerBase = table.Registers)
         {
-            var wideColumns = stackalloc long*[heads + longs + doubles];
-            var narrowColumns = stackalloc int*[registers];
-            for (int start = 0; start < table.Capacity; start += SlotsPerBatch)
+            int cursor = 0;
+            while (true)
             {
-                int count = Math.Min(SlotsPerBatch, table.Capacity - start);
-                // One pass over the slots in memory order, each word to its column (the slot rows are
-                // hundreds of bytes wide: gathering column by column would miss the cache on every word).
-                var wide = new byte[heads + longs + doubles][];
-                var narrow = new byte[registers][];
-                var handles = new System.Runtime.InteropServices.GCHandle[wide.Length + narrow.Length];
-                for (int c = 0; c < wide.Length; c++)
+                // One pass over the slots in memory order, each occupied slot's words to their columns
+                // (slot rows are hundreds of bytes wide: gathering column by column would miss the cache
+                // on every word). Free slots (key 0) are not written: they hold nothing to restore.
+                int count = 0;
+                for (; cursor < table.Capacity && count < SlotsPerBatch; cursor++)
                 {
-                    wide[c] = GC.AllocateUninitializedArray<byte>(count * sizeof(long));
-                    handles[c] = System.Runtime.InteropServices.GCHandle.Alloc(wide[c], System.Runtime.InteropServices.GCHandleType.Pinned);
-                    wideColumns[c] = (long*)handles[c].AddrOfPinnedObject();
-                }
-                for (int c = 0; c < narrow.Length; c++)
-                {
-                    narrow[c] = GC.AllocateUninitializedArray<byte>(count * sizeof(int));
-                    handles[wide.Length + c] = System.Runtime.InteropServices.GCHandle.Alloc(narrow[c], System.Runtime.InteropServices.GCHandleType.Pinned);
-                    narrowColumns[c] = (int*)handles[wide.Length + c].AddrOfPinnedObject();
-                }
-                try
-                {
-                    for (int i = 0; i < count; i++)
+                    var head = (long*)headBase + (long)cursor * FeatureTableSnapshot.HeadWords;
+                    if (head[0] == 0)
                     {
-                        long slot = start + i;
-                        var head = (long*)headBase + slot * FeatureTableSnapshot.HeadWords;
-                        for (int w = 0; w < heads; w++)
-                        {
-                            wideColumns[w][i] = head[w];
-                        }
-                        var row = longBase + slot * longs;
-                        for (int c = 0; c < longs; c++)
-                        {
-                            wideColumns[heads + c][i] = row[c];
-                        }
-                        var values = (long*)(doubleBase + slot * doubles);
-                        for (int c = 0; c < doubles; c++)
-                        {
-                            wideColumns[heads + longs + c][i] = values[c];
-                        }
-                        var ints = registerBase + slot * registers;
-                        for (int c = 0; c < registers; c++)
-                        {
-                            narrowColumns[c][i] = ints[c];
-                        }
+                        continue;
                     }
-                }
-                finally
-                {
-                    foreach (var handle in handles)
+                    slotColumn[count] = cursor;
+                    for (int w = 0; w < heads; w++)
                     {
-                        handle.Free();
+                        wideColumns[w][count] = head[w];
                     }
+                    var row = longBase + (long)cursor * longs;
+                    for (int c = 0; c < longs; c++)
+                    {
+                        wideColumns[heads + c][count] = row[c];
+                    }
+                    var values = (long*)(doubleBase + (long)cursor * doubles);
+                    for (int c = 0; c < doubles; c++)
+                    {
+                        wideColumns[heads + longs + c][count] = values[c];
+                    }
+                    var ints = registerBase + (long)cursor * registers;
+                    for (int c = 0; c < registers; c++)
+                    {
+                        narrowColumns[c][count] = ints[c];
+                    }
+                    count++;
+                }
+                if (count == 0)
+                {
+                    break;
                 }
                 var columns = new List<IArrowArray>(schema.FieldsList.Count)
                 {
-                    new UInt64Array(new ArrowBuffer(wide[0]), ArrowBuffer.Empty, count, 0, 0),
+                    new Int32Array(new ArrowBuffer(slots.AsMemory(0, count * sizeof(int))), ArrowBuffer.Empty, count, 0, 0),
+                    new UInt64Array(new ArrowBuffer(wide[0].AsMemory(0, count * sizeof(long))), ArrowBuffer.Empty, count, 0, 0),
                 };
                 for (int c = 1; c < heads + longs; c++)
                 {
-                    columns.Add(new Int64Array(new ArrowBuffer(wide[c]), ArrowBuffer.Empty, count, 0, 0));
+                    columns.Add(new Int64Array(new ArrowBuffer(wide[c].AsMemory(0, count * sizeof(long))), ArrowBuffer.Empty, count, 0, 0));
                 }
                 for (int c = heads + longs; c < wide.Length; c++)
                 {
-                    columns.Add(new DoubleArray(new ArrowBuffer(wide[c]), ArrowBuffer.Empty, count, 0, 0));
+                    columns.Add(new DoubleArray(new ArrowBuffer(wide[c].AsMemory(0, count * sizeof(long))), ArrowBuffer.Empty, count, 0, 0));
                 }
                 foreach (var column in narrow)
                 {
-                    columns.Add(new Int32Array(new ArrowBuffer(column), ArrowBuffer.Empty, count, 0, 0));
+                    columns.Add(new Int32Array(new ArrowBuffer(column.AsMemory(0, count * sizeof(int))), ArrowBuffer.Empty, count, 0, 0));
                 }
                 using var batch = new RecordBatch(schema, columns, count);
                 writer.WriteRecordBatch(batch);
@@ -333,7 +344,7 @@ public static partial class CheckpointFiles
         var heads = MemoryMarshal.Cast<byte, long>(headBytes.AsSpan());
         using var reader = new ArrowFileReader(stream, Apache.Arrow.Memory.MemoryAllocator.Default.Value, Codecs, leaveOpen: true);
         var expected = EntitySchema(summary.LongsPerSlot, summary.DoublesPerSlot, summary.RegistersPerSlot);
-        int start = 0;
+        long rows = 0;
         while (reader.ReadNextRecordBatch() is { } batch)
         {
             using (batch)
@@ -342,45 +353,47 @@ public static partial class CheckpointFiles
                 {
                     throw new InvalidDataException($"{EntitiesName} has {batch.ColumnCount} columns; the manifest's shape needs {expected.FieldsList.Count}.");
                 }
-                int count = batch.Length;
-                if (start + count > summary.Capacity)
+                var slots = ((Int32Array)batch.Column(0)).Values;
+                foreach (int slot in slots)
                 {
-                    throw new InvalidDataException($"{EntitiesName} holds more slots than the manifest's {summary.Capacity}.");
+                    if ((uint)slot >= (uint)summary.Capacity)
+                    {
+                        throw new InvalidDataException($"{EntitiesName} names slot {slot}; the manifest's table has {summary.Capacity}.");
+                    }
                 }
-                int column = 0;
-                Scatter(((UInt64Array)batch.Column(column++)).Values, MemoryMarshal.Cast<long, ulong>(heads), FeatureTableSnapshot.HeadWords, 0, start);
+                int column = 1;
+                Scatter(((UInt64Array)batch.Column(column++)).Values, slots, MemoryMarshal.Cast<long, ulong>(heads), FeatureTableSnapshot.HeadWords, 0);
                 for (int w = 1; w < FeatureTableSnapshot.HeadColumns.Count; w++)
                 {
-                    Scatter(((Int64Array)batch.Column(column++)).Values, heads, FeatureTableSnapshot.HeadWords, w, start);
+                    Scatter(((Int64Array)batch.Column(column++)).Values, slots, heads, FeatureTableSnapshot.HeadWords, w);
                 }
                 for (int c = 0; c < summary.LongsPerSlot; c++)
                 {
-                    Scatter(((Int64Array)batch.Column(column++)).Values, longs, summary.LongsPerSlot, c, start);
+                    Scatter(((Int64Array)batch.Column(column++)).Values, slots, longs, summary.LongsPerSlot, c);
                 }
                 for (int c = 0; c < summary.DoublesPerSlot; c++)
                 {
-                    Scatter(((DoubleArray)batch.Column(column++)).Values, doubles, summary.DoublesPerSlot, c, start);
+                    Scatter(((DoubleArray)batch.Column(column++)).Values, slots, doubles, summary.DoublesPerSlot, c);
                 }
                 for (int c = 0; c < summary.RegistersPerSlot; c++)
                 {
-                    Scatter(((Int32Array)batch.Column(column++)).Values, registers, summary.RegistersPerSlot, c, start);
+                    Scatter(((Int32Array)batch.Column(column++)).Values, slots, registers, summary.RegistersPerSlot, c);
                 }
-                start += count;
+                rows += batch.Length;
             }
         }
-        if (start != summary.Capacity)
+        if (rows > summary.Capacity)
         {
-            throw new InvalidDataException($"{EntitiesName} holds {start} slots; the manifest says {summary.Capacity}.");
+            throw new InvalidDataException($"{EntitiesName} holds {rows} entities; the manifest's table has {summary.Capacity} slots.");
         }
     }
 
-    private static void Scatter<T>(ReadOnlySpan<T> column, Span<T> target, int stride, int offset, int start)
+    private static void Scatter<T>(ReadOnlySpan<T> column, ReadOnlySpan<int> slots, Span<T> target, int stride, int offset)
         where T : unmanaged
     {
-        long at = (long)start * stride + offset;
-        for (int i = 0; i < column.Length; i++, at += stride)
+        for (int i = 0; i < column.Length; i++)
         {
-            target[checked((int)at)] = column[i];
+            target[(int)((long)slots[i] * stride + offset)] = column[i];
         }
     }
 

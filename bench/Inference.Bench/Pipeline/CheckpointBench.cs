@@ -111,7 +111,7 @@ internal static class CheckpointBench
         Console.WriteLine(Row($"ingest, a checkpoint every {intervalMs / 1000.0:0.#} s (events/s)", on.Rate, $"{on.Rate / off.Rate:F3}× ({(1 - on.Rate / off.Rate) * 100:F1}% slower)"));
         Console.WriteLine(Row("checkpoints taken while ingesting (all rounds)", on.Pauses.Count, ""));
         Console.WriteLine(Row("entities in the final checkpoint", checkpoint.Table.Entities, $"{checkpoint.Table.Capacity:N0} slots"));
-        Console.WriteLine(Row("checkpoint size (MB)", bytes / 1e6, $"{(double)bytes / stateBytes:F3}× the state's {stateBytes / 1e6:N0} MB in memory (Zstandard)"));
+        Console.WriteLine(Row("checkpoint size (MB)", bytes / 1e6, $"{(double)bytes / stateBytes:F3}× the state's {stateBytes / 1e6:N0} MB in memory (LZ4 frames)"));
         Console.WriteLine(Row("executor pause to copy the state, longest (ms)", on.Pauses.DefaultIfEmpty(0).Max() * 1e3, "applies and Score wait this long"));
         Console.WriteLine(Row("checkpoint write, longest (ms)", on.Writes.DefaultIfEmpty(0).Max() * 1e3, "off the executor: encode, compress, fsync, rename"));
         Console.WriteLine(Row("checkpoint read and verify (ms)", readSeconds * 1e3, ""));

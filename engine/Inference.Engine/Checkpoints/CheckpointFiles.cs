@@ -17,7 +17,7 @@ public sealed record CheckpointEntry(string Path, long Sequence, CheckpointManif
 
 /// <summary>
 /// Checkpoints on disk. Each is a directory <c>checkpoint-NNNNNNNNNNNN</c>: the entity state as Arrow
-/// IPC files compressed with Zstandard (one column per state word, a record batch per 64k slots),
+/// IPC files compressed with LZ4 frames (one column per state word, a record batch per 64k occupied slots),
 /// the trainer's state as JSON, and <c>manifest.json</c> with every file's size and SHA-256. It is
 /// written into a temporary directory, each file fsynced, then renamed into place and the parent
 /// directory fsynced: a checkpoint is either whole or absent, never half-written.
@@ -34,7 +34,7 @@ public static partial class CheckpointFiles
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
     private static readonly CompressionCodecFactory Codecs = new();
-    private static readonly IpcOptions Compressed = new() { CompressionCodec = CompressionCodecType.Zstd, CompressionCodecFactory = Codecs, CompressionLevel = 1 };
+    private static readonly IpcOptions Compressed = new() { CompressionCodec = CompressionCodecType.Lz4Frame, CompressionCodecFactory = Codecs };
 
     /// <summary>Writes <paramref name="checkpoint"/> as the next checkpoint in <paramref name="directory"/>, durably, and returns its entry.</summary>
     public static CheckpointEntry Write(string directory, Checkpoint checkpoint)

@@ -134,12 +134,12 @@ internal sealed class CheckpointWriter(
             var checkpoint = new Checkpoint(table, watermark, trainer, Checkpoint.Fingerprint(registry.Spec));
             string directory = coordinator.Options.Directory!;
             long writeStarted = Stopwatch.GetTimestamp();
-            var entry = await Task.Run(() =>
+            var entry = await InBackground(() =>
             {
                 var written = CheckpointFiles.Write(directory, checkpoint);
                 CheckpointFiles.Prune(directory, coordinator.Options.Keep);
                 return written;
-            }, CancellationToken.None);
+            });
             double write = Stopwatch.GetElapsedTime(writeStarted).TotalSeconds;
             _last = progress;
             _spare = table;
@@ -158,6 +158,38 @@ internal sealed class CheckpointWriter(
         {
             _one.Release();
         }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on a thread of its own at a lower CPU priority (Linux nice 10): encoding
+    /// and compressing gigabytes of state yields to ingest and serving when the cores are busy, and
+    /// takes whatever they leave when they are not.
+    /// </summary>
+    private static Task<T> InBackground<T>(Func<T> work)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            if (OperatingSystem.IsLinux())
+            {
+                // Only this thread (Linux priorities are per thread); lowering needs no privilege. Best effort.
+                _ = NativeThreads.SetPriority(0, NativeThreads.CurrentThreadId(), 10);
+            }
+            try
+            {
+                done.SetResult(work());
+            }
+            catch (Exception error)
+            {
+                done.SetException(error);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "inference-checkpoint",
+        };
+        thread.Start();
+        return done.Task;
     }
 
     private static (long, long, long) Progress(FeatureWatermark events, TrainerCheckpoint? trainer) =>

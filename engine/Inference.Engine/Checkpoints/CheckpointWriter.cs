@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Inference.Engine.Features;
 using Inference.Engine.Kafka;
+using Inference.Engine.Pipeline;
 using Inference.Engine.Training;
 using Inference.Kernels.Features;
 using Inference.Models.Registry;
@@ -39,12 +40,14 @@ internal sealed class CheckpointWriter(
         {
             return;
         }
-        var interval = TimeSpan.FromMilliseconds(coordinator.Options.IntervalMs);
+        // A fixed cadence: every interval from the start (a write that overran it is followed at once).
+        long next = Deadline.After(coordinator.Options.IntervalMs);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                await Task.Delay(interval, stoppingToken);
+                await Task.Delay(Deadline.RemainingMs(next), stoppingToken);
+                next = Deadline.After(coordinator.Options.IntervalMs);
                 await TakeAsync(Timeout.Infinite, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)

@@ -18,7 +18,7 @@ public sealed class ConfigurationTests
         var settings = EngineHarness.BaseSettings();
         settings[key] = value;
         var error = await Assert.ThrowsAsync<OptionsValidationException>(() => EngineHarness.StartAsync(settings));
-        Assert.Contains(named, error.Message);
+        Assert.True(error.Message.Contains(named, StringComparison.Ordinal), error.Message);
     }
 
     [Fact]

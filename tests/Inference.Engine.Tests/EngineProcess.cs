@@ -185,10 +185,7 @@ internal sealed partial class EngineProcess : IDisposable
         return (process.ExitCode, output + error.GetAwaiter().GetResult());
     }
 
-    /// <summary>
-    /// The built <c>inference</c> host of the same configuration as this test build (<c>dotnet test Inference.sln</c>
-    /// builds it; it is not a project reference, which would copy its appsettings.json into the tests' directory).
-    /// </summary>
+    /// <summary>The built <c>inference</c> host of the same configuration as this test build (a build dependency of the tests).</summary>
     private static string HostAssembly()
     {
         var directory = new DirectoryInfo(AppContext.BaseDirectory);

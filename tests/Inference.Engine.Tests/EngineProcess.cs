@@ -39,24 +39,7 @@ internal sealed partial class EngineProcess : IDisposable
     public static EngineProcess Start(IEnumerable<string> switches, string log)
     {
         int port = FreePort();
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add("exec");
-        start.ArgumentList.Add(HostAssembly());
-        start.ArgumentList.Add("serve");
-        start.ArgumentList.Add("--host");
-        start.ArgumentList.Add("127.0.0.1");
-        start.ArgumentList.Add("--port");
-        start.ArgumentList.Add(port.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        foreach (var item in switches)
-        {
-            start.ArgumentList.Add(item);
-        }
-        var process = new Process { StartInfo = start };
+        var process = new Process { StartInfo = Command(["serve", "--host", "127.0.0.1", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), .. switches]) };
         var writer = new StreamWriter(log, append: true) { AutoFlush = true };
         var gate = new Lock();
         void Write(string? line)
@@ -156,15 +139,8 @@ internal sealed partial class EngineProcess : IDisposable
         _process.Dispose();
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    /// <summary>Runs another <c>inference</c> command to its end and returns its exit code and output.</summary>
-    public static (int ExitCode, string Output) RunCommand(params string[] args)
+    /// <summary><c>dotnet exec inference.dll</c> with <paramref name="args"/>, its output redirected.</summary>
+    private static ProcessStartInfo Command(IEnumerable<string> args)
     {
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {
@@ -178,7 +154,20 @@ internal sealed partial class EngineProcess : IDisposable
         {
             start.ArgumentList.Add(arg);
         }
-        using var process = Process.Start(start)!;
+        return start;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>Runs another <c>inference</c> command to its end and returns its exit code and output.</summary>
+    public static (int ExitCode, string Output) RunCommand(params string[] args)
+    {
+        using var process = Process.Start(Command(args))!;
         var error = process.StandardError.ReadToEndAsync();
         string output = process.StandardOutput.ReadToEnd();
         process.WaitForExit();

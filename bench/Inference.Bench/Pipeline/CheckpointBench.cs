@@ -28,12 +28,12 @@ internal static class CheckpointBench
 
     public static async Task<int> RunAsync(string[] args)
     {
-        long events = Option(args, "--events", 8_000_000);
-        int entities = (int)Option(args, "--entities", 1_000_000);
-        int partitions = (int)Option(args, "--partitions", 256);
-        int intervalMs = (int)Option(args, "--interval-ms", 10_000);
-        int scoreRate = (int)Option(args, "--score-rate", 200);
-        int rounds = (int)Option(args, "--rounds", 2);
+        long events = PipelineBench.Option(args, "--events", 8_000_000);
+        int entities = (int)PipelineBench.Option(args, "--entities", 1_000_000);
+        int partitions = (int)PipelineBench.Option(args, "--partitions", 256);
+        int intervalMs = (int)PipelineBench.Option(args, "--interval-ms", 10_000);
+        int scoreRate = (int)PipelineBench.Option(args, "--score-rate", 200);
+        int rounds = (int)PipelineBench.Option(args, "--rounds", 2);
         // The features `inference serve` ships with (its appsettings.json).
         var shipped = ShippedFeatures();
         var definitions = shipped.Get<List<FeatureDefinition>>()!;
@@ -107,20 +107,20 @@ internal static class CheckpointBench
         Console.WriteLine();
         Console.WriteLine("| measure | value | ratio |");
         Console.WriteLine("|---|---:|---:|");
-        Console.WriteLine(Row("ingest, checkpoints off (events/s)", off.Rate, "1.00 (baseline)"));
-        Console.WriteLine(Row($"ingest, a checkpoint every {intervalMs / 1000.0:0.#} s (events/s)", on.Rate, $"{on.Rate / off.Rate:F3}× ({(1 - on.Rate / off.Rate) * 100:F1}% slower)"));
-        Console.WriteLine(Row("checkpoints taken while ingesting (all rounds)", on.Pauses.Count, ""));
-        Console.WriteLine(Row("entities in the final checkpoint", checkpoint.Table.Entities, $"{checkpoint.Table.Capacity:N0} slots"));
-        Console.WriteLine(Row("checkpoint size (MB)", bytes / 1e6, $"{(double)bytes / stateBytes:F3}× the state's {stateBytes / 1e6:N0} MB in memory (LZ4 frames)"));
-        Console.WriteLine(Row("executor pause to copy the state, longest (ms)", on.Pauses.DefaultIfEmpty(0).Max() * 1e3, "applies and Score wait this long"));
-        Console.WriteLine(Row("checkpoint write, longest (ms)", on.Writes.DefaultIfEmpty(0).Max() * 1e3, "off the executor: encode, compress, fsync, rename"));
-        Console.WriteLine(Row("checkpoint read and verify (ms)", readSeconds * 1e3, ""));
-        Console.WriteLine(Row("restore into the table (ms)", restoreSeconds * 1e3, ""));
-        Console.WriteLine(Row("Score p99, checkpoints off (ms)", off.Overall.P99, "1.00 (baseline)"));
-        Console.WriteLine(Row("Score p99, with checkpoints (ms)", on.Overall.P99, $"{on.Overall.P99 / off.Overall.P99:F2}×"));
-        Console.WriteLine(Row("Score p99 in the worst 1-s window, checkpoints off (ms)", off.WorstWindowP99, $"{off.WorstWindowP99 / off.Overall.P99:F2}× its run's p99"));
-        Console.WriteLine(Row("Score p99 in the worst 1-s window holding a checkpoint (ms)", on.WorstCheckpointWindowP99, $"{on.WorstCheckpointWindowP99 / off.WorstWindowP99:F2}× the worst window without checkpoints"));
-        Console.WriteLine(Row("Score latency, longest with checkpoints (ms)", on.Max, $"{on.Max / off.Max:F2}× the longest without"));
+        Console.WriteLine(PipelineBench.Row("ingest, checkpoints off (events/s)", off.Rate, "1.00 (baseline)"));
+        Console.WriteLine(PipelineBench.Row($"ingest, a checkpoint every {intervalMs / 1000.0:0.#} s (events/s)", on.Rate, $"{on.Rate / off.Rate:F3}× ({(1 - on.Rate / off.Rate) * 100:F1}% slower)"));
+        Console.WriteLine(PipelineBench.Row("checkpoints taken while ingesting (all rounds)", on.Pauses.Count, ""));
+        Console.WriteLine(PipelineBench.Row("entities in the final checkpoint", checkpoint.Table.Entities, $"{checkpoint.Table.Capacity:N0} slots"));
+        Console.WriteLine(PipelineBench.Row("checkpoint size (MB)", bytes / 1e6, $"{(double)bytes / stateBytes:F3}× the state's {stateBytes / 1e6:N0} MB in memory (LZ4 frames)"));
+        Console.WriteLine(PipelineBench.Row("executor pause to copy the state, longest (ms)", on.Pauses.DefaultIfEmpty(0).Max() * 1e3, "applies and Score wait this long"));
+        Console.WriteLine(PipelineBench.Row("checkpoint write, longest (ms)", on.Writes.DefaultIfEmpty(0).Max() * 1e3, "off the executor: encode, compress, fsync, rename"));
+        Console.WriteLine(PipelineBench.Row("checkpoint read and verify (ms)", readSeconds * 1e3, ""));
+        Console.WriteLine(PipelineBench.Row("restore into the table (ms)", restoreSeconds * 1e3, ""));
+        Console.WriteLine(PipelineBench.Row("Score p99, checkpoints off (ms)", off.Overall.P99, "1.00 (baseline)"));
+        Console.WriteLine(PipelineBench.Row("Score p99, with checkpoints (ms)", on.Overall.P99, $"{on.Overall.P99 / off.Overall.P99:F2}×"));
+        Console.WriteLine(PipelineBench.Row("Score p99 in the worst 1-s window, checkpoints off (ms)", off.WorstWindowP99, $"{off.WorstWindowP99 / off.Overall.P99:F2}× its run's p99"));
+        Console.WriteLine(PipelineBench.Row("Score p99 in the worst 1-s window holding a checkpoint (ms)", on.WorstCheckpointWindowP99, $"{on.WorstCheckpointWindowP99 / off.WorstWindowP99:F2}× the worst window without checkpoints"));
+        Console.WriteLine(PipelineBench.Row("Score latency, longest with checkpoints (ms)", on.Max, $"{on.Max / off.Max:F2}× the longest without"));
         return 0;
     }
 
@@ -220,11 +220,11 @@ internal static class CheckpointBench
         // Only what happened while ingesting counts (the final checkpoint on stop is not in the timed window).
         var during = latencies.Where(l => l.At >= started && l.At <= ended).ToList();
         var checkpoints = pauses.Where(p => p.At >= started && p.At <= ended).ToList();
-        var windows = during.GroupBy(l => (int)l.At).Select(g => (Second: g.Key, P99: Percentiles(g.Select(x => x.Ms)).P99)).ToList();
+        var windows = during.GroupBy(l => (int)l.At).Select(g => (Second: g.Key, P99: PipelineBench.Percentiles(g.Select(x => x.Ms)).P99)).ToList();
         double worstWindow = windows.Select(w => w.P99).DefaultIfEmpty(0).Max();
         double worstCheckpointWindow = windows.Where(w => checkpoints.Any(p => (int)p.At == w.Second || (int)(p.At - p.Seconds) == w.Second))
             .Select(w => w.P99).DefaultIfEmpty(0).Max();
-        return new Run(rate, Percentiles(during.Select(l => l.Ms)), worstWindow, worstCheckpointWindow, during.Select(l => l.Ms).DefaultIfEmpty(0).Max(),
+        return new Run(rate, PipelineBench.Percentiles(during.Select(l => l.Ms)), worstWindow, worstCheckpointWindow, during.Select(l => l.Ms).DefaultIfEmpty(0).Max(),
             [.. checkpoints.Select(p => p.Seconds)], [.. writes], accelerator);
     }
 
@@ -255,28 +255,5 @@ internal static class CheckpointBench
                 }
             }
         }
-    }
-
-    private static (double P50, double P99) Percentiles(IEnumerable<double> values)
-    {
-        var sorted = values.ToArray();
-        if (sorted.Length == 0)
-        {
-            return (0, 0);
-        }
-        Array.Sort(sorted);
-        double At(double q) => sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Length) - 1, 0, sorted.Length - 1)];
-        return (At(0.50), At(0.99));
-    }
-
-    private static string Row(string name, double value, string ratio) =>
-        string.Create(CultureInfo.InvariantCulture, $"| {name} | {(value >= 100 ? value.ToString("N0", CultureInfo.InvariantCulture) : value.ToString("F3", CultureInfo.InvariantCulture))} | {ratio} |");
-
-    private static long Option(string[] args, string name, long fallback)
-    {
-        int index = Array.IndexOf(args, name);
-        return index >= 0 && index + 1 < args.Length && long.TryParse(args[index + 1], NumberStyles.Integer, CultureInfo.InvariantCulture, out long value) && value > 0
-            ? value
-            : fallback;
     }
 }

@@ -169,7 +169,7 @@ internal static class PipelineBench
         return metrics.EventsApplied == events ? 0 : 1;
     }
 
-    private static string Row(string name, double value, string ratio) =>
+    internal static string Row(string name, double value, string ratio) =>
         string.Create(CultureInfo.InvariantCulture, $"| {name} | {(value >= 100 ? value.ToString("N0", CultureInfo.InvariantCulture) : value.ToString("F3", CultureInfo.InvariantCulture))} | {ratio} |");
 
     /// <summary>Open loop at a fixed rate: each tick sends one Score and one no-op call, so both see the same conditions.</summary>
@@ -207,15 +207,19 @@ internal static class PipelineBench
         return (Percentiles(scoreLatencies), Percentiles(noopLatencies));
     }
 
-    private static (double P50, double P99) Percentiles(List<double> values)
+    internal static (double P50, double P99) Percentiles(IEnumerable<double> values)
     {
         var sorted = values.ToArray();
+        if (sorted.Length == 0)
+        {
+            return (0, 0);
+        }
         Array.Sort(sorted);
         double At(double q) => sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Length) - 1, 0, sorted.Length - 1)];
         return (At(0.50), At(0.99));
     }
 
-    private static long Option(string[] args, string name, long fallback)
+    internal static long Option(string[] args, string name, long fallback)
     {
         int index = Array.IndexOf(args, name);
         return index >= 0 && index + 1 < args.Length && long.TryParse(args[index + 1], NumberStyles.Integer, CultureInfo.InvariantCulture, out long value) && value > 0

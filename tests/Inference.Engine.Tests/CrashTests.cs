@@ -63,6 +63,7 @@ public sealed class CrashTests(ITestOutputHelper output) : IDisposable
             "--checkpoints", checkpoints,
             "--features", features,
             "--accelerator", "Cpu",
+            "--Inference:Serving:HttpPort=0",
             "--Inference:Checkpoints:IntervalMs=1000",
             "--Inference:Features:Capacity=20000",
             "--Inference:Features:InitialCapacity=4096",

@@ -35,6 +35,7 @@ internal sealed class EngineHarness : IAsyncDisposable
     public static Dictionary<string, string?> BaseSettings() => new()
     {
         ["Inference:Serving:Port"] = "0",
+        ["Inference:Serving:HttpPort"] = "0",
         ["Inference:Features:Accelerator"] = "Cpu",
         ["Inference:Features:MaxBatchEvents"] = "512",
         ["Inference:Features:Capacity"] = "10000",

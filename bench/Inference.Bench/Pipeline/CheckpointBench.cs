@@ -154,6 +154,7 @@ internal static class CheckpointBench
             ["Inference:Checkpoints:Directory"] = directory,
             ["Inference:Checkpoints:IntervalMs"] = intervalMs.ToString(CultureInfo.InvariantCulture),
             ["Inference:Serving:Port"] = "0",
+            ["Inference:Serving:HttpPort"] = "0",
             ["Logging:LogLevel:Default"] = "Warning",
         };
         foreach (var (key, value) in features.AsEnumerable())

@@ -116,6 +116,7 @@ internal static class PipelineBench
             ["Inference:Features:Capacity"] = (2 * Math.Max(entities, 1)).ToString(CultureInfo.InvariantCulture),
             ["Inference:Features:InitialCapacity"] = (2 * Math.Max(entities, 1)).ToString(CultureInfo.InvariantCulture),
             ["Inference:Serving:Port"] = "0",
+            ["Inference:Serving:HttpPort"] = "0",
             ["Logging:LogLevel:Default"] = "Warning",
         };
         var app = InferenceApplication.Build([], settings);

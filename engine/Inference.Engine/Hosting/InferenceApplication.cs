@@ -69,19 +69,11 @@ public static partial class InferenceApplication
         builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<ServingOptions>>((kestrel, options) =>
         {
             var serving = options.Value;
-            void Http2(ListenOptions listen) => listen.Protocols = HttpProtocols.Http2;
-            if (serving.Host == "localhost")
+            // gRPC first (its address is the first the host reports), then the HTTP/1.1 probes.
+            Listen(kestrel, serving.Host, serving.Port, HttpProtocols.Http2);
+            if (serving.HttpPort >= 0)
             {
-                kestrel.ListenLocalhost(serving.Port, Http2);
-            }
-            else if (IPAddress.TryParse(serving.Host, out var address))
-            {
-                kestrel.Listen(address, serving.Port, Http2);
-            }
-            else
-            {
-                throw new OptionsValidationException(ServingOptions.Section, typeof(ServingOptions),
-                    [$"Inference:Serving:Host must be an IP address or 'localhost' (got '{serving.Host}')."]);
+                Listen(kestrel, serving.Host, serving.HttpPort, HttpProtocols.Http1);
             }
         });
 
@@ -89,6 +81,15 @@ public static partial class InferenceApplication
         app.Services.ValidateInference();
         var role = app.Services.GetRequiredService<IOptions<InferenceOptions>>().Value.Role;
         app.MapGrpcHealthChecksService();
+        var servingOptions = app.Services.GetRequiredService<IOptions<ServingOptions>>().Value;
+        if (servingOptions.ReflectionEnabled)
+        {
+            app.MapGrpcReflectionService();
+        }
+        if (servingOptions.HttpPort >= 0)
+        {
+            Probes.Map(app);
+        }
         if (role is EngineRole.All or EngineRole.Ps)
         {
             app.MapGrpcService<ParameterGrpcService>();
@@ -104,6 +105,27 @@ public static partial class InferenceApplication
 
     /// <summary>The gRPC address the host listens on once started, e.g. "http://127.0.0.1:50051".</summary>
     public static string GrpcAddress(this WebApplication app) => app.Urls.First();
+
+    /// <summary>The HTTP/1.1 address of the probes once started, e.g. "http://127.0.0.1:9464"; null when none is served.</summary>
+    public static string? HttpAddress(this WebApplication app) => app.Urls.Skip(1).FirstOrDefault();
+
+    private static void Listen(KestrelServerOptions kestrel, string host, int port, HttpProtocols protocols)
+    {
+        void Configure(ListenOptions listen) => listen.Protocols = protocols;
+        if (host == "localhost")
+        {
+            kestrel.ListenLocalhost(port, Configure);
+        }
+        else if (IPAddress.TryParse(host, out var address))
+        {
+            kestrel.Listen(address, port, Configure);
+        }
+        else
+        {
+            throw new OptionsValidationException(ServingOptions.Section, typeof(ServingOptions),
+                [$"Inference:Serving:Host must be an IP address or 'localhost' (got '{host}')."]);
+        }
+    }
 
     private static void LogStarted(WebApplication app, EngineRole role)
     {

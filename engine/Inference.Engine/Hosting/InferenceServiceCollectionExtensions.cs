@@ -35,6 +35,7 @@ public static class InferenceServiceCollectionExtensions
         // grpc.health.v1.Health: SERVING once the state is restored and replayed (with checkpoints) and
         // while the device executor takes work.
         services.AddGrpcHealthChecks().AddCheck<EngineHealthCheck>("engine");
+        services.AddGrpcReflection();
 
         var role = configuration.GetSection(InferenceOptions.Section).GetValue(nameof(InferenceOptions.Role), EngineRole.All);
         bool pipeline = role != EngineRole.Ps;

@@ -13,7 +13,8 @@ namespace Inference.Engine.Ingest;
 /// executor while the next one is decoded, and stores offsets for commit only once their batch is
 /// applied. Malformed events are counted, set aside on the dead-letter topic and skipped.
 /// </summary>
-internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor executor, IngestMetrics metrics, CheckpointCoordinator checkpoints, IOptions<FeatureOptions> options, ILogger<EventIngestor> logger)
+internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor executor, IngestMetrics metrics, CheckpointCoordinator checkpoints, IOptions<FeatureOptions> options,
+    IOptions<Serving.ServingOptions> serving, ILogger<EventIngestor> logger)
     : BackgroundService
 {
     private const int IdleWaitMs = 100;
@@ -38,6 +39,7 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
             Resume = checkpoints.Restored?.Events.Partitions ?? [],
             CommitsFollowCheckpoints = checkpoints.Enabled,
             CaughtUp = checkpoints.Enabled ? () => checkpoints.CaughtUp(kafka.Options.EventsTopic, logger) : null,
+            CaughtUpWithin = serving.Value.ReadyLagEvents,
         };
         using var sink = new EventSink(executor, features.MaxBatchEvents, features.MaxFutureMs);
         IngestLog.Started(logger, settings.Topic, settings.DefaultFormat, kafka.BootstrapServers, settings.GroupId, features.MaxBatchEvents, features.MaxBatchDelayMs);

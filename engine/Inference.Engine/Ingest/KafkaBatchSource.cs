@@ -51,6 +51,9 @@ internal sealed class BatchSourceSettings
 
     /// <summary>Called once, when every partition of the first assignment has been read and applied up to where it ended at that time.</summary>
     public Action? CaughtUp { get; init; }
+
+    /// <summary>How far behind those ends (events summed over partitions) still counts as caught up.</summary>
+    public long CaughtUpWithin { get; init; }
 }
 
 /// <summary>
@@ -457,12 +460,14 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
         {
             return;
         }
+        long behind = 0;
         foreach (var (partition, last) in _catchUpTargets)
         {
-            if (_held.Newest(partition) < last)
-            {
-                return;
-            }
+            behind += Math.Max(0, last - _held.Newest(partition));
+        }
+        if (behind > _settings.CaughtUpWithin)
+        {
+            return;
         }
         _caughtUp = true;
         _settings.CaughtUp!();

@@ -17,6 +17,29 @@ public sealed class ServingOptions
     /// <summary>The gRPC port (HTTP/2 without TLS); 0 picks a free one.</summary>
     public int Port { get; set; } = DefaultPort;
 
+    public const int DefaultHttpPort = 9464;
+
+    /// <summary>
+    /// The plain HTTP/1.1 port for Kubernetes probes (<c>/healthz</c>, <c>/readyz</c>) on the same address;
+    /// 0 picks a free one, -1 serves none.
+    /// </summary>
+    public int HttpPort { get; set; } = DefaultHttpPort;
+
+    /// <summary>
+    /// gRPC server reflection (what <c>grpcurl list</c> uses): unset, on when listening on loopback only;
+    /// true or false to decide.
+    /// </summary>
+    public bool? Reflection { get; set; }
+
+    /// <summary>
+    /// After a restart with checkpoints, readiness (gRPC health, <c>/readyz</c>) waits until the events and
+    /// labels that were in the topics at start are replayed to within this many (summed over partitions).
+    /// </summary>
+    public long ReadyLagEvents { get; set; }
+
+    /// <summary>Whether reflection is served: as configured, else only on a loopback address.</summary>
+    public bool ReflectionEnabled => Reflection ?? (Host is "localhost" || (System.Net.IPAddress.TryParse(Host, out var address) && System.Net.IPAddress.IsLoopback(address)));
+
     public int MaxRowsPerRequest { get; set; } = DefaultMaxRowsPerRequest;
 
     /// <summary>

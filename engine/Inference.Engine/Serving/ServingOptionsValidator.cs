@@ -10,6 +10,9 @@ internal sealed class ServingOptionsValidator : IValidateOptions<ServingOptions>
     {
         var rules = new ConfigurationRules(ServingOptions.Section);
         rules.Require(serving.Port is >= 0 and <= 65_535, "Port", serving.Port, "must be a TCP port (0 picks a free one)");
+        rules.Require(serving.HttpPort is >= -1 and <= 65_535 && (serving.HttpPort <= 0 || serving.HttpPort != serving.Port), "HttpPort", serving.HttpPort,
+            "must be a TCP port other than Inference:Serving:Port (0 picks a free one, -1 serves no HTTP probes)");
+        rules.Require(serving.ReadyLagEvents >= 0, "ReadyLagEvents", serving.ReadyLagEvents, "must be 0 or more");
         rules.Require(!string.IsNullOrWhiteSpace(serving.Host), "Host", serving.Host, "must be an address to listen on");
         rules.Require(serving.MaxRowsPerRequest is > 0 and <= 1_000_000, "MaxRowsPerRequest", serving.MaxRowsPerRequest, "must be between 1 and 1000000");
         rules.Require(serving.MaxBatchRows is > 0 and <= 1_000_000, "MaxBatchRows", serving.MaxBatchRows, "must be between 1 and 1000000");

@@ -35,6 +35,7 @@ internal sealed class TrainingService : BackgroundService
     private readonly ModelOptions _model;
     private readonly SyncOptions _sync;
     private readonly CheckpointCoordinator _checkpoints;
+    private readonly long _readyLag;
 
     private ParameterSet? _base;
     private long _baseVersion;
@@ -42,9 +43,10 @@ internal sealed class TrainingService : BackgroundService
 
     public TrainingService(KafkaConnection kafka, FeatureStore features, ModelRegistry registry, IParameterClient parameters,
         TrainingMetrics metrics, SyncMetrics syncMetrics, IOptions<TrainingOptions> training, IOptions<ModelOptions> model, IOptions<SyncOptions> sync,
-        CheckpointCoordinator checkpoints, ILogger<TrainingService> logger)
+        CheckpointCoordinator checkpoints, IOptions<Serving.ServingOptions> serving, ILogger<TrainingService> logger)
     {
         _checkpoints = checkpoints;
+        _readyLag = serving.Value.ReadyLagEvents;
         _kafka = kafka;
         _features = features;
         _registry = registry;
@@ -166,6 +168,7 @@ internal sealed class TrainingService : BackgroundService
             Resume = restored?.LabelOffsets ?? [],
             CommitsFollowCheckpoints = _checkpoints.Enabled,
             CaughtUp = _checkpoints.Enabled ? () => _checkpoints.CaughtUp(_kafka.Options.LabelsTopic, _logger) : null,
+            CaughtUpWithin = _readyLag,
         };
         if (restored is not null)
         {

@@ -37,6 +37,7 @@ internal static class DemoRunner
             ["Inference:Kafka:EmbeddedPartitions"] = "16",
             ["Inference:Kafka:SessionTimeoutMs"] = "6000",
             ["Inference:Serving:Port"] = port.ToString(CultureInfo.InvariantCulture),
+            ["Inference:Serving:HttpPort"] = "0",
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:Inference"] = "Information",
         };

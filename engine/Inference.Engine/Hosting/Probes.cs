@@ -1,0 +1,44 @@
+using Inference.Engine.Checkpoints;
+using Inference.Engine.Features;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Inference.Engine.Hosting;
+
+/// <summary>
+/// Kubernetes probes on the plain HTTP/1.1 port (<c>Inference:Serving:HttpPort</c>): <c>/healthz</c>
+/// (liveness: the host runs and its device executor takes work) and <c>/readyz</c> (readiness: also
+/// restored and replayed, as the gRPC health service reports). 200 with "ok", else 503 with the reason.
+/// </summary>
+internal static class Probes
+{
+    public static void Map(WebApplication app)
+    {
+        int port = app.Services.GetRequiredService<IOptions<Serving.ServingOptions>>().Value.HttpPort;
+        string host = port == 0 ? "*" : $"*:{port}";
+        app.MapGet("/healthz", (HttpContext context) => Answer(context, Alive(context.RequestServices))).RequireHost(host);
+        app.MapGet("/readyz", (HttpContext context) =>
+        {
+            string? problem = Alive(context.RequestServices);
+            if (problem is null && context.RequestServices.GetService<DeviceExecutor>() is not null)
+            {
+                var checkpoints = context.RequestServices.GetRequiredService<CheckpointCoordinator>();
+                problem = checkpoints.Ready ? null : $"not ready: {checkpoints.Waiting}";
+            }
+            return Answer(context, problem);
+        }).RequireHost(host);
+    }
+
+    private static string? Alive(IServiceProvider services) =>
+        services.GetService<DeviceExecutor>() is { IsStopping: true } ? "the engine is stopping" : null;
+
+    private static Task Answer(HttpContext context, string? problem)
+    {
+        context.Response.StatusCode = problem is null ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        return context.Response.WriteAsync(problem ?? "ok\n");
+    }
+}

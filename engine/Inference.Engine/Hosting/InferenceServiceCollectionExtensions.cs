@@ -8,6 +8,8 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 namespace Inference.Engine.Hosting;
 
@@ -36,6 +38,8 @@ public static class InferenceServiceCollectionExtensions
         // while the device executor takes work.
         services.AddGrpcHealthChecks().AddCheck<EngineHealthCheck>("engine");
         services.AddGrpcReflection();
+        // Every instrument of the engine's meter, for Prometheus to scrape at /metrics on the HTTP port.
+        services.AddOpenTelemetry().ConfigureResource(resource => resource.AddService("inference")).WithMetrics(metrics => metrics.AddMeter(IngestMetrics.MeterName).AddPrometheusExporter());
 
         var role = configuration.GetSection(InferenceOptions.Section).GetValue(nameof(InferenceOptions.Role), EngineRole.All);
         bool pipeline = role != EngineRole.Ps;

@@ -9,9 +9,11 @@ using Microsoft.Extensions.Options;
 namespace Inference.Engine.Hosting;
 
 /// <summary>
-/// Kubernetes probes on the plain HTTP/1.1 port (<c>Inference:Serving:HttpPort</c>): <c>/healthz</c>
-/// (liveness: the host runs and its device executor takes work) and <c>/readyz</c> (readiness: also
-/// restored and replayed, as the gRPC health service reports). 200 with "ok", else 503 with the reason.
+/// The plain HTTP/1.1 port (<c>Inference:Serving:HttpPort</c>): Prometheus's <c>/metrics</c> (every
+/// instrument of the engine's meter, through OpenTelemetry's exporter) and the Kubernetes probes,
+/// <c>/healthz</c> (liveness: the host runs and its device executor takes work) and <c>/readyz</c>
+/// (readiness: also restored and replayed, as the gRPC health service reports); 200 with "ok", else 503
+/// with the reason.
 /// </summary>
 internal static class Probes
 {
@@ -19,6 +21,7 @@ internal static class Probes
     {
         int port = app.Services.GetRequiredService<IOptions<Serving.ServingOptions>>().Value.HttpPort;
         string host = port == 0 ? "*" : $"*:{port}";
+        app.MapPrometheusScrapingEndpoint("/metrics").RequireHost(host);
         app.MapGet("/healthz", (HttpContext context) => Answer(context, Alive(context.RequestServices))).RequireHost(host);
         app.MapGet("/readyz", (HttpContext context) =>
         {

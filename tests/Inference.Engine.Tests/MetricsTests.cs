@@ -1,0 +1,120 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Confluent.Kafka;
+using Inference.Engine.Hosting;
+using Inference.Proto.V1;
+using Inference.Testing;
+
+namespace Inference.Engine.Tests;
+
+/// <summary>A real Prometheus server scrapes the engine's /metrics during an end-to-end run.</summary>
+public sealed class MetricsTests : IDisposable
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "inference-prometheus-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_directory))
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+    }
+
+    [SkippableFact]
+    public async Task Prometheus_scrapes_a_rate_of_applied_events_and_a_score_latency_histogram()
+    {
+        string? prometheus = new[] { "/usr/bin/prometheus", "/usr/local/bin/prometheus" }.FirstOrDefault(File.Exists);
+        Skip.If(prometheus is null, "needs the prometheus server (Debian: apt-get install prometheus; .ci/run installs it)");
+
+        var settings = EngineHarness.BaseSettings();
+        settings["Inference:Kafka:Embedded"] = "true";
+        await using var engine = await EngineHarness.StartAsync(settings);
+        var target = new Uri(engine.App.HttpAddress()!);
+
+        Directory.CreateDirectory(_directory);
+        int port = FreePort();
+        string config = Path.Combine(_directory, "prometheus.yml");
+        File.WriteAllText(config, $"""
+            global:
+              scrape_interval: 1s
+            scrape_configs:
+              - job_name: inference
+                static_configs:
+                  - targets: ["{target.Host}:{target.Port}"]
+            """);
+        using var server = Process.Start(new ProcessStartInfo(prometheus!)
+        {
+            ArgumentList = { $"--config.file={config}", $"--storage.tsdb.path={Path.Combine(_directory, "data")}", $"--web.listen-address=127.0.0.1:{port}" },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        })!;
+        server.OutputDataReceived += (_, _) => { };
+        server.ErrorDataReceived += (_, _) => { };
+        server.BeginOutputReadLine();
+        server.BeginErrorReadLine();
+        try
+        {
+            // Load while Prometheus scrapes: events streaming in, Score called.
+            using var stop = new CancellationTokenSource();
+            var stream = new SyntheticStream(entities: 500, seed: 4);
+            var load = Task.Run(async () =>
+            {
+                using var producer = EngineHarness.Producer(engine.BootstrapServers);
+                var scoring = new ScoringService.ScoringServiceClient(engine.Channel);
+                while (!stop.IsCancellationRequested)
+                {
+                    for (int i = 0; i < 200; i++)
+                    {
+                        var e = stream.NextEvent();
+                        producer.Produce("events", new Message<string, byte[]> { Key = stream.Key(e.Entity), Value = e.Json });
+                    }
+                    await scoring.ScoreAsync(new ScoreRequest { Rows = { new ScoreRow { Entity = stream.Key(stream.NextEntity()) } } });
+                    await Task.Delay(50);
+                }
+            });
+            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            async Task<double?> Query(string promql)
+            {
+                try
+                {
+                    using var document = JsonDocument.Parse(await client.GetStringAsync("/api/v1/query?query=" + Uri.EscapeDataString(promql)));
+                    var result = document.RootElement.GetProperty("data").GetProperty("result");
+                    return result.GetArrayLength() == 0 ? null
+                        : double.Parse(result[0].GetProperty("value")[1].GetString()!, CultureInfo.InvariantCulture);
+                }
+                catch (HttpRequestException)
+                {
+                    return null; // not up yet
+                }
+            }
+            double? eventsRate = null;
+            double? p99 = null;
+            var deadline = DateTime.UtcNow.AddSeconds(90);
+            while (DateTime.UtcNow < deadline && !(eventsRate > 0 && p99 > 0))
+            {
+                await Task.Delay(1_000);
+                eventsRate = await Query("rate(inference_ingest_events_total[15s])");
+                p99 = await Query("histogram_quantile(0.99, sum(rate(inference_serving_duration_seconds_bucket[15s])) by (le))");
+            }
+            await stop.CancelAsync();
+            await load;
+            Assert.True(eventsRate > 0, $"Prometheus's rate of applied events: {eventsRate?.ToString(CultureInfo.InvariantCulture) ?? "none"}");
+            Assert.True(p99 > 0, $"Prometheus's Score p99 from the latency histogram: {p99?.ToString(CultureInfo.InvariantCulture) ?? "none"}");
+        }
+        finally
+        {
+            server.Kill();
+            server.WaitForExit();
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

@@ -7,13 +7,8 @@ namespace Inference.Host;
 /// <summary><c>inference checkpoint inspect DIR</c>: what the checkpoints in a directory (or one checkpoint) hold, verified.</summary>
 internal static class CheckpointCommand
 {
-    public static int Run(string[] args)
+    public static int Inspect(string path)
     {
-        if (args.Length != 2 || args[0] != "inspect")
-        {
-            throw new CommandLineException("usage: inference checkpoint inspect DIR (a checkpoint directory, or the directory that holds them)");
-        }
-        string path = args[1];
         if (!Directory.Exists(path))
         {
             Console.Error.WriteLine($"inference: {path} is not a directory.");

@@ -5,10 +5,9 @@ namespace Inference.Host;
 /// <summary>`inference dev-kafka`: an embedded Kafka-protocol broker that any client on this machine can use.</summary>
 internal static class DevKafka
 {
-    public static async Task<int> RunAsync(CommandLine options)
+    public static async Task<int> RunAsync(int partitions, string topicList)
     {
-        int partitions = options.Int("partitions", 8, 1, 10_000);
-        var topics = (options.String("topics") ?? "events,labels,events.dead-letter").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var topics = topicList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         using var kafka = new EmbeddedKafka();
         foreach (var topic in topics)
         {

@@ -23,12 +23,8 @@ internal static class DemoRunner
     private const int ScoreRequestsPerSecond = 100;
     private const int RowsPerScoreRequest = 4;
 
-    public static async Task<int> RunAsync(CommandLine options)
+    public static async Task<int> RunAsync(TimeSpan? duration, int rate, int entities, int port, string? accelerator)
     {
-        var duration = options.Duration("duration");
-        int rate = options.Int("rate", 20_000, 1, 10_000_000);
-        int entities = options.Int("entities", 10_000, 1, 10_000_000);
-        int port = options.Int("port", Inference.Engine.Serving.ServingOptions.DefaultPort, 0, 65_535);
         var settings = new Dictionary<string, string?>
         {
             ["Inference:Role"] = "All",
@@ -41,7 +37,7 @@ internal static class DemoRunner
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:Inference"] = "Information",
         };
-        if (options.String("accelerator") is { } accelerator)
+        if (accelerator is not null)
         {
             settings["Inference:Features:Accelerator"] = accelerator;
         }

@@ -1,0 +1,134 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using Inference.Engine.Hosting;
+using Inference.Engine.Serving;
+using Inference.Host.Demo;
+
+namespace Inference.Host;
+
+/// <summary>
+/// The <c>inference</c> command line (System.CommandLine): <c>demo</c>, <c>serve</c>, <c>dev-kafka</c> and
+/// <c>checkpoint inspect</c>, each with <c>--help</c> listing its options and their defaults.
+/// </summary>
+internal static class Commands
+{
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("Inference: online features, scoring and training from Kafka streams, on GPUs or CPUs.");
+        root.Subcommands.Add(Demo());
+        root.Subcommands.Add(Serve());
+        root.Subcommands.Add(DevKafkaCommand());
+        root.Subcommands.Add(Checkpoint());
+        return root;
+    }
+
+    private static Command Demo()
+    {
+        var duration = new Option<TimeSpan?>("--duration")
+        {
+            Description = "Stop after this long: 30s, 5m, 1h or 00:01:30 (default: until Ctrl+C)",
+            CustomParser = ParseDuration,
+        };
+        var rate = Between(new Option<int>("--rate") { Description = "Events produced per second", DefaultValueFactory = _ => 20_000 }, 1, 10_000_000);
+        var entities = Between(new Option<int>("--entities") { Description = "Distinct entities in the stream", DefaultValueFactory = _ => 10_000 }, 1, 10_000_000);
+        var port = Between(new Option<int>("--port") { Description = "gRPC port (0 picks a free one)", DefaultValueFactory = _ => ServingOptions.DefaultPort }, 0, 65_535);
+        var accelerator = new Option<string?>("--accelerator") { Description = "Auto, Cuda, Cpu or CpuSimulator (default: Auto)" };
+        accelerator.AcceptOnlyFromAmong("Auto", "Cuda", "Cpu", "CpuSimulator");
+        var command = new Command("demo", "Embedded broker + synthetic stream + engine + scoring load, with live progress") { duration, rate, entities, port, accelerator };
+        command.SetAction((parse, _) => DemoRunner.RunAsync(parse.GetValue(duration), parse.GetValue(rate), parse.GetValue(entities), parse.GetValue(port), parse.GetValue(accelerator)));
+        return command;
+    }
+
+    private static Command Serve()
+    {
+        var command = new Command("serve", "Run the engine. Configuration: appsettings.json, INFERENCE_ environment variables, "
+            + "--Inference:Section:Key=value for any key, and the switches below.")
+        {
+            // Any --Inference:Section:Key=value goes to configuration, which checks it at start.
+            TreatUnmatchedTokensAsErrors = false,
+        };
+        foreach (var (name, key) in InferenceApplication.SwitchMappings)
+        {
+            command.Options.Add(new Option<string>(name) { Description = $"Sets {key}" });
+        }
+        command.SetAction(async (parse, _) =>
+        {
+            string[] args = [.. parse.Tokens.Select(t => t.Value)];
+            var app = InferenceApplication.Build(args);
+            await app.RunAsync();
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command DevKafkaCommand()
+    {
+        var partitions = Between(new Option<int>("--partitions") { Description = "Partitions per topic", DefaultValueFactory = _ => 8 }, 1, 10_000);
+        var topics = new Option<string>("--topics") { Description = "Topics to create, comma-separated", DefaultValueFactory = _ => "events,labels,events.dead-letter" };
+        var command = new Command("dev-kafka", "A standalone embedded Kafka-protocol broker for local clients (development and tests)") { partitions, topics };
+        command.SetAction((parse, _) => DevKafka.RunAsync(parse.GetValue(partitions), parse.GetValue(topics)!));
+        return command;
+    }
+
+    private static Command Checkpoint()
+    {
+        var directory = new Argument<string>("DIR") { Description = "A checkpoint directory, or the directory that holds them" };
+        var inspect = new Command("inspect", "What the checkpoints hold, checksums verified (exit 0 when one can be restored)") { directory };
+        inspect.SetAction(parse => CheckpointCommand.Inspect(parse.GetValue(directory)!));
+        return new Command("checkpoint", "Checkpoints of the engine's state") { inspect };
+    }
+
+    /// <summary>A whole number in [min, max]; anything else is a parse error naming the option.</summary>
+    private static Option<int> Between(Option<int> option, int min, int max)
+    {
+        var fallback = option.DefaultValueFactory;
+        option.CustomParser = result =>
+        {
+            if (result.Tokens.Count == 0)
+            {
+                return fallback is null ? 0 : fallback(result);
+            }
+            string text = result.Tokens[0].Value;
+            if (int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) && value >= min && value <= max)
+            {
+                return value;
+            }
+            result.AddError($"{option.Name} must be a whole number between {min} and {max} (got '{text}').");
+            return 0;
+        };
+        return option;
+    }
+
+    /// <summary>"90", "90s", "5m", "1h" or "00:01:30".</summary>
+    private static TimeSpan? ParseDuration(ArgumentResult result)
+    {
+        string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        double factor = 1;
+        string number = text;
+        if (text.EndsWith('s'))
+        {
+            number = text[..^1];
+        }
+        else if (text.EndsWith('m'))
+        {
+            number = text[..^1];
+            factor = 60;
+        }
+        else if (text.EndsWith('h'))
+        {
+            number = text[..^1];
+            factor = 3600;
+        }
+        if (double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) && seconds > 0)
+        {
+            return TimeSpan.FromSeconds(seconds * factor);
+        }
+        if (TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out var span) && span > TimeSpan.Zero)
+        {
+            return span;
+        }
+        result.AddError($"--duration must be a duration such as 30s, 5m or 00:01:30 (got '{text}').");
+        return null;
+    }
+}

@@ -1,0 +1,49 @@
+namespace Inference.Engine.Tests;
+
+/// <summary>The <c>inference</c> executable's command line, run as a user runs it.</summary>
+public sealed class CommandLineTests
+{
+    [Fact]
+    public void Help_lists_every_command_and_each_command_its_options_with_defaults()
+    {
+        var (code, output) = EngineProcess.RunCommand("--help");
+        Assert.Equal(0, code);
+        foreach (var command in new[] { "demo", "serve", "dev-kafka", "checkpoint" })
+        {
+            Assert.Contains(command, output);
+        }
+
+        (code, output) = EngineProcess.RunCommand("serve", "--help");
+        Assert.Equal(0, code);
+        foreach (var option in new[] { "--bootstrap-servers", "--role", "--port", "--checkpoints", "--features", "Inference:Section:Key" })
+        {
+            Assert.Contains(option, output);
+        }
+
+        (code, output) = EngineProcess.RunCommand("demo", "--help");
+        Assert.Equal(0, code);
+        Assert.Contains("--rate", output);
+        Assert.Contains("[default: 20000]", output);
+    }
+
+    [Theory]
+    [InlineData(new[] { "demo", "--rate", "abc" }, "--rate must be a whole number between 1 and 10000000 (got 'abc')")]
+    [InlineData(new[] { "demo", "--port", "70000" }, "--port must be a whole number between 0 and 65535")]
+    [InlineData(new[] { "demo", "--duration", "5x" }, "--duration must be a duration such as 30s")]
+    [InlineData(new[] { "demo", "--no-such-option" }, "Unrecognized command or argument '--no-such-option'")]
+    [InlineData(new[] { "no-such-command" }, "Unrecognized command or argument 'no-such-command'")]
+    public void A_bad_option_exits_2_with_a_line_naming_it(string[] args, string message)
+    {
+        var (code, output) = EngineProcess.RunCommand(args);
+        Assert.Equal(2, code);
+        Assert.Contains(message, output);
+    }
+
+    [Fact]
+    public void A_bad_configuration_key_given_to_serve_exits_3_naming_it()
+    {
+        var (code, output) = EngineProcess.RunCommand("serve", "--embedded-kafka", "true", "--Inference:Serving:MaxBatchRows=0");
+        Assert.Equal(3, code);
+        Assert.Contains("Inference:Serving:MaxBatchRows", output);
+    }
+}

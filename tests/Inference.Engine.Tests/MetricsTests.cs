@@ -92,17 +92,23 @@ public sealed class MetricsTests : IDisposable
             }
             double? eventsRate = null;
             double? p99 = null;
+            double? partitions = null;
+            double? version = null;
             var deadline = DateTime.UtcNow.AddSeconds(90);
-            while (DateTime.UtcNow < deadline && !(eventsRate > 0 && p99 > 0))
+            while (DateTime.UtcNow < deadline && !(eventsRate > 0 && p99 > 0 && partitions > 0 && version > 0))
             {
                 await Task.Delay(1_000);
                 eventsRate = await Query("rate(inference_ingest_events_total[15s])");
                 p99 = await Query("histogram_quantile(0.99, sum(rate(inference_serving_duration_seconds_bucket[15s])) by (le))");
+                partitions = await Query("count(inference_ingest_partition_lag)");
+                version = await Query("max(inference_model_version)");
             }
             await stop.CancelAsync();
             await load;
             Assert.True(eventsRate > 0, $"Prometheus's rate of applied events: {eventsRate?.ToString(CultureInfo.InvariantCulture) ?? "none"}");
             Assert.True(p99 > 0, $"Prometheus's Score p99 from the latency histogram: {p99?.ToString(CultureInfo.InvariantCulture) ?? "none"}");
+            Assert.True(partitions > 0, "consumer lag per partition");
+            Assert.True(version >= 1, "the serving model's version");
         }
         finally
         {

@@ -12,6 +12,7 @@ public sealed class CheckpointMetrics
     private readonly Histogram<double> _pause;
     private readonly Histogram<double> _write;
     private long _bytes;
+    private long _writtenAt;
 
     public CheckpointMetrics(IMeterFactory meterFactory)
     {
@@ -21,6 +22,7 @@ public sealed class CheckpointMetrics
         _pause = meter.CreateHistogram<double>("inference.checkpoint.pause", "s", "Time the device executor spent copying the state for a checkpoint (applies and reads wait meanwhile).");
         _write = meter.CreateHistogram<double>("inference.checkpoint.write.duration", "s", "Time to write a checkpoint durably (off the executor).");
         meter.CreateObservableGauge("inference.checkpoint.size", () => Interlocked.Read(ref _bytes), "By", "Bytes of the newest checkpoint.");
+        meter.CreateObservableGauge("inference.checkpoint.age", Age, "s", "Time since the newest durable checkpoint of this process.");
     }
 
     public long Written => _written.Total;
@@ -35,6 +37,16 @@ public sealed class CheckpointMetrics
         _written.Add(1);
         _write.Record(writeSeconds);
         Interlocked.Exchange(ref _bytes, bytes);
+        Interlocked.Exchange(ref _writtenAt, System.Diagnostics.Stopwatch.GetTimestamp());
+    }
+
+    private IEnumerable<Measurement<double>> Age()
+    {
+        long at = Interlocked.Read(ref _writtenAt);
+        if (at != 0)
+        {
+            yield return new Measurement<double>(System.Diagnostics.Stopwatch.GetElapsedTime(at).TotalSeconds);
+        }
     }
 
     public void Failure() => _failed.Add(1);

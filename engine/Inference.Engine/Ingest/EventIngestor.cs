@@ -34,6 +34,7 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
             MaxBatchDelayMs = features.MaxBatchDelayMs,
             Malformed = metrics.Malformed,
             Lag = metrics.Lag,
+            PartitionLag = metrics.PartitionLag,
             DataLoss = metrics.DataLoss,
             Replayed = metrics.Replayed,
             Resume = checkpoints.Restored?.Events.Partitions ?? [],

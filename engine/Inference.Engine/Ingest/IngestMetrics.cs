@@ -12,6 +12,8 @@ public sealed class IngestMetrics
     private readonly TotalCounter _replayed;
     private readonly TotalCounter _grpcRejected;
     private long _lag;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, (long Lag, long Round)> _partitionLag = new();
+    private long _lagRound;
 
     public IngestMetrics(IMeterFactory meterFactory)
     {
@@ -22,6 +24,7 @@ public sealed class IngestMetrics
         _grpcAccepted = new(meter, "inference.ingest.grpc.accepted", "{event}", "Events taken over gRPC and written durably to the events topic.");
         _grpcRejected = new(meter, "inference.ingest.grpc.rejected", "{event}", "Events refused over gRPC (the ack names each with its reason).");
         meter.CreateObservableGauge("inference.ingest.lag", () => Volatile.Read(ref _lag), "{event}", "Events behind the end of the assigned partitions.");
+        meter.CreateObservableGauge("inference.ingest.partition.lag", PartitionLags, "{event}", "Events behind the end of each assigned partition (tag: partition).");
     }
 
     /// <summary>The meter every stage's instruments belong to.</summary>
@@ -52,5 +55,26 @@ public sealed class IngestMetrics
         }
     }
 
-    internal void Lag(long lag) => Volatile.Write(ref _lag, lag);
+    /// <summary>The total lag, closing a round of <see cref="PartitionLag"/> reports.</summary>
+    internal void Lag(long lag)
+    {
+        Volatile.Write(ref _lag, lag);
+        Interlocked.Increment(ref _lagRound);
+    }
+
+    /// <summary>One partition's lag in the round the next <see cref="Lag"/> closes.</summary>
+    internal void PartitionLag(int partition, long lag) => _partitionLag[partition] = (lag, Interlocked.Read(ref _lagRound) + 1);
+
+    /// <summary>The partitions of the last complete round (ones no longer assigned drop out).</summary>
+    private IEnumerable<Measurement<long>> PartitionLags()
+    {
+        long round = Interlocked.Read(ref _lagRound);
+        foreach (var (partition, (lag, of)) in _partitionLag)
+        {
+            if (of == round)
+            {
+                yield return new Measurement<long>(lag, new KeyValuePair<string, object?>("partition", partition));
+            }
+        }
+    }
 }

@@ -31,6 +31,9 @@ internal sealed class BatchSourceSettings
     /// <summary>Called with the consumer lag twice a second, when given.</summary>
     public Action<long>? Lag { get; init; }
 
+    /// <summary>Called with each assigned partition's lag just before <see cref="Lag"/>, when given.</summary>
+    public Action<int, long>? PartitionLag { get; init; }
+
     /// <summary>Called for each message read again that the state already holds (skipped, never counted twice).</summary>
     public Action? Replayed { get; init; }
 
@@ -637,7 +640,9 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
                 if (RdKafkaNative.rd_kafka_get_watermark_offsets(_rk, element->Topic, element->Partition, out _, out long high) == 0
                     && high >= 0 && element->Offset >= 0)
                 {
-                    lag += Math.Max(0, high - element->Offset);
+                    long behind = Math.Max(0, high - element->Offset);
+                    lag += behind;
+                    _settings.PartitionLag?.Invoke(element->Partition, behind);
                 }
             }
         }

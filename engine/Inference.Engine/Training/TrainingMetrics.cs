@@ -24,10 +24,17 @@ public sealed class TrainingMetrics
         _replayed = new(meter, "inference.training.replayed_labels", "{label}", "Labels read again after a rebalance or an offset rewind that were learned already: skipped.");
         _skipped = new(meter, "inference.training.skipped", "{label}", "Labels of mini-batches not learned from because an input, the loss or the model was not finite, by reason.");
         _pointInTimeInexact = new(meter, "inference.training.point_in_time_inexact", "{label}", "Labels joined with running aggregates that already include events after the label.");
+        _meter = meter;
         meter.CreateObservableGauge("inference.training.online_log_loss", () => Volatile.Read(ref _onlineLogLoss), null, "Progressive log loss of labels before training on them.");
     }
 
     public long LabelsTrained => _labels.Total;
+
+    private readonly Meter _meter;
+
+    /// <summary>Reports the published model's version (serving's model) as <c>inference.model.version</c>.</summary>
+    public void ObserveModelVersion(Func<long> version) =>
+        _meter.CreateObservableGauge("inference.model.version", version, "{version}", "Version of the model serving uses (each publish or adopted merge adds one).");
 
     public long MalformedLabels => _malformedLabels.Total;
 

@@ -25,7 +25,9 @@ internal static class TrainingStage
             var model = sp.GetRequiredService<IOptions<ModelOptions>>().Value;
             TorchRuntime.EnsureLoaded(model.IntraOpThreads);
             int inputs = sp.GetRequiredService<FeatureStore>().FeatureWidth + model.RequestFeatures;
-            return new ModelRegistry(new ModelSpec(model.Kind, inputs, model.Hidden, model.Seed));
+            var registry = new ModelRegistry(new ModelSpec(model.Kind, inputs, model.Hidden, model.Seed));
+            sp.GetRequiredService<TrainingMetrics>().ObserveModelVersion(() => registry.Version);
+            return registry;
         });
         if (configuration.GetSection(TrainingOptions.Section).GetValue(nameof(TrainingOptions.Enabled), true))
         {

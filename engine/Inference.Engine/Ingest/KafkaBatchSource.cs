@@ -439,24 +439,15 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
         }
         if (_catchUpTargets is null)
         {
-            _catchUpTargets = [];
-            var assigned = _consumer.Assignment;
-            var committed = _consumer.Committed(assigned, TimeSpan.FromSeconds(10));
-            foreach (var partition in assigned)
+            try
             {
-                var ends = _consumer.QueryWatermarkOffsets(partition, TimeSpan.FromSeconds(10));
-                long start = committed.Find(c => c.Partition == partition.Partition)?.Offset.Value ?? Offset.Unset;
-                foreach (var resume in _resume)
-                {
-                    if (resume.Partition == partition.Partition.Value)
-                    {
-                        start = Math.Max(start, resume.Offset + 1);
-                    }
-                }
-                if (ends.High.Value > Math.Max(start, ends.Low.Value))
-                {
-                    _catchUpTargets[partition.Partition.Value] = ends.High.Value - 1;
-                }
+                _catchUpTargets = CatchUpTargets();
+            }
+            catch (KafkaException error)
+            {
+                // The broker did not answer in time: asked again at the next poll; readiness waits.
+                IngestLog.KafkaError(_logger, error.Error.Reason);
+                return;
             }
         }
         if (_isOpen || _submitted.Count > 0 || _sink.Busy)
@@ -474,6 +465,31 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
         }
         _caughtUp = true;
         _settings.CaughtUp!();
+    }
+
+    /// <summary>Per assigned partition with something to read, the last offset it holds now.</summary>
+    private Dictionary<int, long> CatchUpTargets()
+    {
+        var targets = new Dictionary<int, long>();
+        var assigned = _consumer.Assignment;
+        var committed = _consumer.Committed(assigned, TimeSpan.FromSeconds(10));
+        foreach (var partition in assigned)
+        {
+            var ends = _consumer.QueryWatermarkOffsets(partition, TimeSpan.FromSeconds(10));
+            long start = committed.Find(c => c.Partition == partition.Partition)?.Offset.Value ?? Offset.Unset;
+            foreach (var resume in _resume)
+            {
+                if (resume.Partition == partition.Partition.Value)
+                {
+                    start = Math.Max(start, resume.Offset + 1);
+                }
+            }
+            if (ends.High.Value > Math.Max(start, ends.Low.Value))
+            {
+                targets[partition.Partition.Value] = ends.High.Value - 1;
+            }
+        }
+        return targets;
     }
 
     private void OnRevoked(List<TopicPartitionOffset> partitions)

@@ -1,40 +1,106 @@
+using System.CommandLine;
 using BenchmarkDotNet.Running;
+using Inference.Bench.Load;
 using Inference.Bench.Pipeline;
+using Inference.Engine.Ingest;
 
-// dotnet run -c Release --project bench/Inference.Bench -- pipeline [--events N] [--partitions N]
-// dotnet run -c Release --project bench/Inference.Bench -- checkpoint [--events 8000000] [--entities 1000000] [--interval-ms 10000] (ingest with checkpoints vs off, size, restore)
-// dotnet run -c Release --project bench/Inference.Bench -- micro [BenchmarkDotNet arguments]
-// dotnet run -c Release --project bench/Inference.Bench -- watch --address URL --events N (ingest progress from the Score watermark; bench/ingest/run.sh)
-// dotnet run -c Release --project bench/Inference.Bench -- freshness --address URL --bootstrap-servers HOST:PORT (producer ack → visible to Score)
-// dotnet run -c Release --project bench/Inference.Bench -- stream --bootstrap-servers HOST:PORT (the live stream of bench/load/run.sh)
-if (args.Length > 0 && args[0] == "pipeline")
+// Inference.Bench pipeline | checkpoint | stream | watch | freshness | consume-baseline | micro — `--help` on each.
+var root = new RootCommand("Inference benchmarks: the end-to-end harness, load and freshness probes, micro-benchmarks (docs/benchmarks.md).");
+
+Option<int> Positive(string name, int fallback, string description) => new(name) { Description = description, DefaultValueFactory = _ => fallback, CustomParser = result => PositiveValue(result, fallback) };
+Option<long> PositiveLong(string name, long fallback, string description) => new(name) { Description = description, DefaultValueFactory = _ => fallback, CustomParser = result => PositiveValue(result, fallback) };
+Option<string> Required(string name, string description) => new(name) { Description = description, Required = true };
+
 {
-    return await PipelineBench.RunAsync(args[1..]);
+    var events = PositiveLong("--events", 400_000, "Events pre-produced to the embedded broker");
+    var partitions = Positive("--partitions", 64, "Partitions of the events topic");
+    var scoreRate = Positive("--score-rate", 500, "Score calls per second (open loop)");
+    var scoreSeconds = Positive("--score-seconds", 10, "How long Score is measured");
+    var entities = Positive("--entities", 100_000, "Distinct entities in the stream");
+    var format = new Option<EventFormat>("--format") { Description = "Json, Protobuf or Arrow", DefaultValueFactory = _ => EventFormat.Json };
+    var command = new Command("pipeline", "Ingest against the consume baselines, and Score against a no-op method, in one process") { events, partitions, scoreRate, scoreSeconds, entities, format };
+    command.SetAction((p, _) => PipelineBench.RunAsync(p.GetValue(events), p.GetValue(partitions), p.GetValue(scoreRate), p.GetValue(scoreSeconds), p.GetValue(entities), p.GetValue(format)));
+    root.Subcommands.Add(command);
 }
-if (args.Length > 0 && args[0] == "checkpoint")
 {
-    return await CheckpointBench.RunAsync(args[1..]);
+    var events = PositiveLong("--events", 8_000_000, "Events pre-produced to the embedded broker");
+    var entities = Positive("--entities", 1_000_000, "Distinct entities in the stream");
+    var partitions = Positive("--partitions", 256, "Partitions of the events topic (the embedded broker keeps ~5 MiB each)");
+    var interval = Positive("--interval-ms", 10_000, "Checkpoint interval of the runs with checkpoints");
+    var scoreRate = Positive("--score-rate", 200, "Score calls per second during every ingest");
+    var rounds = Positive("--rounds", 2, "Rounds of (checkpoints off, checkpoints on)");
+    var command = new Command("checkpoint", "Ingest with checkpoints against checkpoints off, Score windows, checkpoint size, read and restore") { events, entities, partitions, interval, scoreRate, rounds };
+    command.SetAction((p, _) => CheckpointBench.RunAsync(p.GetValue(events), p.GetValue(entities), p.GetValue(partitions), p.GetValue(interval), p.GetValue(scoreRate), p.GetValue(rounds)));
+    root.Subcommands.Add(command);
 }
-if (args.Length > 0 && args[0] == "stream")
 {
-    return await Inference.Bench.Load.StreamProducer.RunAsync(args[1..]);
+    var bootstrap = Required("--bootstrap-servers", "The broker to produce to");
+    var entities = Positive("--entities", 100_000, "Distinct entities");
+    var backlog = Positive("--backlog", 200_000, "Events produced at once before the paced stream");
+    var eventRate = Positive("--events-per-second", 20_000, "Events per second after the backlog");
+    var labelRate = Positive("--labels-per-second", 2_000, "Labels per second after the backlog");
+    var command = new Command("stream", "A live stream of events and labels at fixed rates, until stopped (bench/load/run.sh)") { bootstrap, entities, backlog, eventRate, labelRate };
+    command.SetAction((p, _) => StreamProducer.RunAsync(p.GetValue(bootstrap)!, p.GetValue(entities), p.GetValue(backlog), p.GetValue(eventRate), p.GetValue(labelRate)));
+    root.Subcommands.Add(command);
 }
-if (args.Length > 0 && args[0] == "watch")
 {
-    return await Inference.Bench.Load.IngestProbe.WatchAsync(args[1..]);
+    var address = Required("--address", "The engine's gRPC address, e.g. http://127.0.0.1:50051");
+    var events = PositiveLong("--events", 200_000, "Events to wait for");
+    var command = new Command("watch", "Ingest progress from the Score watermark (bench/ingest/run.sh)") { address, events };
+    command.SetAction((p, _) => IngestProbe.WatchAsync(p.GetValue(address)!, p.GetValue(events)));
+    root.Subcommands.Add(command);
 }
-if (args.Length > 0 && args[0] == "freshness")
 {
-    return await Inference.Bench.Load.IngestProbe.FreshnessAsync(args[1..]);
+    var address = Required("--address", "The engine's gRPC address");
+    var bootstrap = Required("--bootstrap-servers", "The broker the engine reads");
+    var probes = Positive("--probes", 500, "Probe events");
+    var rate = Positive("--rate", 50, "Probes per second");
+    var command = new Command("freshness", "Producer ack → visible to Score, against the health check on the same server") { address, bootstrap, probes, rate };
+    command.SetAction((p, _) => IngestProbe.FreshnessAsync(p.GetValue(address)!, p.GetValue(bootstrap)!, p.GetValue(probes), p.GetValue(rate)));
+    root.Subcommands.Add(command);
 }
-if (args.Length > 0 && args[0] == "consume-baseline")
 {
-    return Inference.Bench.Pipeline.ConsumeBaselines.Run(args[1..]);
+    var bootstrap = Required("--bootstrap-servers", "The broker to read");
+    var topic = new Option<string>("--topic") { Description = "The topic to read", DefaultValueFactory = _ => "events" };
+    var events = PositiveLong("--events", 200_000, "Messages to read");
+    var command = new Command("consume-baseline", "librdkafka's batch consume as its own process (the limit ingest is compared with)") { bootstrap, topic, events };
+    command.SetAction(p => ConsumeBaselines.Run(p.GetValue(bootstrap)!, p.GetValue(topic)!, p.GetValue(events)));
+    root.Subcommands.Add(command);
 }
-if (args.Length > 0 && args[0] == "micro")
 {
-    BenchmarkSwitcher.FromAssembly(typeof(PipelineBench).Assembly).Run(args[1..]);
-    return 0;
+    // BenchmarkDotNet parses its own arguments (--filter, --job, ...).
+    var command = new Command("micro", "BenchmarkDotNet micro-benchmarks; the rest of the line goes to BenchmarkDotNet") { TreatUnmatchedTokensAsErrors = false };
+    command.SetAction(p =>
+    {
+        BenchmarkSwitcher.FromAssembly(typeof(PipelineBench).Assembly).Run([.. p.UnmatchedTokens]);
+        return 0;
+    });
+    root.Subcommands.Add(command);
 }
-Console.Error.WriteLine("usage: Inference.Bench pipeline [--events 400000] [--partitions 64] | micro [--filter *]");
-return 2;
+
+var parse = root.Parse(args);
+if (parse.Errors.Count > 0)
+{
+    foreach (var error in parse.Errors)
+    {
+        Console.Error.WriteLine($"Inference.Bench: {error.Message}");
+    }
+    return 2;
+}
+return await parse.InvokeAsync();
+
+static T PositiveValue<T>(System.CommandLine.Parsing.ArgumentResult result, T fallback)
+    where T : struct, System.Numerics.INumber<T>
+{
+    if (result.Tokens.Count == 0)
+    {
+        return fallback;
+    }
+    string text = result.Tokens[0].Value;
+    if (T.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var value) && value > T.Zero)
+    {
+        return value;
+    }
+    result.AddError($"{(result.Parent as System.CommandLine.Parsing.OptionResult)?.Option.Name} must be a positive whole number (got '{text}').");
+    return fallback;
+}

@@ -7,8 +7,23 @@ using Inference.KernelCheck;
 // self-check against the oracle, then apply throughput next to a plain C# reference on one thread,
 // gather throughput, and device copy bandwidth (the peak the kernels are compared with). Apply rates
 // and their reference are timed in alternating turns (median of five) so both see the same machine.
-// The markdown table comes last. Options: --quick (smaller sizes, for a smoke run).
-bool quick = args.Contains("--quick");
+// The markdown table comes last. `--help` for the options.
+var quickOption = new System.CommandLine.Option<bool>("--quick") { Description = "Smaller sizes, for a smoke run" };
+var command = new System.CommandLine.RootCommand("The feature kernels on every accelerator present: self-check against the oracle, apply and gather throughput, copy bandwidth.") { quickOption };
+var parsed = command.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    foreach (var error in parsed.Errors)
+    {
+        Console.Error.WriteLine($"Inference.KernelCheck: {error.Message}");
+    }
+    return 2;
+}
+if (parsed.Action is System.CommandLine.Help.HelpAction)
+{
+    return parsed.Invoke();
+}
+bool quick = parsed.GetValue(quickOption);
 int entities = quick ? 100_000 : 1_000_000;
 int batch = quick ? 16_384 : 65_536;
 var kinds = new List<AcceleratorKind> { AcceleratorKind.Cpu };

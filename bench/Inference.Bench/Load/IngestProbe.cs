@@ -17,10 +17,8 @@ namespace Inference.Bench.Load;
 internal static class IngestProbe
 {
     /// <summary>Polls Score until the watermark covers <c>--events</c>; prints events/s from the first progress seen to the end.</summary>
-    public static async Task<int> WatchAsync(string[] args)
+    public static async Task<int> WatchAsync(string address, long events)
     {
-        string address = Option(args, "--address") ?? throw new ArgumentException("--address is required");
-        long events = long.Parse(Option(args, "--events") ?? "200000", CultureInfo.InvariantCulture);
         using var channel = GrpcChannel.ForAddress(address);
         var scoring = new ScoringService.ScoringServiceClient(channel);
         var request = new ScoreRequest { Rows = { new ScoreRow { Entity = "watch" } } };
@@ -54,12 +52,8 @@ internal static class IngestProbe
     /// entity with min_watermark set to the probe's offset, and records ack → answer. A health check
     /// on the same server right after is the floor.
     /// </summary>
-    public static async Task<int> FreshnessAsync(string[] args)
+    public static async Task<int> FreshnessAsync(string address, string bootstrap, int probes, int rate)
     {
-        string address = Option(args, "--address") ?? throw new ArgumentException("--address is required");
-        string bootstrap = Option(args, "--bootstrap-servers") ?? throw new ArgumentException("--bootstrap-servers is required");
-        int probes = int.Parse(Option(args, "--probes") ?? "500", CultureInfo.InvariantCulture);
-        int rate = int.Parse(Option(args, "--rate") ?? "50", CultureInfo.InvariantCulture);
         using var channel = GrpcChannel.ForAddress(address);
         var scoring = new ScoringService.ScoringServiceClient(channel);
         var health = new Health.HealthClient(channel);
@@ -92,11 +86,5 @@ internal static class IngestProbe
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"ack → visible to Score over {visible.Count} probes (the first tenth is warm-up): p50 {At(visible, 0.5):F2} ms, p99 {At(visible, 0.99):F2} ms, max {visible.Max():F2} ms; health-check floor p50 {At(floor, 0.5):F2} ms, p99 {At(floor, 0.99):F2} ms"));
         return 0;
-    }
-
-    private static string? Option(string[] args, string name)
-    {
-        int at = Array.IndexOf(args, name);
-        return at >= 0 && at + 1 < args.Length ? args[at + 1] : null;
     }
 }

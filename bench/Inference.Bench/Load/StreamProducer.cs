@@ -11,13 +11,8 @@ namespace Inference.Bench.Load;
 /// </summary>
 internal static class StreamProducer
 {
-    public static async Task<int> RunAsync(string[] args)
+    public static async Task<int> RunAsync(string bootstrap, int entities, int backlog, int eventRate, int labelRate)
     {
-        string bootstrap = Option(args, "--bootstrap-servers") ?? throw new ArgumentException("--bootstrap-servers is required");
-        int entities = int.Parse(Option(args, "--entities") ?? "100000");
-        int backlog = int.Parse(Option(args, "--backlog") ?? "200000");
-        int eventRate = int.Parse(Option(args, "--events-per-second") ?? "20000");
-        int labelRate = int.Parse(Option(args, "--labels-per-second") ?? "2000");
         var stream = new SyntheticStream(entities, seed: 11);
         using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = bootstrap, LingerMs = 5, EnableIdempotence = true }).Build();
         for (int i = 0; i < backlog; i++)
@@ -55,11 +50,5 @@ internal static class StreamProducer
         }
         producer.Flush(TimeSpan.FromSeconds(5));
         return 0;
-    }
-
-    private static string? Option(string[] args, string name)
-    {
-        int at = Array.IndexOf(args, name);
-        return at >= 0 && at + 1 < args.Length ? args[at + 1] : null;
     }
 }

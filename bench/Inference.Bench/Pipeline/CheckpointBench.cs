@@ -26,14 +26,8 @@ internal static class CheckpointBench
 {
     private const string Topic = "bench-events";
 
-    public static async Task<int> RunAsync(string[] args)
+    public static async Task<int> RunAsync(long events, int entities, int partitions, int intervalMs, int scoreRate, int rounds)
     {
-        long events = PipelineBench.Option(args, "--events", 8_000_000);
-        int entities = (int)PipelineBench.Option(args, "--entities", 1_000_000);
-        int partitions = (int)PipelineBench.Option(args, "--partitions", 256);
-        int intervalMs = (int)PipelineBench.Option(args, "--interval-ms", 10_000);
-        int scoreRate = (int)PipelineBench.Option(args, "--score-rate", 200);
-        int rounds = (int)PipelineBench.Option(args, "--rounds", 2);
         // The features `inference serve` ships with (its appsettings.json).
         var shipped = ShippedFeatures();
         var definitions = shipped.Get<List<FeatureDefinition>>()!;

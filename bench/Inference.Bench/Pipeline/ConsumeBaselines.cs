@@ -9,11 +9,9 @@ namespace Inference.Bench.Pipeline;
 internal static unsafe class ConsumeBaselines
 {
     /// <summary>`consume-baseline --bootstrap-servers B --topic T --events N`: the batch baseline as its own process.</summary>
-    public static int Run(string[] args)
+    public static int Run(string bootstrap, string topic, long events)
     {
-        string? Option(string name) => Array.IndexOf(args, name) is int at and >= 0 && at + 1 < args.Length ? args[at + 1] : null;
-        double rate = Batch(Option("--bootstrap-servers") ?? throw new ArgumentException("--bootstrap-servers is required"),
-            Option("--topic") ?? "events", long.Parse(Option("--events") ?? "200000", System.Globalization.CultureInfo.InvariantCulture));
+        double rate = Batch(bootstrap, topic, events);
         Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{rate:N0} events/s"));
         return 0;
     }

@@ -26,15 +26,8 @@ internal static class PipelineBench
 {
     private const string Topic = "bench-events";
 
-    public static async Task<int> RunAsync(string[] args)
+    public static async Task<int> RunAsync(long events, int partitions, int scoreRate, int scoreSeconds, int entities, EventFormat format)
     {
-        long events = Option(args, "--events", 400_000);
-        int partitions = (int)Option(args, "--partitions", 64);
-        int scoreRate = (int)Option(args, "--score-rate", 500);
-        int scoreSeconds = (int)Option(args, "--score-seconds", 10);
-        int entities = (int)Option(args, "--entities", 100_000);
-        int formatAt = Array.IndexOf(args, "--format");
-        var format = formatAt >= 0 && formatAt + 1 < args.Length ? Enum.Parse<EventFormat>(args[formatAt + 1], ignoreCase: true) : EventFormat.Json;
         const int ArrowRows = 1_024;
 
         using var kafka = new EmbeddedKafka();
@@ -218,13 +211,5 @@ internal static class PipelineBench
         Array.Sort(sorted);
         double At(double q) => sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Length) - 1, 0, sorted.Length - 1)];
         return (At(0.50), At(0.99));
-    }
-
-    internal static long Option(string[] args, string name, long fallback)
-    {
-        int index = Array.IndexOf(args, name);
-        return index >= 0 && index + 1 < args.Length && long.TryParse(args[index + 1], NumberStyles.Integer, CultureInfo.InvariantCulture, out long value) && value > 0
-            ? value
-            : fallback;
     }
 }

@@ -7,8 +7,8 @@ using Inference.Engine.Ingest;
 // Inference.Bench pipeline | checkpoint | stream | watch | freshness | consume-baseline | micro — `--help` on each.
 var root = new RootCommand("Inference benchmarks: the end-to-end harness, load and freshness probes, micro-benchmarks (docs/benchmarks.md).");
 
-Option<int> Positive(string name, int fallback, string description) => new(name) { Description = description, DefaultValueFactory = _ => fallback, CustomParser = result => PositiveValue(result, fallback) };
-Option<long> PositiveLong(string name, long fallback, string description) => new(name) { Description = description, DefaultValueFactory = _ => fallback, CustomParser = result => PositiveValue(result, fallback) };
+Option<int> Positive(string name, int fallback, string description, int min = 1) => new(name) { Description = description, DefaultValueFactory = _ => fallback, CustomParser = result => AtLeast(result, fallback, min) };
+Option<long> PositiveLong(string name, long fallback, string description) => new(name) { Description = description, DefaultValueFactory = _ => fallback, CustomParser = result => AtLeast(result, fallback, 1L) };
 Option<string> Required(string name, string description) => new(name) { Description = description, Required = true };
 
 {
@@ -36,9 +36,9 @@ Option<string> Required(string name, string description) => new(name) { Descript
 {
     var bootstrap = Required("--bootstrap-servers", "The broker to produce to");
     var entities = Positive("--entities", 100_000, "Distinct entities");
-    var backlog = Positive("--backlog", 200_000, "Events produced at once before the paced stream");
-    var eventRate = Positive("--events-per-second", 20_000, "Events per second after the backlog");
-    var labelRate = Positive("--labels-per-second", 2_000, "Labels per second after the backlog");
+    var backlog = Positive("--backlog", 200_000, "Events produced at once before the paced stream", min: 0);
+    var eventRate = Positive("--events-per-second", 20_000, "Events per second after the backlog (0: none)", min: 0);
+    var labelRate = Positive("--labels-per-second", 2_000, "Labels per second after the backlog (0: none)", min: 0);
     var command = new Command("stream", "A live stream of events and labels at fixed rates, until stopped (bench/load/run.sh)") { bootstrap, entities, backlog, eventRate, labelRate };
     command.SetAction((p, _) => StreamProducer.RunAsync(p.GetValue(bootstrap)!, p.GetValue(entities), p.GetValue(backlog), p.GetValue(eventRate), p.GetValue(labelRate)));
     root.Subcommands.Add(command);
@@ -89,7 +89,7 @@ if (parse.Errors.Count > 0)
 }
 return await parse.InvokeAsync();
 
-static T PositiveValue<T>(System.CommandLine.Parsing.ArgumentResult result, T fallback)
+static T AtLeast<T>(System.CommandLine.Parsing.ArgumentResult result, T fallback, T min)
     where T : struct, System.Numerics.INumber<T>
 {
     if (result.Tokens.Count == 0)
@@ -97,10 +97,10 @@ static T PositiveValue<T>(System.CommandLine.Parsing.ArgumentResult result, T fa
         return fallback;
     }
     string text = result.Tokens[0].Value;
-    if (T.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var value) && value > T.Zero)
+    if (T.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var value) && value >= min)
     {
         return value;
     }
-    result.AddError($"{(result.Parent as System.CommandLine.Parsing.OptionResult)?.Option.Name} must be a positive whole number (got '{text}').");
+    result.AddError($"{(result.Parent as System.CommandLine.Parsing.OptionResult)?.Option.Name} must be a whole number of at least {min} (got '{text}').");
     return fallback;
 }

@@ -14,6 +14,7 @@ public sealed class FeatureMetrics
     private readonly TotalCounter _late;
     private readonly TotalCounter _evicted;
     private readonly Histogram<double> _applySeconds;
+    private readonly Histogram<int> _batchEvents;
 
     public FeatureMetrics(IMeterFactory meterFactory)
     {
@@ -24,6 +25,8 @@ public sealed class FeatureMetrics
         _late = new(meter, "inference.features.late", "{event}", "Events older than a windowed feature's allowed lateness, by feature; not applied to it.");
         _evicted = new(meter, "inference.features.evicted", "{entity}", "Entities evicted from the feature table, by reason (ttl, capacity).");
         _applySeconds = meter.CreateHistogram<double>("inference.features.apply.duration", "s", "Time to apply one micro-batch on the accelerator.");
+        _batchEvents = meter.CreateHistogram<int>("inference.features.apply.batch_size", "{event}", "Events per applied micro-batch.",
+            advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 8, 64, 256, 1_024, 4_096, 8_192, 16_384, 65_536] });
     }
 
     public long EventsApplied => _events.Total;
@@ -46,6 +49,7 @@ public sealed class FeatureMetrics
         _events.Add(events);
         _batches.Add(1);
         _applySeconds.Record(seconds);
+        _batchEvents.Record(events);
         Interlocked.Add(ref _applyNanoseconds, (long)(seconds * 1e9));
     }
 

@@ -13,6 +13,7 @@ namespace Inference.Engine.Tests;
 /// embedded broker that outlives it, is SIGKILLed at seeded random moments while events and labels
 /// stream in, and is started again each time.
 /// </summary>
+[Collection(nameof(CrashTests))]
 public sealed class CrashTests(ITestOutputHelper output) : IDisposable
 {
     private const int Partitions = 8;
@@ -211,3 +212,10 @@ public sealed class CrashTests(ITestOutputHelper output) : IDisposable
         return loss / heldOut.Length;
     }
 }
+
+/// <summary>
+/// The crash test runs alone, after the others: three engine processes and a broker take both cores,
+/// and a test beside it that waits on timers (Prometheus scrapes, group joins) would wait in vain.
+/// </summary>
+[CollectionDefinition(nameof(CrashTests), DisableParallelization = true)]
+public sealed class CrashTestsAlone;

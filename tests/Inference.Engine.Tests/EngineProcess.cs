@@ -157,7 +157,8 @@ internal sealed partial class EngineProcess : IDisposable
         return start;
     }
 
-    private static int FreePort()
+    /// <summary>A TCP port free on loopback right now.</summary>
+    public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using Confluent.Kafka;
 using Inference.Engine.Hosting;
@@ -35,7 +33,7 @@ public sealed class MetricsTests : IDisposable
         var target = new Uri(engine.App.HttpAddress()!);
 
         Directory.CreateDirectory(_directory);
-        int port = FreePort();
+        int port = EngineProcess.FreePort();
         string config = Path.Combine(_directory, "prometheus.yml");
         File.WriteAllText(config, $"""
             global:
@@ -105,7 +103,7 @@ public sealed class MetricsTests : IDisposable
             }
             await stop.CancelAsync();
             await load;
-            Assert.True(eventsRate > 0, $"Prometheus's rate of applied events: {eventsRate?.ToString(CultureInfo.InvariantCulture) ?? "none"}");
+            Assert.True(eventsRate > 0, $"Prometheus's rate of applied events: {eventsRate?.ToString(CultureInfo.InvariantCulture) ?? "none"} (the engine applied {engine.Metrics.EventsApplied})");
             Assert.True(p99 > 0, $"Prometheus's Score p99 from the latency histogram: {p99?.ToString(CultureInfo.InvariantCulture) ?? "none"}");
             Assert.True(partitions > 0, "consumer lag per partition");
             Assert.True(version >= 1, "the serving model's version");
@@ -115,12 +113,5 @@ public sealed class MetricsTests : IDisposable
             server.Kill();
             server.WaitForExit();
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -52,12 +52,6 @@ public sealed class Checkpoint
 
     public string ModelFingerprint { get; }
 
-    /// <summary>The manifest it was read with (null for one not yet written).</summary>
-    public CheckpointManifest? Manifest { get; init; }
-
-    /// <summary>Where it was read from (null for one not yet written).</summary>
-    public string? Path { get; init; }
-
     /// <summary>A digest of the model's shape (kind, inputs, hidden units): weights only load into the same shape.</summary>
     public static string Fingerprint(ModelSpec spec) =>
         Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{spec.Kind}/{spec.Inputs}/{spec.Hidden}")));

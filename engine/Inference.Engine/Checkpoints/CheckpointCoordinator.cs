@@ -67,13 +67,10 @@ public sealed class CheckpointCoordinator
         _restored = true;
     }
 
-    /// <summary>The consumer of <paramref name="topic"/> has replayed up to where the topic ended at start; true when that made the engine ready.</summary>
-    internal bool MarkCaughtUp(string topic) => _catchingUp.TryRemove(topic, out _) && Ready;
-
-    /// <summary>Marks <paramref name="topic"/> replayed and says so when that made the engine ready.</summary>
+    /// <summary>Marks <paramref name="topic"/> replayed up to where it ended at start, and says so when that made the engine ready.</summary>
     internal void CaughtUp(string topic, Microsoft.Extensions.Logging.ILogger logger)
     {
-        if (MarkCaughtUp(topic))
+        if (_catchingUp.TryRemove(topic, out _) && Ready)
         {
             CheckpointLog.Ready(logger);
         }
@@ -85,21 +82,14 @@ public sealed class CheckpointCoordinator
 
     internal ICheckpointedSource? Source(string topic) => _sources.GetValueOrDefault(topic);
 
-    /// <summary>The trainer is running and answers requests for its state.</summary>
-    internal bool TrainerAttached
+    /// <summary>The trainer runs and answers requests for its state from now on.</summary>
+    internal void AttachTrainer() => _trainerAttached = true;
+
+    /// <summary>The trainer stopped: requests waiting for it, and any made from now on, are cancelled.</summary>
+    internal void DetachTrainer()
     {
-        get => _trainerAttached;
-        set
-        {
-            _trainerAttached = value;
-            if (!value)
-            {
-                while (_trainerRequests.TryDequeue(out var request))
-                {
-                    request.TrySetCanceled();
-                }
-            }
-        }
+        _trainerAttached = false;
+        CancelTrainerRequests();
     }
 
     /// <summary>Asks the trainer for its state; completes on the trainer's thread between two mini-batches.</summary>
@@ -109,9 +99,17 @@ public sealed class CheckpointCoordinator
         _trainerRequests.Enqueue(request);
         if (!_trainerAttached)
         {
-            TrainerAttached = false;
+            CancelTrainerRequests();
         }
         return request.Task;
+    }
+
+    private void CancelTrainerRequests()
+    {
+        while (_trainerRequests.TryDequeue(out var request))
+        {
+            request.TrySetCanceled();
+        }
     }
 
     /// <summary>On the trainer's thread: answers pending requests with <paramref name="capture"/>'s state.</summary>

@@ -40,7 +40,7 @@ public static partial class CheckpointFiles
     public static CheckpointEntry Write(string directory, Checkpoint checkpoint)
     {
         Directory.CreateDirectory(directory);
-        long sequence = List(directory).Select(e => e.Sequence).DefaultIfEmpty(0).Max() + 1;
+        long sequence = Complete(directory).Select(c => c.Sequence).DefaultIfEmpty(0).Max() + 1;
         string final = Path.Combine(directory, Prefix + sequence.ToString("D12", CultureInfo.InvariantCulture));
         string temporary = final + TemporaryMarker + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
         if (Directory.Exists(temporary))
@@ -81,9 +81,9 @@ public static partial class CheckpointFiles
     /// <summary>Deletes all but the newest <paramref name="keep"/> checkpoints, and temporary directories other processes left behind.</summary>
     public static void Prune(string directory, int keep)
     {
-        foreach (var entry in List(directory).OrderByDescending(e => e.Sequence).Skip(keep))
+        foreach (var (path, _) in Complete(directory).OrderByDescending(c => c.Sequence).Skip(keep))
         {
-            Directory.Delete(entry.Path, recursive: true);
+            Directory.Delete(path, recursive: true);
         }
         string mine = TemporaryMarker + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
         foreach (var stale in Directory.EnumerateDirectories(directory, Prefix + "*" + TemporaryMarker + "*"))
@@ -98,19 +98,9 @@ public static partial class CheckpointFiles
     /// <summary>The complete checkpoints in <paramref name="directory"/> (newest last), each with its manifest or the reason it cannot be read.</summary>
     public static IReadOnlyList<CheckpointEntry> List(string directory)
     {
-        if (!Directory.Exists(directory))
-        {
-            return [];
-        }
         var entries = new List<CheckpointEntry>();
-        foreach (var path in Directory.EnumerateDirectories(directory, Prefix + "*"))
+        foreach (var (path, sequence) in Complete(directory).OrderBy(c => c.Sequence))
         {
-            string name = Path.GetFileName(path);
-            if (name.Contains(TemporaryMarker, StringComparison.Ordinal)
-                || !long.TryParse(name.AsSpan(Prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out long sequence))
-            {
-                continue;
-            }
             CheckpointManifest? manifest = null;
             string? problem = null;
             try
@@ -123,8 +113,25 @@ public static partial class CheckpointFiles
             }
             entries.Add(new CheckpointEntry(path, sequence, manifest, problem));
         }
-        entries.Sort((a, b) => a.Sequence.CompareTo(b.Sequence));
         return entries;
+    }
+
+    /// <summary>The complete checkpoint directories by name (temporary ones left out), manifests unread.</summary>
+    private static IEnumerable<(string Path, long Sequence)> Complete(string directory)
+    {
+        if (!Directory.Exists(directory))
+        {
+            yield break;
+        }
+        foreach (var path in Directory.EnumerateDirectories(directory, Prefix + "*"))
+        {
+            string name = Path.GetFileName(path);
+            if (!name.Contains(TemporaryMarker, StringComparison.Ordinal)
+                && long.TryParse(name.AsSpan(Prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out long sequence))
+            {
+                yield return (path, sequence);
+            }
+        }
     }
 
     /// <summary>Reads a checkpoint's manifest (no checksums verified).</summary>
@@ -195,7 +202,7 @@ public static partial class CheckpointFiles
         }
         var table = new FeatureTableSnapshot(manifest.PlanFingerprint, summary.Capacity, summary.Sequence, summary.PinMark, heads, longs, doubles, registers, free);
         var events = new FeatureWatermark(manifest.Events.Offsets, manifest.Events.MaxEventTimeMs, manifest.Events.BatchesApplied);
-        return new Checkpoint(table, events, trainer, manifest.ModelFingerprint) { Manifest = manifest, Path = path };
+        return new Checkpoint(table, events, trainer, manifest.ModelFingerprint);
     }
 
     private static int PerSlot(long length, int capacity) => capacity == 0 ? 0 : checked((int)(length / capacity));

@@ -104,12 +104,19 @@ internal sealed class CheckpointWriter(
             }
             long labelLetters = labels?.DeadLettersProduced ?? 0;
             var events = coordinator.Source(kafka.Options.EventsTopic);
+            // Nothing applied or learned since the last checkpoint (or the one restored): nothing to copy
+            // or write. The exact watermark is a read on the executor, no copy of the state.
+            var restored = coordinator.Restored;
+            _last ??= restored is null ? null : Progress(restored.Events, restored.Trainer);
+            if (Progress(await executor.ReadAsync((_, current) => current), trainer) == _last)
+            {
+                return null;
+            }
             // The copy goes into warm arrays prepared here, off the executor: the previous checkpoint's
             // (written, durable and free), or new ones with every page touched.
             var spare = Interlocked.Exchange(ref _spare, null);
             if (spare is null || spare.Capacity != executor.Capacity)
             {
-                spare = null;
                 spare = await Task.Run(() => FeatureTable.AllocateSnapshot(executor.Plan, executor.Capacity), cancellation);
             }
             long started = Stopwatch.GetTimestamp();
@@ -125,15 +132,6 @@ internal sealed class CheckpointWriter(
                 CheckpointLog.NotTaken(logger, "dead letters are still unwritten");
                 return null;
             }
-            // Nothing applied or learned since the last checkpoint (or the one restored): nothing to write.
-            var restored = coordinator.Restored;
-            _last ??= restored is null ? null : Progress(restored.Events, restored.Trainer);
-            var progress = Progress(watermark, trainer);
-            if (progress == _last)
-            {
-                _spare = table;
-                return null;
-            }
             var checkpoint = new Checkpoint(table, watermark, trainer, Checkpoint.Fingerprint(registry.Spec));
             string directory = coordinator.Options.Directory!;
             long writeStarted = Stopwatch.GetTimestamp();
@@ -144,7 +142,7 @@ internal sealed class CheckpointWriter(
                 return written;
             });
             double write = Stopwatch.GetElapsedTime(writeStarted).TotalSeconds;
-            _last = progress;
+            _last = Progress(watermark, trainer);
             _spare = table;
             long bytes = entry.Manifest!.Files.Sum(f => f.Bytes);
             metrics.Checkpointed(write, bytes);

@@ -38,7 +38,7 @@ internal static partial class IngestLog
     public static partial void DeadLetterFailed(ILogger logger, string topic, string reason);
 
     [LoggerMessage(111, LogLevel.Warning, "The dead-letter topic {Topic} is not taking writes; {Pending} malformed messages wait to be set aside and no offset past them is committed meanwhile.")]
-    public static partial void DeadLettersHeld(ILogger logger, string topic, int pending);
+    public static partial void DeadLettersHeld(ILogger logger, string topic, long pending);
 
     [LoggerMessage(112, LogLevel.Warning, "Stopping with messages not yet set aside on {Topic}: their offsets are not committed, they are read again on start.")]
     public static partial void DeadLettersUnwritten(ILogger logger, string topic);

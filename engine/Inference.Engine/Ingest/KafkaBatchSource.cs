@@ -90,10 +90,8 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
     private readonly IntPtr[] _messages = new IntPtr[MaxMessagesPerCall];
     private readonly HeldOffsets _held = new();
     private readonly System.Collections.Concurrent.ConcurrentQueue<Message<byte[]?, byte[]>> _deadLetterRetries = new();
-    private readonly HashSet<int> _resumed = [];
-    private readonly PartitionOffset[] _resume;
+    private readonly Dictionary<int, long> _resume;
     private IProducer<byte[]?, byte[]>? _deadLetters;
-    private int _deadLettersInFlight;
     private long _deadLettersProduced;
     private long _deadLettersWritten;
     private IReadOnlyList<PartitionOffset>? _checkpointCommit;
@@ -126,10 +124,10 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
         {
             _deadLetters = new ProducerBuilder<byte[]?, byte[]>(kafka.ProducerConfig()).Build();
         }
-        _resume = [.. settings.Resume.Where(r => r.Topic == settings.Topic)];
-        foreach (var resume in _resume)
+        _resume = settings.Resume.Where(r => r.Topic == settings.Topic).ToDictionary(r => r.Partition, r => r.Offset);
+        foreach (var (partition, offset) in _resume)
         {
-            _held.Take(resume.Partition, resume.Offset);
+            _held.Take(partition, offset);
         }
         _caughtUp = settings.CaughtUp is null;
         _consumer.Subscribe(settings.Topic);
@@ -382,20 +380,13 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
         {
             // The first time a partition the checkpoint holds is ours, start right after what it holds
             // (the checkpoint is the truth; the committed offset may be older). Otherwise the committed one.
-            long next = Offset.Unset;
-            foreach (var resume in _resume)
-            {
-                if (resume.Partition == partition.Partition.Value && _resumed.Add(resume.Partition))
-                {
-                    next = resume.Offset + 1;
-                }
-            }
+            long next = _resume.Remove(partition.Partition.Value, out long last) ? last + 1 : Offset.Unset;
             positions.Add(new TopicPartitionOffset(partition, new Offset(next)));
         }
         return positions;
     }
 
-    /// <summary>Commits the newest checkpointed offsets handed over, for the partitions still assigned, once their dead letters are written.</summary>
+    /// <summary>Commits the newest checkpointed offsets handed over (the checkpoint waited for their dead letters), for the partitions still assigned.</summary>
     private void CommitPendingCheckpoint()
     {
         var offsets = Interlocked.Exchange(ref _checkpointCommit, null);
@@ -475,15 +466,10 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
         var committed = _consumer.Committed(assigned, TimeSpan.FromSeconds(10));
         foreach (var partition in assigned)
         {
+            // Nothing to read past the committed offset: no target. (What a restored checkpoint holds is
+            // already held, so a partition it covers to the end is caught up as it is.)
             var ends = _consumer.QueryWatermarkOffsets(partition, TimeSpan.FromSeconds(10));
             long start = committed.Find(c => c.Partition == partition.Partition)?.Offset.Value ?? Offset.Unset;
-            foreach (var resume in _resume)
-            {
-                if (resume.Partition == partition.Partition.Value)
-                {
-                    start = Math.Max(start, resume.Offset + 1);
-                }
-            }
             if (ends.High.Value > Math.Max(start, ends.Low.Value))
             {
                 targets[partition.Partition.Value] = ends.High.Value - 1;
@@ -556,7 +542,6 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
 
     private void ProduceDeadLetter(Message<byte[]?, byte[]> letter)
     {
-        Interlocked.Increment(ref _deadLettersInFlight);
         try
         {
             _deadLetters!.Produce(_settings.DeadLetterTopic, letter, report =>
@@ -571,14 +556,12 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
                 {
                     Interlocked.Increment(ref _deadLettersWritten);
                 }
-                Interlocked.Decrement(ref _deadLettersInFlight);
             });
         }
         catch (ProduceException<byte[]?, byte[]> produceError)
         {
             IngestLog.DeadLetterFailed(_logger, _settings.DeadLetterTopic, produceError.Error.Reason);
             _deadLetterRetries.Enqueue(letter);
-            Interlocked.Decrement(ref _deadLettersInFlight);
         }
     }
 
@@ -590,7 +573,9 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
     /// <returns>False when <paramref name="giveUpAfterMs"/> passed first (shutdown: nothing is stored, the events are read again).</returns>
     private bool DeadLettersDurable(int giveUpAfterMs = Timeout.Infinite)
     {
-        if (_deadLetters is null || (Volatile.Read(ref _deadLettersInFlight) == 0 && _deadLetterRetries.IsEmpty))
+        // Every letter is counted once when set aside and once when acknowledged, however often it was
+        // written again: durable when the two counts meet.
+        if (_deadLetters is null || DeadLettersWritten == DeadLettersProduced)
         {
             return true;
         }
@@ -603,7 +588,7 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
                 ProduceDeadLetter(letter);
             }
             _deadLetters.Flush(TimeSpan.FromMilliseconds(100));
-            if (Volatile.Read(ref _deadLettersInFlight) == 0 && _deadLetterRetries.IsEmpty)
+            if (DeadLettersWritten == DeadLettersProduced)
             {
                 return true;
             }
@@ -613,7 +598,7 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
             }
             if (Stopwatch.GetTimestamp() >= nextWarning)
             {
-                IngestLog.DeadLettersHeld(_logger, _settings.DeadLetterTopic, Volatile.Read(ref _deadLettersInFlight) + _deadLetterRetries.Count);
+                IngestLog.DeadLettersHeld(_logger, _settings.DeadLetterTopic, DeadLettersProduced - DeadLettersWritten);
                 nextWarning = Deadline.After(DeadLetterWarningMs);
             }
         }

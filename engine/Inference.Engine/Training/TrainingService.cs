@@ -60,17 +60,7 @@ internal sealed class TrainingService : BackgroundService
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.Factory.StartNew(() =>
-        {
-            try
-            {
-                Run(stoppingToken);
-            }
-            finally
-            {
-                _checkpoints.TrainerAttached = false;
-            }
-        }, stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        Task.Factory.StartNew(() => Run(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     private void Run(CancellationToken stopping)
     {
@@ -176,43 +166,50 @@ internal sealed class TrainingService : BackgroundService
         }
         using var source = new KafkaBatchSource<LabelSink>(_kafka, settings, sink, _logger);
         _checkpoints.Register(source);
-        _checkpoints.TrainerAttached = true;
+        _checkpoints.AttachTrainer();
         TrainingLog.Started(_logger, spec.Kind.ToString(), spec.Inputs, settings.Topic, batchSize, training.LearningRate);
 
-        long nextPublish = 0;
-        long nextSync = Deadline.After(_sync.IntervalMs);
-        while (!stopping.IsCancellationRequested)
+        try
         {
-            source.Poll(IdlePollMs);
-            // Between two mini-batches: the weights, statistics and label offsets agree.
-            _checkpoints.ServeTrainer(() => new TrainerCheckpoint(learner.ExportState(), sink.Done, learned, skipped, _baseVersion, training.LearningRate));
-            long now = Stopwatch.GetTimestamp();
-            if (dirty && now >= nextPublish)
+            long nextPublish = 0;
+            long nextSync = Deadline.After(_sync.IntervalMs);
+            while (!stopping.IsCancellationRequested)
             {
-                var parameters = learner.Export();
-                if (parameters.IsFinite())
+                source.Poll(IdlePollMs);
+                // Between two mini-batches: the weights, statistics and label offsets agree.
+                _checkpoints.ServeTrainer(() => new TrainerCheckpoint(learner.ExportState(), sink.Done, learned, skipped, _baseVersion, training.LearningRate));
+                long now = Stopwatch.GetTimestamp();
+                if (dirty && now >= nextPublish)
                 {
-                    _registry.Publish(parameters);
-                    _metrics.Published();
+                    var parameters = learner.Export();
+                    if (parameters.IsFinite())
+                    {
+                        _registry.Publish(parameters);
+                        _metrics.Published();
+                    }
+                    else
+                    {
+                        // Never serve or push a non-finite model: back to the last published weights.
+                        learner.Import(_registry.CurrentParameters());
+                        _metrics.Skipped(0, "non_finite_model");
+                        TrainingLog.SkippedBatch(_logger, 0, "a non-finite model");
+                    }
+                    dirty = false;
+                    nextPublish = Deadline.After(training.PublishIntervalMs);
                 }
-                else
+                if (now >= nextSync)
                 {
-                    // Never serve or push a non-finite model: back to the last published weights.
-                    learner.Import(_registry.CurrentParameters());
-                    _metrics.Skipped(0, "non_finite_model");
-                    TrainingLog.SkippedBatch(_logger, 0, "a non-finite model");
+                    Sync(learner);
+                    nextSync = Deadline.After(_sync.IntervalMs);
                 }
-                dirty = false;
-                nextPublish = Deadline.After(training.PublishIntervalMs);
-            }
-            if (now >= nextSync)
-            {
-                Sync(learner);
-                nextSync = Deadline.After(_sync.IntervalMs);
             }
         }
-        _checkpoints.TrainerAttached = false;
-        _checkpoints.Unregister(source);
+        finally
+        {
+            // Checkpoints stop asking a trainer that is gone; its consumer no longer commits them.
+            _checkpoints.DetachTrainer();
+            _checkpoints.Unregister(source);
+        }
     }
 
     /// <summary>Starts from the shard's parameters, or seeds an empty shard with ours.</summary>

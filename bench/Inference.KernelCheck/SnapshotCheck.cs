@@ -1,0 +1,143 @@
+using System.Diagnostics;
+using Inference.Kernels.Accelerators;
+using Inference.Kernels.Features;
+using Inference.Testing;
+
+namespace Inference.KernelCheck;
+
+/// <summary>
+/// What checkpoints rest on, on one accelerator: a table's state copied to the host and restored into a
+/// fresh table on the same accelerator and on the CPU backend (a checkpoint taken on a GPU node
+/// restored on another kind of node) reads the same and goes on applying like the original; and how
+/// long the copy (the executor's pause) and the restore take for a full table.
+/// </summary>
+internal static class SnapshotCheck
+{
+    private const int Entities = 2_000;
+
+    /// <summary>Mismatches found (empty: passed) and the entities compared.</summary>
+    public static (List<string> Mismatches, int Entities) RoundTrip(DeviceContext device, int seed)
+    {
+        var plan = new FeaturePlan(FeatureSelfCheck.AllAggregations());
+        var options = new FeatureTableOptions { InitialCapacity = 64, MaxCapacity = 4_096, MaxBatchEvents = 512, MaxGatherRows = Entities };
+        using var original = new FeatureTable(device, plan, options);
+        using var sameKind = new FeatureTable(device, plan, options);
+        using var cpu = DeviceContext.Create(AcceleratorKind.Cpu);
+        using var onCpu = new FeatureTable(cpu, plan, options);
+        var random = new Random(seed);
+        long now = FeatureSelfCheck.Start;
+        for (int b = 0; b < 40; b++)
+        {
+            original.Apply(NextBatch(random, plan, ref now));
+        }
+        var snapshot = original.Snapshot();
+        sameKind.Restore(snapshot);
+        onCpu.Restore(snapshot);
+        var mismatches = new List<string>();
+        var expected = Read(original, plan, now);
+        Compare("restored on the same accelerator", expected, Read(sameKind, plan, now), plan, mismatches);
+        Compare("restored on the CPU backend", expected, Read(onCpu, plan, now), plan, mismatches);
+        if (original.Entities != sameKind.Entities || original.Entities != onCpu.Entities)
+        {
+            mismatches.Add($"entities held: original {original.Entities}, restored {sameKind.Entities}, on CPU {onCpu.Entities}");
+        }
+        for (int b = 0; b < 20; b++)
+        {
+            var batch = NextBatch(random, plan, ref now);
+            original.Apply(batch);
+            sameKind.Apply(batch);
+            onCpu.Apply(batch);
+        }
+        expected = Read(original, plan, now);
+        Compare("restored then applied on the same accelerator", expected, Read(sameKind, plan, now), plan, mismatches);
+        Compare("restored then applied on the CPU backend", expected, Read(onCpu, plan, now), plan, mismatches);
+        var again = sameKind.Snapshot();
+        if (again.Entities != original.Entities)
+        {
+            mismatches.Add($"a second snapshot holds {again.Entities} entities, the original {original.Entities}");
+        }
+        return (mismatches, original.Entities);
+    }
+
+    /// <summary>Median seconds of a snapshot into reused host arrays and of a restore, for a full table.</summary>
+    public static (double Snapshot, double Restore, long Bytes) Timing(DeviceContext device, int entities, int features)
+    {
+        var plan = Bench.Plan(features);
+        int batchSize = Math.Min(65_536, entities);
+        var options = new FeatureTableOptions { InitialCapacity = entities, MaxCapacity = entities, MaxBatchEvents = batchSize };
+        using var table = new FeatureTable(device, plan, options);
+        using var target = new FeatureTable(device, plan, options);
+        for (int fill = 0; fill < 4 * entities / batchSize; fill++)
+        {
+            var b = Bench.MakeBatch(entities, features, batchSize, fill);
+            table.Apply(new ArrayBatch(b.Keys, b.Times, b.Numeric, []));
+        }
+        var spare = FeatureTable.AllocateSnapshot(plan, table.Capacity);
+        var copies = new double[5];
+        var restores = new double[5];
+        FeatureTableSnapshot snapshot = spare;
+        for (int i = 0; i < copies.Length; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            snapshot = table.Snapshot(snapshot);
+            copies[i] = clock.Elapsed.TotalSeconds;
+            clock.Restart();
+            target.Restore(snapshot);
+            device.Accelerator.Synchronize();
+            restores[i] = clock.Elapsed.TotalSeconds;
+        }
+        Array.Sort(copies);
+        Array.Sort(restores);
+        long bytes = snapshot.Heads.LongLength + 8 * snapshot.Longs.LongLength + 8 * snapshot.Doubles.LongLength + 4 * snapshot.Registers.LongLength;
+        return (copies[2], restores[2], bytes);
+    }
+
+    private static void Compare(string what, float[] expected, float[] actual, FeaturePlan plan, List<string> mismatches)
+    {
+        for (int i = 0; i < expected.Length; i++)
+        {
+            float e = expected[i];
+            float a = actual[i];
+            // The restored state is the same bits; reads and later applies on another backend may round
+            // the last bits differently (transcendentals, atomic sum order).
+            bool same = e.Equals(a) || Math.Abs(e - a) <= 1e-5 * Math.Max(1, Math.Abs(e));
+            if (!same && mismatches.Count < 20)
+            {
+                mismatches.Add($"{what}: entity {i / plan.Count}, feature {plan.Definitions[i % plan.Count].Name}: {a} instead of {e}");
+            }
+        }
+    }
+
+    private static float[] Read(FeatureTable table, FeaturePlan plan, long now)
+    {
+        var keys = Enumerable.Range(0, Entities).Select(e => EntityKey.Hash($"e-{e}")).ToArray();
+        var output = new float[keys.Length * plan.Count];
+        table.Gather(keys, now, output);
+        return output;
+    }
+
+    private static ArrayBatch NextBatch(Random random, FeaturePlan plan, ref long now)
+    {
+        int n = random.Next(1, 513);
+        var entities = new ulong[n];
+        var times = new long[n];
+        var numeric = Enumerable.Range(0, plan.NumericFields.Count).Select(_ => new float[n]).ToArray();
+        var keys = Enumerable.Range(0, plan.KeyFields.Count).Select(_ => new ulong[n]).ToArray();
+        for (int i = 0; i < n; i++)
+        {
+            entities[i] = EntityKey.Hash($"e-{random.Next(Entities)}");
+            // Mostly in order, some late: windows, lateness and re-anchoring all take part.
+            times[i] = now + random.Next(-120_000, 2_000);
+            foreach (var column in numeric)
+            {
+                column[i] = (float)Math.Round(random.NextDouble() * 100, 2);
+            }
+            foreach (var column in keys)
+            {
+                column[i] = EntityKey.Hash($"k-{random.Next(50)}");
+            }
+        }
+        now += 30_000;
+        return new ArrayBatch(entities, times, numeric, keys);
+    }
+}

@@ -8,8 +8,8 @@ using Inference.Host.Demo;
 namespace Inference.Host;
 
 /// <summary>
-/// The <c>inference</c> command line (System.CommandLine): <c>demo</c>, <c>serve</c>, <c>dev-kafka</c> and
-/// <c>checkpoint inspect</c>, each with <c>--help</c> listing its options and their defaults.
+/// The <c>inference</c> command line (System.CommandLine): <c>demo</c>, <c>serve</c>, <c>dev-kafka</c>,
+/// <c>checkpoint inspect</c> and <c>model import|export</c>, each with <c>--help</c> listing its options and their defaults.
 /// </summary>
 internal static class Commands
 {
@@ -20,6 +20,7 @@ internal static class Commands
         root.Subcommands.Add(Serve());
         root.Subcommands.Add(DevKafkaCommand());
         root.Subcommands.Add(Checkpoint());
+        root.Subcommands.Add(Model());
         return root;
     }
 
@@ -77,6 +78,27 @@ internal static class Commands
         var inspect = new Command("inspect", "What the checkpoints hold, checksums verified (exit 0 when one can be restored)") { directory };
         inspect.SetAction(parse => CheckpointCommand.Inspect(parse.GetValue(directory)!));
         return new Command("checkpoint", "Checkpoints of the engine's state") { inspect };
+    }
+
+    private static Command Model()
+    {
+        var importFile = new Argument<string>("FILE") { Description = "A state_dict saved by torch.save (.pt, .pth, .bin) or a .safetensors file" };
+        var import = new Command("import", "Check a model trained in PyTorch and show what the engine would load from it (start it with: inference serve --model FILE)") { importFile };
+        import.SetAction(parse => ModelCommand.Import(parse.GetValue(importFile)!));
+
+        var exportFile = new Argument<string>("FILE") { Description = "Where to write: torch.save's format, or safetensors when it ends in .safetensors" };
+        var from = new Option<string?>("--from") { Description = "A running engine's gRPC address, e.g. http://127.0.0.1:50051: its serving model" };
+        var checkpoints = new Option<string?>("--checkpoints") { Description = "A checkpoint directory: the model of its newest valid checkpoint" };
+        var export = new Command("export", "Write the engine's model for PyTorch (python/inference_model.py loads it)") { exportFile, from, checkpoints };
+        export.Validators.Add(result =>
+        {
+            if ((result.GetResult(from) is null) == (result.GetResult(checkpoints) is null))
+            {
+                result.AddError("model export needs exactly one of --from ADDRESS and --checkpoints DIR.");
+            }
+        });
+        export.SetAction((parse, _) => ModelCommand.ExportAsync(parse.GetValue(exportFile)!, parse.GetValue(from), parse.GetValue(checkpoints)));
+        return new Command("model", "Model exchange with PyTorch") { import, export };
     }
 
     /// <summary>A whole number in [min, max]; anything else is a parse error naming the option.</summary>

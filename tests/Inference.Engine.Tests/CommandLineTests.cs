@@ -8,7 +8,7 @@ public sealed class CommandLineTests
     {
         var (code, output) = EngineProcess.RunCommand("--help");
         Assert.Equal(0, code);
-        foreach (var command in new[] { "demo", "serve", "dev-kafka", "checkpoint" })
+        foreach (var command in new[] { "demo", "serve", "dev-kafka", "checkpoint", "model" })
         {
             Assert.Contains(command, output);
         }

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
+using Inference.Testing;
 
 namespace Inference.Engine.Tests;
 
@@ -180,16 +181,7 @@ internal sealed partial class EngineProcess : IDisposable
     {
         var directory = new DirectoryInfo(AppContext.BaseDirectory);
         string configuration = directory.Parent!.Name; // bin/<Configuration>/net10.0/
-        var root = directory;
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Inference.sln")))
-        {
-            root = root.Parent;
-        }
-        if (root is null)
-        {
-            throw new InvalidOperationException($"No Inference.sln above {AppContext.BaseDirectory}.");
-        }
-        string path = Path.Combine(root.FullName, "engine", "Inference.Host", "bin", configuration, directory.Name, "inference.dll");
+        string path = Path.Combine(PyTorchFixtures.RepositoryRoot(), "engine", "Inference.Host", "bin", configuration, directory.Name, "inference.dll");
         return File.Exists(path) ? path : throw new FileNotFoundException($"Build the host first: {path} is missing.", path);
     }
 

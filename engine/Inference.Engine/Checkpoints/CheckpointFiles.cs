@@ -172,6 +172,23 @@ public static partial class CheckpointFiles
         return manifest;
     }
 
+    /// <summary>The trainer's state of a checkpoint (every file verified first); null when training was off.</summary>
+    public static TrainerCheckpoint? ReadTrainer(string path)
+    {
+        var manifest = Verify(path);
+        if (manifest.Trainer is null)
+        {
+            return null;
+        }
+        return ReadTrainerFile(path);
+    }
+
+    private static TrainerCheckpoint ReadTrainerFile(string path)
+    {
+        using var stream = File.OpenRead(Path.Combine(path, TrainerName));
+        return JsonSerializer.Deserialize<TrainerCheckpoint>(stream, Json) ?? throw new InvalidDataException($"{TrainerName} is empty.");
+    }
+
     /// <summary>Reads and verifies a whole checkpoint.</summary>
     public static Checkpoint Read(string path)
     {
@@ -197,8 +214,7 @@ public static partial class CheckpointFiles
         TrainerCheckpoint? trainer = null;
         if (manifest.Trainer is not null)
         {
-            using var stream = File.OpenRead(Path.Combine(path, TrainerName));
-            trainer = JsonSerializer.Deserialize<TrainerCheckpoint>(stream, Json) ?? throw new InvalidDataException($"{TrainerName} is empty.");
+            trainer = ReadTrainerFile(path);
         }
         var table = new FeatureTableSnapshot(manifest.PlanFingerprint, summary.Capacity, summary.Sequence, summary.PinMark, heads, longs, doubles, registers, free);
         var events = new FeatureWatermark(manifest.Events.Offsets, manifest.Events.MaxEventTimeMs, manifest.Events.BatchesApplied);

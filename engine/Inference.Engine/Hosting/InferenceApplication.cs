@@ -34,6 +34,7 @@ public static partial class InferenceApplication
         ["--embedded-kafka"] = "Inference:Kafka:Embedded",
         ["--features"] = "Inference:Features:File",
         ["--checkpoints"] = "Inference:Checkpoints:Directory",
+        ["--model"] = "Inference:Model:File",
     };
 
     /// <summary>
@@ -138,13 +139,13 @@ public static partial class InferenceApplication
         var features = app.Services.GetRequiredService<FeatureStore>();
         var registry = app.Services.GetRequiredService<ModelRegistry>();
         var kafka = app.Services.GetRequiredService<KafkaConnection>();
-        Log.Started(logger, role.ToString(), app.GrpcAddress(), features.AcceleratorDescription, TorchRuntime.Description, kafka.BootstrapServers, registry.Spec.Kind.ToString(), registry.Spec.Inputs);
+        Log.Started(logger, role.ToString(), app.GrpcAddress(), features.AcceleratorDescription, TorchRuntime.Description, kafka.BootstrapServers, registry.Spec.Kind.ToString(), registry.Spec.Inputs, registry.Origin);
     }
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Engine role {Role} serving gRPC at {Address}; features on {Accelerator}; models on {Torch}; Kafka at {BootstrapServers}; {Kind} model over {Inputs} inputs.")]
-        public static partial void Started(ILogger logger, string role, string address, string accelerator, string torch, string bootstrapServers, string kind, int inputs);
+        [LoggerMessage(1, LogLevel.Information, "Engine role {Role} serving gRPC at {Address}; features on {Accelerator}; models on {Torch}; Kafka at {BootstrapServers}; {Kind} model over {Inputs} inputs, starting from {Origin}.")]
+        public static partial void Started(ILogger logger, string role, string address, string accelerator, string torch, string bootstrapServers, string kind, int inputs, string origin);
 
         [LoggerMessage(2, LogLevel.Information, "Parameter server serving gRPC at {Address}.")]
         public static partial void StartedPs(ILogger logger, string address);

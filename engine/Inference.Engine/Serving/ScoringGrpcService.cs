@@ -5,6 +5,8 @@ using Inference.Engine.Features;
 using Inference.Engine.Ingest;
 using Inference.Engine.Training;
 using Inference.Kernels.Features;
+using Inference.Models;
+using Inference.Models.Registry;
 using Inference.Proto.V1;
 using FeatureWatermark = Inference.Proto.V1.FeatureWatermark;
 using Microsoft.Extensions.Options;
@@ -18,7 +20,7 @@ namespace Inference.Engine.Serving;
 /// once with RESOURCE_EXHAUSTED; a call cancelled or past its deadline before launch is dropped.
 /// </summary>
 internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore features, ScoreBatcher batcher, ServingMetrics metrics, IOptions<ServingOptions> serving, IOptions<ModelOptions> model,
-    IOptions<KafkaOptions> kafka)
+    IOptions<KafkaOptions> kafka, ModelRegistry registry)
     : ScoringService.ScoringServiceBase
 {
     private readonly int _requestWidth = model.Value.RequestFeatures;
@@ -59,6 +61,35 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
             }
         }
         return await Enqueue(request, context, started).ConfigureAwait(false);
+    }
+
+    public override Task<GetModelResponse> GetModel(GetModelRequest request, ServerCallContext context)
+    {
+        var (version, parameters) = registry.Current();
+        var spec = registry.Spec;
+        var response = new GetModelResponse
+        {
+            Version = version,
+            Kind = spec.Kind.ToString(),
+            Inputs = spec.Inputs,
+            Hidden = spec.Kind == ModelKind.Mlp ? spec.Hidden : 0,
+        };
+        foreach (var definition in features.Plan.Definitions)
+        {
+            response.InputNames.Add(definition.Name);
+        }
+        for (int r = 0; r < _requestWidth; r++)
+        {
+            response.InputNames.Add($"request_{r}");
+        }
+        foreach (var parameter in parameters.Parameters)
+        {
+            var tensor = new NamedTensor { Name = parameter.Name };
+            tensor.Shape.Add(parameter.Shape);
+            tensor.Values.Add(parameter.Values);
+            response.Tensors.Add(tensor);
+        }
+        return Task.FromResult(response);
     }
 
     public override async Task<GetFeaturesResponse> GetFeatures(GetFeaturesRequest request, ServerCallContext context)

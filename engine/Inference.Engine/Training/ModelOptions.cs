@@ -12,6 +12,13 @@ public sealed class ModelOptions
 
     public ModelKind Kind { get; set; } = ModelKind.Logistic;
 
+    /// <summary>
+    /// A model trained elsewhere to start from: a PyTorch <c>state_dict</c> saved by <c>torch.save</c>,
+    /// or a .safetensors file (<c>inference model import FILE</c> checks one). Its tensors decide the
+    /// kind and hidden units; it must take the engine's inputs. A checkpoint, when one is restored, wins.
+    /// </summary>
+    public string? File { get; set; }
+
     public int Hidden { get; set; } = DefaultHidden;
 
     /// <summary>Features each score request row brings, appended after the entity features.</summary>

@@ -27,6 +27,7 @@ internal sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
         rules.Require(model.Hidden is > 0 and <= 65_536, "Hidden", model.Hidden, "must be between 1 and 65536");
         rules.Require(model.RequestFeatures is >= 0 and <= 4_096, "RequestFeatures", model.RequestFeatures, "must be between 0 and 4096");
         rules.Require(model.IntraOpThreads is > 0 and <= 1_024, "IntraOpThreads", model.IntraOpThreads, "must be between 1 and 1024");
+        rules.Require(string.IsNullOrEmpty(model.File) || System.IO.File.Exists(model.File), "File", model.File, "must name an existing model file (a state_dict saved by torch.save, or .safetensors)");
         return rules.Result;
     }
 }

@@ -94,6 +94,12 @@ internal sealed class TrainingService : BackgroundService
         else
         {
             learner.Import(_registry.CurrentParameters());
+            if (_registry.Imported)
+            {
+                // A model trained elsewhere: its standardisation counts as a full horizon of rows already
+                // seen, so learning refines it gradually instead of replacing it with the first mini-batch's.
+                learner.AdoptStandardisation(OnlineLearner.StatisticsHorizonRows);
+            }
         }
         TryJoinParameterServer(learner);
 

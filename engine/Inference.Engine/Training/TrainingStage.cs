@@ -2,8 +2,10 @@ using Inference.Engine.Features;
 using Inference.Engine.Pipeline;
 using Inference.Models.Registry;
 using Inference.Models;
+using Inference.Models.Exchange;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Training;
@@ -20,18 +22,76 @@ internal static class TrainingStage
         {
             return;
         }
+        var section = configuration.GetSection(ModelOptions.Section);
+        bool kindSet = section.GetSection(nameof(ModelOptions.Kind)).Exists();
+        bool hiddenSet = section.GetSection(nameof(ModelOptions.Hidden)).Exists();
         services.AddSingleton(sp =>
         {
             var model = sp.GetRequiredService<IOptions<ModelOptions>>().Value;
             TorchRuntime.EnsureLoaded(model.IntraOpThreads);
-            int inputs = sp.GetRequiredService<FeatureStore>().FeatureWidth + model.RequestFeatures;
-            var registry = new ModelRegistry(new ModelSpec(model.Kind, inputs, model.Hidden, model.Seed));
+            int width = sp.GetRequiredService<FeatureStore>().FeatureWidth;
+            int inputs = width + model.RequestFeatures;
+            var registry = string.IsNullOrEmpty(model.File)
+                ? new ModelRegistry(new ModelSpec(model.Kind, inputs, model.Hidden, model.Seed))
+                : Imported(model, width, kindSet, hiddenSet);
             sp.GetRequiredService<TrainingMetrics>().ObserveModelVersion(() => registry.Version);
             return registry;
         });
+        // The model (and libtorch) load as the host starts, not on the first Score: a model file that
+        // does not fit the engine stops the start there, naming the key.
+        services.AddHostedService<ModelStartup>();
         if (configuration.GetSection(TrainingOptions.Section).GetValue(nameof(TrainingOptions.Enabled), true))
         {
             services.AddHostedService<TrainingService>();
         }
     }
+
+    /// <summary>The registry starting from <c>Inference:Model:File</c>; anything that does not fit the engine stops the start naming the key.</summary>
+    private static ModelRegistry Imported(ModelOptions model, int featureWidth, bool kindSet, bool hiddenSet)
+    {
+        string file = model.File!;
+        ModelFileContents contents;
+        try
+        {
+            contents = ModelFile.Read(file);
+        }
+        catch (Exception error) when (error is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            throw Invalid($"{ModelOptions.Section}:File: {error.Message}");
+        }
+        var spec = contents.Spec;
+        int inputs = featureWidth + model.RequestFeatures;
+        if (spec.Inputs != inputs)
+        {
+            throw Invalid($"{ModelOptions.Section}:File {file} holds a model of {spec.Inputs} inputs; this engine's model takes {inputs} "
+                + $"({featureWidth} declared features under {FeatureOptions.Section} and {model.RequestFeatures} request features, {ModelOptions.Section}:RequestFeatures).");
+        }
+        if (kindSet && model.Kind != spec.Kind)
+        {
+            throw Invalid($"{ModelOptions.Section}:Kind is {model.Kind} but {ModelOptions.Section}:File holds a {spec.Kind} model (leave Kind unset to take the file's).");
+        }
+        if (hiddenSet && spec.Kind == ModelKind.Mlp && model.Hidden != spec.Hidden)
+        {
+            throw Invalid($"{ModelOptions.Section}:Hidden is {model.Hidden} but {ModelOptions.Section}:File holds an MLP of {spec.Hidden} hidden units (leave Hidden unset to take the file's).");
+        }
+        // A logistic model has no hidden layer: keep the configured value so its shape's fingerprint
+        // (checkpoints) is the same as without the file.
+        spec = spec.Kind == ModelKind.Logistic ? spec with { Hidden = model.Hidden, Seed = model.Seed } : spec with { Seed = model.Seed };
+        return new ModelRegistry(spec, contents.Parameters, $"{file} ({contents.Format} {contents.Layout}, {(contents.HasStandardisation ? "with" : "without")} input standardisation)");
+    }
+
+    private static OptionsValidationException Invalid(string message) =>
+        new(ModelOptions.Section, typeof(ModelOptions), [message]);
+}
+
+/// <summary>Resolves the model registry when the host starts (its services are built then).</summary>
+internal sealed class ModelStartup(ModelRegistry registry) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        GC.KeepAlive(registry);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -11,15 +11,31 @@ public sealed class ModelRegistry : IDisposable
     private readonly Lock _publishGate = new();
     private ModelSnapshot _current;
 
-    /// <summary>Starts at version 1 with the spec's seeded initial weights.</summary>
-    public ModelRegistry(ModelSpec spec)
+    /// <summary>
+    /// Starts at version 1 with <paramref name="initial"/> (e.g. a model imported from PyTorch), or the
+    /// spec's seeded initial weights when none is given.
+    /// </summary>
+    public ModelRegistry(ModelSpec spec, ParameterSet? initial = null, string? origin = null)
     {
         Spec = spec;
-        using var initial = new ScoringModule(spec);
-        _current = new ModelSnapshot(spec, initial.Export(), version: 1);
+        using var module = new ScoringModule(spec);
+        if (initial is not null)
+        {
+            // Checked against the module: every parameter present with its shape.
+            module.Import(initial);
+        }
+        _current = new ModelSnapshot(spec, module.Export(), version: 1);
+        Imported = initial is not null;
+        Origin = origin ?? (initial is null ? $"seeded weights (seed {spec.Seed})" : "given weights");
     }
 
     public ModelSpec Spec { get; }
+
+    /// <summary>True when version 1 is a model brought from elsewhere rather than seeded weights.</summary>
+    public bool Imported { get; }
+
+    /// <summary>Where version 1 came from, for logs.</summary>
+    public string Origin { get; }
 
     public long Version => Volatile.Read(ref _current).Version;
 
@@ -36,6 +52,13 @@ public sealed class ModelRegistry : IDisposable
                 return new ModelLease(snapshot);
             }
         }
+    }
+
+    /// <summary>The current version and its parameters, read together.</summary>
+    public (long Version, ParameterSet Parameters) Current()
+    {
+        var snapshot = Volatile.Read(ref _current);
+        return (snapshot.Version, snapshot.Parameters);
     }
 
     /// <summary>The current parameters (a copy).</summary>

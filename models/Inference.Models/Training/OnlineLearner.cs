@@ -129,6 +129,32 @@ public sealed class OnlineLearner : IDisposable
 
     public void Import(ParameterSet parameters) => _module.Import(parameters);
 
+    /// <summary>
+    /// Takes the model's current standardisation as the running statistics of <paramref name="rows"/>
+    /// rows already seen (mean <c>input_mean</c>, variance <c>1 / input_scale²</c>), so that learning
+    /// moves an imported model's standardisation gradually instead of replacing it with its first
+    /// mini-batch's (which would change what the imported weights compute in one step).
+    /// </summary>
+    public void AdoptStandardisation(double rows)
+    {
+        if (!(rows > 0) || double.IsInfinity(rows))
+        {
+            throw new ArgumentOutOfRangeException(nameof(rows), rows, "The rows must be positive and finite.");
+        }
+        var parameters = _module.Export();
+        var mean = parameters.Find(ScoringModule.InputMeanName)!.Values;
+        var scale = parameters.Find(ScoringModule.InputScaleName)!.Values;
+        _rows = Math.Min(rows, StatisticsHorizonRows);
+        for (int c = 0; c < Spec.Inputs; c++)
+        {
+            double m = mean[c];
+            double s = Math.Abs((double)scale[c]);
+            double variance = s > 0 && double.IsFinite(1 / (s * s)) ? 1 / (s * s) : 0;
+            _sum[c] = m * _rows;
+            _sumOfSquares[c] = (variance + m * m) * _rows;
+        }
+    }
+
     public void Dispose()
     {
         _optimizer.Dispose();

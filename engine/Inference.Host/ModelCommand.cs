@@ -1,0 +1,140 @@
+using System.Globalization;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Inference.Engine.Checkpoints;
+using Inference.Models;
+using Inference.Models.Exchange;
+using Inference.Models.Parameters;
+using Inference.Proto.V1;
+
+namespace Inference.Host;
+
+/// <summary>
+/// <c>inference model import FILE</c> and <c>inference model export FILE</c>: model exchange with PyTorch
+/// (a <c>state_dict</c> saved by <c>torch.save</c>, or safetensors, by the file's extension).
+/// </summary>
+internal static class ModelCommand
+{
+    /// <summary>Reads and checks a model file; prints the model it holds and how to start the engine from it.</summary>
+    public static int Import(string file)
+    {
+        ModelFileContents contents;
+        try
+        {
+            contents = ModelFile.Read(file);
+        }
+        catch (Exception error) when (error is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"inference: {error.Message}");
+            return 1;
+        }
+        var spec = contents.Spec;
+        var c = CultureInfo.InvariantCulture;
+        Console.WriteLine(string.Create(c, $"{file}: {(spec.Kind == ModelKind.Mlp ? "an" : "a")} {spec.Kind} model the engine can load ({contents.Format}, {contents.Layout})"));
+        Console.WriteLine(string.Create(c, $"  inputs          {spec.Inputs} (the declared features in order, then the request features)"));
+        if (spec.Kind == ModelKind.Mlp)
+        {
+            Console.WriteLine(string.Create(c, $"  hidden units    {spec.Hidden}"));
+        }
+        Console.WriteLine(string.Create(c, $"  weights         {contents.TrainableCount:N0} values in {contents.Parameters.Parameters.Count - 2} tensors, all finite"));
+        Console.WriteLine(contents.HasStandardisation
+            ? "  standardisation input_mean and input_scale from the file"
+            : "  standardisation none in the file: the identity (input_mean 0, input_scale 1)");
+        foreach (var parameter in contents.Parameters.Parameters)
+        {
+            Console.WriteLine(string.Create(c, $"  tensor          {parameter.Name,-22} [{string.Join(", ", parameter.Shape)}]"));
+        }
+        Console.WriteLine($"Start the engine from it: inference serve --model {file}   (Inference:Model:File)");
+        return 0;
+    }
+
+    /// <summary>Writes the serving model of a running engine, or the newest valid checkpoint's, for PyTorch.</summary>
+    public static async Task<int> ExportAsync(string file, string? from, string? checkpoints)
+    {
+        if ((from is null) == (checkpoints is null))
+        {
+            Console.Error.WriteLine("inference: model export needs exactly one of --from ADDRESS (a running engine) and --checkpoints DIR.");
+            return 2;
+        }
+        ParameterSet parameters;
+        string source;
+        try
+        {
+            (parameters, source) = from is not null ? await FromEngineAsync(from) : FromCheckpoints(checkpoints!);
+        }
+        catch (ExportException error)
+        {
+            Console.Error.WriteLine($"inference: {error.Message}");
+            return 1;
+        }
+        try
+        {
+            ModelFile.Write(file, parameters);
+            // Read back as an import would: what was written is a model the engine (and PyTorch) can load.
+            var written = ModelFile.Read(file);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{file}: {written.Spec.Kind} model over {written.Spec.Inputs} inputs from {source} ({written.Format}; in Python: inference_model.load(\"{file}\"))"));
+            return 0;
+        }
+        catch (Exception error) when (error is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"inference: cannot write {file}: {error.Message}");
+            return 1;
+        }
+    }
+
+    private static async Task<(ParameterSet, string)> FromEngineAsync(string address)
+    {
+        if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+        {
+            throw new ExportException($"--from must be the engine's gRPC address, e.g. http://127.0.0.1:50051 (got '{address}').");
+        }
+        using var channel = GrpcChannel.ForAddress(uri);
+        var client = new ScoringService.ScoringServiceClient(channel);
+        GetModelResponse response;
+        try
+        {
+            response = await client.GetModelAsync(new GetModelRequest(), deadline: DateTime.UtcNow.AddSeconds(30));
+        }
+        catch (RpcException error)
+        {
+            throw new ExportException($"the engine at {address} did not answer GetModel: {error.Status.StatusCode} {error.Status.Detail}");
+        }
+        var parameters = new ParameterSet(response.Tensors.Select(t => new NamedParameter(t.Name, [.. t.Shape], [.. t.Values])).ToList());
+        return (parameters, string.Create(CultureInfo.InvariantCulture, $"the engine at {address}, model version {response.Version}"));
+    }
+
+    private static (ParameterSet, string) FromCheckpoints(string directory)
+    {
+        if (!Directory.Exists(directory))
+        {
+            throw new ExportException($"{directory} is not a directory.");
+        }
+        var candidates = File.Exists(Path.Combine(directory, CheckpointFiles.ManifestName))
+            ? [directory]
+            : CheckpointFiles.List(directory).Select(e => e.Path).Reverse().ToList();
+        var reasons = new List<string>();
+        foreach (string path in candidates)
+        {
+            try
+            {
+                var trainer = CheckpointFiles.ReadTrainer(path);
+                if (trainer is null)
+                {
+                    reasons.Add($"{Path.GetFileName(path)}: no model (training was off)");
+                    continue;
+                }
+                return (trainer.Learner.Parameters, $"checkpoint {path}");
+            }
+            catch (Exception error) when (error is IOException or InvalidDataException or System.Text.Json.JsonException or UnauthorizedAccessException)
+            {
+                reasons.Add($"{Path.GetFileName(path)}: {error.Message}");
+            }
+        }
+        throw new ExportException(candidates.Count == 0
+            ? $"{directory} holds no checkpoints."
+            : $"no checkpoint in {directory} holds a model that can be read: {string.Join("; ", reasons)}");
+    }
+
+    private sealed class ExportException(string message) : Exception(message);
+}

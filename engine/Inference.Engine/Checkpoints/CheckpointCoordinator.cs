@@ -18,6 +18,16 @@ internal interface ICheckpointedSource
     void CommitCheckpointed(IReadOnlyList<PartitionOffset> offsets);
 }
 
+/// <summary>An output produced from applied state (stream scoring): a checkpoint waits until what it covers is committed there.</summary>
+internal interface ICheckpointedOutput
+{
+    /// <summary>Units handed to the output so far (on the executor, in apply order).</summary>
+    long Enqueued { get; }
+
+    /// <summary>Of those, the ones durably committed.</summary>
+    long Committed { get; }
+}
+
 /// <summary>
 /// Where the stages meet the checkpoints: the checkpoint restored at start (read by the trainer and the
 /// consumers), the consumers that commit once a checkpoint is durable, the trainer's answer to "your
@@ -43,6 +53,9 @@ public sealed class CheckpointCoordinator
     }
 
     public CheckpointOptions Options { get; }
+
+    /// <summary>Stream scoring, when on: checkpoints wait for its commits.</summary>
+    internal ICheckpointedOutput? Output { get; set; }
 
     public bool Enabled => Options.Enabled;
 

@@ -124,12 +124,21 @@ internal sealed class CheckpointWriter(
             double pause = Stopwatch.GetElapsedTime(started).TotalSeconds;
             metrics.Paused(pause);
             long eventLetters = events?.DeadLettersProduced ?? 0;
+            long outputs = coordinator.Output?.Enqueued ?? 0;
             // A checkpoint holds an offset past a malformed event only once that event is safely set aside.
             if (!await DeadLettersWritten(events, eventLetters, deadLetterWaitMs, cancellation)
                 || !await DeadLettersWritten(labels, labelLetters, deadLetterWaitMs, cancellation))
             {
                 metrics.Failure();
                 CheckpointLog.NotTaken(logger, "dead letters are still unwritten");
+                return null;
+            }
+            // Nor past an event whose score (stream scoring) is not yet committed: after a restart from it,
+            // the events it covers are not scored again.
+            if (!await OutputsCommitted(outputs, deadLetterWaitMs, cancellation))
+            {
+                metrics.Failure();
+                CheckpointLog.NotTaken(logger, "stream-scoring outputs are still uncommitted");
                 return null;
             }
             var checkpoint = new Checkpoint(table, watermark, trainer, Checkpoint.Fingerprint(registry.Spec));
@@ -195,6 +204,21 @@ internal sealed class CheckpointWriter(
 
     private static (long, long, long) Progress(FeatureWatermark events, TrainerCheckpoint? trainer) =>
         (events.BatchesApplied, trainer?.LabelsLearned + trainer?.LabelsSkipped ?? 0, trainer?.LabelOffsets.Sum(o => o.Offset + 1) ?? 0);
+
+    private async Task<bool> OutputsCommitted(long enqueued, int giveUpAfterMs, CancellationToken cancellation)
+    {
+        var output = coordinator.Output;
+        var waited = Stopwatch.StartNew();
+        while (output is not null && output.Committed < enqueued)
+        {
+            if (giveUpAfterMs >= 0 && waited.ElapsedMilliseconds > giveUpAfterMs)
+            {
+                return false;
+            }
+            await Task.Delay(5, cancellation);
+        }
+        return true;
+    }
 
     private async Task<bool> DeadLettersWritten(ICheckpointedSource? source, long produced, int giveUpAfterMs, CancellationToken cancellation)
     {

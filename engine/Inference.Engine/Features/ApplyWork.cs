@@ -69,6 +69,14 @@ public abstract class ApplyWork
 
     /// <summary>Applies the batch to the table (on the executor thread).</summary>
     protected internal abstract ApplyResult Apply(FeatureTable table);
+
+    /// <summary>
+    /// Runs on the executor right after the apply, before any other work, with the state the batch
+    /// was applied to; <paramref name="watermark"/> gives that state's exact watermark.
+    /// </summary>
+    protected internal virtual void AfterApply(FeatureTable table, Func<FeatureWatermark> watermark)
+    {
+    }
 }
 
 /// <summary>A read-your-writes caller waiting for the watermark to cover its minimum.</summary>

@@ -33,6 +33,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     private readonly ServingMetrics _servingMetrics;
     private readonly ILogger _logger;
     private readonly ConcurrentQueue<GatherRequest> _gathers = new();
+    private readonly Func<FeatureWatermark> _publish;
     private readonly ConcurrentQueue<ApplyWork> _applies = new();
     private readonly ConcurrentQueue<ReadWork> _reads = new();
     private readonly ConcurrentQueue<WatermarkWaiter> _waiters = new();
@@ -78,6 +79,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         _nextTtlScan = Deadline.After(options.EvictionScanIntervalMs);
         _metrics.ObserveEntities(() => Volatile.Read(ref _entities));
         _servingMetrics.ObserveQueue(() => Volatile.Read(ref _queued));
+        _publish = Publish;
         _thread = new Thread(Run) { IsBackground = true, Name = "inference-device" };
         ExecutorLog.Declared(logger, plan.Count, string.Join(", ", plan.Definitions.Select(d => $"{d.Name} ({d.Aggregation})")), plan.BytesPerEntity, device.Description);
     }
@@ -398,6 +400,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
             var result = work.Apply(_table);
             _applied.Advance(work.Offsets, result.NewestTimeMs);
             _watermarkDirty = true;
+            work.AfterApply(_table, _publish);
             Record(result);
             _metrics.BatchApplied(result.Applied, Stopwatch.GetElapsedTime(started).TotalSeconds);
             work.Complete(result.Applied);

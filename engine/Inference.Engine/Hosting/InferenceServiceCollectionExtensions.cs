@@ -1,6 +1,7 @@
 using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
+using Inference.Engine.Outputs;
 using Inference.Engine.Serving;
 using Inference.Engine.Sync;
 using Inference.Engine.Training;
@@ -49,6 +50,8 @@ public static class InferenceServiceCollectionExtensions
         ServingStage.Add(services, configuration, pipeline);
         TrainingStage.Add(services, configuration, pipeline);
         SyncStage.Add(services, configuration, holdsShard: role is EngineRole.All or EngineRole.Ps, isWorker: role == EngineRole.Worker, trains: pipeline);
+        // Before ingest: stream scoring stops after it, so what was applied is still committed.
+        OutputsStage.Add(services, configuration, pipeline);
         IngestStage.Add(services, configuration, pipeline);
         CheckpointStage.AddWriter(services, pipeline);
         services.AddSingleton<InferenceMetrics>();
@@ -82,6 +85,8 @@ public static class InferenceServiceCollectionExtensions
         Check<ServingOptions>();
         Check<SyncOptions>();
         Check<CheckpointOptions>();
+        Check<ScoreOutputOptions>();
+        Check<AlertOptions>();
         if (failures.Count > 0)
         {
             throw new OptionsValidationException(InferenceOptions.Section, typeof(InferenceOptions), failures);

@@ -33,6 +33,7 @@ internal static class Probes
             }
             return Answer(context, problem);
         }).RequireHost(host);
+        Dashboard.Map(app, host);
     }
 
     private static string? Alive(IServiceProvider services) =>

@@ -14,7 +14,7 @@ namespace Inference.Engine.Ingest;
 /// applied. Malformed events are counted, set aside on the dead-letter topic and skipped.
 /// </summary>
 internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor executor, IngestMetrics metrics, CheckpointCoordinator checkpoints, IOptions<FeatureOptions> options,
-    IOptions<Serving.ServingOptions> serving, ILogger<EventIngestor> logger)
+    IOptions<Serving.ServingOptions> serving, ILogger<EventIngestor> logger, Outputs.StreamScorer? scoring = null)
     : BackgroundService
 {
     private const int IdleWaitMs = 100;
@@ -41,8 +41,15 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
             CommitsFollowCheckpoints = checkpoints.Enabled,
             CaughtUp = checkpoints.Enabled ? () => checkpoints.CaughtUp(kafka.Options.EventsTopic, logger) : null,
             CaughtUpWithin = serving.Value.ReadyLagEvents,
+            TracksPositions = scoring is not null,
         };
-        using var sink = new EventSink(executor, features.MaxBatchEvents, features.MaxFutureMs);
+        if (scoring is not null)
+        {
+            // Nothing is scored before the committed progress is known (what a restart must not score again).
+            scoring.Ready.Wait(stopping);
+        }
+        using var sink = new EventSink(executor, features.MaxBatchEvents, features.MaxFutureMs, scoring?.Selector, scoring);
+        sink.WaitForRoom = scoring is null ? null : () => scoring.WaitForRoom(stopping);
         IngestLog.Started(logger, settings.Topic, settings.DefaultFormat, kafka.BootstrapServers, settings.GroupId, features.MaxBatchEvents, features.MaxBatchDelayMs);
         try
         {

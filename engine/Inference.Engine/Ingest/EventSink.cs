@@ -18,16 +18,26 @@ internal sealed class EventSink : IBatchSink, IDisposable
     private int _current;
     private int _sinceClock;
 
-    /// <summary>Two micro-batches of <paramref name="capacity"/> events; events dated more than <paramref name="maxFutureMs"/> ahead of the wall clock are refused (0: any time).</summary>
-    public EventSink(DeviceExecutor executor, int capacity, long maxFutureMs)
+    private readonly ScoreSelector? _selector;
+    private int _partition;
+    private long _offset;
+    private long _timestampMs;
+
+    /// <summary>
+    /// Two micro-batches of <paramref name="capacity"/> events; events dated more than
+    /// <paramref name="maxFutureMs"/> ahead of the wall clock are refused (0: any time). With a
+    /// <paramref name="selector"/>, the events it selects are handed to <paramref name="scoring"/> once applied.
+    /// </summary>
+    public EventSink(DeviceExecutor executor, int capacity, long maxFutureMs, ScoreSelector? selector = null, IScoredBatchSink? scoring = null)
     {
+        _selector = scoring is null ? null : selector;
         _executor = executor;
         _maxFutureMs = maxFutureMs;
         var plan = executor.Plan;
         _batches =
         [
-            new MicroBatch(plan.NumericFields, capacity, plan.KeyFields, executor),
-            new MicroBatch(plan.NumericFields, capacity, plan.KeyFields, executor),
+            new MicroBatch(plan.NumericFields, capacity, plan.KeyFields, executor) { Scoring = scoring },
+            new MicroBatch(plan.NumericFields, capacity, plan.KeyFields, executor) { Scoring = scoring },
         ];
         _json = new JsonEventDecoder(plan.NumericFields, plan.KeyFields);
         _protobuf = new ProtobufEventDecoder(plan.NumericFields, plan.KeyFields);
@@ -63,18 +73,37 @@ internal sealed class EventSink : IBatchSink, IDisposable
             RefreshClock();
         }
         var span = new ReadOnlySpan<byte>(payload, length);
-        return format switch
+        var batch = Current;
+        int first = batch.Count;
+        int firstIndex = resume;
+        var error = format switch
         {
-            EventFormat.Json => _json.TryDecode(span, Current),
-            EventFormat.Protobuf => _protobuf.TryDecode(span, Current),
-            EventFormat.ProtobufBatch => _protobuf.DecodeBatch(span, Current, ref resume),
-            EventFormat.Arrow => _arrow.Decode(payload, length, Current, ref resume),
+            EventFormat.Json => _json.TryDecode(span, batch),
+            EventFormat.Protobuf => _protobuf.TryDecode(span, batch),
+            EventFormat.ProtobufBatch => _protobuf.DecodeBatch(span, batch, ref resume),
+            EventFormat.Arrow => _arrow.Decode(payload, length, batch, ref resume),
             _ => DecodeError.UnknownContentType,
         };
+        if (_selector is not null && error == DecodeError.None && batch.Count > first)
+        {
+            _selector.Capture(format, span, batch, first, firstIndex, _partition, _offset, _timestampMs);
+        }
+        return error;
     }
+
+    public void At(int partition, long offset, long timestampMs)
+    {
+        _partition = partition;
+        _offset = offset;
+        _timestampMs = timestampMs;
+    }
+
+    /// <summary>Called before each batch is handed on: waits while stream scoring is behind (backpressure).</summary>
+    public Action? WaitForRoom { get; set; }
 
     public void Submit(ReadOnlySpan<PartitionOffset> offsets)
     {
+        WaitForRoom?.Invoke();
         RefreshClock();
         var batch = Current;
         batch.SetOffsets(offsets);

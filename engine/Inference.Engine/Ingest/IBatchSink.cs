@@ -26,6 +26,11 @@ internal interface IBatchSink
     /// </summary>
     unsafe DecodeError Accept(EventFormat format, byte* payload, int length, ref int resume);
 
+    /// <summary>Where the next message to <see cref="Accept"/> comes from (stream scoring records it).</summary>
+    void At(int partition, long offset, long timestampMs)
+    {
+    }
+
     /// <summary>Hands the open batch on, with the offsets it covers; returns once the batch before it is done.</summary>
     void Submit(ReadOnlySpan<PartitionOffset> offsets);
 

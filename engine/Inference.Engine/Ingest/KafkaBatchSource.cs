@@ -14,6 +14,9 @@ internal sealed class BatchSourceSettings
 {
     public required string Topic { get; init; }
 
+    /// <summary>Tell the sink each message's partition, offset and timestamp before it decodes it (stream scoring).</summary>
+    public bool TracksPositions { get; init; }
+
     public required string GroupId { get; init; }
 
     /// <summary>Where malformed messages are set aside; empty: counted and dropped.</summary>
@@ -264,6 +267,10 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
             var payload = (byte*)message->Payload;
             int length = checked((int)message->Length);
             Open();
+            if (_settings.TracksPositions)
+            {
+                _sink.At(partition, offset, RdKafkaNative.rd_kafka_message_timestamp(pointer, out _));
+            }
             int resume = 0;
             DecodeError error;
             while (true)

@@ -97,7 +97,25 @@ public sealed class MicroBatch : ApplyWork, IDisposable
         Count = count;
     }
 
-    public void Clear() => Count = 0;
+    public void Clear()
+    {
+        Count = 0;
+        Selected.Clear();
+    }
+
+    /// <summary>The events of this batch chosen for stream scoring.</summary>
+    public ScoreSelections Selected { get; } = new();
+
+    /// <summary>Where the selected events go once applied (stream scoring on); null when off.</summary>
+    public IScoredBatchSink? Scoring { get; set; }
+
+    protected internal override void AfterApply(FeatureTable table, Func<FeatureWatermark> watermark)
+    {
+        if (Selected.Count > 0)
+        {
+            Scoring?.Applied(this, table, watermark);
+        }
+    }
 
     /// <summary>The batch as an Arrow record batch over the same page-locked buffers (valid until <see cref="Clear"/>).</summary>
     public RecordBatch ToRecordBatch()

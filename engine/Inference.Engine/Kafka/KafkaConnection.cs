@@ -48,6 +48,27 @@ public sealed partial class KafkaConnection : IDisposable
 
     public bool IsEmbedded => _embedded is not null;
 
+    /// <summary>
+    /// Creates a topic on the embedded broker if it has none of that name (outputs' topics); a real
+    /// cluster's topics are created by its operators (or auto-created).
+    /// </summary>
+    public void EnsureEmbeddedTopic(string topic, int partitions = 0)
+    {
+        if (_embedded is null || string.IsNullOrWhiteSpace(topic))
+        {
+            return;
+        }
+        lock (_created)
+        {
+            if (_created.Add(topic))
+            {
+                _embedded.CreateTopic(topic, partitions > 0 ? partitions : Options.EmbeddedPartitions);
+            }
+        }
+    }
+
+    private readonly HashSet<string> _created = [];
+
     /// <summary>The embedded broker, when this connection started one (tests inject faults through it).</summary>
     public EmbeddedKafka? Embedded => _embedded;
 

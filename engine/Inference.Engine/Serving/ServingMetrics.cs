@@ -40,7 +40,11 @@ public sealed class ServingMetrics
     {
         _rows.Add(rows);
         _seconds.Record(seconds);
+        Recent.Add(seconds);
     }
+
+    /// <summary>The latest Score durations (the dashboard's percentiles).</summary>
+    internal LatencyWindow Recent { get; } = new();
 
     internal void Batch(int rows)
     {

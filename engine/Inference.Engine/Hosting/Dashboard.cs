@@ -1,0 +1,147 @@
+using System.Collections.Concurrent;
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using Inference.Engine.Outputs;
+using Inference.Models.Registry;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Inference.Engine.Hosting;
+
+/// <summary>
+/// The HTTP port's live views: <c>GET /alerts/stream</c> (Server-Sent Events of committed alerts;
+/// <c>Last-Event-ID</c> resumes from a bounded buffer), and the dashboard at <c>/</c>, one static page
+/// (uPlot vendored, no build step) fed by <c>GET /dashboard/stream</c>: every second events/s, lag,
+/// Score p50/p99, dynamic batch size, model version, online loss, scores/s, and the alerts as they come.
+/// </summary>
+internal static class Dashboard
+{
+    private const string ResourcePrefix = "dashboard/";
+    private static readonly ConcurrentDictionary<string, byte[]?> Files = new();
+
+    public static void Map(WebApplication app, string host)
+    {
+        app.MapGet("/alerts/stream", (HttpContext context, AlertHub hub) =>
+            TypedResults.ServerSentEvents(Alerts(hub, LastEventId(context), context.RequestAborted))).RequireHost(host);
+        app.MapGet("/dashboard/stream", (HttpContext context) =>
+            TypedResults.ServerSentEvents(Live(context.RequestServices, context.RequestAborted))).RequireHost(host);
+        app.MapGet("/", () => File("index.html")).RequireHost(host);
+        app.MapGet("/dashboard.js", () => File("dashboard.js")).RequireHost(host);
+        app.MapGet("/vendor/{name}", (string name) => File("vendor/" + name)).RequireHost(host);
+    }
+
+    /// <summary>Where a client resumes: its Last-Event-ID header (or ?lastEventId=), else only alerts from now on.</summary>
+    private static long? LastEventId(HttpContext context)
+    {
+        string? text = context.Request.Headers["Last-Event-ID"].FirstOrDefault() ?? context.Request.Query["lastEventId"].FirstOrDefault();
+        return long.TryParse(text, out long id) && id >= 0 ? id : null;
+    }
+
+    private static async IAsyncEnumerable<SseItem<string>> Alerts(AlertHub hub, long? lastEventId, [EnumeratorCancellation] CancellationToken cancellation)
+    {
+        long last = lastEventId ?? hub.Latest;
+        while (!cancellation.IsCancellationRequested)
+        {
+            var (entries, changed) = hub.After(last);
+            foreach (var entry in entries)
+            {
+                last = entry.Sequence;
+                yield return new SseItem<string>(entry.Json, "alert") { EventId = entry.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+            }
+            try
+            {
+                await changed.WaitAsync(cancellation);
+            }
+            catch (OperationCanceledException)
+            {
+                yield break;
+            }
+        }
+    }
+
+    private static async IAsyncEnumerable<SseItem<string>> Live(IServiceProvider services, [EnumeratorCancellation] CancellationToken cancellation)
+    {
+        var metrics = services.GetRequiredService<InferenceMetrics>();
+        var outputs = services.GetRequiredService<OutputMetrics>();
+        var hub = services.GetRequiredService<AlertHub>();
+        var registry = services.GetService<ModelRegistry>();
+        var stopping = services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellation, stopping);
+        long lastAlert = Math.Max(0, hub.Latest - 50);
+        var before = Counters(metrics, outputs);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        double previous = 0;
+        while (!linked.IsCancellationRequested)
+        {
+            var (entries, _) = hub.After(lastAlert);
+            foreach (var entry in entries)
+            {
+                lastAlert = entry.Sequence;
+                yield return new SseItem<string>(entry.Json, "alert");
+            }
+            var now = Counters(metrics, outputs);
+            double elapsed = Math.Max(1e-3, clock.Elapsed.TotalSeconds - previous);
+            previous = clock.Elapsed.TotalSeconds;
+            var latency = metrics.Serving.Recent.Percentiles(TimeSpan.FromSeconds(1));
+            long batches = now.Batches - before.Batches;
+            double loss = metrics.OnlineLogLoss;
+            var sample = new
+            {
+                t = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1e3,
+                eventsPerSecond = Math.Round((now.Events - before.Events) / elapsed, 1),
+                lag = metrics.ConsumerLag,
+                scoreP50Ms = latency?.P50,
+                scoreP99Ms = latency?.P99,
+                batchRows = batches > 0 ? Math.Round((double)(now.Rows - before.Rows) / batches, 2) : (double?)null,
+                modelVersion = registry?.Version ?? 0,
+                onlineLogLoss = double.IsFinite(loss) ? loss : (double?)null,
+                scoresPerSecond = Math.Round((now.Scored - before.Scored) / elapsed, 1),
+                alertsTotal = outputs.Alerts,
+            };
+            before = now;
+            yield return new SseItem<string>(JsonSerializer.Serialize(sample), "metrics");
+            try
+            {
+                await Task.Delay(1_000, linked.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                yield break;
+            }
+        }
+    }
+
+    private static (long Events, long Rows, long Batches, long Scored) Counters(InferenceMetrics metrics, OutputMetrics outputs) =>
+        (metrics.EventsApplied, metrics.RowsScored, metrics.Serving.Batches, outputs.Scored);
+
+    private static IResult File(string name)
+    {
+        var bytes = Files.GetOrAdd(name, static n =>
+        {
+            using var stream = typeof(Dashboard).Assembly.GetManifestResourceStream(ResourcePrefix + n);
+            if (stream is null)
+            {
+                return null;
+            }
+            using var copy = new MemoryStream();
+            stream.CopyTo(copy);
+            return copy.ToArray();
+        });
+        if (bytes is null)
+        {
+            return TypedResults.NotFound();
+        }
+        string type = Path.GetExtension(name) switch
+        {
+            ".html" => "text/html; charset=utf-8",
+            ".js" => "text/javascript; charset=utf-8",
+            ".css" => "text/css; charset=utf-8",
+            _ => "application/octet-stream",
+        };
+        return TypedResults.Bytes(bytes, type);
+    }
+}

@@ -1,0 +1,34 @@
+using Inference.Engine.Features;
+
+namespace Inference.Engine.Outputs;
+
+/// <summary>
+/// The selected events of one applied micro-batch with their entities' features read from the state
+/// the batch produced, handed from the device executor to the stream scorer.
+/// </summary>
+internal sealed class ScoredBatch(int rows, int width, bool raw)
+{
+    public int Rows { get; } = rows;
+
+    public string[] Entities { get; } = new string[rows];
+
+    public int[] Partitions { get; } = new int[rows];
+
+    public long[] Offsets { get; } = new long[rows];
+
+    public int[] Indexes { get; } = new int[rows];
+
+    public long[] TimestampsMs { get; } = new long[rows];
+
+    public long[] EventTimesMs { get; } = new long[rows];
+
+    /// <summary>Model inputs (transformed features), rows × width.</summary>
+    public float[] Features { get; } = new float[rows * width];
+
+    /// <summary>Untransformed feature values when an alert rule reads one, else empty.</summary>
+    public float[] Raw { get; } = raw ? new float[rows * width] : [];
+
+    public required FeatureWatermark Watermark { get; init; }
+
+    public required string Topic { get; init; }
+}

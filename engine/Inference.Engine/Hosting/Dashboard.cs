@@ -26,12 +26,89 @@ internal static class Dashboard
     public static void Map(WebApplication app, string host)
     {
         app.MapGet("/alerts/stream", (HttpContext context, AlertHub hub) =>
-            TypedResults.ServerSentEvents(Alerts(hub, LastEventId(context), context.RequestAborted))).RequireHost(host);
+            StreamAsync(context, Alerts(hub, LastEventId(context), context.RequestAborted))).RequireHost(host);
         app.MapGet("/dashboard/stream", (HttpContext context) =>
-            TypedResults.ServerSentEvents(Live(context.RequestServices, context.RequestAborted))).RequireHost(host);
+            StreamAsync(context, Live(context.RequestServices, context.RequestAborted))).RequireHost(host);
         app.MapGet("/", () => File("index.html")).RequireHost(host);
         app.MapGet("/dashboard.js", () => File("dashboard.js")).RequireHost(host);
         app.MapGet("/vendor/{name}", (string name) => File("vendor/" + name)).RequireHost(host);
+    }
+
+    /// <summary>
+    /// Writes Server-Sent Events (System.Net.ServerSentEvents' formatter), the headers at once so a client
+    /// knows it is connected before the first event, and a comment every 15 s so that idle connections
+    /// survive proxies.
+    /// </summary>
+    private static async Task StreamAsync(HttpContext context, IAsyncEnumerable<SseItem<string>> items)
+    {
+        var response = context.Response;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers["X-Accel-Buffering"] = "no";
+        await response.Body.FlushAsync(context.RequestAborted);
+        var channel = System.Threading.Channels.Channel.CreateBounded<SseItem<string>>(256);
+        var pump = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var item in items)
+                {
+                    await channel.Writer.WriteAsync(item, context.RequestAborted);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // The client left.
+            }
+            finally
+            {
+                channel.Writer.TryComplete();
+            }
+        });
+        try
+        {
+            while (!context.RequestAborted.IsCancellationRequested)
+            {
+                using var heartbeat = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+                heartbeat.CancelAfter(TimeSpan.FromSeconds(15));
+                bool more;
+                try
+                {
+                    more = await channel.Reader.WaitToReadAsync(heartbeat.Token);
+                }
+                catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+                {
+                    await response.Body.WriteAsync(": keep-alive\n\n"u8.ToArray(), context.RequestAborted);
+                    await response.Body.FlushAsync(context.RequestAborted);
+                    continue;
+                }
+                if (!more)
+                {
+                    break;
+                }
+                var batch = new List<SseItem<string>>();
+                while (channel.Reader.TryRead(out var item))
+                {
+                    batch.Add(item);
+                }
+                await SseFormatter.WriteAsync(ToAsync(batch), response.Body, context.RequestAborted);
+                await response.Body.FlushAsync(context.RequestAborted);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The client left.
+        }
+        await pump;
+    }
+
+    private static async IAsyncEnumerable<SseItem<string>> ToAsync(List<SseItem<string>> items)
+    {
+        foreach (var item in items)
+        {
+            yield return item;
+        }
+        await Task.CompletedTask;
     }
 
     /// <summary>Where a client resumes: its Last-Event-ID header (or ?lastEventId=), else only alerts from now on.</summary>

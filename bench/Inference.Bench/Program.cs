@@ -60,6 +60,14 @@ Option<string> Required(string name, string description) => new(name) { Descript
     root.Subcommands.Add(command);
 }
 {
+    var bootstrap = Required("--bootstrap-servers", "The broker the engine reads and writes scores to");
+    var probes = Positive("--probes", 300, "Probe events");
+    var rate = Positive("--rate", 20, "Probes per second");
+    var command = new Command("scores-latency", "Producer ack → the event's score consumed from the scores topic, against a bare produce → consume") { bootstrap, probes, rate };
+    command.SetAction((p, _) => ScoresProbe.RunAsync(p.GetValue(bootstrap)!, p.GetValue(probes), p.GetValue(rate)));
+    root.Subcommands.Add(command);
+}
+{
     var bootstrap = Required("--bootstrap-servers", "The broker to read");
     var topic = new Option<string>("--topic") { Description = "The topic to read", DefaultValueFactory = _ => "events" };
     var events = PositiveLong("--events", 200_000, "Messages to read");

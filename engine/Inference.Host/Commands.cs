@@ -34,10 +34,11 @@ internal static class Commands
         var rate = Between(new Option<int>("--rate") { Description = "Events produced per second", DefaultValueFactory = _ => 20_000 }, 1, 10_000_000);
         var entities = Between(new Option<int>("--entities") { Description = "Distinct entities in the stream", DefaultValueFactory = _ => 10_000 }, 1, 10_000_000);
         var port = Between(new Option<int>("--port") { Description = "gRPC port (0 picks a free one)", DefaultValueFactory = _ => ServingOptions.DefaultPort }, 0, 65_535);
+        var httpPort = Between(new Option<int>("--http-port") { Description = "HTTP port of the dashboard, alerts stream and /metrics (0 picks a free one)", DefaultValueFactory = _ => ServingOptions.DefaultHttpPort }, 0, 65_535);
         var accelerator = new Option<string?>("--accelerator") { Description = "Auto, Cuda, Cpu or CpuSimulator (default: Auto)" };
         accelerator.AcceptOnlyFromAmong("Auto", "Cuda", "Cpu", "CpuSimulator");
-        var command = new Command("demo", "Embedded broker + synthetic stream + engine + scoring load, with live progress") { duration, rate, entities, port, accelerator };
-        command.SetAction((parse, _) => DemoRunner.RunAsync(parse.GetValue(duration), parse.GetValue(rate), parse.GetValue(entities), parse.GetValue(port), parse.GetValue(accelerator)));
+        var command = new Command("demo", "Embedded broker + synthetic stream + engine + scoring load, with live progress") { duration, rate, entities, port, httpPort, accelerator };
+        command.SetAction((parse, _) => DemoRunner.RunAsync(parse.GetValue(duration), parse.GetValue(rate), parse.GetValue(entities), parse.GetValue(port), parse.GetValue(httpPort), parse.GetValue(accelerator)));
         return command;
     }
 

@@ -37,7 +37,10 @@ namespace Inference.Engine.Outputs;
 /// </remarks>
 internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheckpointedOutput
 {
+    // A transaction spans the applied batches waiting when it begins, within bounds: one commit per few
+    // milliseconds under load, never one so large that its commit stalls ingest (backpressure) for long.
     private const int MaxBatchesPerTransaction = 64;
+    private const int MaxRowsPerTransaction = 16_384;
     private const int RetryDelayMs = 1_000;
     private static readonly byte[] JsonContentType = "application/json"u8.ToArray();
     private static readonly byte[] ScoredContentType = "application/x-protobuf; messageType=inference.v1.ScoredEvent"u8.ToArray();
@@ -187,9 +190,11 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
             {
                 // Stopping: what was applied before the stop is still committed below.
             }
-            while (items.Count < MaxBatchesPerTransaction && reader.TryRead(out var item))
+            int rows = 0;
+            while (items.Count < MaxBatchesPerTransaction && rows < MaxRowsPerTransaction && reader.TryRead(out var item))
             {
                 items.Add(item);
+                rows += item.Rows;
             }
             if (items.Count == 0)
             {
@@ -224,7 +229,8 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
                     scored += s;
                     replayed += r;
                 }
-                producer.Produce(_options.ProgressTopic, new Message<string, byte[]> { Key = _transactionalId, Value = ProgressRecord(progress) });
+                // Always partition 0: a restart reads the progress from there, whatever the topic's partition count.
+                producer.Produce(new TopicPartition(_options.ProgressTopic, 0), new Message<string, byte[]> { Key = _transactionalId, Value = ProgressRecord(progress) });
                 producer.CommitTransaction(TimeSpan.FromSeconds(60));
             }
             catch (KafkaException error) when (!IsFatal(error))

@@ -23,7 +23,7 @@ internal static class DemoRunner
     private const int ScoreRequestsPerSecond = 100;
     private const int RowsPerScoreRequest = 4;
 
-    public static async Task<int> RunAsync(TimeSpan? duration, int rate, int entities, int port, string? accelerator)
+    public static async Task<int> RunAsync(TimeSpan? duration, int rate, int entities, int port, int httpPort, string? accelerator)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -33,7 +33,11 @@ internal static class DemoRunner
             ["Inference:Kafka:EmbeddedPartitions"] = "16",
             ["Inference:Kafka:SessionTimeoutMs"] = "6000",
             ["Inference:Serving:Port"] = port.ToString(CultureInfo.InvariantCulture),
-            ["Inference:Serving:HttpPort"] = "0",
+            ["Inference:Serving:HttpPort"] = httpPort.ToString(CultureInfo.InvariantCulture),
+            // Every event scored as it is applied, to the scores topic; high scores raise alerts (topic, SSE).
+            ["Inference:Outputs:Scores:Enabled"] = "true",
+            ["Inference:Outputs:Alerts:Rules:0:Name"] = "high-risk",
+            ["Inference:Outputs:Alerts:Rules:0:ScoreAbove"] = "0.95",
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:Inference"] = "Information",
         };
@@ -62,8 +66,12 @@ internal static class DemoRunner
         var registry = services.GetRequiredService<ModelRegistry>();
         var kafka = services.GetRequiredService<KafkaConnection>();
         string address = app.GrpcAddress();
+        string http = app.HttpAddress()!;
         Console.WriteLine($"  gRPC       {address}  (inference.v1.ScoringService/Score)");
-        Console.WriteLine($"  Kafka      {kafka.BootstrapServers}  (embedded; topics events, labels)");
+        Console.WriteLine($"  dashboard  {http}/");
+        Console.WriteLine($"  alerts     {http}/alerts/stream  (Server-Sent Events; curl -N)");
+        Console.WriteLine($"  metrics    {http}/metrics");
+        Console.WriteLine($"  Kafka      {kafka.BootstrapServers}  (embedded; topics events, labels, scores, alerts)");
         Console.WriteLine($"  features   {features.AcceleratorDescription}");
         Console.WriteLine($"  features   {string.Join(", ", features.Plan.Definitions.Select(d => d.Name))}");
         Console.WriteLine($"  model      {registry.Spec.Kind}, {registry.Spec.Inputs} inputs; labels from a planted model of each entity's typical amount");
@@ -114,6 +122,8 @@ internal static class DemoRunner
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  events applied   {metrics.EventsApplied:N0} ({metrics.EventsApplied / elapsed:N0}/s), {metrics.MalformedEvents:N0} malformed, {metrics.DroppedEvents:N0} dropped, {metrics.DataLossResets} data-loss resets; {metrics.LateEvents:N0} too late for a window; {features.Entities:N0} entities, {metrics.EvictedEntities:N0} evicted"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  scores served    {metrics.RowsScored:N0} rows in {total.Count:N0} requests; client p50 {total.P50:F2} ms, p99 {total.P99:F2} ms"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  training         {metrics.LabelsTrained:N0} labels; model version {registry.Version}; online log loss {firstLoss:F4} at first, {metrics.OnlineLogLoss:F4} at the end"));
+        var outputs = services.GetRequiredService<Inference.Engine.Outputs.OutputMetrics>();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  stream scoring   {outputs.Scored:N0} events scored as applied, to the scores topic; {outputs.Alerts:N0} alerts (score > 0.95)"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  planted model    log loss {PlantedLogLoss(stream):F4} (the best any model can do on these labels)"));
         await app.StopAsync();
         await app.DisposeAsync();

@@ -1,0 +1,112 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Confluent.Kafka;
+
+namespace Inference.Bench.Load;
+
+/// <summary>
+/// Stream scoring from outside, as a downstream consumer sees it: probe events produced one at a time
+/// (acks=all) to a running <c>inference serve</c> with stream scoring on; a read_committed consumer of
+/// the scores topic records producer ack → the probe's score consumed. The floor, in the same run:
+/// ack → consumed for a plain message on an echo topic of the same broker (Kafka's own delivery).
+/// </summary>
+internal static class ScoresProbe
+{
+    public static async Task<int> RunAsync(string bootstrap, int probes, int rate)
+    {
+        var seen = new ConcurrentDictionary<string, long>();
+        using var stop = new CancellationTokenSource();
+        var scores = Task.Run(() => Consume(bootstrap, "scores", IsolationLevel.ReadCommitted, Entity, seen, stop.Token));
+        var echoes = Task.Run(() => Consume(bootstrap, "echo", IsolationLevel.ReadUncommitted, m => m.Key, seen, stop.Token));
+        await Task.Delay(3_000);
+        using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = bootstrap, LingerMs = 0, Acks = Acks.All, EnableIdempotence = true }).Build();
+        var scored = new List<double>();
+        var floor = new List<double>();
+        long time = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        int missing = 0;
+        for (int i = 0; i < probes; i++)
+        {
+            string entity = $"probe-{i}";
+            await producer.ProduceAsync("events", new Message<string, byte[]> { Key = entity, Value = Encoding.UTF8.GetBytes($"{{\"entity\":\"{entity}\",\"ts\":{time + i},\"amount\":1}}") });
+            long acked = Stopwatch.GetTimestamp();
+            double? latency = await WaitFor(seen, entity, acked);
+            if (latency is null && i >= probes / 10)
+            {
+                missing++;
+            }
+            else if (latency is not null && i >= probes / 10)
+            {
+                scored.Add(latency.Value);
+            }
+            string echo = $"echo-{i}";
+            await producer.ProduceAsync("echo", new Message<string, byte[]> { Key = echo, Value = [1] });
+            long echoed = Stopwatch.GetTimestamp();
+            if (await WaitFor(seen, echo, echoed) is { } bare)
+            {
+                floor.Add(bare);
+            }
+            await Task.Delay(1000 / rate);
+        }
+        await stop.CancelAsync();
+        await Task.WhenAll(scores, echoes);
+        static double At(List<double> values, double q)
+        {
+            var sorted = values.Order().ToArray();
+            return sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Length) - 1, 0, sorted.Length - 1)];
+        }
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"ack → score consumed (read_committed) over {scored.Count} probes (the first tenth is warm-up; {missing} never seen after it): p50 {At(scored, 0.5):F2} ms, p99 {At(scored, 0.99):F2} ms, max {scored.Max():F2} ms; bare produce → consume floor p50 {At(floor, 0.5):F2} ms, p99 {At(floor, 0.99):F2} ms"));
+        return missing == 0 ? 0 : 1;
+    }
+
+    private static string Entity(Message<string, byte[]> message)
+    {
+        using var json = JsonDocument.Parse(message.Value);
+        return json.RootElement.GetProperty("entity").GetString()!;
+    }
+
+    private static async Task<double?> WaitFor(ConcurrentDictionary<string, long> seen, string key, long since)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            if (seen.TryRemove(key, out long at))
+            {
+                return Math.Max(0, (at - since) * 1e3 / Stopwatch.Frequency);
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(0.2));
+        }
+        return null;
+    }
+
+    private static void Consume(string bootstrap, string topic, IsolationLevel isolation, Func<Message<string, byte[]>, string> key, ConcurrentDictionary<string, long> seen, CancellationToken stop)
+    {
+        var config = new ConsumerConfig
+        {
+            BootstrapServers = bootstrap,
+            GroupId = $"probe-{topic}-{Guid.NewGuid():N}",
+            AutoOffsetReset = AutoOffsetReset.Latest,
+            IsolationLevel = isolation,
+            EnableAutoCommit = false,
+            FetchWaitMaxMs = 5,
+        };
+        using var consumer = new ConsumerBuilder<string, byte[]>(config).Build();
+        consumer.Subscribe(topic);
+        while (!stop.IsCancellationRequested)
+        {
+            var result = consumer.Consume(TimeSpan.FromMilliseconds(50));
+            if (result?.Message is { } message)
+            {
+                string k = key(message);
+                if (k.StartsWith("probe-", StringComparison.Ordinal) || k.StartsWith("echo-", StringComparison.Ordinal))
+                {
+                    seen[k] = Stopwatch.GetTimestamp();
+                }
+            }
+        }
+        consumer.Close();
+    }
+}

@@ -141,7 +141,7 @@ internal sealed partial class EngineProcess : IDisposable
     }
 
     /// <summary><c>dotnet exec inference.dll</c> with <paramref name="args"/>, its output redirected.</summary>
-    private static ProcessStartInfo Command(IEnumerable<string> args)
+    internal static ProcessStartInfo Command(IEnumerable<string> args)
     {
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {

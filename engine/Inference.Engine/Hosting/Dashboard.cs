@@ -152,6 +152,7 @@ internal static class Dashboard
         var before = Counters(metrics, outputs);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         double previous = 0;
+        bool first = true;
         while (!linked.IsCancellationRequested)
         {
             var (entries, _) = hub.After(lastAlert);
@@ -169,17 +170,19 @@ internal static class Dashboard
             var sample = new
             {
                 t = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1e3,
-                eventsPerSecond = Math.Round((now.Events - before.Events) / elapsed, 1),
+                // Rates need an interval: none on the first sample of a connection.
+                eventsPerSecond = first ? (double?)null : Math.Round((now.Events - before.Events) / elapsed, 1),
                 lag = metrics.ConsumerLag,
                 scoreP50Ms = latency?.P50,
                 scoreP99Ms = latency?.P99,
-                batchRows = batches > 0 ? Math.Round((double)(now.Rows - before.Rows) / batches, 2) : (double?)null,
+                batchRows = !first && batches > 0 ? Math.Round((double)(now.Rows - before.Rows) / batches, 2) : (double?)null,
                 modelVersion = registry?.Version ?? 0,
                 onlineLogLoss = double.IsFinite(loss) ? loss : (double?)null,
-                scoresPerSecond = Math.Round((now.Scored - before.Scored) / elapsed, 1),
+                scoresPerSecond = first ? (double?)null : Math.Round((now.Scored - before.Scored) / elapsed, 1),
                 alertsTotal = outputs.Alerts,
             };
             before = now;
+            first = false;
             yield return new SseItem<string>(JsonSerializer.Serialize(sample), "metrics");
             try
             {

@@ -37,7 +37,7 @@ internal static class DemoRunner
             // Every event scored as it is applied, to the scores topic; high scores raise alerts (topic, SSE).
             ["Inference:Outputs:Scores:Enabled"] = "true",
             ["Inference:Outputs:Alerts:Rules:0:Name"] = "high-risk",
-            ["Inference:Outputs:Alerts:Rules:0:ScoreAbove"] = "0.95",
+            ["Inference:Outputs:Alerts:Rules:0:ScoreAbove"] = "0.995",
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:Inference"] = "Information",
         };
@@ -123,7 +123,7 @@ internal static class DemoRunner
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  scores served    {metrics.RowsScored:N0} rows in {total.Count:N0} requests; client p50 {total.P50:F2} ms, p99 {total.P99:F2} ms"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  training         {metrics.LabelsTrained:N0} labels; model version {registry.Version}; online log loss {firstLoss:F4} at first, {metrics.OnlineLogLoss:F4} at the end"));
         var outputs = services.GetRequiredService<Inference.Engine.Outputs.OutputMetrics>();
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  stream scoring   {outputs.Scored:N0} events scored as applied, to the scores topic; {outputs.Alerts:N0} alerts (score > 0.95)"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  stream scoring   {outputs.Scored:N0} events scored as applied, to the scores topic; {outputs.Alerts:N0} alerts (score > 0.995)"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  planted model    log loss {PlantedLogLoss(stream):F4} (the best any model can do on these labels)"));
         await app.StopAsync();
         await app.DisposeAsync();

@@ -89,6 +89,43 @@ public sealed class StreamScoringTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task With_Format_Protobuf_each_record_is_a_ScoredEvent_message_with_its_content_type()
+    {
+        using var kafka = Broker();
+        var settings = Settings(kafka, select: "All");
+        settings["Inference:Outputs:Scores:Format"] = "Protobuf";
+        await using var engine = await EngineHarness.StartAsync(settings);
+        var outputs = engine.Get<OutputMetrics>();
+        using (var producer = EngineHarness.Producer(kafka.BootstrapServers))
+        {
+            // Protobuf events in, as gRPC ingestion writes them.
+            for (int i = 0; i < 500; i++)
+            {
+                var e = new Event { Entity = $"user-{i % 50}", Ts = 1_767_225_600_000 + i, Values = { ["amount"] = i } };
+                producer.Produce("events", new Message<string, byte[]>
+                {
+                    Key = e.Entity,
+                    Value = e.ToByteArray(),
+                    Headers = new Headers { { "content-type", "application/x-protobuf"u8.ToArray() } },
+                });
+            }
+            producer.Flush(TimeSpan.FromSeconds(30));
+        }
+        await EngineHarness.WaitUntil(() => outputs.Scored == 500, TimeSpan.FromSeconds(60), () => $"500 events scored (so far {outputs.Scored})");
+        var messages = ReadAll(kafka.BootstrapServers, "scores");
+        Assert.Equal(500, messages.Count);
+        var records = messages.Select(m =>
+        {
+            Assert.True(m.Headers.TryGetLastBytes("content-type", out var type));
+            Assert.Equal("application/x-protobuf; messageType=inference.v1.ScoredEvent", Encoding.UTF8.GetString(type));
+            return ScoredEvent.Parser.ParseFrom(m.Value);
+        }).ToList();
+        Assert.Equal(500, records.Select(r => (r.Source.Partition, r.Source.Offset)).Distinct().Count());
+        Assert.All(records, r => Assert.Equal(3, r.Features.Count));
+        Assert.All(messages, m => Assert.StartsWith("user-", m.Key));
+    }
+
+    [Fact]
     public async Task Scores_stay_exactly_once_across_SIGKILLs_and_restarts()
     {
         using var kafka = Broker();

@@ -108,36 +108,7 @@ internal static class SnapshotCheck
         }
     }
 
-    private static float[] Read(FeatureTable table, FeaturePlan plan, long now)
-    {
-        var keys = Enumerable.Range(0, Entities).Select(e => EntityKey.Hash($"e-{e}")).ToArray();
-        var output = new float[keys.Length * plan.Count];
-        table.Gather(keys, now, output);
-        return output;
-    }
+    private static float[] Read(FeatureTable table, FeaturePlan plan, long now) => MixedBatches.Read(table, plan, Entities, now);
 
-    private static ArrayBatch NextBatch(Random random, FeaturePlan plan, ref long now)
-    {
-        int n = random.Next(1, 513);
-        var entities = new ulong[n];
-        var times = new long[n];
-        var numeric = Enumerable.Range(0, plan.NumericFields.Count).Select(_ => new float[n]).ToArray();
-        var keys = Enumerable.Range(0, plan.KeyFields.Count).Select(_ => new ulong[n]).ToArray();
-        for (int i = 0; i < n; i++)
-        {
-            entities[i] = EntityKey.Hash($"e-{random.Next(Entities)}");
-            // Mostly in order, some late: windows, lateness and re-anchoring all take part.
-            times[i] = now + random.Next(-120_000, 2_000);
-            foreach (var column in numeric)
-            {
-                column[i] = (float)Math.Round(random.NextDouble() * 100, 2);
-            }
-            foreach (var column in keys)
-            {
-                column[i] = EntityKey.Hash($"k-{random.Next(50)}");
-            }
-        }
-        now += 30_000;
-        return new ArrayBatch(entities, times, numeric, keys);
-    }
+    private static ArrayBatch NextBatch(Random random, FeaturePlan plan, ref long now) => MixedBatches.Next(random, plan, Entities, 512, ref now);
 }

@@ -9,16 +9,22 @@ internal interface IParameterClient
 {
     (long Version, ParameterSet? Parameters) Pull();
 
-    long Push(ParameterSet delta, long baseVersion, bool initialize);
+    /// <summary>Pushes a delta with this worker's <paramref name="sequence"/> (the same one when retrying a push whose answer was lost).</summary>
+    PushResult Push(ParameterSet delta, long baseVersion, ulong sequence);
+
+    long Initialize(ParameterSet parameters);
 }
 
 /// <summary>The shard in this same process (role All); the same semantics as the gRPC service.</summary>
 internal sealed class LocalParameterClient(ParameterShard shard) : IParameterClient
 {
+    private const string Worker = "local";
+
     public (long Version, ParameterSet? Parameters) Pull() => shard.Current;
 
-    public long Push(ParameterSet delta, long baseVersion, bool initialize) =>
-        initialize ? shard.Initialize(delta) : shard.Apply(delta);
+    public PushResult Push(ParameterSet delta, long baseVersion, ulong sequence) => shard.Apply(Worker, sequence, baseVersion, delta);
+
+    public long Initialize(ParameterSet parameters) => shard.Initialize(parameters);
 }
 
 /// <summary>A remote parameter server over gRPC (role Worker).</summary>
@@ -41,10 +47,25 @@ internal sealed class GrpcParameterClient : IParameterClient, IDisposable
         return (response.Version, response.Version == 0 ? null : response.Tensors.ToParameterSet());
     }
 
-    public long Push(ParameterSet delta, long baseVersion, bool initialize)
+    public PushResult Push(ParameterSet delta, long baseVersion, ulong sequence)
     {
-        var request = new PushRequest { WorkerId = _workerId, BaseVersion = baseVersion, Initialize = initialize };
+        var request = new PushRequest { WorkerId = _workerId, BaseVersion = baseVersion, Sequence = sequence };
         delta.WriteTo(request.Deltas);
+        try
+        {
+            var response = _client.Push(request, deadline: DateTime.UtcNow.AddSeconds(10));
+            return new PushResult(response.Version, response.Duplicate);
+        }
+        catch (Grpc.Core.RpcException error) when (error.StatusCode == Grpc.Core.StatusCode.FailedPrecondition && error.Status.Detail.Contains("pull first", StringComparison.Ordinal))
+        {
+            throw new StalePushException(error.Status.Detail);
+        }
+    }
+
+    public long Initialize(ParameterSet parameters)
+    {
+        var request = new PushRequest { WorkerId = _workerId, Initialize = true };
+        parameters.WriteTo(request.Deltas);
         return _client.Push(request, deadline: DateTime.UtcNow.AddSeconds(10)).Version;
     }
 

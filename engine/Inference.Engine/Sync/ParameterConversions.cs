@@ -45,7 +45,7 @@ internal static class ParameterConversions
             {
                 if (!float.IsFinite(value))
                 {
-                    throw new ArgumentException($"Tensor '{tensor.Name}' holds a NaN or infinite value.");
+                    throw new ArgumentException($"Tensor '{tensor.Name}' is not finite: it holds a NaN or infinite value.");
                 }
             }
             result.Add(new NamedParameter(tensor.Name, [.. tensor.Shape], [.. tensor.Values]));

@@ -4,7 +4,7 @@ using Inference.Proto.V1;
 namespace Inference.Engine.Sync;
 
 /// <summary>The parameter server's gRPC face over one <see cref="ParameterShard"/>.</summary>
-internal sealed class ParameterGrpcService(ParameterShard shard) : ParameterService.ParameterServiceBase
+internal sealed class ParameterGrpcService(ParameterShard shard, SyncMetrics metrics) : ParameterService.ParameterServiceBase
 {
     public override Task<PushResponse> Push(PushRequest request, ServerCallContext context)
     {
@@ -15,12 +15,26 @@ internal sealed class ParameterGrpcService(ParameterShard shard) : ParameterServ
         try
         {
             var parameters = request.Deltas.ToParameterSet();
-            long version = request.Initialize ? shard.Initialize(parameters) : shard.Apply(parameters);
-            return Task.FromResult(new PushResponse { Version = version });
+            if (request.Initialize)
+            {
+                return Task.FromResult(new PushResponse { Version = shard.Initialize(parameters) });
+            }
+            var result = shard.Apply(request.WorkerId, request.Sequence, request.BaseVersion, parameters);
+            if (result.Duplicate)
+            {
+                metrics.Duplicate();
+            }
+            return Task.FromResult(new PushResponse { Version = result.Version, Duplicate = result.Duplicate });
         }
         catch (ArgumentException error)
         {
+            metrics.Refused(error.Message.Contains("not finite", StringComparison.Ordinal) ? "not_finite" : error.Message.Contains("norm", StringComparison.Ordinal) ? "norm" : "shape");
             throw new RpcException(new Status(StatusCode.InvalidArgument, error.Message));
+        }
+        catch (StalePushException error)
+        {
+            metrics.Refused("stale");
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, error.Message));
         }
         catch (InvalidOperationException error)
         {

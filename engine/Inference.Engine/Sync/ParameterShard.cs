@@ -1,15 +1,28 @@
 using Inference.Models.Parameters;
+using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Sync;
+
+/// <summary>What a push did: the shard's version after it, and whether it had been applied before.</summary>
+public readonly record struct PushResult(long Version, bool Duplicate);
+
+/// <summary>A push refused because its base is too old: the worker pulls first.</summary>
+public sealed class StalePushException(string message) : Exception(message);
 
 /// <summary>
 /// One shard of the parameter server: the merged parameters and their version. A push adds the
 /// worker's delta (its parameters minus those of the version it started from) into the shard, the
-/// usual asynchronous data-parallel update; every push bumps the version.
+/// usual asynchronous data-parallel update; every push bumps the version. Pushes are applied at most
+/// once per worker and sequence (a retry after a lost response is answered, not applied again), only
+/// from workers at most <see cref="SyncOptions.MaxStaleness"/> versions behind, and only when every
+/// value is finite and the delta's L2 norm is within <see cref="SyncOptions.MaxUpdateNorm"/>.
 /// </summary>
-public sealed class ParameterShard
+public sealed class ParameterShard(IOptions<SyncOptions> options)
 {
     private readonly Lock _gate = new();
+    private readonly Dictionary<string, ulong> _applied = new(StringComparer.Ordinal);
+    private readonly int _maxStaleness = options.Value.MaxStaleness;
+    private readonly double _maxNorm = options.Value.MaxUpdateNorm;
     private ParameterSet? _parameters;
     private long _version;
 
@@ -27,6 +40,10 @@ public sealed class ParameterShard
     /// <summary>Adopts a worker's full parameters when the shard holds none; otherwise changes nothing.</summary>
     public long Initialize(ParameterSet parameters)
     {
+        if (!parameters.IsFinite())
+        {
+            throw new ArgumentException("The initial parameters are not finite.");
+        }
         lock (_gate)
         {
             if (_parameters is null)
@@ -38,21 +55,55 @@ public sealed class ParameterShard
         }
     }
 
-    /// <summary>Adds a delta; throws <see cref="ArgumentException"/> when names or shapes do not match the shard.</summary>
-    public long Apply(ParameterSet delta)
+    /// <summary>
+    /// Adds a worker's delta. Throws <see cref="ArgumentException"/> when it does not fit the shard, is
+    /// not finite or is too large, and <see cref="StalePushException"/> when its base is too old.
+    /// </summary>
+    public PushResult Apply(string worker, ulong sequence, long baseVersion, ParameterSet delta)
     {
+        ArgumentNullException.ThrowIfNull(delta);
+        double squares = 0;
+        foreach (var tensor in delta.Parameters)
+        {
+            foreach (float value in tensor.Values)
+            {
+                if (!float.IsFinite(value))
+                {
+                    throw new ArgumentException($"The delta of '{tensor.Name}' is not finite.");
+                }
+                squares += (double)value * value;
+            }
+        }
+        double norm = Math.Sqrt(squares);
+        if (norm > _maxNorm)
+        {
+            throw new ArgumentException($"The delta's L2 norm {norm:G4} exceeds Inference:Sync:MaxUpdateNorm ({_maxNorm:G4}).");
+        }
         lock (_gate)
         {
             if (_parameters is null)
             {
                 throw new InvalidOperationException("The shard holds no parameters yet: initialize it first.");
             }
+            if (sequence > 0 && _applied.TryGetValue(worker, out ulong last) && sequence <= last)
+            {
+                return new PushResult(_version, Duplicate: true);
+            }
+            if (_version - baseVersion > _maxStaleness)
+            {
+                throw new StalePushException($"The push is based on version {baseVersion}, {_version - baseVersion} behind the shard's {_version} "
+                    + $"(Inference:Sync:MaxStaleness {_maxStaleness}): pull first.");
+            }
             if (delta.Parameters.Count != _parameters.Parameters.Count)
             {
                 throw new ArgumentException($"The delta has {delta.Parameters.Count} tensors; the shard holds {_parameters.Parameters.Count}.");
             }
             _parameters = _parameters.Plus(delta);
-            return ++_version;
+            if (sequence > 0)
+            {
+                _applied[worker] = sequence;
+            }
+            return new PushResult(++_version, Duplicate: false);
         }
     }
 }

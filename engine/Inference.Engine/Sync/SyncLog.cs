@@ -9,4 +9,7 @@ internal static partial class SyncLog
 
     [LoggerMessage(501, LogLevel.Debug, "Synced with the parameter server at version {Version}.")]
     public static partial void Synced(ILogger logger, long version);
+
+    [LoggerMessage(502, LogLevel.Warning, "The parameter server refused a stale push; its delta is dropped and the worker pulls: {Reason}")]
+    public static partial void StaleDropped(ILogger logger, string reason);
 }

@@ -14,4 +14,17 @@ public sealed class SyncOptions
 
     /// <summary>Names this worker to the parameter server; defaults to host name and process id.</summary>
     public string? WorkerId { get; set; }
+
+    public const int DefaultMaxStaleness = 16;
+
+    public const double DefaultMaxUpdateNorm = 1_000;
+
+    /// <summary>
+    /// On the parameter server: a push whose base is more than this many versions behind the shard is
+    /// refused (FAILED_PRECONDITION): the worker pulls first (bounded staleness).
+    /// </summary>
+    public int MaxStaleness { get; set; } = DefaultMaxStaleness;
+
+    /// <summary>On the parameter server: a push whose L2 norm exceeds this is refused (INVALID_ARGUMENT) and counted.</summary>
+    public double MaxUpdateNorm { get; set; } = DefaultMaxUpdateNorm;
 }

@@ -15,6 +15,8 @@ internal sealed class SyncOptionsValidator(bool isWorker) : IValidateOptions<Syn
                 "must be the parameter server's address, e.g. http://127.0.0.1:50052, for role Worker");
         }
         rules.Require(sync.IntervalMs is >= 10 and <= 3_600_000, "IntervalMs", sync.IntervalMs, "must be between 10 and 3600000");
+        rules.Require(sync.MaxStaleness is >= 0 and <= 1_000_000, "MaxStaleness", sync.MaxStaleness, "must be between 0 and 1000000");
+        rules.Require(sync.MaxUpdateNorm > 0 && double.IsFinite(sync.MaxUpdateNorm), "MaxUpdateNorm", sync.MaxUpdateNorm, "must be a positive number");
         return rules.Result;
     }
 }

@@ -40,6 +40,10 @@ internal sealed class TrainingService : BackgroundService
     private ParameterSet? _base;
     private long _baseVersion;
     private bool _learnedSinceSync;
+    private (ParameterSet Delta, long BaseVersion, ulong Sequence)? _unacked;
+
+    // Push sequence numbers continue across restarts of this worker: they start from the clock.
+    private ulong _sequence = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() << 16;
 
     public TrainingService(KafkaConnection kafka, FeatureStore features, ModelRegistry registry, IParameterClient parameters,
         TrainingMetrics metrics, SyncMetrics syncMetrics, IOptions<TrainingOptions> training, IOptions<ModelOptions> model, IOptions<SyncOptions> sync,
@@ -226,7 +230,7 @@ internal sealed class TrainingService : BackgroundService
             var (version, parameters) = _parameters.Pull();
             if (parameters is null)
             {
-                _parameters.Push(learner.Export(), 0, initialize: true);
+                _parameters.Initialize(learner.Export());
                 (version, parameters) = _parameters.Pull();
             }
             Adopt(learner, version, parameters!);
@@ -248,10 +252,16 @@ internal sealed class TrainingService : BackgroundService
                 TryJoinParameterServer(learner);
                 return;
             }
+            if (_unacked is { } pending)
+            {
+                // The last push's answer was lost: the same push again (the same sequence), applied at most once.
+                PushOnce(pending);
+                _base = _base.Plus(pending.Delta);
+            }
             if (_learnedSinceSync && learner.Export() is { } learned && learned.IsFinite())
             {
-                _parameters.Push(learned.Minus(_base), _baseVersion, initialize: false);
                 _learnedSinceSync = false;
+                PushOnce((learned.Minus(_base), _baseVersion, ++_sequence));
             }
             var (version, merged) = _parameters.Pull();
             Adopt(learner, version, merged!);
@@ -263,6 +273,23 @@ internal sealed class TrainingService : BackgroundService
             _syncMetrics.Failed();
             SyncLog.SyncFailed(_logger, error.Message);
         }
+    }
+
+    /// <summary>Pushes a delta; until the shard answers, it stays pending and is sent again at the next sync.</summary>
+    private void PushOnce((ParameterSet Delta, long BaseVersion, ulong Sequence) push)
+    {
+        _unacked = push;
+        try
+        {
+            _parameters.Push(push.Delta, push.BaseVersion, push.Sequence);
+        }
+        catch (StalePushException error)
+        {
+            // Too far behind: what was learned on so old a base is dropped; the pull that follows catches up.
+            _syncMetrics.Refused("stale");
+            SyncLog.StaleDropped(_logger, error.Message);
+        }
+        _unacked = null;
     }
 
     private void Adopt(OnlineLearner learner, long version, ParameterSet parameters)

@@ -1,0 +1,89 @@
+using Grpc.Core;
+using Inference.Engine.Sync;
+using Inference.Models.Parameters;
+using Inference.Proto.V1;
+
+namespace Inference.Engine.Tests;
+
+/// <summary>
+/// The parameter server's push semantics: at most once per worker sequence, bounded staleness, and
+/// refusal of pushes that are not finite or too large (through a real gRPC client to a Ps host).
+/// </summary>
+public sealed class ParameterShardTests
+{
+    private static ParameterSet Set(params float[] values) => new([new NamedParameter("layers.linear.weight", [1, values.Length], values)]);
+
+    [Fact]
+    public async Task A_push_retried_after_a_lost_response_is_applied_once()
+    {
+        await using var ps = await StartPs();
+        var client = new ParameterService.ParameterServiceClient(ps.Channel);
+        await client.PushAsync(Push("a", 0, 0, initialize: true, 1f, 1f));
+        var first = await client.PushAsync(Push("a", 1, 1, initialize: false, 0.5f, 0.5f));
+        // The same push again, as a worker sends it when the first response never came back.
+        var again = await client.PushAsync(Push("a", 1, 1, initialize: false, 0.5f, 0.5f));
+        Assert.False(first.Duplicate);
+        Assert.True(again.Duplicate);
+        Assert.Equal(first.Version, again.Version);
+        var pulled = await client.PullAsync(new PullRequest { WorkerId = "a" });
+        Assert.Equal([1.5f, 1.5f], pulled.Tensors[0].Values);
+        // Another worker's sequence numbers are its own.
+        var other = await client.PushAsync(Push("b", 1, first.Version, initialize: false, 1f, 1f));
+        Assert.False(other.Duplicate);
+        Assert.Equal([2.5f, 2.5f], (await client.PullAsync(new PullRequest { WorkerId = "b" })).Tensors[0].Values);
+    }
+
+    [Theory]
+    [InlineData(float.NaN, "not finite")]
+    [InlineData(float.PositiveInfinity, "not finite")]
+    [InlineData(1e6f, "norm")]
+    public async Task A_push_that_is_not_finite_or_too_large_is_refused_and_changes_nothing(float value, string reason)
+    {
+        await using var ps = await StartPs();
+        var client = new ParameterService.ParameterServiceClient(ps.Channel);
+        await client.PushAsync(Push("a", 0, 0, initialize: true, 1f, 1f));
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.PushAsync(Push("a", 1, 1, initialize: false, value, 0f)).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains(reason, error.Status.Detail);
+        var pulled = await client.PullAsync(new PullRequest { WorkerId = "a" });
+        Assert.Equal(1, pulled.Version);
+        Assert.Equal([1f, 1f], pulled.Tensors[0].Values);
+        Assert.Equal(1, ps.Get<SyncMetrics>().RefusedPushes);
+    }
+
+    [Fact]
+    public async Task A_worker_too_many_versions_behind_must_pull_before_it_pushes()
+    {
+        await using var ps = await StartPs(maxStaleness: 2);
+        var client = new ParameterService.ParameterServiceClient(ps.Channel);
+        await client.PushAsync(Push("a", 0, 0, initialize: true, 0f, 0f));
+        long version = 1;
+        for (ulong s = 1; s <= 4; s++)
+        {
+            version = (await client.PushAsync(Push("a", s, version, initialize: false, 0.1f, 0.1f))).Version;
+        }
+        // Worker b last pulled version 1; the shard is at 5.
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.PushAsync(Push("b", 1, 1, initialize: false, 1f, 1f)).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
+        Assert.Contains("pull", error.Status.Detail);
+        Assert.Equal(version, (await client.PullAsync(new PullRequest { WorkerId = "b" })).Version);
+        // Within the bound it is taken.
+        Assert.False((await client.PushAsync(Push("b", 2, version - 2, initialize: false, 1f, 1f))).Duplicate);
+    }
+
+    private static async Task<EngineHarness> StartPs(int maxStaleness = 16)
+    {
+        var settings = EngineHarness.BaseSettings();
+        settings["Inference:Role"] = "Ps";
+        settings["Inference:Sync:MaxStaleness"] = maxStaleness.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        settings["Inference:Sync:MaxUpdateNorm"] = "1000";
+        return await EngineHarness.StartAsync(settings);
+    }
+
+    private static PushRequest Push(string worker, ulong sequence, long baseVersion, bool initialize, params float[] values)
+    {
+        var request = new PushRequest { WorkerId = worker, Sequence = sequence, BaseVersion = baseVersion, Initialize = initialize };
+        Set(values).WriteTo(request.Deltas);
+        return request;
+    }
+}

@@ -78,4 +78,89 @@ public sealed class ParameterSyncTests
         using var initial = new ModelRegistry(registryA.Spec);
         Assert.False(initial.CurrentParameters().ApproximatelyEquals(parameters!, 1e-4f));
     }
+
+    [Fact]
+    public async Task Three_workers_standardise_as_one_node_that_saw_every_label()
+    {
+        using var kafka = new EmbeddedKafka();
+        foreach (var topic in new[] { "events", "labels-a", "labels-b", "labels-c", "labels-all" })
+        {
+            kafka.CreateTopic(topic, 2);
+        }
+        var psSettings = EngineHarness.BaseSettings();
+        psSettings["Inference:Role"] = "Ps";
+        await using var ps = await EngineHarness.StartAsync(psSettings);
+
+        Dictionary<string, string?> Settings(string name, string labels)
+        {
+            var settings = EngineHarness.BaseSettings();
+            settings["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers;
+            settings["Inference:Kafka:GroupId"] = name;
+            settings["Inference:Kafka:LabelsTopic"] = labels;
+            settings["Inference:Kafka:DeadLetterTopic"] = "";
+            settings["Inference:Training:BatchSize"] = "16";
+            settings["Inference:Training:PublishIntervalMs"] = "50";
+            return settings;
+        }
+        Dictionary<string, string?> Worker(string name)
+        {
+            var settings = Settings(name, $"labels-{name}");
+            settings["Inference:Role"] = "Worker";
+            settings["Inference:Sync:ParameterServer"] = ps.Address;
+            settings["Inference:Sync:WorkerId"] = name;
+            return settings;
+        }
+        await using var single = await EngineHarness.StartAsync(Settings("single", "labels-all"));
+        await using var a = await EngineHarness.StartAsync(Worker("a"));
+        await using var b = await EngineHarness.StartAsync(Worker("b"));
+        await using var c = await EngineHarness.StartAsync(Worker("c"));
+        EngineHarness[] workers = [a, b, c];
+
+        // Every engine applies every event before any label: each label's features are the same everywhere.
+        var stream = new SyntheticStream(entities: 60, seed: 5);
+        using var producer = EngineHarness.Producer(kafka.BootstrapServers);
+        for (int i = 0; i < 3_000; i++)
+        {
+            var e = stream.NextEvent();
+            producer.Produce("events", new Message<string, byte[]> { Key = stream.Key(e.Entity), Value = e.Json });
+        }
+        producer.Flush(TimeSpan.FromSeconds(30));
+        await EngineHarness.WaitUntil(() => workers.Append(single).All(w => w.Metrics.EventsApplied == 3_000), TimeSpan.FromSeconds(60), () => "3,000 events applied everywhere");
+        // Labels spread unevenly: the workers' statistics differ, so a plain sum or mean of their standardisation would not do.
+        const int Labels = 900;
+        var counts = new Dictionary<string, int> { ["a"] = 0, ["b"] = 0, ["c"] = 0 };
+        for (int i = 0; i < Labels; i++)
+        {
+            int entity = stream.NextEntity();
+            string worker = i % 6 < 3 ? "a" : i % 6 < 5 ? "b" : "c";
+            counts[worker]++;
+            var label = stream.NextLabel(entity).Json;
+            producer.Produce($"labels-{worker}", new Message<string, byte[]> { Key = stream.Key(entity), Value = label });
+            producer.Produce("labels-all", new Message<string, byte[]> { Key = stream.Key(entity), Value = label });
+        }
+        producer.Flush(TimeSpan.FromSeconds(30));
+        await EngineHarness.WaitUntil(() => single.Metrics.LabelsTrained == Labels && a.Metrics.LabelsTrained == counts["a"] && b.Metrics.LabelsTrained == counts["b"]
+            && c.Metrics.LabelsTrained == counts["c"], TimeSpan.FromSeconds(60), () => "every label trained");
+        long rounds = workers.Min(w => w.Metrics.SyncRounds);
+        await EngineHarness.WaitUntil(() => workers.All(w => w.Metrics.SyncRounds >= rounds + 5), TimeSpan.FromSeconds(60), () => "5 more sync rounds on every worker");
+
+        var reference = single.Get<ModelRegistry>().CurrentParameters();
+        // A standardisation that learning moved (not the identity every model starts with).
+        Assert.Contains(reference.Find(Models.ScoringModule.InputMeanName)!.Values, v => Math.Abs(v) > 0.01);
+        var sources = new[] { ("a", a.Get<ModelRegistry>().CurrentParameters()), ("b", b.Get<ModelRegistry>().CurrentParameters()),
+            ("c", c.Get<ModelRegistry>().CurrentParameters()), ("the parameter server", ps.Get<ParameterShard>().Current.Parameters!) };
+        foreach (var (name, published) in sources)
+        {
+            foreach (string tensor in new[] { Models.ScoringModule.InputMeanName, Models.ScoringModule.InputScaleName })
+            {
+                var expected = reference.Find(tensor)!.Values;
+                var actual = published.Find(tensor)!.Values;
+                for (int i = 0; i < expected.Length; i++)
+                {
+                    Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4 * Math.Max(1, Math.Abs(expected[i])),
+                        $"{name}: {tensor}[{i}] {actual[i]:R}, one node over every label: {expected[i]:R}");
+                }
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 using Grpc.Net.Client;
 using Inference.Models.Parameters;
+using Inference.Models.Training;
 using Inference.Proto.V1;
 
 namespace Inference.Engine.Sync;
@@ -7,10 +8,13 @@ namespace Inference.Engine.Sync;
 /// <summary>How a worker's trainer talks to its parameter server: over gRPC, or in-process for role All.</summary>
 internal interface IParameterClient
 {
-    (long Version, ParameterSet? Parameters) Pull();
+    (long Version, ParameterSet? Parameters, InputMoments? Moments) Pull();
 
-    /// <summary>Pushes a delta with this worker's <paramref name="sequence"/> (the same one when retrying a push whose answer was lost).</summary>
-    PushResult Push(ParameterSet delta, long baseVersion, ulong sequence);
+    /// <summary>
+    /// Pushes a delta with this worker's <paramref name="sequence"/> (the same one when retrying a push
+    /// whose answer was lost) and its running input statistics.
+    /// </summary>
+    PushResult Push(ParameterSet delta, long baseVersion, ulong sequence, InputMoments moments);
 
     long Initialize(ParameterSet parameters);
 }
@@ -20,9 +24,13 @@ internal sealed class LocalParameterClient(ParameterShard shard) : IParameterCli
 {
     private const string Worker = "local";
 
-    public (long Version, ParameterSet? Parameters) Pull() => shard.Current;
+    public (long Version, ParameterSet? Parameters, InputMoments? Moments) Pull()
+    {
+        var (version, parameters) = shard.Current;
+        return (version, parameters, shard.Moments);
+    }
 
-    public PushResult Push(ParameterSet delta, long baseVersion, ulong sequence) => shard.Apply(Worker, sequence, baseVersion, delta);
+    public PushResult Push(ParameterSet delta, long baseVersion, ulong sequence, InputMoments moments) => shard.Apply(Worker, sequence, baseVersion, delta, moments);
 
     public long Initialize(ParameterSet parameters) => shard.Initialize(parameters);
 }
@@ -41,15 +49,15 @@ internal sealed class GrpcParameterClient : IParameterClient, IDisposable
         _workerId = workerId;
     }
 
-    public (long Version, ParameterSet? Parameters) Pull()
+    public (long Version, ParameterSet? Parameters, InputMoments? Moments) Pull()
     {
         var response = _client.Pull(new PullRequest { WorkerId = _workerId }, deadline: DateTime.UtcNow.AddSeconds(10));
-        return (response.Version, response.Version == 0 ? null : response.Tensors.ToParameterSet());
+        return (response.Version, response.Version == 0 ? null : response.Tensors.ToParameterSet(), response.Moments.ToMoments());
     }
 
-    public PushResult Push(ParameterSet delta, long baseVersion, ulong sequence)
+    public PushResult Push(ParameterSet delta, long baseVersion, ulong sequence, InputMoments moments)
     {
-        var request = new PushRequest { WorkerId = _workerId, BaseVersion = baseVersion, Sequence = sequence };
+        var request = new PushRequest { WorkerId = _workerId, BaseVersion = baseVersion, Sequence = sequence, Moments = moments.ToMessage() };
         delta.WriteTo(request.Deltas);
         try
         {

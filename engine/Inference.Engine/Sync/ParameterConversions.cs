@@ -52,4 +52,26 @@ internal static class ParameterConversions
         }
         return new ParameterSet(result);
     }
+
+    public static Moments ToMessage(this Models.Training.InputMoments moments)
+    {
+        var message = new Moments { Rows = moments.Rows };
+        message.Sums.AddRange(moments.Sums);
+        message.SumsOfSquares.AddRange(moments.SumsOfSquares);
+        return message;
+    }
+
+    /// <summary>Null when the message carries none (an older worker, or none learned yet).</summary>
+    public static Models.Training.InputMoments? ToMoments(this Moments? message)
+    {
+        if (message is null || (message.Rows == 0 && message.Sums.Count == 0))
+        {
+            return null;
+        }
+        if (message.Sums.Count != message.SumsOfSquares.Count)
+        {
+            throw new ArgumentException($"The input statistics have {message.Sums.Count} sums and {message.SumsOfSquares.Count} sums of squares.");
+        }
+        return new Models.Training.InputMoments(message.Rows, [.. message.Sums], [.. message.SumsOfSquares]);
+    }
 }

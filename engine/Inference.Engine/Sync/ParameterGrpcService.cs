@@ -19,7 +19,7 @@ internal sealed class ParameterGrpcService(ParameterShard shard, SyncMetrics met
             {
                 return Task.FromResult(new PushResponse { Version = shard.Initialize(parameters) });
             }
-            var result = shard.Apply(request.WorkerId, request.Sequence, request.BaseVersion, parameters);
+            var result = shard.Apply(request.WorkerId, request.Sequence, request.BaseVersion, parameters, request.Moments.ToMoments());
             if (result.Duplicate)
             {
                 metrics.Duplicate();
@@ -45,7 +45,7 @@ internal sealed class ParameterGrpcService(ParameterShard shard, SyncMetrics met
     public override Task<PullResponse> Pull(PullRequest request, ServerCallContext context)
     {
         var (version, parameters) = shard.Current;
-        var response = new PullResponse { Version = version };
+        var response = new PullResponse { Version = version, Moments = shard.Moments?.ToMessage() };
         parameters?.WriteTo(response.Tensors);
         return Task.FromResult(response);
     }

@@ -1,4 +1,6 @@
+using Inference.Models;
 using Inference.Models.Parameters;
+using Inference.Models.Training;
 using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Sync;
@@ -16,11 +18,16 @@ public sealed class StalePushException(string message) : Exception(message);
 /// once per worker and sequence (a retry after a lost response is answered, not applied again), only
 /// from workers at most <see cref="SyncOptions.MaxStaleness"/> versions behind, and only when every
 /// value is finite and the delta's L2 norm is within <see cref="SyncOptions.MaxUpdateNorm"/>.
+/// The input standardisation is not a weight: each worker sends its running statistics with its push,
+/// the shard keeps every worker's latest and derives <c>input_mean</c> and <c>input_scale</c> from their
+/// sum (count-weighted moments, as one node over all the rows); deltas of those two are ignored.
 /// </summary>
 public sealed class ParameterShard(IOptions<SyncOptions> options)
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, ulong> _applied = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, InputMoments> _moments = new(StringComparer.Ordinal);
+    private InputMoments? _merged;
     private readonly int _maxStaleness = options.Value.MaxStaleness;
     private readonly double _maxNorm = options.Value.MaxUpdateNorm;
     private ParameterSet? _parameters;
@@ -33,6 +40,18 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
             lock (_gate)
             {
                 return (_version, _parameters);
+            }
+        }
+    }
+
+    /// <summary>Every worker's latest input statistics merged; null before any worker sent some.</summary>
+    public InputMoments? Moments
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _merged;
             }
         }
     }
@@ -59,9 +78,15 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
     /// Adds a worker's delta. Throws <see cref="ArgumentException"/> when it does not fit the shard, is
     /// not finite or is too large, and <see cref="StalePushException"/> when its base is too old.
     /// </summary>
-    public PushResult Apply(string worker, ulong sequence, long baseVersion, ParameterSet delta)
+    public PushResult Apply(string worker, ulong sequence, long baseVersion, ParameterSet delta, InputMoments? moments = null)
     {
         ArgumentNullException.ThrowIfNull(delta);
+        if (moments is not null && (!double.IsFinite(moments.Rows) || moments.Rows < 0 || moments.Sums.Any(v => !double.IsFinite(v)) || moments.SumsOfSquares.Any(v => !double.IsFinite(v))))
+        {
+            throw new ArgumentException("The input statistics are not finite.");
+        }
+        // The standardisation is derived from the statistics, not pushed as a delta.
+        delta = new ParameterSet([.. delta.Parameters.Where(p => !IsStandardisation(p.Name))]);
         double squares = 0;
         foreach (var tensor in delta.Parameters)
         {
@@ -94,16 +119,43 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
                 throw new StalePushException($"The push is based on version {baseVersion}, {_version - baseVersion} behind the shard's {_version} "
                     + $"(Inference:Sync:MaxStaleness {_maxStaleness}): pull first.");
             }
-            if (delta.Parameters.Count != _parameters.Parameters.Count)
+            var weights = _parameters.Parameters.Where(p => !IsStandardisation(p.Name)).ToList();
+            if (delta.Parameters.Count != weights.Count)
             {
-                throw new ArgumentException($"The delta has {delta.Parameters.Count} tensors; the shard holds {_parameters.Parameters.Count}.");
+                throw new ArgumentException($"The delta has {delta.Parameters.Count} weight tensors; the shard holds {weights.Count}.");
             }
-            _parameters = _parameters.Plus(delta);
+            var updated = new ParameterSet(weights).Plus(delta);
+            if (moments is not null)
+            {
+                var width = _parameters.Find(ScoringModule.InputMeanName)?.Values.Length;
+                if (width is not null && moments.Sums.Length != width)
+                {
+                    throw new ArgumentException($"The input statistics cover {moments.Sums.Length} inputs; the model has {width}.");
+                }
+                _moments[worker] = moments;
+                _merged = _moments.Values.Aggregate((a, b) => a.Plus(b));
+            }
+            _parameters = WithStandardisation(updated);
             if (sequence > 0)
             {
                 _applied[worker] = sequence;
             }
             return new PushResult(++_version, Duplicate: false);
         }
+    }
+
+    private static bool IsStandardisation(string name) => name is ScoringModule.InputMeanName or ScoringModule.InputScaleName;
+
+    /// <summary>The weights with the standardisation derived from the merged statistics (the current one while there are none).</summary>
+    private ParameterSet WithStandardisation(ParameterSet weights)
+    {
+        var current = _parameters!.Parameters.Where(p => IsStandardisation(p.Name)).ToList();
+        if (_merged is { Rows: > 0 } merged)
+        {
+            var (mean, scale) = merged.Standardisation();
+            current = current.Select(p => p with { Values = p.Name == ScoringModule.InputMeanName ? mean : scale }).ToList();
+        }
+        // The module's order: the standardisation first, then the layers.
+        return new ParameterSet([.. current, .. weights.Parameters]);
     }
 }

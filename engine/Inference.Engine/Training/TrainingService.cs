@@ -40,7 +40,8 @@ internal sealed class TrainingService : BackgroundService
     private ParameterSet? _base;
     private long _baseVersion;
     private bool _learnedSinceSync;
-    private (ParameterSet Delta, long BaseVersion, ulong Sequence)? _unacked;
+    private (ParameterSet Delta, long BaseVersion, ulong Sequence, InputMoments Moments)? _unacked;
+    private InputMoments? _pushedMoments;
 
     // Push sequence numbers continue across restarts of this worker: they start from the clock.
     private ulong _sequence = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() << 16;
@@ -227,13 +228,13 @@ internal sealed class TrainingService : BackgroundService
     {
         try
         {
-            var (version, parameters) = _parameters.Pull();
+            var (version, parameters, moments) = _parameters.Pull();
             if (parameters is null)
             {
                 _parameters.Initialize(learner.Export());
-                (version, parameters) = _parameters.Pull();
+                (version, parameters, moments) = _parameters.Pull();
             }
-            Adopt(learner, version, parameters!);
+            Adopt(learner, version, parameters!, moments, pushed: null);
         }
         catch (Exception error) when (error is not OperationCanceledException)
         {
@@ -258,13 +259,15 @@ internal sealed class TrainingService : BackgroundService
                 PushOnce(pending);
                 _base = _base.Plus(pending.Delta);
             }
+            InputMoments? pushed = null;
             if (_learnedSinceSync && learner.Export() is { } learned && learned.IsFinite())
             {
                 _learnedSinceSync = false;
-                PushOnce((learned.Minus(_base), _baseVersion, ++_sequence));
+                pushed = learner.Moments;
+                PushOnce((learned.Minus(_base), _baseVersion, ++_sequence, pushed));
             }
-            var (version, merged) = _parameters.Pull();
-            Adopt(learner, version, merged!);
+            var (version, merged, moments) = _parameters.Pull();
+            Adopt(learner, version, merged!, moments, pushed);
             _syncMetrics.Synced();
             SyncLog.Synced(_logger, version);
         }
@@ -276,12 +279,12 @@ internal sealed class TrainingService : BackgroundService
     }
 
     /// <summary>Pushes a delta; until the shard answers, it stays pending and is sent again at the next sync.</summary>
-    private void PushOnce((ParameterSet Delta, long BaseVersion, ulong Sequence) push)
+    private void PushOnce((ParameterSet Delta, long BaseVersion, ulong Sequence, InputMoments Moments) push)
     {
         _unacked = push;
         try
         {
-            _parameters.Push(push.Delta, push.BaseVersion, push.Sequence);
+            _parameters.Push(push.Delta, push.BaseVersion, push.Sequence, push.Moments);
         }
         catch (StalePushException error)
         {
@@ -292,9 +295,15 @@ internal sealed class TrainingService : BackgroundService
         _unacked = null;
     }
 
-    private void Adopt(OnlineLearner learner, long version, ParameterSet parameters)
+    private void Adopt(OnlineLearner learner, long version, ParameterSet parameters, InputMoments? merged, InputMoments? pushed)
     {
         learner.Import(parameters);
+        _pushedMoments = pushed ?? _pushedMoments;
+        if (merged is not null && merged.Sums.Length == learner.Spec.Inputs)
+        {
+            // The other workers' statistics: the merged ones less this worker's as the shard holds them.
+            learner.SetOtherMoments(_pushedMoments is null ? merged : merged.Minus(_pushedMoments));
+        }
         _base = parameters;
         _baseVersion = version;
         if (!parameters.ApproximatelyEquals(_registry.CurrentParameters()))

@@ -34,6 +34,7 @@ public sealed class OnlineLearner : IDisposable
     private readonly float[] _mean;
     private readonly float[] _scale;
     private double _rows;
+    private InputMoments _others;
 
     public OnlineLearner(ModelSpec spec, double learningRate)
     {
@@ -49,6 +50,7 @@ public sealed class OnlineLearner : IDisposable
         _sumOfSquares = new double[spec.Inputs];
         _mean = new float[spec.Inputs];
         _scale = new float[spec.Inputs];
+        _others = InputMoments.Empty(spec.Inputs);
     }
 
     public ModelSpec Spec { get; }
@@ -97,15 +99,38 @@ public sealed class OnlineLearner : IDisposable
             }
         }
         _rows += rows;
-        for (int c = 0; c < width; c++)
-        {
-            double mean = _sum[c] / _rows;
-            double variance = Math.Max(0, _sumOfSquares[c] / _rows - mean * mean);
-            _mean[c] = (float)mean;
-            // A constant column (variance ~0) is centred and left unscaled.
-            _scale[c] = variance > 1e-8 ? (float)(1 / Math.Sqrt(variance)) : 1f;
-        }
+        ApplyStandardisation();
+    }
+
+    /// <summary>The standardisation from this learner's statistics and the other workers' (a pool's, merged at the last sync).</summary>
+    private void ApplyStandardisation()
+    {
+        var (mean, scale) = Moments.Plus(_others).Standardisation();
+        mean.CopyTo(_mean, 0);
+        scale.CopyTo(_scale, 0);
         _module.SetInputStandardisation(_mean, _scale);
+    }
+
+    /// <summary>This learner's own input statistics (what it pushes to the parameter server).</summary>
+    public InputMoments Moments => new(_rows, (double[])_sum.Clone(), (double[])_sumOfSquares.Clone());
+
+    /// <summary>
+    /// The statistics of the other workers of a pool (the merged statistics minus this learner's as it
+    /// pushed them): from now on the standardisation covers all of them, as one node that saw every
+    /// row would have it. Sets the model's standardisation at once.
+    /// </summary>
+    public void SetOtherMoments(InputMoments others)
+    {
+        ArgumentNullException.ThrowIfNull(others);
+        if (others.Sums.Length != Spec.Inputs)
+        {
+            throw new ArgumentException($"Statistics of {others.Sums.Length} inputs; the model has {Spec.Inputs}.", nameof(others));
+        }
+        _others = others;
+        if (_rows + _others.Rows > 0)
+        {
+            ApplyStandardisation();
+        }
     }
 
     public ParameterSet Export() => _module.Export();

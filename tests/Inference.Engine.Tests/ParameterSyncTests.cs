@@ -163,4 +163,84 @@ public sealed class ParameterSyncTests
             }
         }
     }
+
+    [Fact]
+    public async Task After_the_parameter_server_restarts_empty_the_workers_seed_it_and_sync_again()
+    {
+        using var kafka = new EmbeddedKafka();
+        foreach (var topic in new[] { "events", "labels-a", "labels-b" })
+        {
+            kafka.CreateTopic(topic, 2);
+        }
+        int port = EngineProcess.FreePort();
+        Dictionary<string, string?> Ps()
+        {
+            var settings = EngineHarness.BaseSettings();
+            settings["Inference:Role"] = "Ps";
+            settings["Inference:Serving:Port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return settings;
+        }
+        var ps = await EngineHarness.StartAsync(Ps());
+        Dictionary<string, string?> Worker(string name)
+        {
+            var settings = EngineHarness.BaseSettings();
+            settings["Inference:Role"] = "Worker";
+            settings["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers;
+            settings["Inference:Kafka:GroupId"] = name;
+            settings["Inference:Kafka:LabelsTopic"] = $"labels-{name}";
+            settings["Inference:Kafka:DeadLetterTopic"] = "";
+            settings["Inference:Sync:ParameterServer"] = ps.Address;
+            settings["Inference:Sync:WorkerId"] = name;
+            settings["Inference:Training:BatchSize"] = "16";
+            return settings;
+        }
+        await using var a = await EngineHarness.StartAsync(Worker("a"));
+        await using var b = await EngineHarness.StartAsync(Worker("b"));
+        var stream = new SyntheticStream(entities: 50, seed: 3);
+        using var producer = EngineHarness.Producer(kafka.BootstrapServers);
+        void Labels(int count)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                int entity = stream.NextEntity();
+                producer.Produce(i % 2 == 0 ? "labels-a" : "labels-b", new Message<string, byte[]> { Key = stream.Key(entity), Value = stream.NextLabel(entity).Json });
+            }
+            producer.Flush(TimeSpan.FromSeconds(30));
+        }
+        for (int i = 0; i < 1_000; i++)
+        {
+            var e = stream.NextEvent();
+            producer.Produce("events", new Message<string, byte[]> { Key = stream.Key(e.Entity), Value = e.Json });
+        }
+        Labels(200);
+        await EngineHarness.WaitUntil(() => a.Metrics.LabelsTrained == 100 && b.Metrics.LabelsTrained == 100, TimeSpan.FromSeconds(60), () => "100 labels trained by each worker");
+        await EngineHarness.WaitUntil(() => ps.Get<ParameterShard>().Current.Version > 3, TimeSpan.FromSeconds(30), () => "pushes from both workers");
+
+        // The parameter server restarts with nothing: its state was in memory.
+        await ps.DisposeAsync();
+        await Task.Delay(600);
+        ps = await EngineHarness.StartAsync(Ps());
+        await using var restarted = ps;
+        var shard = restarted.Get<ParameterShard>();
+        await EngineHarness.WaitUntil(() =>
+            {
+                var (_, merged) = shard.Current;
+                return merged is not null
+                    && a.Get<ModelRegistry>().CurrentParameters().ApproximatelyEquals(merged)
+                    && b.Get<ModelRegistry>().CurrentParameters().ApproximatelyEquals(merged);
+            },
+            TimeSpan.FromSeconds(20), () => "both workers to hold the restarted server's parameters");
+        // Seeded from a worker's learned parameters, not from the initial model.
+        using var initial = new ModelRegistry(a.Get<ModelRegistry>().Spec);
+        Assert.False(initial.CurrentParameters().ApproximatelyEquals(shard.Current.Parameters!, 1e-4f));
+        long failures = a.Metrics.Sync.Failures + b.Metrics.Sync.Failures;
+
+        // And they go on learning through it.
+        Labels(200);
+        await EngineHarness.WaitUntil(() => a.Metrics.LabelsTrained == 200 && b.Metrics.LabelsTrained == 200, TimeSpan.FromSeconds(60), () => "200 labels trained by each worker");
+        long version = shard.Current.Version;
+        await EngineHarness.WaitUntil(() => shard.Current.Version > version + 1 || a.Metrics.Sync.Failures + b.Metrics.Sync.Failures > failures + 10,
+            TimeSpan.FromSeconds(30), () => "pushes to the restarted server");
+        Assert.True(a.Metrics.Sync.Failures + b.Metrics.Sync.Failures <= failures + 2, "syncs keep failing after the restart");
+    }
 }

@@ -12,4 +12,7 @@ internal static partial class SyncLog
 
     [LoggerMessage(502, LogLevel.Warning, "The parameter server refused a stale push; its delta is dropped and the worker pulls: {Reason}")]
     public static partial void StaleDropped(ILogger logger, string reason);
+
+    [LoggerMessage(503, LogLevel.Warning, "The parameter server restarted ({What}).")]
+    public static partial void ServerRestarted(ILogger logger, string what);
 }

@@ -253,6 +253,10 @@ internal sealed class TrainingService : BackgroundService
                 TryJoinParameterServer(learner);
                 return;
             }
+            if (!ServerContinues(learner))
+            {
+                return;
+            }
             if (_unacked is { } pending)
             {
                 // The last push's answer was lost: the same push again (the same sequence), applied at most once.
@@ -276,6 +280,39 @@ internal sealed class TrainingService : BackgroundService
             _syncMetrics.Failed();
             SyncLog.SyncFailed(_logger, error.Message);
         }
+    }
+
+    /// <summary>
+    /// Looks at the parameter server before pushing: a server that restarted empty is seeded again with
+    /// this worker's parameters (what it learned included) and false is returned (this round is done);
+    /// one that restarted and was seeded by another worker (its version is below this worker's base)
+    /// takes this worker's delta against its current version. Nothing stays stuck on a restart.
+    /// </summary>
+    private bool ServerContinues(OnlineLearner learner)
+    {
+        var (version, parameters, _) = _parameters.Pull();
+        if (parameters is null)
+        {
+            SyncLog.ServerRestarted(_logger, "empty; seeding it with this worker's parameters");
+            _unacked = null;
+            _learnedSinceSync = false;
+            _pushedMoments = null;
+            _parameters.Initialize(learner.Export());
+            var (seeded, merged, moments) = _parameters.Pull();
+            Adopt(learner, seeded, merged!, moments, pushed: null);
+            _syncMetrics.Synced();
+            return false;
+        }
+        if (version < _baseVersion)
+        {
+            SyncLog.ServerRestarted(_logger, $"at version {version}, below this worker's base {_baseVersion}; pushing against it");
+            _baseVersion = version;
+            if (_unacked is { } pending)
+            {
+                _unacked = pending with { BaseVersion = version };
+            }
+        }
+        return true;
     }
 
     /// <summary>Pushes a delta; until the shard answers, it stays pending and is sent again at the next sync.</summary>

@@ -22,22 +22,8 @@ public sealed class ParameterSyncTests
         psSettings["Inference:Role"] = "Ps";
         await using var ps = await EngineHarness.StartAsync(psSettings);
 
-        async Task<EngineHarness> Worker(string name)
-        {
-            var settings = EngineHarness.BaseSettings();
-            settings["Inference:Role"] = "Worker";
-            settings["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers;
-            settings["Inference:Kafka:GroupId"] = name;
-            settings["Inference:Kafka:LabelsTopic"] = $"labels-{name}";
-            settings["Inference:Kafka:DeadLetterTopic"] = "";
-            settings["Inference:Sync:ParameterServer"] = ps.Address;
-            settings["Inference:Sync:WorkerId"] = name;
-            settings["Inference:Training:BatchSize"] = "16";
-            return await EngineHarness.StartAsync(settings);
-        }
-
-        await using var a = await Worker("a");
-        await using var b = await Worker("b");
+        await using var a = await EngineHarness.StartAsync(Worker(kafka, ps.Address, "a"));
+        await using var b = await EngineHarness.StartAsync(Worker(kafka, ps.Address, "b"));
         var shard = ps.Get<ParameterShard>();
 
         // Both workers learn from different labels, so each pushes its own deltas.
@@ -91,29 +77,15 @@ public sealed class ParameterSyncTests
         psSettings["Inference:Role"] = "Ps";
         await using var ps = await EngineHarness.StartAsync(psSettings);
 
-        Dictionary<string, string?> Settings(string name, string labels)
+        static Dictionary<string, string?> Publishing(Dictionary<string, string?> settings)
         {
-            var settings = EngineHarness.BaseSettings();
-            settings["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers;
-            settings["Inference:Kafka:GroupId"] = name;
-            settings["Inference:Kafka:LabelsTopic"] = labels;
-            settings["Inference:Kafka:DeadLetterTopic"] = "";
-            settings["Inference:Training:BatchSize"] = "16";
             settings["Inference:Training:PublishIntervalMs"] = "50";
             return settings;
         }
-        Dictionary<string, string?> Worker(string name)
-        {
-            var settings = Settings(name, $"labels-{name}");
-            settings["Inference:Role"] = "Worker";
-            settings["Inference:Sync:ParameterServer"] = ps.Address;
-            settings["Inference:Sync:WorkerId"] = name;
-            return settings;
-        }
-        await using var single = await EngineHarness.StartAsync(Settings("single", "labels-all"));
-        await using var a = await EngineHarness.StartAsync(Worker("a"));
-        await using var b = await EngineHarness.StartAsync(Worker("b"));
-        await using var c = await EngineHarness.StartAsync(Worker("c"));
+        await using var single = await EngineHarness.StartAsync(Publishing(Member(kafka, "single", "labels-all")));
+        await using var a = await EngineHarness.StartAsync(Publishing(Worker(kafka, ps.Address, "a")));
+        await using var b = await EngineHarness.StartAsync(Publishing(Worker(kafka, ps.Address, "b")));
+        await using var c = await EngineHarness.StartAsync(Publishing(Worker(kafka, ps.Address, "c")));
         EngineHarness[] workers = [a, b, c];
 
         // Every engine applies every event before any label: each label's features are the same everywhere.
@@ -181,21 +153,8 @@ public sealed class ParameterSyncTests
             return settings;
         }
         var ps = await EngineHarness.StartAsync(Ps());
-        Dictionary<string, string?> Worker(string name)
-        {
-            var settings = EngineHarness.BaseSettings();
-            settings["Inference:Role"] = "Worker";
-            settings["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers;
-            settings["Inference:Kafka:GroupId"] = name;
-            settings["Inference:Kafka:LabelsTopic"] = $"labels-{name}";
-            settings["Inference:Kafka:DeadLetterTopic"] = "";
-            settings["Inference:Sync:ParameterServer"] = ps.Address;
-            settings["Inference:Sync:WorkerId"] = name;
-            settings["Inference:Training:BatchSize"] = "16";
-            return settings;
-        }
-        await using var a = await EngineHarness.StartAsync(Worker("a"));
-        await using var b = await EngineHarness.StartAsync(Worker("b"));
+        await using var a = await EngineHarness.StartAsync(Worker(kafka, ps.Address, "a"));
+        await using var b = await EngineHarness.StartAsync(Worker(kafka, ps.Address, "b"));
         var stream = new SyntheticStream(entities: 50, seed: 3);
         using var producer = EngineHarness.Producer(kafka.BootstrapServers);
         void Labels(int count)
@@ -242,5 +201,27 @@ public sealed class ParameterSyncTests
         await EngineHarness.WaitUntil(() => shard.Current.Version > version + 1 || a.Metrics.Sync.Failures + b.Metrics.Sync.Failures > failures + 10,
             TimeSpan.FromSeconds(30), () => "pushes to the restarted server");
         Assert.True(a.Metrics.Sync.Failures + b.Metrics.Sync.Failures <= failures + 2, "syncs keep failing after the restart");
+    }
+
+    /// <summary>An engine learning from its own labels topic (training batches of 16), reading events as group <paramref name="name"/>.</summary>
+    private static Dictionary<string, string?> Member(EmbeddedKafka kafka, string name, string labels)
+    {
+        var settings = EngineHarness.BaseSettings();
+        settings["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers;
+        settings["Inference:Kafka:GroupId"] = name;
+        settings["Inference:Kafka:LabelsTopic"] = labels;
+        settings["Inference:Kafka:DeadLetterTopic"] = "";
+        settings["Inference:Training:BatchSize"] = "16";
+        return settings;
+    }
+
+    /// <summary>A worker named <paramref name="name"/> learning from "labels-NAME" and syncing with the parameter server at <paramref name="parameterServer"/>.</summary>
+    private static Dictionary<string, string?> Worker(EmbeddedKafka kafka, string parameterServer, string name)
+    {
+        var settings = Member(kafka, name, $"labels-{name}");
+        settings["Inference:Role"] = "Worker";
+        settings["Inference:Sync:ParameterServer"] = parameterServer;
+        settings["Inference:Sync:WorkerId"] = name;
+        return settings;
     }
 }

@@ -48,8 +48,7 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
             // Nothing is scored before the committed progress is known (what a restart must not score again).
             scoring.Ready.Wait(stopping);
         }
-        using var sink = new EventSink(executor, features.MaxBatchEvents, features.MaxFutureMs, scoring?.Selector, scoring);
-        sink.WaitForRoom = scoring is null ? null : () => scoring.WaitForRoom(stopping);
+        using var sink = new EventSink(executor, features.MaxBatchEvents, features.MaxFutureMs, scoring, stopping);
         IngestLog.Started(logger, settings.Topic, settings.DefaultFormat, kafka.BootstrapServers, settings.GroupId, features.MaxBatchEvents, features.MaxBatchDelayMs);
         try
         {

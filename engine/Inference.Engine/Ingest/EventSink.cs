@@ -18,19 +18,21 @@ internal sealed class EventSink : IBatchSink, IDisposable
     private int _current;
     private int _sinceClock;
 
-    private readonly ScoreSelector? _selector;
+    private readonly IScoredBatchSink? _scoring;
+    private readonly CancellationToken _stopping;
     private int _partition;
     private long _offset;
     private long _timestampMs;
 
     /// <summary>
     /// Two micro-batches of <paramref name="capacity"/> events; events dated more than
-    /// <paramref name="maxFutureMs"/> ahead of the wall clock are refused (0: any time). With a
-    /// <paramref name="selector"/>, the events it selects are handed to <paramref name="scoring"/> once applied.
+    /// <paramref name="maxFutureMs"/> ahead of the wall clock are refused (0: any time). With
+    /// <paramref name="scoring"/>, the events its selector takes are handed to it once applied.
     /// </summary>
-    public EventSink(DeviceExecutor executor, int capacity, long maxFutureMs, ScoreSelector? selector = null, IScoredBatchSink? scoring = null)
+    public EventSink(DeviceExecutor executor, int capacity, long maxFutureMs, IScoredBatchSink? scoring = null, CancellationToken stopping = default)
     {
-        _selector = scoring is null ? null : selector;
+        _scoring = scoring;
+        _stopping = stopping;
         _executor = executor;
         _maxFutureMs = maxFutureMs;
         var plan = executor.Plan;
@@ -84,9 +86,9 @@ internal sealed class EventSink : IBatchSink, IDisposable
             EventFormat.Arrow => _arrow.Decode(payload, length, batch, ref resume),
             _ => DecodeError.UnknownContentType,
         };
-        if (_selector is not null && error == DecodeError.None && batch.Count > first)
+        if (_scoring is not null && error == DecodeError.None && batch.Count > first)
         {
-            _selector.Capture(format, span, batch, first, firstIndex, _partition, _offset, _timestampMs);
+            _scoring.Selector.Capture(format, span, batch, first, firstIndex, _partition, _offset, _timestampMs);
         }
         return error;
     }
@@ -98,12 +100,9 @@ internal sealed class EventSink : IBatchSink, IDisposable
         _timestampMs = timestampMs;
     }
 
-    /// <summary>Called before each batch is handed on: waits while stream scoring is behind (backpressure).</summary>
-    public Action? WaitForRoom { get; set; }
-
     public void Submit(ReadOnlySpan<PartitionOffset> offsets)
     {
-        WaitForRoom?.Invoke();
+        _scoring?.WaitForRoom(_stopping);
         RefreshClock();
         var batch = Current;
         batch.SetOffsets(offsets);

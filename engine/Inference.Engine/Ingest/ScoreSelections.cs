@@ -56,15 +56,6 @@ public sealed class ScoreSelections
         Count++;
     }
 
-    /// <summary>Forgets the selections at or after <paramref name="row"/> (rows a failed decode took back).</summary>
-    public void TruncateRows(int row)
-    {
-        while (Count > 0 && _rows[Count - 1] >= row)
-        {
-            Count--;
-        }
-    }
-
     public void Clear()
     {
         Array.Clear(_entities, 0, Count);
@@ -78,7 +69,13 @@ public sealed class ScoreSelections
 /// </summary>
 public interface IScoredBatchSink
 {
+    /// <summary>Which events of each message to take (on the ingest thread, after it decoded).</summary>
+    ScoreSelector Selector { get; }
+
     void Applied(MicroBatch batch, FeatureTable table, Func<FeatureWatermark> watermark);
+
+    /// <summary>On the ingest thread before it hands on a batch: waits while too many applied batches wait to be scored (backpressure).</summary>
+    void WaitForRoom(CancellationToken cancellation);
 }
 
 /// <summary>

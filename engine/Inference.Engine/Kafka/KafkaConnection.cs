@@ -22,10 +22,7 @@ public sealed partial class KafkaConnection : IDisposable
             _embedded = new EmbeddedKafka();
             foreach (var topic in new[] { Options.EventsTopic, Options.LabelsTopic, Options.DeadLetterTopic, Options.LabelsDeadLetterTopic })
             {
-                if (!string.IsNullOrWhiteSpace(topic))
-                {
-                    _embedded.CreateTopic(topic, Options.EmbeddedPartitions);
-                }
+                EnsureEmbeddedTopic(topic);
             }
             BootstrapServers = _embedded.BootstrapServers;
             Log.EmbeddedBroker(logger, BootstrapServers, Options.EmbeddedPartitions);
@@ -49,7 +46,7 @@ public sealed partial class KafkaConnection : IDisposable
     public bool IsEmbedded => _embedded is not null;
 
     /// <summary>
-    /// Creates a topic on the embedded broker if it has none of that name (outputs' topics); a real
+    /// Creates a topic on the embedded broker if it has none of that name (every topic the engine uses); a real
     /// cluster's topics are created by its operators (or auto-created).
     /// </summary>
     public void EnsureEmbeddedTopic(string topic, int partitions = 0)

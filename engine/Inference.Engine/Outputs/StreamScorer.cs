@@ -58,6 +58,7 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
     private readonly string _transactionalId;
     private readonly (AlertRule Rule, int Feature)[] _rules;
     private readonly bool _raw;
+    private readonly int _width;
     private readonly Channel<ScoredBatch> _queue = Channel.CreateUnbounded<ScoredBatch>(new UnboundedChannelOptions { SingleReader = true });
     private readonly SemaphoreSlim _room = new(0);
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -88,16 +89,11 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
         _rules = [.. _alerts.Rules.Select(r => (r, r.Feature is null ? -1 : names.IndexOf(r.Feature)))];
         _raw = _rules.Any(r => r.Feature >= 0);
         Selector = new ScoreSelector(_options.SelectsAll ? null : _options.Select);
-        Width = executor.Plan.Count;
-        FeatureNames = names;
+        _width = names.Count;
     }
 
     /// <summary>What the ingest thread uses to pick the events to score.</summary>
     public ScoreSelector Selector { get; }
-
-    public int Width { get; }
-
-    public IReadOnlyList<string> FeatureNames { get; }
 
     /// <summary>Applied batches with selected events handed over so far.</summary>
     public long Enqueued => Interlocked.Read(ref _enqueued);
@@ -139,7 +135,6 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
         _queue.Writer.TryWrite(item);
     }
 
-    /// <summary>On the ingest thread: waits while too many applied batches wait for the producer (backpressure).</summary>
     public void WaitForRoom(CancellationToken cancellation)
     {
         while (Enqueued - Committed >= _options.MaxPendingBatches && !cancellation.IsCancellationRequested)
@@ -319,7 +314,7 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
                 EventTimeMs = item.EventTimesMs[i],
                 Watermark = watermark,
             };
-            record.Features.Add(item.Features.AsSpan(i * Width, Width).ToArray());
+            record.Features.Add(item.Features.AsSpan(i * _width, _width).ToArray());
             producer.Produce(_options.Topic, Encode(record.Entity, record, ScoredContentType));
             scored++;
             foreach (var (rule, feature) in _rules)
@@ -347,7 +342,7 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
 
     private bool Matches(AlertRule rule, int feature, float score, ScoredBatch item, int row) =>
         (rule.ScoreAbove is not { } above || score > above)
-        && (feature < 0 || rule.FeatureAbove is not { } threshold || item.Raw[row * Width + feature] > threshold);
+        && (feature < 0 || rule.FeatureAbove is not { } threshold || item.Raw[row * _width + feature] > threshold);
 
     private Message<string, byte[]> Encode(string key, IMessage message, byte[] protobufType) =>
         _options.Format == OutputFormat.Protobuf

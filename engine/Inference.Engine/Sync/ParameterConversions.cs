@@ -17,7 +17,7 @@ internal static class ParameterConversions
         }
     }
 
-    /// <summary>Reads tensors off the wire; throws <see cref="ArgumentException"/> naming the bad tensor.</summary>
+    /// <summary>Reads tensors off the wire; throws <see cref="InvalidParametersException"/> naming the bad tensor.</summary>
     public static ParameterSet ToParameterSet(this RepeatedField<NamedTensor> tensors)
     {
         var result = new List<NamedParameter>(tensors.Count);
@@ -26,26 +26,26 @@ internal static class ParameterConversions
         {
             if (string.IsNullOrEmpty(tensor.Name) || !names.Add(tensor.Name))
             {
-                throw new ArgumentException($"Tensor name '{tensor.Name}' is empty or repeated.");
+                throw new InvalidParametersException("shape", $"Tensor name '{tensor.Name}' is empty or repeated.");
             }
             long elements = 1;
             foreach (long dimension in tensor.Shape)
             {
                 if (dimension < 0)
                 {
-                    throw new ArgumentException($"Tensor '{tensor.Name}' has a negative dimension.");
+                    throw new InvalidParametersException("shape", $"Tensor '{tensor.Name}' has a negative dimension.");
                 }
                 elements *= dimension;
             }
             if (elements != tensor.Values.Count)
             {
-                throw new ArgumentException($"Tensor '{tensor.Name}' has {tensor.Values.Count} values for shape [{string.Join(',', tensor.Shape)}].");
+                throw new InvalidParametersException("shape", $"Tensor '{tensor.Name}' has {tensor.Values.Count} values for shape [{string.Join(',', tensor.Shape)}].");
             }
             foreach (float value in tensor.Values)
             {
                 if (!float.IsFinite(value))
                 {
-                    throw new ArgumentException($"Tensor '{tensor.Name}' is not finite: it holds a NaN or infinite value.");
+                    throw new InvalidParametersException("not_finite", $"Tensor '{tensor.Name}' is not finite: it holds a NaN or infinite value.");
                 }
             }
             result.Add(new NamedParameter(tensor.Name, [.. tensor.Shape], [.. tensor.Values]));
@@ -70,7 +70,7 @@ internal static class ParameterConversions
         }
         if (message.Sums.Count != message.SumsOfSquares.Count)
         {
-            throw new ArgumentException($"The input statistics have {message.Sums.Count} sums and {message.SumsOfSquares.Count} sums of squares.");
+            throw new InvalidParametersException("shape", $"The input statistics have {message.Sums.Count} sums and {message.SumsOfSquares.Count} sums of squares.");
         }
         return new Models.Training.InputMoments(message.Rows, [.. message.Sums], [.. message.SumsOfSquares]);
     }

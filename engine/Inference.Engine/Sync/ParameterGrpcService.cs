@@ -26,9 +26,15 @@ internal sealed class ParameterGrpcService(ParameterShard shard, SyncMetrics met
             }
             return Task.FromResult(new PushResponse { Version = result.Version, Duplicate = result.Duplicate });
         }
+        catch (InvalidParametersException error)
+        {
+            metrics.Refused(error.Reason);
+            throw new RpcException(new Status(StatusCode.InvalidArgument, error.Message));
+        }
         catch (ArgumentException error)
         {
-            metrics.Refused(error.Message.Contains("not finite", StringComparison.Ordinal) ? "not_finite" : error.Message.Contains("norm", StringComparison.Ordinal) ? "norm" : "shape");
+            // A tensor the shard does not hold, or of another shape (ParameterSet.Plus).
+            metrics.Refused("shape");
             throw new RpcException(new Status(StatusCode.InvalidArgument, error.Message));
         }
         catch (StalePushException error)

@@ -11,6 +11,12 @@ public readonly record struct PushResult(long Version, bool Duplicate);
 /// <summary>A push refused because its base is too old: the worker pulls first.</summary>
 public sealed class StalePushException(string message) : Exception(message);
 
+/// <summary>Parameters refused as they are: <see cref="Reason"/> is the metric's tag (not_finite, norm, shape).</summary>
+public sealed class InvalidParametersException(string reason, string message) : ArgumentException(message)
+{
+    public string Reason { get; } = reason;
+}
+
 /// <summary>
 /// One shard of the parameter server: the merged parameters and their version. A push adds the
 /// worker's delta (its parameters minus those of the version it started from) into the shard, the
@@ -61,7 +67,7 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
     {
         if (!parameters.IsFinite())
         {
-            throw new ArgumentException("The initial parameters are not finite.");
+            throw new InvalidParametersException("not_finite", "The initial parameters are not finite.");
         }
         lock (_gate)
         {
@@ -75,7 +81,7 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
     }
 
     /// <summary>
-    /// Adds a worker's delta. Throws <see cref="ArgumentException"/> when it does not fit the shard, is
+    /// Adds a worker's delta. Throws <see cref="InvalidParametersException"/> when it does not fit the shard, is
     /// not finite or is too large, and <see cref="StalePushException"/> when its base is too old.
     /// </summary>
     public PushResult Apply(string worker, ulong sequence, long baseVersion, ParameterSet delta, InputMoments? moments = null)
@@ -83,7 +89,7 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
         ArgumentNullException.ThrowIfNull(delta);
         if (moments is not null && (!double.IsFinite(moments.Rows) || moments.Rows < 0 || moments.Sums.Any(v => !double.IsFinite(v)) || moments.SumsOfSquares.Any(v => !double.IsFinite(v))))
         {
-            throw new ArgumentException("The input statistics are not finite.");
+            throw new InvalidParametersException("not_finite", "The input statistics are not finite.");
         }
         // The standardisation is derived from the statistics, not pushed as a delta.
         delta = new ParameterSet([.. delta.Parameters.Where(p => !IsStandardisation(p.Name))]);
@@ -94,7 +100,7 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
             {
                 if (!float.IsFinite(value))
                 {
-                    throw new ArgumentException($"The delta of '{tensor.Name}' is not finite.");
+                    throw new InvalidParametersException("not_finite", $"The delta of '{tensor.Name}' is not finite.");
                 }
                 squares += (double)value * value;
             }
@@ -102,7 +108,7 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
         double norm = Math.Sqrt(squares);
         if (norm > _maxNorm)
         {
-            throw new ArgumentException($"The delta's L2 norm {norm:G4} exceeds Inference:Sync:MaxUpdateNorm ({_maxNorm:G4}).");
+            throw new InvalidParametersException("norm", $"The delta's L2 norm {norm:G4} exceeds Inference:Sync:MaxUpdateNorm ({_maxNorm:G4}).");
         }
         lock (_gate)
         {
@@ -122,7 +128,7 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
             var weights = _parameters.Parameters.Where(p => !IsStandardisation(p.Name)).ToList();
             if (delta.Parameters.Count != weights.Count)
             {
-                throw new ArgumentException($"The delta has {delta.Parameters.Count} weight tensors; the shard holds {weights.Count}.");
+                throw new InvalidParametersException("shape", $"The delta has {delta.Parameters.Count} weight tensors; the shard holds {weights.Count}.");
             }
             var updated = new ParameterSet(weights).Plus(delta);
             if (moments is not null)
@@ -130,7 +136,7 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
                 var width = _parameters.Find(ScoringModule.InputMeanName)?.Values.Length;
                 if (width is not null && moments.Sums.Length != width)
                 {
-                    throw new ArgumentException($"The input statistics cover {moments.Sums.Length} inputs; the model has {width}.");
+                    throw new InvalidParametersException("shape", $"The input statistics cover {moments.Sums.Length} inputs; the model has {width}.");
                 }
                 _moments[worker] = moments;
                 _merged = _moments.Values.Aggregate((a, b) => a.Plus(b));

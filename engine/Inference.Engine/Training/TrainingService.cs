@@ -234,7 +234,7 @@ internal sealed class TrainingService : BackgroundService
                 _parameters.Initialize(learner.Export());
                 (version, parameters, moments) = _parameters.Pull();
             }
-            Adopt(learner, version, parameters!, moments, pushed: null);
+            Adopt(learner, version, parameters!, moments);
         }
         catch (Exception error) when (error is not OperationCanceledException)
         {
@@ -263,15 +263,13 @@ internal sealed class TrainingService : BackgroundService
                 PushOnce(pending);
                 _base = _base.Plus(pending.Delta);
             }
-            InputMoments? pushed = null;
             if (_learnedSinceSync && learner.Export() is { } learned && learned.IsFinite())
             {
                 _learnedSinceSync = false;
-                pushed = learner.Moments;
-                PushOnce((learned.Minus(_base), _baseVersion, ++_sequence, pushed));
+                PushOnce((learned.Minus(_base), _baseVersion, ++_sequence, learner.Moments));
             }
             var (version, merged, moments) = _parameters.Pull();
-            Adopt(learner, version, merged!, moments, pushed);
+            Adopt(learner, version, merged!, moments);
             _syncMetrics.Synced();
             SyncLog.Synced(_logger, version);
         }
@@ -299,7 +297,7 @@ internal sealed class TrainingService : BackgroundService
             _pushedMoments = null;
             _parameters.Initialize(learner.Export());
             var (seeded, merged, moments) = _parameters.Pull();
-            Adopt(learner, seeded, merged!, moments, pushed: null);
+            Adopt(learner, seeded, merged!, moments);
             _syncMetrics.Synced();
             return false;
         }
@@ -322,6 +320,8 @@ internal sealed class TrainingService : BackgroundService
         try
         {
             _parameters.Push(push.Delta, push.BaseVersion, push.Sequence, push.Moments);
+            // What the shard now holds as this worker's statistics.
+            _pushedMoments = push.Moments;
         }
         catch (StalePushException error)
         {
@@ -332,10 +332,9 @@ internal sealed class TrainingService : BackgroundService
         _unacked = null;
     }
 
-    private void Adopt(OnlineLearner learner, long version, ParameterSet parameters, InputMoments? merged, InputMoments? pushed)
+    private void Adopt(OnlineLearner learner, long version, ParameterSet parameters, InputMoments? merged)
     {
         learner.Import(parameters);
-        _pushedMoments = pushed ?? _pushedMoments;
         if (merged is not null && merged.Sums.Length == learner.Spec.Inputs)
         {
             // The other workers' statistics: the merged ones less this worker's as the shard holds them.

@@ -21,18 +21,22 @@ public sealed record InputMoments(double Rows, double[] Sums, double[] SumsOfSqu
         var scale = new float[width];
         for (int c = 0; c < width; c++)
         {
-            if (Rows <= 0)
-            {
-                scale[c] = 1f;
-                continue;
-            }
-            double m = Sums[c] / Rows;
-            double variance = Math.Max(0, SumsOfSquares[c] / Rows - m * m);
-            mean[c] = (float)m;
-            // A constant column (variance ~0) is centred and left unscaled.
-            scale[c] = variance > 1e-8 ? (float)(1 / Math.Sqrt(variance)) : 1f;
+            (mean[c], scale[c]) = Standardise(Rows, Sums[c], SumsOfSquares[c]);
         }
         return (mean, scale);
+    }
+
+    /// <summary>One input's mean and scale from its rows, sum and sum of squares.</summary>
+    public static (float Mean, float Scale) Standardise(double rows, double sum, double sumOfSquares)
+    {
+        if (rows <= 0)
+        {
+            return (0f, 1f);
+        }
+        double mean = sum / rows;
+        double variance = Math.Max(0, sumOfSquares / rows - mean * mean);
+        // A constant column (variance ~0) is centred and left unscaled.
+        return ((float)mean, variance > 1e-8 ? (float)(1 / Math.Sqrt(variance)) : 1f);
     }
 
     private InputMoments Combine(InputMoments other, double sign)

@@ -105,9 +105,12 @@ public sealed class OnlineLearner : IDisposable
     /// <summary>The standardisation from this learner's statistics and the other workers' (a pool's, merged at the last sync).</summary>
     private void ApplyStandardisation()
     {
-        var (mean, scale) = Moments.Plus(_others).Standardisation();
-        mean.CopyTo(_mean, 0);
-        scale.CopyTo(_scale, 0);
+        // In place, every mini-batch: no copies of the statistics.
+        double rows = _rows + _others.Rows;
+        for (int c = 0; c < _mean.Length; c++)
+        {
+            (_mean[c], _scale[c]) = InputMoments.Standardise(rows, _sum[c] + _others.Sums[c], _sumOfSquares[c] + _others.SumsOfSquares[c]);
+        }
         _module.SetInputStandardisation(_mean, _scale);
     }
 

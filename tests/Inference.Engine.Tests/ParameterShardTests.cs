@@ -71,9 +71,60 @@ public sealed class ParameterShardTests
         Assert.False((await client.PushAsync(Push("b", 2, version - 2, initialize: false, 1f, 1f))).Duplicate);
     }
 
-    private static async Task<EngineHarness> StartPs(int maxStaleness = 16)
+    [Fact]
+    public async Task A_parameter_server_restarts_from_its_checkpoint_with_its_version_parameters_and_applied_pushes()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "inference-ps-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            await using (var ps = await StartPs(checkpoints: directory))
+            {
+                var client = new ParameterService.ParameterServiceClient(ps.Channel);
+                await client.PushAsync(Push("a", 0, 0, initialize: true, 1f, 1f));
+                await client.PushAsync(Push("a", 1, 1, initialize: false, 0.5f, 0.5f));
+                // A checkpoint at version 2 (the interval's), then one more push the final checkpoint holds.
+                await EngineHarness.WaitUntil(() => ShardCheckpoints.ReadNewest(directory, (_, _) => { })?.State.Version == 2, TimeSpan.FromSeconds(10), () => "a checkpoint at version 2");
+                await client.PushAsync(Push("b", 1, 2, initialize: false, 1f, 1f));
+            }
+            await using (var ps = await StartPs(checkpoints: directory))
+            {
+                var client = new ParameterService.ParameterServiceClient(ps.Channel);
+                var pulled = await client.PullAsync(new PullRequest { WorkerId = "a" });
+                Assert.Equal(3, pulled.Version);
+                Assert.Equal([2.5f, 2.5f], pulled.Tensors[0].Values);
+                // Pushes applied before the restart are still known: their retries are not applied again.
+                Assert.True((await client.PushAsync(Push("a", 1, 1, initialize: false, 0.5f, 0.5f))).Duplicate);
+                Assert.True((await client.PushAsync(Push("b", 1, 2, initialize: false, 1f, 1f))).Duplicate);
+            }
+            // The newest checkpoint damaged (as by a crash of the disk under it): the one before it is restored.
+            string newest = CheckpointFilesOf(directory).Last();
+            File.WriteAllText(Path.Combine(newest, "shard.json"), "{\"version\": 99");
+            await using (var ps = await StartPs(checkpoints: directory))
+            {
+                var client = new ParameterService.ParameterServiceClient(ps.Channel);
+                var pulled = await client.PullAsync(new PullRequest { WorkerId = "a" });
+                Assert.Equal(2, pulled.Version);
+                Assert.Equal([1.5f, 1.5f], pulled.Tensors[0].Values);
+                Assert.False((await client.PushAsync(Push("b", 1, 2, initialize: false, 1f, 1f))).Duplicate);
+            }
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static IEnumerable<string> CheckpointFilesOf(string directory) =>
+        Directory.GetDirectories(directory, ShardCheckpoints.Prefix + "*").Order(StringComparer.Ordinal);
+
+    private static async Task<EngineHarness> StartPs(int maxStaleness = 16, string? checkpoints = null)
     {
         var settings = EngineHarness.BaseSettings();
+        if (checkpoints is not null)
+        {
+            settings["Inference:Checkpoints:Directory"] = checkpoints;
+            settings["Inference:Checkpoints:IntervalMs"] = "200";
+        }
         settings["Inference:Role"] = "Ps";
         settings["Inference:Sync:MaxStaleness"] = maxStaleness.ToString(System.Globalization.CultureInfo.InvariantCulture);
         settings["Inference:Sync:MaxUpdateNorm"] = "1000";

@@ -29,7 +29,7 @@ public static partial class CheckpointFiles
     private const string EntitiesName = "entities.arrow";
     private const string FreeSlotsName = "free-slots.arrow";
     private const string TrainerName = "trainer.json";
-    private const string TemporaryMarker = ".tmp-";
+    internal const string TemporaryMarker = ".tmp-";
     private const int SlotsPerBatch = 65_536;
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
@@ -39,15 +39,7 @@ public static partial class CheckpointFiles
     /// <summary>Writes <paramref name="checkpoint"/> as the next checkpoint in <paramref name="directory"/>, durably, and returns its entry.</summary>
     public static CheckpointEntry Write(string directory, Checkpoint checkpoint)
     {
-        Directory.CreateDirectory(directory);
-        long sequence = Complete(directory).Select(c => c.Sequence).DefaultIfEmpty(0).Max() + 1;
-        string final = Path.Combine(directory, Prefix + sequence.ToString("D12", CultureInfo.InvariantCulture));
-        string temporary = final + TemporaryMarker + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-        if (Directory.Exists(temporary))
-        {
-            Directory.Delete(temporary, recursive: true);
-        }
-        Directory.CreateDirectory(temporary);
+        var (sequence, final, temporary) = Begin(directory, Prefix);
         var files = new List<CheckpointFile>
         {
             WriteFile(temporary, EntitiesName, stream => WriteEntities(stream, checkpoint.Table)),
@@ -72,21 +64,47 @@ public static partial class CheckpointFiles
                 : null,
             files);
         WriteFile(temporary, ManifestName, stream => JsonSerializer.Serialize(stream, manifest, Json));
-        SyncDirectory(temporary);
-        Directory.Move(temporary, final);
-        SyncDirectory(directory);
+        Commit(directory, temporary, final);
         return new CheckpointEntry(final, sequence, manifest, null);
     }
 
-    /// <summary>Deletes all but the newest <paramref name="keep"/> checkpoints, and temporary directories other processes left behind.</summary>
-    public static void Prune(string directory, int keep)
+    /// <summary>
+    /// Starts the next checkpoint named <paramref name="prefix"/> in <paramref name="directory"/>: its
+    /// sequence, final path, and the empty temporary directory its files are written into.
+    /// </summary>
+    internal static (long Sequence, string Final, string Temporary) Begin(string directory, string prefix)
     {
-        foreach (var (path, _) in Complete(directory).OrderByDescending(c => c.Sequence).Skip(keep))
+        Directory.CreateDirectory(directory);
+        long sequence = Complete(directory, prefix).Select(c => c.Sequence).DefaultIfEmpty(0).Max() + 1;
+        string final = Path.Combine(directory, prefix + sequence.ToString("D12", CultureInfo.InvariantCulture));
+        string temporary = final + TemporaryMarker + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        if (Directory.Exists(temporary))
+        {
+            Directory.Delete(temporary, recursive: true);
+        }
+        Directory.CreateDirectory(temporary);
+        return (sequence, final, temporary);
+    }
+
+    /// <summary>Makes a checkpoint whose files are all written and synced durable: renamed into place, the parent directory synced.</summary>
+    internal static void Commit(string directory, string temporary, string final)
+    {
+        SyncDirectory(temporary);
+        Directory.Move(temporary, final);
+        SyncDirectory(directory);
+    }
+
+    /// <summary>Deletes all but the newest <paramref name="keep"/> checkpoints, and temporary directories other processes left behind.</summary>
+    public static void Prune(string directory, int keep) => Prune(directory, keep, Prefix);
+
+    internal static void Prune(string directory, int keep, string prefix)
+    {
+        foreach (var (path, _) in Complete(directory, prefix).OrderByDescending(c => c.Sequence).Skip(keep))
         {
             Directory.Delete(path, recursive: true);
         }
         string mine = TemporaryMarker + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-        foreach (var stale in Directory.EnumerateDirectories(directory, Prefix + "*" + TemporaryMarker + "*"))
+        foreach (var stale in Directory.EnumerateDirectories(directory, prefix + "*" + TemporaryMarker + "*"))
         {
             if (!stale.EndsWith(mine, StringComparison.Ordinal))
             {
@@ -99,7 +117,7 @@ public static partial class CheckpointFiles
     public static IReadOnlyList<CheckpointEntry> List(string directory)
     {
         var entries = new List<CheckpointEntry>();
-        foreach (var (path, sequence) in Complete(directory).OrderBy(c => c.Sequence))
+        foreach (var (path, sequence) in Complete(directory, Prefix).OrderBy(c => c.Sequence))
         {
             CheckpointManifest? manifest = null;
             string? problem = null;
@@ -116,18 +134,18 @@ public static partial class CheckpointFiles
         return entries;
     }
 
-    /// <summary>The complete checkpoint directories by name (temporary ones left out), manifests unread.</summary>
-    private static IEnumerable<(string Path, long Sequence)> Complete(string directory)
+    /// <summary>The complete checkpoint directories named <paramref name="prefix"/> (temporary ones left out), manifests unread.</summary>
+    internal static IEnumerable<(string Path, long Sequence)> Complete(string directory, string prefix)
     {
         if (!Directory.Exists(directory))
         {
             yield break;
         }
-        foreach (var path in Directory.EnumerateDirectories(directory, Prefix + "*"))
+        foreach (var path in Directory.EnumerateDirectories(directory, prefix + "*"))
         {
             string name = Path.GetFileName(path);
             if (!name.Contains(TemporaryMarker, StringComparison.Ordinal)
-                && long.TryParse(name.AsSpan(Prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out long sequence))
+                && long.TryParse(name.AsSpan(prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out long sequence))
             {
                 yield return (path, sequence);
             }
@@ -150,7 +168,14 @@ public static partial class CheckpointFiles
     public static CheckpointManifest Verify(string path)
     {
         var manifest = ReadManifest(path);
-        foreach (var file in manifest.Files)
+        VerifyFiles(path, manifest.Files);
+        return manifest;
+    }
+
+    /// <summary>Checks each of <paramref name="files"/> in <paramref name="path"/>: present, of its size and SHA-256.</summary>
+    internal static void VerifyFiles(string path, IEnumerable<CheckpointFile> files)
+    {
+        foreach (var file in files)
         {
             string full = Path.Combine(path, file.Name);
             if (!File.Exists(full))
@@ -169,7 +194,6 @@ public static partial class CheckpointFiles
                 throw new InvalidDataException($"{file.Name} does not match its checksum (partial or corrupt).");
             }
         }
-        return manifest;
     }
 
     /// <summary>The trainer's state of a checkpoint (every file verified first); null when training was off.</summary>
@@ -223,7 +247,7 @@ public static partial class CheckpointFiles
 
     private static int PerSlot(long length, int capacity) => capacity == 0 ? 0 : checked((int)(length / capacity));
 
-    private static CheckpointFile WriteFile(string directory, string name, Action<Stream> write)
+    internal static CheckpointFile WriteFile(string directory, string name, Action<Stream> write)
     {
         string path = Path.Combine(directory, name);
         using var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20);

@@ -8,6 +8,12 @@ namespace Inference.Engine.Sync;
 /// <summary>What a push did: the shard's version after it, and whether it had been applied before.</summary>
 public readonly record struct PushResult(long Version, bool Duplicate);
 
+/// <summary>
+/// A shard's whole state, what its checkpoint holds: the version, the merged parameters (null before a
+/// worker initialised it), per worker the last sequence applied and its latest input statistics.
+/// </summary>
+public sealed record ShardState(long Version, ParameterSet? Parameters, IReadOnlyDictionary<string, ulong> Applied, IReadOnlyDictionary<string, InputMoments> Moments);
+
 /// <summary>A push refused because its base is too old: the worker pulls first.</summary>
 public sealed class StalePushException(string message) : Exception(message);
 
@@ -59,6 +65,44 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
             {
                 return _merged;
             }
+        }
+    }
+
+    /// <summary>Everything the shard holds, consistent at one version (for its checkpoint).</summary>
+    public ShardState State
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return new ShardState(_version, _parameters, new Dictionary<string, ulong>(_applied, StringComparer.Ordinal), new Dictionary<string, InputMoments>(_moments, StringComparer.Ordinal));
+            }
+        }
+    }
+
+    /// <summary>Takes up a checkpointed state (on start, before the shard answers anyone).</summary>
+    public void Restore(ShardState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.Parameters is { } parameters && !parameters.IsFinite())
+        {
+            throw new InvalidDataException("The checkpointed parameters are not finite.");
+        }
+        lock (_gate)
+        {
+            _version = state.Version;
+            _parameters = state.Parameters;
+            _applied.Clear();
+            foreach (var (worker, sequence) in state.Applied)
+            {
+                _applied[worker] = sequence;
+            }
+            _moments.Clear();
+            foreach (var (worker, moments) in state.Moments)
+            {
+                _moments[worker] = moments;
+            }
+            _merged = _moments.Count == 0 ? null : _moments.Values.Aggregate((a, b) => a.Plus(b));
         }
     }
 

@@ -15,6 +15,12 @@ internal static class SyncStage
         if (holdsShard)
         {
             services.AddSingleton<ParameterShard>();
+            if (!trains)
+            {
+                // The parameter server alone (role Ps) checkpoints its shard; in role All the shard is
+                // seeded again from the trainer, whose state the engine's own checkpoints hold.
+                services.AddHostedService<ShardCheckpointer>();
+            }
         }
         if (!trains)
         {

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using Inference.Engine.Hosting;
+using Inference.Engine.Security;
 using Inference.Engine.Serving;
 using Inference.Host.Demo;
 
@@ -90,7 +91,9 @@ internal static class Commands
         var exportFile = new Argument<string>("FILE") { Description = "Where to write: torch.save's format, or safetensors when it ends in .safetensors" };
         var from = new Option<string?>("--from") { Description = "A running engine's gRPC address, e.g. http://127.0.0.1:50051: its serving model" };
         var checkpoints = new Option<string?>("--checkpoints") { Description = "A checkpoint directory: the model of its newest valid checkpoint" };
-        var export = new Command("export", "Write the engine's model for PyTorch (python/inference_model.py loads it)") { exportFile, from, checkpoints };
+        var token = new Option<string?>("--token") { Description = "With --from: the bearer token GetModel needs beyond loopback (one of the engine's Inference:Security:Tokens)" };
+        var ca = new Option<string?>("--ca") { Description = "With --from https://…: PEM certificate of the authority that signed the engine's (default: the system's trust store)" };
+        var export = new Command("export", "Write the engine's model for PyTorch (python/inference_model.py loads it)") { exportFile, from, checkpoints, token, ca };
         export.Validators.Add(result =>
         {
             if ((result.GetResult(from) is null) == (result.GetResult(checkpoints) is null))
@@ -98,7 +101,8 @@ internal static class Commands
                 result.AddError("model export needs exactly one of --from ADDRESS and --checkpoints DIR.");
             }
         });
-        export.SetAction((parse, _) => ModelCommand.ExportAsync(parse.GetValue(exportFile)!, parse.GetValue(from), parse.GetValue(checkpoints)));
+        export.SetAction((parse, _) => ModelCommand.ExportAsync(parse.GetValue(exportFile)!, parse.GetValue(from), parse.GetValue(checkpoints),
+            new ClientSecurityOptions { Token = parse.GetValue(token), Ca = parse.GetValue(ca) }));
         return new Command("model", "Model exchange with PyTorch") { import, export };
     }
 

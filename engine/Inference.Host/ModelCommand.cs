@@ -1,11 +1,12 @@
 using System.Globalization;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Inference.Engine.Checkpoints;
+using Inference.Engine.Security;
 using Inference.Models;
 using Inference.Models.Exchange;
 using Inference.Models.Parameters;
 using Inference.Proto.V1;
+using Microsoft.Extensions.Options;
 
 namespace Inference.Host;
 
@@ -49,7 +50,7 @@ internal static class ModelCommand
     }
 
     /// <summary>Writes the serving model of a running engine, or the newest valid checkpoint's, for PyTorch.</summary>
-    public static async Task<int> ExportAsync(string file, string? from, string? checkpoints)
+    public static async Task<int> ExportAsync(string file, string? from, string? checkpoints, ClientSecurityOptions client)
     {
         if ((from is null) == (checkpoints is null))
         {
@@ -60,7 +61,7 @@ internal static class ModelCommand
         string source;
         try
         {
-            (parameters, source) = from is not null ? await FromEngineAsync(from) : FromCheckpoints(checkpoints!);
+            (parameters, source) = from is not null ? await FromEngineAsync(from, client) : FromCheckpoints(checkpoints!);
         }
         catch (ExportException error)
         {
@@ -83,18 +84,22 @@ internal static class ModelCommand
         }
     }
 
-    private static async Task<(ParameterSet, string)> FromEngineAsync(string address)
+    private static async Task<(ParameterSet, string)> FromEngineAsync(string address, ClientSecurityOptions client)
     {
         if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
         {
             throw new ExportException($"--from must be the engine's gRPC address, e.g. http://127.0.0.1:50051 (got '{address}').");
         }
-        using var channel = GrpcChannel.ForAddress(uri);
-        var client = new ScoringService.ScoringServiceClient(channel);
+        var channels = new EngineChannels(Options.Create(new SecurityOptions { Client = client }));
         GetModelResponse response;
         try
         {
-            response = await client.GetModelAsync(new GetModelRequest(), deadline: DateTime.UtcNow.AddSeconds(30));
+            using var channel = channels.Open(address);
+            response = await new ScoringService.ScoringServiceClient(channel).GetModelAsync(new GetModelRequest(), channels.Headers, deadline: DateTime.UtcNow.AddSeconds(30));
+        }
+        catch (Exception error) when (error is System.Security.Cryptography.CryptographicException or IOException)
+        {
+            throw new ExportException($"--ca {client.Ca}: {error.Message}");
         }
         catch (RpcException error)
         {

@@ -2,6 +2,7 @@ using System.Net;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
+using Inference.Engine.Security;
 using Inference.Engine.Serving;
 using Inference.Engine.Sync;
 using Inference.Models;
@@ -9,6 +10,7 @@ using Inference.Models.Registry;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -67,14 +69,14 @@ public static partial class InferenceApplication
         builder.WebHost.UseKestrelCore();
         builder.Services.AddRoutingCore();
         builder.Services.AddInference(builder.Configuration);
-        builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<ServingOptions>>((kestrel, options) =>
+        builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<ServingOptions>, IOptions<SecurityOptions>>((kestrel, options, security) =>
         {
             var serving = options.Value;
             // gRPC first (its address is the first the host reports), then the HTTP/1.1 probes.
-            Listen(kestrel, serving.Host, serving.Port, HttpProtocols.Http2);
+            Listen(kestrel, serving.Host, serving.Port, HttpProtocols.Http2, security.Value.Tls);
             if (serving.HttpPort >= 0)
             {
-                Listen(kestrel, serving.Host, serving.HttpPort, HttpProtocols.Http1);
+                Listen(kestrel, serving.Host, serving.HttpPort, HttpProtocols.Http1, tls: null);
             }
         });
 
@@ -110,9 +112,27 @@ public static partial class InferenceApplication
     /// <summary>The HTTP/1.1 address of the probes once started, e.g. "http://127.0.0.1:9464"; null when none is served.</summary>
     public static string? HttpAddress(this WebApplication app) => app.Urls.Skip(1).FirstOrDefault();
 
-    private static void Listen(KestrelServerOptions kestrel, string host, int port, HttpProtocols protocols)
+    private static void Listen(KestrelServerOptions kestrel, string host, int port, HttpProtocols protocols, TlsOptions? tls)
     {
-        void Configure(ListenOptions listen) => listen.Protocols = protocols;
+        void Configure(ListenOptions listen)
+        {
+            listen.Protocols = protocols;
+            if (tls is { Enabled: true })
+            {
+                var certificate = Certificates.Load(tls.Certificate!, string.IsNullOrWhiteSpace(tls.Key) ? null : tls.Key, string.IsNullOrEmpty(tls.Password) ? null : tls.Password);
+                var authorities = string.IsNullOrWhiteSpace(tls.ClientCa) ? null : Certificates.LoadAuthorities(tls.ClientCa);
+                listen.UseHttps(certificate, https =>
+                {
+                    https.ClientCertificateMode = tls.ClientCertificates switch
+                    {
+                        ClientCertificates.Require => ClientCertificateMode.RequireCertificate,
+                        ClientCertificates.Allow => ClientCertificateMode.AllowCertificate,
+                        _ => ClientCertificateMode.NoCertificate,
+                    };
+                    https.ClientCertificateValidation = (peer, _, errors) => Certificates.Verify(peer, errors, authorities);
+                });
+            }
+        }
         if (host == "localhost")
         {
             kestrel.ListenLocalhost(port, Configure);

@@ -2,6 +2,7 @@ using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
 using Inference.Engine.Outputs;
+using Inference.Engine.Security;
 using Inference.Engine.Serving;
 using Inference.Engine.Sync;
 using Inference.Engine.Training;
@@ -34,7 +35,12 @@ public static class InferenceServiceCollectionExtensions
         services.AddOptions<InferenceOptions>().Bind(configuration.GetSection(InferenceOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<InferenceOptions>, InferenceOptionsValidator>();
         services.AddMetrics();
-        services.AddGrpc(grpc => grpc.EnableDetailedErrors = false);
+        services.AddGrpc(grpc =>
+        {
+            grpc.EnableDetailedErrors = false;
+            grpc.Interceptors.Add<CallAuthorizer>();
+        });
+        SecurityStage.Add(services, configuration);
         // grpc.health.v1.Health: SERVING once the state is restored and replayed (with checkpoints) and
         // while the device executor takes work.
         services.AddGrpcHealthChecks().AddCheck<EngineHealthCheck>("engine");
@@ -87,6 +93,7 @@ public static class InferenceServiceCollectionExtensions
         Check<CheckpointOptions>();
         Check<ScoreOutputOptions>();
         Check<AlertOptions>();
+        Check<SecurityOptions>();
         if (failures.Count > 0)
         {
             throw new OptionsValidationException(InferenceOptions.Section, typeof(InferenceOptions), failures);

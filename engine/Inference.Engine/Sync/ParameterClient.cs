@@ -1,4 +1,6 @@
+using Grpc.Core;
 using Grpc.Net.Client;
+using Inference.Engine.Security;
 using Inference.Models.Parameters;
 using Inference.Models.Training;
 using Inference.Proto.V1;
@@ -41,17 +43,19 @@ internal sealed class GrpcParameterClient : IParameterClient, IDisposable
     private readonly GrpcChannel _channel;
     private readonly ParameterService.ParameterServiceClient _client;
     private readonly string _workerId;
+    private readonly Metadata _headers;
 
-    public GrpcParameterClient(string address, string workerId)
+    public GrpcParameterClient(string address, string workerId, EngineChannels channels)
     {
-        _channel = GrpcChannel.ForAddress(address);
+        _channel = channels.Open(address);
         _client = new ParameterService.ParameterServiceClient(_channel);
         _workerId = workerId;
+        _headers = channels.Headers;
     }
 
     public (long Version, ParameterSet? Parameters, InputMoments? Moments) Pull()
     {
-        var response = _client.Pull(new PullRequest { WorkerId = _workerId }, deadline: DateTime.UtcNow.AddSeconds(10));
+        var response = _client.Pull(new PullRequest { WorkerId = _workerId }, _headers, deadline: DateTime.UtcNow.AddSeconds(10));
         return (response.Version, response.Version == 0 ? null : response.Tensors.ToParameterSet(), response.Moments.ToMoments());
     }
 
@@ -61,10 +65,10 @@ internal sealed class GrpcParameterClient : IParameterClient, IDisposable
         delta.WriteTo(request.Deltas);
         try
         {
-            var response = _client.Push(request, deadline: DateTime.UtcNow.AddSeconds(10));
+            var response = _client.Push(request, _headers, deadline: DateTime.UtcNow.AddSeconds(10));
             return new PushResult(response.Version, response.Duplicate);
         }
-        catch (Grpc.Core.RpcException error) when (error.StatusCode == Grpc.Core.StatusCode.FailedPrecondition && error.Status.Detail.Contains("pull first", StringComparison.Ordinal))
+        catch (RpcException error) when (error.StatusCode == StatusCode.FailedPrecondition && error.Status.Detail.Contains("pull first", StringComparison.Ordinal))
         {
             throw new StalePushException(error.Status.Detail);
         }
@@ -74,7 +78,7 @@ internal sealed class GrpcParameterClient : IParameterClient, IDisposable
     {
         var request = new PushRequest { WorkerId = _workerId, Initialize = true };
         parameters.WriteTo(request.Deltas);
-        return _client.Push(request, deadline: DateTime.UtcNow.AddSeconds(10)).Version;
+        return _client.Push(request, _headers, deadline: DateTime.UtcNow.AddSeconds(10)).Version;
     }
 
     public void Dispose() => _channel.Dispose();

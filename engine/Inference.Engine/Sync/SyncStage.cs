@@ -1,4 +1,5 @@
 using Inference.Engine.Pipeline;
+using Inference.Engine.Security;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -31,7 +32,7 @@ internal static class SyncStage
             var sync = sp.GetRequiredService<IOptions<SyncOptions>>().Value;
             return holdsShard
                 ? new LocalParameterClient(sp.GetRequiredService<ParameterShard>())
-                : new GrpcParameterClient(sync.ParameterServer!, sync.WorkerId ?? $"{Environment.MachineName}-{Environment.ProcessId}");
+                : new GrpcParameterClient(sync.ParameterServer!, sync.WorkerId ?? $"{Environment.MachineName}-{Environment.ProcessId}", sp.GetRequiredService<EngineChannels>());
         });
     }
 }

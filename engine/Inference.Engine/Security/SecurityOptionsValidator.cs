@@ -1,0 +1,59 @@
+using System.Security.Cryptography;
+using Inference.Engine.Pipeline;
+using Microsoft.Extensions.Options;
+
+namespace Inference.Engine.Security;
+
+/// <summary>Checks <c>Inference:Security</c> at start: the files exist and load, tokens are long enough.</summary>
+internal sealed class SecurityOptionsValidator : IValidateOptions<SecurityOptions>
+{
+    public const int MinimumTokenLength = 16;
+
+    public ValidateOptionsResult Validate(string? name, SecurityOptions options)
+    {
+        var rules = new ConfigurationRules(SecurityOptions.Section);
+        for (int i = 0; i < options.Tokens.Count; i++)
+        {
+            rules.Require(options.Tokens[i] is { Length: >= MinimumTokenLength } token && token == token.Trim(), $"Tokens:{i}", "(hidden)",
+                $"must be at least {MinimumTokenLength} characters with no surrounding spaces");
+        }
+        var tls = options.Tls;
+        rules.Require(Enum.IsDefined(tls.ClientCertificates), "Tls:ClientCertificates", tls.ClientCertificates, "must be None, Allow or Require");
+        if (tls.Enabled)
+        {
+            Loads(rules, "Tls:Certificate", tls.Certificate!, () => Certificates.Load(tls.Certificate!, NullIfEmpty(tls.Key), NullIfEmpty(tls.Password)).Dispose());
+        }
+        else
+        {
+            rules.Require(tls.ClientCertificates == ClientCertificates.None, "Tls:ClientCertificates", tls.ClientCertificates, "needs TLS (Inference:Security:Tls:Certificate)");
+        }
+        if (!string.IsNullOrWhiteSpace(tls.ClientCa))
+        {
+            Loads(rules, "Tls:ClientCa", tls.ClientCa, () => Certificates.LoadAuthorities(tls.ClientCa));
+        }
+        var client = options.Client;
+        if (!string.IsNullOrWhiteSpace(client.Ca))
+        {
+            Loads(rules, "Client:Ca", client.Ca, () => Certificates.LoadAuthorities(client.Ca));
+        }
+        if (!string.IsNullOrWhiteSpace(client.Certificate))
+        {
+            Loads(rules, "Client:Certificate", client.Certificate, () => Certificates.Load(client.Certificate, NullIfEmpty(client.Key), NullIfEmpty(client.Password)).Dispose());
+        }
+        return rules.Result;
+    }
+
+    internal static string? NullIfEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
+
+    private static void Loads(ConfigurationRules rules, string key, string path, Action load)
+    {
+        try
+        {
+            load();
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException or CryptographicException or InvalidDataException or ArgumentException)
+        {
+            rules.Require(false, key, path, $"must name a readable certificate file: {error.Message}");
+        }
+    }
+}

@@ -2,6 +2,7 @@ using Confluent.Kafka;
 using Inference.Engine.Kafka;
 using Inference.Testing;
 using Inference.Engine.Sync;
+using Inference.Models.Parameters;
 using Inference.Models.Registry;
 
 namespace Inference.Engine.Tests;
@@ -134,6 +135,69 @@ public sealed class ParameterSyncTests
                 }
             }
         }
+    }
+
+    [Fact]
+    public async Task With_two_parameter_server_shards_each_holds_its_tensors_and_the_workers_hold_their_union()
+    {
+        using var kafka = new EmbeddedKafka();
+        foreach (var topic in new[] { "events", "labels-a", "labels-b" })
+        {
+            kafka.CreateTopic(topic, 2);
+        }
+        var psSettings = EngineHarness.BaseSettings();
+        psSettings["Inference:Role"] = "Ps";
+        await using var ps0 = await EngineHarness.StartAsync(psSettings);
+        await using var ps1 = await EngineHarness.StartAsync(psSettings);
+        Dictionary<string, string?> Sharded(string name)
+        {
+            var settings = Worker(kafka, $"{ps0.Address},{ps1.Address}", name);
+            settings["Inference:Model:Kind"] = "Mlp";
+            settings["Inference:Model:Hidden"] = "8";
+            // The hidden layer's 8 x 7 weights cut into ranges of 2 rows, spread over both shards.
+            settings["Inference:Sync:MaxTensorPartValues"] = "14";
+            return settings;
+        }
+        await using var a = await EngineHarness.StartAsync(Sharded("a"));
+        await using var b = await EngineHarness.StartAsync(Sharded("b"));
+
+        var stream = new SyntheticStream(entities: 50, seed: 5);
+        using (var producer = EngineHarness.Producer(kafka.BootstrapServers))
+        {
+            for (int i = 0; i < 2_000; i++)
+            {
+                var e = stream.NextEvent();
+                producer.Produce("events", new Message<string, byte[]> { Key = stream.Key(e.Entity), Value = e.Json });
+            }
+            for (int i = 0; i < 400; i++)
+            {
+                int entity = stream.NextEntity();
+                producer.Produce(i % 2 == 0 ? "labels-a" : "labels-b", new Message<string, byte[]> { Key = stream.Key(entity), Value = stream.NextLabel(entity).Json });
+            }
+            producer.Flush(TimeSpan.FromSeconds(30));
+        }
+        await EngineHarness.WaitUntil(() => a.Metrics.LabelsTrained == 200 && b.Metrics.LabelsTrained == 200, TimeSpan.FromSeconds(60), () => "200 labels trained by each worker");
+
+        var registryA = a.Get<ModelRegistry>();
+        var placement = new ParameterPlacement(2, 14);
+        ParameterSet? Union()
+        {
+            var (_, zero) = ps0.Get<ParameterShard>().Current;
+            var (_, one) = ps1.Get<ParameterShard>().Current;
+            return zero is null || one is null ? null : placement.Join(registryA.CurrentParameters(), [zero, one]);
+        }
+        await EngineHarness.WaitUntil(() => Union() is { } union
+                && registryA.CurrentParameters().ApproximatelyEquals(union)
+                && b.Get<ModelRegistry>().CurrentParameters().ApproximatelyEquals(union),
+            TimeSpan.FromSeconds(30), () => "both workers to hold the union of the shards' parameters");
+        var held = new[] { ps0, ps1 }.Select(ps => ps.Get<ParameterShard>().Current.Parameters!.Parameters.Select(p => p.Name).ToList()).ToList();
+        Assert.All(held, names => Assert.NotEmpty(names));
+        Assert.Empty(held[0].Intersect(held[1]));
+        Assert.Contains(held.SelectMany(n => n), n => n.StartsWith("layers.hidden.weight@", StringComparison.Ordinal));
+        Assert.Contains(Inference.Models.ScoringModule.InputMeanName, held[placement.StandardisationShard]);
+        Assert.True(ps0.Get<ParameterShard>().Current.Version > 2 && ps1.Get<ParameterShard>().Current.Version > 2, "pushes reached both shards");
+        using var initial = new ModelRegistry(registryA.Spec);
+        Assert.False(initial.CurrentParameters().ApproximatelyEquals(Union()!, 1e-4f));
     }
 
     [Fact]

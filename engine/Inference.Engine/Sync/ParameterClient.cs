@@ -16,7 +16,7 @@ internal interface IParameterClient
     /// Pushes a delta with this worker's <paramref name="sequence"/> (the same one when retrying a push
     /// whose answer was lost) and its running input statistics.
     /// </summary>
-    PushResult Push(ParameterSet delta, long baseVersion, ulong sequence, InputMoments moments);
+    PushResult Push(ParameterSet delta, long baseVersion, ulong sequence, InputMoments? moments);
 
     long Initialize(ParameterSet parameters);
 }
@@ -32,7 +32,7 @@ internal sealed class LocalParameterClient(ParameterShard shard) : IParameterCli
         return (version, parameters, shard.Moments);
     }
 
-    public PushResult Push(ParameterSet delta, long baseVersion, ulong sequence, InputMoments moments) => shard.Apply(Worker, sequence, baseVersion, delta, moments);
+    public PushResult Push(ParameterSet delta, long baseVersion, ulong sequence, InputMoments? moments) => shard.Apply(Worker, sequence, baseVersion, delta, moments);
 
     public long Initialize(ParameterSet parameters) => shard.Initialize(parameters);
 }
@@ -59,9 +59,9 @@ internal sealed class GrpcParameterClient : IParameterClient, IDisposable
         return (response.Version, response.Version == 0 ? null : response.Tensors.ToParameterSet(), response.Moments.ToMoments());
     }
 
-    public PushResult Push(ParameterSet delta, long baseVersion, ulong sequence, InputMoments moments)
+    public PushResult Push(ParameterSet delta, long baseVersion, ulong sequence, InputMoments? moments)
     {
-        var request = new PushRequest { WorkerId = _workerId, BaseVersion = baseVersion, Sequence = sequence, Moments = moments.ToMessage() };
+        var request = new PushRequest { WorkerId = _workerId, BaseVersion = baseVersion, Sequence = sequence, Moments = moments?.ToMessage() };
         delta.WriteTo(request.Deltas);
         try
         {

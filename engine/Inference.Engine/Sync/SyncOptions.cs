@@ -7,8 +7,17 @@ public sealed class SyncOptions
 
     public const int DefaultIntervalMs = 1_000;
 
-    /// <summary>The parameter server a worker syncs with, e.g. "http://ps-0:50051". Required for workers.</summary>
+    /// <summary>
+    /// The parameter server a worker syncs with, e.g. "http://ps-0:50051", or its shards separated by commas
+    /// ("http://ps-0:50052,http://ps-1:50052"; every worker lists them in the same order). Required for workers.
+    /// </summary>
     public string? ParameterServer { get; set; }
+
+    /// <summary>The shards' addresses, in order.</summary>
+    public IReadOnlyList<string> ParameterServers => (ParameterServer ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    /// <summary>A tensor of more values than this is cut into ranges of rows spread over the shards.</summary>
+    public int MaxTensorPartValues { get; set; } = ParameterPlacement.DefaultMaxPartValues;
 
     public int IntervalMs { get; set; } = DefaultIntervalMs;
 

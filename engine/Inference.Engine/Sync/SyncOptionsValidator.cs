@@ -11,9 +11,11 @@ internal sealed class SyncOptionsValidator(bool isWorker) : IValidateOptions<Syn
         var rules = new ConfigurationRules(SyncOptions.Section);
         if (isWorker)
         {
-            rules.Require(Uri.TryCreate(sync.ParameterServer, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https", "ParameterServer", sync.ParameterServer,
-                "must be the parameter server's address, e.g. http://127.0.0.1:50052, for role Worker");
+            rules.Require(sync.ParameterServers.Count > 0 && sync.ParameterServers.All(a => Uri.TryCreate(a, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https")
+                && sync.ParameterServers.Distinct(StringComparer.OrdinalIgnoreCase).Count() == sync.ParameterServers.Count, "ParameterServer", sync.ParameterServer,
+                "must be the parameter server's address, e.g. http://127.0.0.1:50052, or its shards' distinct addresses separated by commas, for role Worker");
         }
+        rules.Require(sync.MaxTensorPartValues >= 1, "MaxTensorPartValues", sync.MaxTensorPartValues, "must be at least 1");
         rules.Require(sync.IntervalMs is >= 10 and <= 3_600_000, "IntervalMs", sync.IntervalMs, "must be between 10 and 3600000");
         rules.Require(sync.MaxStaleness is >= 0 and <= 1_000_000, "MaxStaleness", sync.MaxStaleness, "must be between 0 and 1000000");
         rules.Require(sync.MaxUpdateNorm > 0 && double.IsFinite(sync.MaxUpdateNorm), "MaxUpdateNorm", sync.MaxUpdateNorm, "must be a positive number");

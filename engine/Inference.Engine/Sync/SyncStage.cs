@@ -1,5 +1,6 @@
 using Inference.Engine.Pipeline;
 using Inference.Engine.Security;
+using Inference.Models.Registry;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -29,10 +30,21 @@ internal static class SyncStage
         }
         services.AddSingleton<IParameterClient>(sp =>
         {
+            if (holdsShard)
+            {
+                return new LocalParameterClient(sp.GetRequiredService<ParameterShard>());
+            }
             var sync = sp.GetRequiredService<IOptions<SyncOptions>>().Value;
-            return holdsShard
-                ? new LocalParameterClient(sp.GetRequiredService<ParameterShard>())
-                : new GrpcParameterClient(sync.ParameterServer!, sync.WorkerId ?? $"{Environment.MachineName}-{Environment.ProcessId}", sp.GetRequiredService<EngineChannels>());
+            var channels = sp.GetRequiredService<EngineChannels>();
+            string worker = sync.WorkerId ?? $"{Environment.MachineName}-{Environment.ProcessId}";
+            var servers = sync.ParameterServers;
+            if (servers.Count == 1)
+            {
+                return new GrpcParameterClient(servers[0], worker, channels);
+            }
+            var registry = sp.GetRequiredService<ModelRegistry>();
+            return new ShardedParameterClient([.. servers.Select(address => new GrpcParameterClient(address, worker, channels))],
+                new ParameterPlacement(servers.Count, sync.MaxTensorPartValues), registry.CurrentParameters);
         });
     }
 }

@@ -150,7 +150,9 @@ public sealed class CheckpointTests : IDisposable
             {
                 Assert.Equal(before[i], after[i]);
             }
-            Assert.True(modelBefore.ApproximatelyEquals(second.Get<ModelRegistry>().CurrentParameters()), "the restored model is the one the first run published last");
+            // Within float rounding: the checkpoint may hold the trainer's weights just before its last sync
+            // adopted the merge (base + (weights - base), equal up to one ulp).
+            Assert.True(modelBefore.ApproximatelyEquals(second.Get<ModelRegistry>().CurrentParameters(), 1e-6f), "the restored model is the one the first run published last");
             // Nothing was read twice: the consumers started right after the checkpoint's offsets.
             Assert.Equal(0, second.Metrics.EventsApplied);
             Assert.Equal(0, second.Metrics.LabelsTrained);

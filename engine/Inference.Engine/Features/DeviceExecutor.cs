@@ -54,8 +54,9 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     private int _entities;
     private int _capacity;
 
-    public DeviceExecutor(DeviceContext device, FeaturePlan plan, FeatureOptions options, ServingOptions serving, FeatureMetrics metrics, ServingMetrics servingMetrics, ILogger<DeviceExecutor> logger)
+    public DeviceExecutor(DeviceContext device, FeaturePlan plan, FeatureOptions options, ServingOptions serving, FeatureMetrics metrics, ServingMetrics servingMetrics, ILogger<DeviceExecutor> logger, PartitionOwnership? ownership = null)
     {
+        _ownership = ownership;
         _device = device;
         _options = options;
         _serving = serving;
@@ -109,13 +110,22 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     /// <summary>Takes a watermark snapshot of the applied state when it moved since the last one (executor thread).</summary>
     private FeatureWatermark Publish()
     {
+        // Responses list the owned partitions only: a revocation or assignment publishes anew.
+        if (_ownership is not null && _ownership.Version != _ownershipVersion)
+        {
+            _ownershipVersion = _ownership.Version;
+            _watermarkDirty = true;
+        }
         if (_watermarkDirty)
         {
-            Volatile.Write(ref _watermark, _applied.Snapshot());
+            Volatile.Write(ref _watermark, _applied.Snapshot(_ownership is null ? null : _ownership.Serves));
             _watermarkDirty = false;
         }
         return _watermark;
     }
+
+    private readonly PartitionOwnership? _ownership;
+    private long _ownershipVersion;
 
     /// <summary>True once the host is stopping: new requests are refused.</summary>
     public bool IsStopping => _stopping;

@@ -16,6 +16,7 @@ internal static class FeatureStage
     {
         services.AddStageOptions(configuration, FeatureOptions.Section, new FeatureOptionsValidator()).PostConfigure(FeatureDeclarations.Resolve);
         services.AddSingleton<FeatureMetrics>();
+        services.AddSingleton<PartitionOwnership>();
         if (!runs)
         {
             return;
@@ -26,7 +27,7 @@ internal static class FeatureStage
             var options = sp.GetRequiredService<IOptions<FeatureOptions>>().Value;
             return new DeviceExecutor(sp.GetRequiredService<DeviceContext>(), new FeaturePlan(options.Definitions), options,
                 sp.GetRequiredService<IOptions<ServingOptions>>().Value, sp.GetRequiredService<FeatureMetrics>(), sp.GetRequiredService<ServingMetrics>(),
-                sp.GetRequiredService<ILogger<DeviceExecutor>>());
+                sp.GetRequiredService<ILogger<DeviceExecutor>>(), sp.GetRequiredService<PartitionOwnership>());
         });
         // Registered before the stages that send it work: it starts before them and stops after them.
         services.AddHostedService(sp => sp.GetRequiredService<DeviceExecutor>());

@@ -11,14 +11,17 @@ public sealed class FeatureWatermark
 {
     public static readonly FeatureWatermark Empty = new([], 0, 0);
 
-    public FeatureWatermark(IReadOnlyList<PartitionOffset> partitions, long maxEventTimeMs, long batchesApplied)
+    // served: which partitions responses list (the owned ones in a pool); all when null.
+    public FeatureWatermark(IReadOnlyList<PartitionOffset> partitions, long maxEventTimeMs, long batchesApplied, Predicate<PartitionOffset>? served = null)
     {
         _partitions = partitions as PartitionOffset[] ?? [.. partitions];
+        _served = served;
         MaxEventTimeMs = maxEventTimeMs;
         BatchesApplied = batchesApplied;
     }
 
     private readonly PartitionOffset[] _partitions;
+    private readonly Predicate<PartitionOffset>? _served;
 
     public IReadOnlyList<PartitionOffset> Partitions => _partitions;
 
@@ -34,7 +37,7 @@ public sealed class FeatureWatermark
     private Proto.V1.FeatureWatermark BuildMessage()
     {
         var message = new Proto.V1.FeatureWatermark { MaxEventTimeMs = MaxEventTimeMs, BatchesApplied = BatchesApplied };
-        AddTo(message.Partitions, _partitions);
+        AddTo(message.Partitions, _served is null ? _partitions : _partitions.Where(p => _served(p)));
         return message;
     }
 
@@ -134,7 +137,7 @@ internal sealed class WatermarkBuilder
     /// <summary>True when every partition of <paramref name="minimum"/> is applied at least up to its offset.</summary>
     public bool Covers(IReadOnlyList<PartitionOffset> minimum) => FeatureWatermark.Covers(_partitions.AsSpan(0, _count), minimum);
 
-    public FeatureWatermark Snapshot() => new(_partitions.AsSpan(0, _count).ToArray(), _maxEventTimeMs, _batches);
+    public FeatureWatermark Snapshot(Predicate<PartitionOffset>? served = null) => new(_partitions.AsSpan(0, _count).ToArray(), _maxEventTimeMs, _batches, served);
 
     private static int Compare(PartitionOffset a, PartitionOffset b) =>
         a.Topic == b.Topic ? a.Partition.CompareTo(b.Partition) : string.CompareOrdinal(a.Topic, b.Topic);

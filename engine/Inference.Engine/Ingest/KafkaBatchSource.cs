@@ -60,6 +60,15 @@ internal sealed class BatchSourceSettings
 
     /// <summary>How far behind those ends (events summed over partitions) still counts as caught up.</summary>
     public long CaughtUpWithin { get; init; }
+
+    /// <summary>Where this source records the partitions its group assigns it (the events source).</summary>
+    public PartitionOwnership? Publishes { get; init; }
+
+    /// <summary>
+    /// Instead of joining a group's assignment, read exactly the partitions of this topic with the numbers
+    /// of those owned (the labels source follows the events source: co-partitioned topics).
+    /// </summary>
+    public PartitionOwnership? Follows { get; init; }
 }
 
 /// <summary>
@@ -133,7 +142,42 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
             _held.Take(partition, offset);
         }
         _caughtUp = settings.CaughtUp is null;
-        _consumer.Subscribe(settings.Topic);
+        if (settings.Follows is null)
+        {
+            _consumer.Subscribe(settings.Topic);
+        }
+    }
+
+    private long _followed = -1;
+    private readonly HashSet<int> _following = [];
+
+    /// <summary>
+    /// Follow mode: takes up the owned partitions' numbers when they changed. Partitions no longer owned are
+    /// applied and committed, then dropped; new ones start where the checkpoint or the committed offset says.
+    /// </summary>
+    private void Follow(PartitionOwnership ownership)
+    {
+        long version = ownership.Version;
+        if (version == _followed)
+        {
+            return;
+        }
+        _followed = version;
+        var target = ownership.Owned.ToHashSet();
+        var gone = _following.Where(p => !target.Contains(p)).ToList();
+        if (gone.Count > 0)
+        {
+            FlushAndCommit(Timeout.Infinite);
+            _consumer.IncrementalUnassign([.. gone.Select(p => new TopicPartition(_settings.Topic, p))]);
+            _following.ExceptWith(gone);
+            IngestLog.Revoked(_logger, _settings.Topic, string.Join(", ", gone));
+        }
+        var added = target.Where(p => !_following.Contains(p)).Order().ToList();
+        if (added.Count > 0)
+        {
+            _consumer.IncrementalAssign(OnAssigned([.. added.Select(p => new TopicPartition(_settings.Topic, p))]));
+            _following.UnionWith(added);
+        }
     }
 
     public string Topic => _settings.Topic;
@@ -156,6 +200,10 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
     /// </summary>
     public void Poll(int idleWaitMs)
     {
+        if (_settings.Follows is { } ownership)
+        {
+            Follow(ownership);
+        }
         if (!_isOpen && _submitted.Count > 0 && !_sink.Busy)
         {
             StoreSubmitted();
@@ -382,6 +430,7 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
     {
         IngestLog.Assigned(_logger, _settings.Topic, string.Join(", ", partitions.Select(p => p.Partition.Value)));
         _assigned = true;
+        _settings.Publishes?.Assigned(_settings.Topic, partitions.Select(p => p.Partition.Value));
         var positions = new List<TopicPartitionOffset>(partitions.Count);
         foreach (var partition in partitions)
         {
@@ -498,6 +547,7 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
             // An exception must not unwind through librdkafka; the consume loop sees the sink's failure again.
             IngestLog.RevokeFailed(_logger, _settings.Topic, error);
         }
+        _settings.Publishes?.Revoked(_settings.Topic, partitions.Select(p => p.Partition.Value));
         IngestLog.Revoked(_logger, _settings.Topic, string.Join(", ", partitions.Select(p => p.Partition.Value)));
     }
 
@@ -507,6 +557,7 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
         Flush();
         _sink.Drain();
         _submitted.Clear();
+        _settings.Publishes?.Revoked(_settings.Topic, partitions.Select(p => p.Partition.Value));
         IngestLog.Lost(_logger, _settings.Topic, string.Join(", ", partitions.Select(p => p.Partition.Value)));
     }
 

@@ -120,6 +120,24 @@ public sealed partial class KafkaConnection : IDisposable
         return config;
     }
 
+    /// <summary>How many partitions <paramref name="topic"/> has; null when the cluster does not know it (yet).</summary>
+    public int? PartitionCount(string topic)
+    {
+        var config = new AdminClientConfig();
+        foreach (var (key, value) in ProducerConfig())
+        {
+            if (key is "bootstrap.servers" || key.StartsWith("security.", StringComparison.Ordinal) || key.StartsWith("sasl.", StringComparison.Ordinal)
+                || key.StartsWith("ssl.", StringComparison.Ordinal))
+            {
+                config.Set(key, value);
+            }
+        }
+        using var admin = new AdminClientBuilder(config).Build();
+        var metadata = admin.GetMetadata(topic, TimeSpan.FromSeconds(10));
+        var found = metadata.Topics.Find(t => t.Topic == topic);
+        return found is null || found.Error.IsError || found.Partitions.Count == 0 ? null : found.Partitions.Count;
+    }
+
     public void Dispose() => _embedded?.Dispose();
 
     private static partial class Log

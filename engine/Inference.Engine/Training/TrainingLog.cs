@@ -9,4 +9,7 @@ internal static partial class TrainingLog
 
     [LoggerMessage(305, LogLevel.Warning, "Skipped a mini-batch of {Labels} labels: {Reason}; the model keeps its last good weights.")]
     public static partial void SkippedBatch(ILogger logger, int labels, string reason);
+
+    [LoggerMessage(303, LogLevel.Warning, "{Problem} This node reads every label partition as its own group instead.")]
+    public static partial void NotCoPartitioned(ILogger logger, string problem);
 }

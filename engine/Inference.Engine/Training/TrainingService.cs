@@ -48,8 +48,11 @@ internal sealed class TrainingService : BackgroundService
 
     public TrainingService(KafkaConnection kafka, FeatureStore features, ModelRegistry registry, IParameterClient parameters,
         TrainingMetrics metrics, SyncMetrics syncMetrics, IOptions<TrainingOptions> training, IOptions<ModelOptions> model, IOptions<SyncOptions> sync,
-        CheckpointCoordinator checkpoints, IOptions<Serving.ServingOptions> serving, ILogger<TrainingService> logger)
+        CheckpointCoordinator checkpoints, IOptions<Serving.ServingOptions> serving, PartitionOwnership ownership, IOptions<Hosting.InferenceOptions> engine,
+        ILogger<TrainingService> logger)
     {
+        _ownership = ownership;
+        _isWorker = engine.Value.Role == Hosting.EngineRole.Worker;
         _checkpoints = checkpoints;
         _readyLag = serving.Value.ReadyLagEvents;
         _kafka = kafka;
@@ -62,6 +65,35 @@ internal sealed class TrainingService : BackgroundService
         _training = training.Value;
         _model = model.Value;
         _sync = sync.Value;
+    }
+
+    private readonly PartitionOwnership _ownership;
+    private readonly bool _isWorker;
+    private bool _coPartitioned;
+
+    /// <summary>
+    /// Labels are read from the partitions whose numbers match the events partitions this worker owns
+    /// (same key, same partitioner, same count: a label lands where its entity's features are). Checked
+    /// here, before anything runs: in a pool (role Worker) topics with different partition counts stop the
+    /// start; a single node (role All) owns every partition anyway and reads labels as its own group.
+    /// </summary>
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        var options = _kafka.Options;
+        int? events = _kafka.PartitionCount(options.EventsTopic);
+        int? labels = _kafka.PartitionCount(options.LabelsTopic);
+        _coPartitioned = events is null || labels is null || events == labels;
+        if (!_coPartitioned)
+        {
+            string problem = $"{KafkaOptions.Section}:LabelsTopic '{options.LabelsTopic}' has {labels} partitions and {KafkaOptions.Section}:EventsTopic '{options.EventsTopic}' has {events}: "
+                + "labels must be co-partitioned with events (same key, same partition count) so each label reaches the worker that holds its entity.";
+            if (_isWorker)
+            {
+                throw new OptionsValidationException(KafkaOptions.Section, typeof(KafkaOptions), [problem]);
+            }
+            TrainingLog.NotCoPartitioned(_logger, problem);
+        }
+        return base.StartAsync(cancellationToken);
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
@@ -170,6 +202,7 @@ internal sealed class TrainingService : BackgroundService
             CommitsFollowCheckpoints = _checkpoints.Enabled,
             CaughtUp = _checkpoints.Enabled ? () => _checkpoints.CaughtUp(_kafka.Options.LabelsTopic, _logger) : null,
             CaughtUpWithin = _readyLag,
+            Follows = _coPartitioned ? _ownership : null,
         };
         if (restored is not null)
         {

@@ -1,6 +1,7 @@
 using Confluent.Kafka;
 using Inference.Engine.Features;
 using Inference.Engine.Kafka;
+using Inference.Engine.Serving;
 using Inference.Proto.V1;
 using Inference.Testing;
 using Microsoft.Extensions.Options;
@@ -88,10 +89,85 @@ public sealed class PoolTests
         Assert.Equal(expectB, b.Metrics.LabelsTrained);
         Assert.True(expectA + expectB < 200, "the serving-only member's partitions hold labels nobody else learns");
 
+        // Each worker's own state (GetFeatures reads it; Score would route) reports the owned partitions only.
         foreach (var (worker, owned) in new[] { (a, ownedA), (b, ownedB), (c, ownedC) })
         {
-            var response = await new ScoringService.ScoringServiceClient(worker.Channel).ScoreAsync(new ScoreRequest { Rows = { new ScoreRow { Entity = stream.Key(0) } } });
+            var response = await new ScoringService.ScoringServiceClient(worker.Channel).GetFeaturesAsync(new GetFeaturesRequest { Entities = { stream.Key(0) } });
             Assert.Equal(owned.Owned, response.Watermark.Partitions.Where(p => p.Topic == "events").Select(p => p.Partition).Order());
+        }
+    }
+
+    [Fact]
+    public async Task Any_worker_scores_any_entity_as_a_single_node_would_forwarding_rows_to_their_owners()
+    {
+        using var kafka = new EmbeddedKafka();
+        kafka.CreateTopic("events", Partitions);
+        kafka.CreateTopic("labels", Partitions);
+        var psSettings = EngineHarness.BaseSettings();
+        psSettings["Inference:Role"] = "Ps";
+        await using var ps = await EngineHarness.StartAsync(psSettings);
+        Dictionary<string, string?> Serving(Dictionary<string, string?> settings)
+        {
+            // The model stays the seeded one everywhere: scores differ only if the features do.
+            settings["Inference:Training:Enabled"] = "false";
+            return settings;
+        }
+        await using var a = await EngineHarness.StartAsync(Serving(PoolWorker(kafka, ps.Address, "a")));
+        await using var b = await EngineHarness.StartAsync(Serving(PoolWorker(kafka, ps.Address, "b")));
+        var single = EngineHarness.BaseSettings();
+        single["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers;
+        single["Inference:Kafka:GroupId"] = "reference";
+        single["Inference:Kafka:DeadLetterTopic"] = "";
+        await using var reference = await EngineHarness.StartAsync(Serving(single));
+
+        const int Events = 3_000;
+        var stream = new SyntheticStream(entities: 80, seed: 21);
+        using (var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers, Partitioner = Partitioner.Murmur2Random }).Build())
+        {
+            var sent = new List<(string Key, Task<DeliveryResult<string, byte[]>> Result)>();
+            for (int i = 0; i < Events; i++)
+            {
+                var e = stream.NextEvent();
+                string key = stream.Key(e.Entity);
+                sent.Add((key, producer.ProduceAsync("events", new Message<string, byte[]> { Key = key, Value = e.Json })));
+            }
+            // The engine's partitioner is librdkafka's murmur2_random (Kafka's default): the same partition for every key.
+            foreach (var (key, result) in sent)
+            {
+                Assert.Equal((await result).Partition.Value, KafkaPartitioner.PartitionOf(key, Partitions));
+            }
+        }
+        await EngineHarness.WaitUntil(() => a.Metrics.EventsApplied + b.Metrics.EventsApplied == Events && reference.Metrics.EventsApplied == Events,
+            TimeSpan.FromSeconds(60), () => $"every event applied in the pool and in the reference (a {a.Metrics.EventsApplied}, b {b.Metrics.EventsApplied}, reference {reference.Metrics.EventsApplied})");
+        var poolA = a.Get<ScoreRouter>().Pool;
+        var poolB = b.Get<ScoreRouter>().Pool;
+        var ownedA = a.Get<PartitionOwnership>();
+        var ownedB = b.Get<PartitionOwnership>();
+        await EngineHarness.WaitUntil(() => Enumerable.Range(0, Partitions).All(p =>
+                (ownedA.Owns(p) || poolA.RemoteOwner(p)?.WorkerId == "b") && (ownedB.Owns(p) || poolB.RemoteOwner(p)?.WorkerId == "a")),
+            TimeSpan.FromSeconds(30), () => "each worker to know the other's partitions");
+        Assert.True(ownedA.Owned.Count > 0 && ownedB.Owned.Count > 0);
+
+        var request = new ScoreRequest();
+        for (int entity = 0; entity < 80; entity++)
+        {
+            request.Rows.Add(new ScoreRow { Entity = stream.Key(entity), RequestId = $"r{entity}" });
+        }
+        var expected = await new ScoringService.ScoringServiceClient(reference.Channel).ScoreAsync(request);
+        foreach (var (worker, name) in new[] { (a, "a"), (b, "b") })
+        {
+            var response = await new ScoringService.ScoringServiceClient(worker.Channel).ScoreAsync(request);
+            Assert.Equal(request.Rows.Select(r => r.RequestId), response.RequestIds);
+            Assert.Equal(80, response.Origins.Count);
+            for (int r = 0; r < 80; r++)
+            {
+                Assert.True(Math.Abs(expected.Scores[r] - response.Scores[r]) <= 1e-6, $"row {r} via {name}: {response.Scores[r]} against the single node's {expected.Scores[r]}");
+                var origin = response.Origins[r];
+                int partition = KafkaPartitioner.PartitionOf(request.Rows[r].Entity, Partitions);
+                Assert.Equal(partition, origin.Partition);
+                Assert.Equal(ownedA.Owns(partition) ? "a" : "b", origin.WorkerId);
+                Assert.True(origin.LastAppliedOffset >= 0, $"row {r}: the owner has applied partition {partition}");
+            }
         }
     }
 

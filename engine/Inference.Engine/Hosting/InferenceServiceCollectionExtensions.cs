@@ -53,7 +53,7 @@ public static class InferenceServiceCollectionExtensions
         // Order matters for hosted services: the device executor starts first and stops last.
         FeatureStage.Add(services, configuration, pipeline);
         CheckpointStage.AddRestore(services, configuration, pipeline);
-        ServingStage.Add(services, configuration, pipeline);
+        ServingStage.Add(services, configuration, pipeline, pool: role == EngineRole.Worker);
         TrainingStage.Add(services, configuration, pipeline);
         SyncStage.Add(services, configuration, holdsShard: role is EngineRole.All or EngineRole.Ps, isWorker: role == EngineRole.Worker, trains: pipeline);
         // Before ingest: stream scoring stops after it, so what was applied is still committed.

@@ -108,6 +108,9 @@ public sealed partial class KafkaConnection : IDisposable
             BootstrapServers = BootstrapServers,
             LingerMs = 5,
             EnableIdempotence = true,
+            // Kafka's default (Java) partitioner, so records the engine writes (gRPC ingestion, scores) land
+            // where other producers' records with the same key do, and where Score routing looks for them.
+            Partitioner = Partitioner.Murmur2Random,
         };
         foreach (var (key, value) in Options.Consumer)
         {

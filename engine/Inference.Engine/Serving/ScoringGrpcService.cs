@@ -20,7 +20,7 @@ namespace Inference.Engine.Serving;
 /// once with RESOURCE_EXHAUSTED; a call cancelled or past its deadline before launch is dropped.
 /// </summary>
 internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore features, ScoreBatcher batcher, ServingMetrics metrics, IOptions<ServingOptions> serving, IOptions<ModelOptions> model,
-    IOptions<KafkaOptions> kafka, ModelRegistry registry)
+    IOptions<KafkaOptions> kafka, ModelRegistry registry, ScoreRouter? router = null)
     : ScoringService.ScoringServiceBase
 {
     private readonly int _requestWidth = model.Value.RequestFeatures;
@@ -32,11 +32,25 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
         long started = Stopwatch.GetTimestamp();
         int rows = request.Rows.Count;
         Validate(request, rows);
-        if (request.MinWatermark is { Partitions.Count: > 0 } minimum)
+        if (router?.Partitions(request) is { } partitions)
         {
-            return ScoreAfterAsync(request, Minimum(minimum), context, started);
+            // A pool: rows other workers own go to them, unless this request was forwarded here by one.
+            return context.RequestHeaders.GetValue(ScoreRouter.ForwardedHeader) is not null
+                ? ScoreHereAsync(request, partitions, context, started)
+                : router.ScoreAsync(request, partitions, _eventsTopic, context, (subset, rowPartitions) => ScoreHereAsync(subset, rowPartitions, context, started));
         }
-        return Enqueue(request, context, started);
+        return ScoreLocal(request, context, started);
+    }
+
+    private Task<ScoreResponse> ScoreLocal(ScoreRequest request, ServerCallContext context, long started) =>
+        request.MinWatermark is { Partitions.Count: > 0 } minimum ? ScoreAfterAsync(request, Minimum(minimum), context, started) : Enqueue(request, context, started);
+
+    /// <summary>Scores on this worker's state and says so per row.</summary>
+    private async Task<ScoreResponse> ScoreHereAsync(ScoreRequest request, int[] partitions, ServerCallContext context, long started)
+    {
+        var response = await ScoreLocal(request, context, started).ConfigureAwait(false);
+        router!.AddOrigins(response, partitions, _eventsTopic);
+        return response;
     }
 
     /// <summary>Read-your-writes: waits (without a thread) until the applied state covers the minimum, then scores.</summary>

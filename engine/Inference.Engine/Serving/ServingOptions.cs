@@ -17,6 +17,13 @@ public sealed class ServingOptions
     /// <summary>The gRPC port (HTTP/2 without TLS); 0 picks a free one.</summary>
     public int Port { get; set; } = DefaultPort;
 
+    /// <summary>
+    /// In a pool: the address other workers forward Score rows to, e.g. "http://worker-0.workers:50051"
+    /// (what a StatefulSet pod is reached at); unset: the address it listens on (an unspecified host
+    /// replaced by the machine name).
+    /// </summary>
+    public string? AdvertisedAddress { get; set; }
+
     public const int DefaultHttpPort = 9464;
 
     /// <summary>

@@ -4,8 +4,20 @@ using Inference.Proto.V1;
 namespace Inference.Engine.Sync;
 
 /// <summary>The parameter server's gRPC face over one <see cref="ParameterShard"/>.</summary>
-internal sealed class ParameterGrpcService(ParameterShard shard, SyncMetrics metrics) : ParameterService.ParameterServiceBase
+internal sealed class ParameterGrpcService(ParameterShard shard, SyncMetrics metrics, PoolRegistry pool) : ParameterService.ParameterServiceBase
 {
+    public override Task<PoolMembers> Announce(AnnounceRequest request, ServerCallContext context)
+    {
+        if (string.IsNullOrEmpty(request.WorkerId) || !Uri.TryCreate(request.Endpoint, UriKind.Absolute, out _) || request.PartitionCount < 0
+            || request.Partitions.Any(p => p < 0 || p >= request.PartitionCount))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "An announcement needs a worker_id, an absolute endpoint, and partitions within partition_count."));
+        }
+        return Task.FromResult(pool.Announce(request));
+    }
+
+    public override Task<PoolMembers> Members(MembersRequest request, ServerCallContext context) => Task.FromResult(pool.Members());
+
     public override Task<PushResponse> Push(PushRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.WorkerId))

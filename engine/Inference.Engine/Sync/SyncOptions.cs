@@ -16,6 +16,9 @@ public sealed class SyncOptions
     /// <summary>The shards' addresses, in order.</summary>
     public IReadOnlyList<string> ParameterServers => (ParameterServer ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
+    /// <summary>On the parameter server: a pool member that has not announced itself for this long is dropped from the routing map.</summary>
+    public int MemberTimeoutMs { get; set; } = 10_000;
+
     /// <summary>A tensor of more values than this is cut into ranges of rows spread over the shards.</summary>
     public int MaxTensorPartValues { get; set; } = ParameterPlacement.DefaultMaxPartValues;
 

@@ -17,6 +17,7 @@ internal static class SyncStage
         if (holdsShard)
         {
             services.AddSingleton<ParameterShard>();
+            services.AddSingleton<PoolRegistry>();
             if (!trains)
             {
                 // The parameter server alone (role Ps) checkpoints its shard; in role All the shard is

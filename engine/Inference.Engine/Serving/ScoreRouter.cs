@@ -1,0 +1,162 @@
+using System.Collections.Concurrent;
+using Grpc.Core;
+using Inference.Engine.Security;
+using Inference.Proto.V1;
+using FeatureWatermark = Inference.Proto.V1.FeatureWatermark;
+
+namespace Inference.Engine.Serving;
+
+/// <summary>
+/// Score in a pool (role Worker): any worker takes any request. Each row's events partition is Kafka's
+/// default partitioner of its entity (<see cref="KafkaPartitioner"/>); rows another live worker owns are
+/// forwarded to it in one request per owner (marked so it scores them itself), in parallel with the rows
+/// scored here, and the answers are put back in request order with each row's origin. Rows of a
+/// partition no live worker announced are scored here, as the origin says.
+/// </summary>
+public sealed class ScoreRouter(PoolMembership pool, EngineChannels channels)
+{
+    /// <summary>The metadata a forwarded request carries: the receiver scores it itself, never forwards again.</summary>
+    public const string ForwardedHeader = "inference-forwarded";
+
+    private readonly ConcurrentDictionary<string, ScoringService.ScoringServiceClient> _clients = new(StringComparer.Ordinal);
+
+    public PoolMembership Pool => pool;
+
+    /// <summary>Each row's events partition; null until the partition count is known.</summary>
+    public int[]? Partitions(ScoreRequest request)
+    {
+        int count = pool.PartitionCount;
+        if (count == 0)
+        {
+            return null;
+        }
+        var partitions = new int[request.Rows.Count];
+        for (int r = 0; r < partitions.Length; r++)
+        {
+            partitions[r] = KafkaPartitioner.PartitionOf(request.Rows[r].Entity, count);
+        }
+        return partitions;
+    }
+
+    /// <summary>Sets each row's origin on a response scored here (rows in the order of <paramref name="partitions"/>).</summary>
+    public void AddOrigins(ScoreResponse response, ReadOnlySpan<int> partitions, string topic)
+    {
+        foreach (int partition in partitions)
+        {
+            long offset = -1;
+            foreach (var entry in response.Watermark?.Partitions ?? [])
+            {
+                if (entry.Partition == partition && entry.Topic == topic)
+                {
+                    offset = entry.LastAppliedOffset;
+                    break;
+                }
+            }
+            response.Origins.Add(new RowOrigin { Partition = partition, WorkerId = pool.WorkerId, LastAppliedOffset = offset, ModelVersion = response.ModelVersion });
+        }
+    }
+
+    /// <summary>Scores <paramref name="request"/> across the pool: <paramref name="local"/> scores (and sets origins on) what this worker holds.</summary>
+    public async Task<ScoreResponse> ScoreAsync(ScoreRequest request, int[] partitions, string topic, ServerCallContext context, Func<ScoreRequest, int[], Task<ScoreResponse>> local)
+    {
+        var remote = new Dictionary<string, (PartitionOwner Owner, List<int> Rows)>(StringComparer.Ordinal);
+        var here = new List<int>();
+        for (int r = 0; r < partitions.Length; r++)
+        {
+            if (pool.RemoteOwner(partitions[r]) is { } owner)
+            {
+                if (!remote.TryGetValue(owner.Endpoint, out var group))
+                {
+                    remote[owner.Endpoint] = group = (owner, []);
+                }
+                group.Rows.Add(r);
+            }
+            else
+            {
+                here.Add(r);
+            }
+        }
+        if (remote.Count == 0)
+        {
+            return await local(request, partitions).ConfigureAwait(false);
+        }
+        var parts = new List<(List<int> Rows, Task<ScoreResponse> Answer)>();
+        if (here.Count > 0)
+        {
+            parts.Add((here, local(Subset(request, here, partitions, topic), [.. here.Select(r => partitions[r])])));
+        }
+        foreach (var (endpoint, (owner, rows)) in remote)
+        {
+            parts.Add((rows, ForwardAsync(owner, Subset(request, rows, partitions, topic), rows.Select(r => partitions[r]).Distinct(), context)));
+        }
+        await Task.WhenAll(parts.Select(p => p.Answer)).ConfigureAwait(false);
+
+        var scores = new float[partitions.Length];
+        var origins = new RowOrigin[partitions.Length];
+        var ids = new string[partitions.Length];
+        var merged = new FeatureWatermark();
+        var first = parts[0].Answer.Result;
+        foreach (var (rows, answer) in parts)
+        {
+            var response = answer.Result;
+            for (int j = 0; j < rows.Count; j++)
+            {
+                scores[rows[j]] = response.Scores[j];
+                origins[rows[j]] = response.Origins[j];
+                ids[rows[j]] = j < response.RequestIds.Count ? response.RequestIds[j] : "";
+            }
+            foreach (var entry in response.Watermark?.Partitions ?? [])
+            {
+                if (!merged.Partitions.Any(p => p.Topic == entry.Topic && p.Partition == entry.Partition))
+                {
+                    merged.Partitions.Add(entry);
+                }
+            }
+            merged.MaxEventTimeMs = Math.Max(merged.MaxEventTimeMs, response.Watermark?.MaxEventTimeMs ?? 0);
+            merged.BatchesApplied += response.Watermark?.BatchesApplied ?? 0;
+        }
+        var result = new ScoreResponse { ModelVersion = first.ModelVersion, Watermark = merged };
+        result.Scores.Add(scores);
+        result.RequestIds.Add(ids);
+        result.Origins.Add(origins);
+        return result;
+    }
+
+    private async Task<ScoreResponse> ForwardAsync(PartitionOwner owner, ScoreRequest request, IEnumerable<int> partitions, ServerCallContext context)
+    {
+        var client = _clients.GetOrAdd(owner.Endpoint, endpoint => new ScoringService.ScoringServiceClient(channels.Open(endpoint)));
+        var headers = new Metadata { { ForwardedHeader, "1" } };
+        foreach (var header in channels.Headers)
+        {
+            headers.Add(header);
+        }
+        try
+        {
+            return await client.ScoreAsync(request, headers, deadline: context.Deadline == DateTime.MaxValue ? null : context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
+        }
+        catch (RpcException error)
+        {
+            var code = error.StatusCode is StatusCode.DeadlineExceeded or StatusCode.Cancelled or StatusCode.ResourceExhausted or StatusCode.InvalidArgument
+                ? error.StatusCode : StatusCode.Unavailable;
+            throw new RpcException(new Status(code,
+                $"Rows of partition(s) {string.Join(", ", partitions.Order())} belong to worker {owner.WorkerId} at {owner.Endpoint}, which did not score them: {error.Status.Detail}"));
+        }
+    }
+
+    /// <summary>The rows <paramref name="rows"/> of a request, with the part of its minimum watermark that concerns their partitions.</summary>
+    private static ScoreRequest Subset(ScoreRequest request, List<int> rows, int[] partitions, string topic)
+    {
+        var subset = new ScoreRequest();
+        foreach (int r in rows)
+        {
+            subset.Rows.Add(request.Rows[r]);
+        }
+        if (request.MinWatermark is { Partitions.Count: > 0 } minimum)
+        {
+            var wanted = rows.Select(r => partitions[r]).ToHashSet();
+            subset.MinWatermark = new FeatureWatermark();
+            subset.MinWatermark.Partitions.Add(minimum.Partitions.Where(p => p.Topic != topic || wanted.Contains(p.Partition)));
+        }
+        return subset;
+    }
+}

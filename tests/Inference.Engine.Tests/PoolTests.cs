@@ -169,6 +169,19 @@ public sealed class PoolTests
                 Assert.True(origin.LastAppliedOffset >= 0, $"row {r}: the owner has applied partition {partition}");
             }
         }
+        long forwarded = a.Get<ServingMetrics>().ForwardedRows + b.Get<ServingMetrics>().ForwardedRows;
+        Assert.True(forwarded > 0, "rows were forwarded to their owners");
+
+        // The C# client's routing option sends each row straight to its owner: the same answers, no forwarding.
+        using var client = new PoolScoringClient(ps.Address);
+        var routed = await client.ScoreAsync(request);
+        Assert.Equal(request.Rows.Select(r => r.RequestId), routed.RequestIds);
+        for (int r = 0; r < 80; r++)
+        {
+            Assert.True(Math.Abs(expected.Scores[r] - routed.Scores[r]) <= 1e-6, $"row {r} through the routing client: {routed.Scores[r]} against {expected.Scores[r]}");
+            Assert.Equal(ownedA.Owns(routed.Origins[r].Partition) ? "a" : "b", routed.Origins[r].WorkerId);
+        }
+        Assert.Equal(forwarded, a.Get<ServingMetrics>().ForwardedRows + b.Get<ServingMetrics>().ForwardedRows);
     }
 
     [Fact]

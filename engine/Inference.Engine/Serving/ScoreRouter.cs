@@ -13,7 +13,7 @@ namespace Inference.Engine.Serving;
 /// scored here, and the answers are put back in request order with each row's origin. Rows of a
 /// partition no live worker announced are scored here, as the origin says.
 /// </summary>
-public sealed class ScoreRouter(PoolMembership pool, EngineChannels channels)
+public sealed class ScoreRouter(PoolMembership pool, EngineChannels channels, ServingMetrics metrics)
 {
     /// <summary>The metadata a forwarded request carries: the receiver scores it itself, never forwards again.</summary>
     public const string ForwardedHeader = "inference-forwarded";
@@ -90,36 +90,8 @@ public sealed class ScoreRouter(PoolMembership pool, EngineChannels channels)
             parts.Add((rows, ForwardAsync(owner, Subset(request, rows, partitions, topic), rows.Select(r => partitions[r]).Distinct(), context)));
         }
         await Task.WhenAll(parts.Select(p => p.Answer)).ConfigureAwait(false);
-
-        var scores = new float[partitions.Length];
-        var origins = new RowOrigin[partitions.Length];
-        var ids = new string[partitions.Length];
-        var merged = new FeatureWatermark();
-        var first = parts[0].Answer.Result;
-        foreach (var (rows, answer) in parts)
-        {
-            var response = answer.Result;
-            for (int j = 0; j < rows.Count; j++)
-            {
-                scores[rows[j]] = response.Scores[j];
-                origins[rows[j]] = response.Origins[j];
-                ids[rows[j]] = j < response.RequestIds.Count ? response.RequestIds[j] : "";
-            }
-            foreach (var entry in response.Watermark?.Partitions ?? [])
-            {
-                if (!merged.Partitions.Any(p => p.Topic == entry.Topic && p.Partition == entry.Partition))
-                {
-                    merged.Partitions.Add(entry);
-                }
-            }
-            merged.MaxEventTimeMs = Math.Max(merged.MaxEventTimeMs, response.Watermark?.MaxEventTimeMs ?? 0);
-            merged.BatchesApplied += response.Watermark?.BatchesApplied ?? 0;
-        }
-        var result = new ScoreResponse { ModelVersion = first.ModelVersion, Watermark = merged };
-        result.Scores.Add(scores);
-        result.RequestIds.Add(ids);
-        result.Origins.Add(origins);
-        return result;
+        metrics.Forwarded(partitions.Length - here.Count);
+        return ScoreResponses.Merge(partitions.Length, [.. parts.Select(p => ((IReadOnlyList<int>)p.Rows, p.Answer.Result))]);
     }
 
     private async Task<ScoreResponse> ForwardAsync(PartitionOwner owner, ScoreRequest request, IEnumerable<int> partitions, ServerCallContext context)

@@ -13,6 +13,7 @@ public sealed class ServingMetrics
     private readonly TotalCounter _shed;
     private readonly TotalCounter _abandoned;
     private readonly TotalCounter _watermarkWaits;
+    private readonly TotalCounter _forwarded;
     private readonly Histogram<double> _seconds;
     private readonly Histogram<long> _batchRows;
 
@@ -23,6 +24,7 @@ public sealed class ServingMetrics
         _batches = new(meter, "inference.serving.batches", "{batch}", "Dynamic batches: one gather and one forward pass each.");
         _shed = new(meter, "inference.serving.shed", "{request}", "Score requests refused with RESOURCE_EXHAUSTED because the queue was full.");
         _watermarkWaits = new(meter, "inference.serving.watermark_waits", "{request}", "Score requests that waited for the features to reach their min_watermark (read-your-writes).");
+        _forwarded = new(meter, "inference.serving.forwarded", "{row}", "Score rows forwarded to the pool worker that owns their entity.");
         _abandoned = new(meter, "inference.serving.abandoned", "{request}", "Score requests dropped before launch, by reason (cancelled, deadline).");
         _seconds = meter.CreateHistogram<double>("inference.serving.duration", "s", "Server-side time of one Score call.");
         _batchRows = meter.CreateHistogram<long>("inference.serving.batch.rows", "{row}", "Rows of one dynamic serving batch.");
@@ -53,6 +55,11 @@ public sealed class ServingMetrics
     }
 
     internal void Shed() => _shed.Add(1);
+
+    /// <summary>Score rows sent on to the worker that owns them.</summary>
+    public long ForwardedRows => _forwarded.Total;
+
+    internal void Forwarded(int rows) => _forwarded.Add(rows);
 
     internal void WaitedForWatermark() => _watermarkWaits.Add(1);
 

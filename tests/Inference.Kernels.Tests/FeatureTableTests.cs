@@ -98,13 +98,34 @@ public sealed class FeatureTableTests(ITestOutputHelper output)
 
 public sealed class EntityKeyTests
 {
-    [Fact]
-    public void Keys_hash_with_xxh3_64_over_utf8()
+    [Theory]
+    // The Java client's Utils.murmur2 of these bytes, as Kafka's own tests pin them.
+    [InlineData("21", -973932308)]
+    [InlineData("foobar", -790332482)]
+    [InlineData("a-little-bit-long-string", -985981536)]
+    [InlineData("a-little-bit-longer-string", -1486304829)]
+    [InlineData("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971)]
+    [InlineData("abc", 479470107)]
+    public void The_partitioner_is_kafkas_murmur2(string key, int java)
     {
-        // The published XXH3-64 value of the empty input with seed 0: the documented hash, pinned.
-        Assert.Equal(0x2D06800538D394C2UL, EntityKey.Hash(""));
+        // Modulo int.MaxValue the partition is the positive hash itself (toPositive in the Java client).
+        Assert.Equal(java & 0x7fffffff, Inference.Proto.V1.KafkaPartitioner.PartitionOf(key, int.MaxValue));
+    }
+
+    [Fact]
+    public void Keys_carry_kafkas_partitioner_hash_above_xxh3_64_over_utf8()
+    {
+        // Pinned from the published values: XXH3-64 of the empty input with seed 0 is 0x2D06800538D394C2, and
+        // Kafka's murmur2 of it is 275646681 (the Java client's Utils.murmur2 of an empty array).
+        Assert.Equal((275_646_681UL << 33) | (0x2D06800538D394C2UL & ((1UL << 33) - 1)), EntityKey.Hash(""));
         Assert.Equal(EntityKey.Hash("user-42"u8), EntityKey.Hash("user-42"));
         Assert.NotEqual(EntityKey.Hash("user-42"), EntityKey.Hash("user-43"));
         Assert.Equal(1UL, FeatureTable.TableKey(0));
+        // The partition is the one Kafka's default partitioner gives the key.
+        for (int i = 0; i < 1_000; i++)
+        {
+            string key = $"user-{i}";
+            Assert.Equal(Inference.Proto.V1.KafkaPartitioner.PartitionOf(key, 12), EntityKey.PartitionOf(EntityKey.Hash(key), 12));
+        }
     }
 }

@@ -18,7 +18,8 @@ public sealed record CheckpointManifest(
     CheckpointTrainerSummary? Trainer,
     IReadOnlyList<CheckpointFile> Files)
 {
-    public const int CurrentFormat = 1;
+    // 2: entity keys carry Kafka's partitioner hash in their top bits (format 1's keys find nothing).
+    public const int CurrentFormat = 2;
 }
 
 /// <summary>The feature table's shape and counters.</summary>

@@ -83,6 +83,58 @@ public sealed class SnapshotTests
         Assert.Equal(original.Entities, again.Entities);
     }
 
+    [Theory]
+    [MemberData(nameof(Accelerators.Available), MemberType = typeof(Accelerators))]
+    public void Entities_move_between_tables_by_partition_exactly(AcceleratorKind kind)
+    {
+        const int Partitions = 6;
+        var plan = new FeaturePlan(FeatureSelfCheck.AllAggregations());
+        var options = new FeatureTableOptions { InitialCapacity = 32, MaxCapacity = 2_000, MaxBatchEvents = 256 };
+        using var device = DeviceContext.Create(kind);
+        using var whole = new FeatureTable(device, plan, options);
+        using var mine = new FeatureTable(device, plan, options);
+        var random = new Random(5);
+        long now = FeatureSelfCheck.Start;
+        for (int b = 0; b < 20; b++)
+        {
+            whole.Apply(NextBatch(random, plan, ref now));
+        }
+        var everything = whole.Snapshot();
+        var moving = new HashSet<int> { 1, 4 };
+        int inMoving = everything.CountIn(moving, Partitions);
+        Assert.InRange(inMoving, 1, everything.Entities - 1);
+
+        // This table keeps all but two partitions; then takes those two back from the whole one.
+        mine.Restore(everything.WithoutPartitions(moving, Partitions));
+        Assert.Equal(everything.Entities - inMoving, mine.Entities);
+        var keys = Enumerable.Range(0, Entities).Select(e => EntityKey.Hash($"e-{e}")).ToArray();
+        var expected = Read(whole, plan, now);
+        var partial = Read(mine, plan, now);
+        var empty = new float[plan.Count];
+        using (var fresh = new FeatureTable(device, plan, options))
+        {
+            fresh.Gather([EntityKey.Hash("never-seen")], now, empty);
+        }
+        for (int e = 0; e < Entities; e++)
+        {
+            var row = partial.AsSpan(e * plan.Count, plan.Count).ToArray();
+            Assert.Equal(moving.Contains(EntityKey.PartitionOf(keys[e], Partitions)) ? empty : expected.AsSpan(e * plan.Count, plan.Count).ToArray(), row);
+        }
+
+        // A small table grows to take them.
+        mine.Restore(mine.Snapshot().WithEntitiesOf(everything, moving, Partitions));
+        Assert.Equal(everything.Entities, mine.Entities);
+        Assert.Equal(expected, Read(mine, plan, now));
+        // And both go on alike.
+        for (int b = 0; b < 10; b++)
+        {
+            var batch = NextBatch(random, plan, ref now);
+            whole.Apply(batch);
+            mine.Apply(batch);
+        }
+        Assert.Equal(Read(whole, plan, now), Read(mine, plan, now));
+    }
+
     [Fact]
     public void A_snapshot_of_other_declarations_is_refused()
     {

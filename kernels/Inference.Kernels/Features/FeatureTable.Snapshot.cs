@@ -10,7 +10,7 @@ namespace Inference.Kernels.Features;
 /// stack and the counters the kernels compare against, tagged with the plan it belongs to. The hash
 /// table is not kept: a restore rebuilds it from the slots. (The building block of checkpoints.)
 /// </summary>
-public sealed record FeatureTableSnapshot(
+public sealed partial record FeatureTableSnapshot(
     string PlanFingerprint,
     int Capacity,
     int Sequence,

@@ -184,6 +184,127 @@ public sealed class PoolTests
         Assert.Equal(forwarded, a.Get<ServingMetrics>().ForwardedRows + b.Get<ServingMetrics>().ForwardedRows);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task When_a_worker_stops_its_partitions_move_and_their_entities_score_exactly_as_before(bool sharedCheckpoints)
+    {
+        using var kafka = new EmbeddedKafka();
+        kafka.CreateTopic("events", Partitions);
+        kafka.CreateTopic("labels", Partitions);
+        string pool = Path.Combine(Path.GetTempPath(), "inference-pool-" + Guid.NewGuid().ToString("N"));
+        var psSettings = EngineHarness.BaseSettings();
+        psSettings["Inference:Role"] = "Ps";
+        await using var ps = await EngineHarness.StartAsync(psSettings);
+        Dictionary<string, string?> Member(string name)
+        {
+            var settings = PoolWorker(kafka, ps.Address, name);
+            settings["Inference:Training:Enabled"] = "false";
+            if (sharedCheckpoints)
+            {
+                settings["Inference:Checkpoints:Directory"] = pool;
+                settings["Inference:Checkpoints:IntervalMs"] = "1000";
+            }
+            return settings;
+        }
+        try
+        {
+            await using var a = await EngineHarness.StartAsync(Member("a"));
+            var b = await EngineHarness.StartAsync(Member("b"));
+            var single = EngineHarness.BaseSettings();
+            single["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers;
+            single["Inference:Kafka:GroupId"] = "reference";
+            single["Inference:Kafka:DeadLetterTopic"] = "";
+            single["Inference:Training:Enabled"] = "false";
+            await using var reference = await EngineHarness.StartAsync(single);
+            var ownedA = a.Get<PartitionOwnership>();
+            var ownedB = b.Get<PartitionOwnership>();
+            await EngineHarness.WaitUntil(() => ownedA.Owned.Count > 0 && ownedB.Owned.Count > 0, TimeSpan.FromSeconds(60), () => "both workers to own partitions");
+
+            var stream = new SyntheticStream(entities: 80, seed: 33);
+            using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers, Partitioner = Partitioner.Murmur2Random, LingerMs = 2 }).Build();
+            var perPartition = new long[Partitions];
+            void Produce(int events)
+            {
+                for (int i = 0; i < events; i++)
+                {
+                    var e = stream.NextEvent();
+                    string key = stream.Key(e.Entity);
+                    perPartition[KafkaPartitioner.PartitionOf(key, Partitions)]++;
+                    producer.Produce("events", new Message<string, byte[]> { Key = key, Value = e.Json });
+                }
+                producer.Flush(TimeSpan.FromSeconds(30));
+            }
+            Produce(2_000);
+            await EngineHarness.WaitUntil(() => a.Metrics.EventsApplied + b.Metrics.EventsApplied == 2_000 && reference.Metrics.EventsApplied == 2_000,
+                TimeSpan.FromSeconds(60), () => "every event applied");
+
+            var request = new ScoreRequest();
+            for (int entity = 0; entity < 80; entity++)
+            {
+                request.Rows.Add(new ScoreRow { Entity = stream.Key(entity) });
+            }
+            var fromA = new ScoringService.ScoringServiceClient(a.Channel);
+            var fromReference = new ScoringService.ScoringServiceClient(reference.Channel);
+            async Task<string?> Differs()
+            {
+                var expected = await fromReference.ScoreAsync(request);
+                var actual = await fromA.ScoreAsync(request);
+                for (int r = 0; r < 80; r++)
+                {
+                    if (Math.Abs(expected.Scores[r] - actual.Scores[r]) > 1e-6)
+                    {
+                        return $"row {r} (partition {actual.Origins[r].Partition}, worker {actual.Origins[r].WorkerId}): {actual.Scores[r]} against {expected.Scores[r]}";
+                    }
+                }
+                return null;
+            }
+            // Within a bound: the time the workers take to learn each other's partitions (one announcement).
+            async Task<string?> Agree()
+            {
+                string? difference = "not checked yet";
+                var deadline = DateTime.UtcNow.AddSeconds(30);
+                while (DateTime.UtcNow < deadline && (difference = await Differs()) is not null)
+                {
+                    await Task.Delay(100);
+                }
+                return difference;
+            }
+            Assert.Null(await Agree());
+            var moving = ownedB.Owned.ToList();
+            long appliedByA = a.Metrics.EventsApplied;
+
+            // b stops gracefully: its partitions move to a, whose answers for b's entities must not change.
+            await b.DisposeAsync();
+            await EngineHarness.WaitUntil(() => ownedA.Owned.Count == Partitions, TimeSpan.FromSeconds(60), () => "a to own every partition");
+            Assert.Null(await Agree());
+            long replayed = a.Metrics.EventsApplied - appliedByA;
+            if (sharedCheckpoints)
+            {
+                // Taken from the checkpoint b handed over: nothing of b's partitions was read again.
+                Assert.Equal(0, replayed);
+            }
+            else
+            {
+                // No checkpoints: a rebuilt b's partitions from the start of the topic.
+                Assert.Equal(moving.Sum(p => perPartition[p]), replayed);
+            }
+
+            // And it goes on like the single node.
+            Produce(1_000);
+            await EngineHarness.WaitUntil(() => reference.Metrics.EventsApplied == 3_000 && a.Metrics.EventsApplied - replayed == 3_000 - (2_000 - appliedByA),
+                TimeSpan.FromSeconds(60), () => $"the new events applied (a {a.Metrics.EventsApplied}, reference {reference.Metrics.EventsApplied})");
+            Assert.Null(await Agree());
+        }
+        finally
+        {
+            if (Directory.Exists(pool))
+            {
+                Directory.Delete(pool, recursive: true);
+            }
+        }
+    }
+
     [Fact]
     public async Task A_worker_whose_labels_are_not_co_partitioned_with_its_events_does_not_start()
     {

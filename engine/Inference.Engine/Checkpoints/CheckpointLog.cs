@@ -30,4 +30,10 @@ internal static partial class CheckpointLog
 
     [LoggerMessage(708, LogLevel.Information, "Caught up with the events and labels since the checkpoint: ready.")]
     public static partial void Ready(ILogger logger);
+
+    [LoggerMessage(620, LogLevel.Information, "Partitions {Partitions} taken over from {Path}: {Entities} entities.")]
+    public static partial void HandedOver(ILogger logger, string partitions, string path, int entities);
+
+    [LoggerMessage(621, LogLevel.Warning, "Checkpoint {Path} could not hand its partitions over ({Problem}); they are read from the start of the topic.")]
+    public static partial void HandoverFailed(ILogger logger, string path, string problem);
 }

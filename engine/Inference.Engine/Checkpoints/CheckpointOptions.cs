@@ -21,4 +21,10 @@ public sealed class CheckpointOptions
     public bool DiscardMismatched { get; set; }
 
     public bool Enabled => !string.IsNullOrWhiteSpace(Directory);
+
+    /// <summary>
+    /// In a pool (role Worker): the directory as configured, the pool's, where every worker keeps its own
+    /// checkpoints (<see cref="Directory"/> is then this worker's subdirectory). Null outside a pool.
+    /// </summary>
+    public string? PoolDirectory { get; set; }
 }

@@ -10,9 +10,25 @@ namespace Inference.Engine.Checkpoints;
 /// </summary>
 internal static class CheckpointStage
 {
-    public static void AddRestore(IServiceCollection services, IConfiguration configuration, bool runs)
+    // poolWorker: in a pool, this worker's name: its checkpoints go to its own subdirectory of the pool's, and partitions are handed over.
+    public static void AddRestore(IServiceCollection services, IConfiguration configuration, bool runs, string? poolWorker)
     {
-        services.AddStageOptions(configuration, CheckpointOptions.Section, new CheckpointOptionsValidator());
+        var options = services.AddStageOptions(configuration, CheckpointOptions.Section, new CheckpointOptionsValidator());
+        if (poolWorker is not null)
+        {
+            options.PostConfigure(o =>
+            {
+                if (o.Enabled && o.PoolDirectory is null)
+                {
+                    o.PoolDirectory = o.Directory;
+                    o.Directory = Path.Combine(o.Directory!, poolWorker);
+                }
+            });
+            if (runs)
+            {
+                services.AddSingleton<IPartitionHandoff, PartitionHandoff>();
+            }
+        }
         services.AddSingleton<CheckpointCoordinator>();
         services.AddSingleton<CheckpointMetrics>();
         if (runs)
@@ -25,7 +41,8 @@ internal static class CheckpointStage
     {
         if (runs)
         {
-            services.AddHostedService<CheckpointWriter>();
+            services.AddSingleton<CheckpointWriter>();
+            services.AddHostedService(sp => sp.GetRequiredService<CheckpointWriter>());
         }
     }
 }

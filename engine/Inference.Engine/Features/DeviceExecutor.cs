@@ -236,6 +236,36 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
             return null;
         });
 
+    /// <summary>
+    /// A pool rebalance, between two batches: the entities of <paramref name="leaving"/> partitions are dropped
+    /// and forgotten by the watermark; those of <paramref name="arriving"/> ones are replaced by
+    /// <paramref name="source"/>'s (a checkpoint of their previous owner) with its offsets for them.
+    /// </summary>
+    public void MovePartitions(string topic, int partitionCount, IReadOnlySet<int> leaving, FeatureTableSnapshot? source, IReadOnlySet<int> arriving,
+        IReadOnlyList<PartitionOffset> arrivingOffsets) =>
+        OnDevice<object?>(() =>
+        {
+            AbortMaintenance();
+            var drop = new HashSet<int>(leaving);
+            if (source is not null)
+            {
+                drop.UnionWith(arriving);
+            }
+            var moved = _table.Snapshot().WithoutPartitions(drop, partitionCount);
+            if (source is not null)
+            {
+                moved = moved.WithEntitiesOf(source, arriving, partitionCount);
+            }
+            _table.Restore(moved);
+            _applied.Remove(topic, drop);
+            _applied.Advance([.. arrivingOffsets], 0);
+            _watermarkDirty = true;
+            Volatile.Write(ref _entities, _table.Entities);
+            Volatile.Write(ref _capacity, _table.Capacity);
+            Publish();
+            return null;
+        });
+
     /// <summary>Runs device work on the executor thread while it runs; before start or after stop, here.</summary>
     private T OnDevice<T>(Func<T> work) =>
         _started && !_stopping && Thread.CurrentThread != _thread ? Read((_, _) => work()) : work();

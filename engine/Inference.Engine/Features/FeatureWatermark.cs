@@ -137,6 +137,20 @@ internal sealed class WatermarkBuilder
     /// <summary>True when every partition of <paramref name="minimum"/> is applied at least up to its offset.</summary>
     public bool Covers(IReadOnlyList<PartitionOffset> minimum) => FeatureWatermark.Covers(_partitions.AsSpan(0, _count), minimum);
 
+    /// <summary>Forgets <paramref name="partitions"/> of <paramref name="topic"/> (their entities left this worker).</summary>
+    public void Remove(string topic, IReadOnlySet<int> partitions)
+    {
+        int kept = 0;
+        for (int i = 0; i < _count; i++)
+        {
+            if (_partitions[i].Topic != topic || !partitions.Contains(_partitions[i].Partition))
+            {
+                _partitions[kept++] = _partitions[i];
+            }
+        }
+        _count = kept;
+    }
+
     public FeatureWatermark Snapshot(Predicate<PartitionOffset>? served = null) => new(_partitions.AsSpan(0, _count).ToArray(), _maxEventTimeMs, _batches, served);
 
     private static int Compare(PartitionOffset a, PartitionOffset b) =>

@@ -52,7 +52,9 @@ public static class InferenceServiceCollectionExtensions
         bool pipeline = role != EngineRole.Ps;
         // Order matters for hosted services: the device executor starts first and stops last.
         FeatureStage.Add(services, configuration, pipeline);
-        CheckpointStage.AddRestore(services, configuration, pipeline);
+        // A pool worker's name: its sync id, else this machine's (stable across restarts: its checkpoints are found again).
+        string? poolWorker = role == EngineRole.Worker ? configuration[$"{SyncOptions.Section}:{nameof(SyncOptions.WorkerId)}"] ?? Environment.MachineName : null;
+        CheckpointStage.AddRestore(services, configuration, pipeline, poolWorker);
         ServingStage.Add(services, configuration, pipeline, pool: role == EngineRole.Worker);
         TrainingStage.Add(services, configuration, pipeline);
         SyncStage.Add(services, configuration, holdsShard: role is EngineRole.All or EngineRole.Ps, isWorker: role == EngineRole.Worker, trains: pipeline);

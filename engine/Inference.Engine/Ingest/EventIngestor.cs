@@ -14,7 +14,7 @@ namespace Inference.Engine.Ingest;
 /// applied. Malformed events are counted, set aside on the dead-letter topic and skipped.
 /// </summary>
 internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor executor, IngestMetrics metrics, CheckpointCoordinator checkpoints, IOptions<FeatureOptions> options,
-    IOptions<Serving.ServingOptions> serving, PartitionOwnership ownership, ILogger<EventIngestor> logger, Outputs.StreamScorer? scoring = null)
+    IOptions<Serving.ServingOptions> serving, PartitionOwnership ownership, ILogger<EventIngestor> logger, Outputs.StreamScorer? scoring = null, IPartitionHandoff? handoff = null)
     : BackgroundService
 {
     private const int IdleWaitMs = 100;
@@ -43,6 +43,7 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
             CaughtUpWithin = serving.Value.ReadyLagEvents,
             TracksPositions = scoring is not null,
             Publishes = ownership,
+            Handoff = handoff,
         };
         if (scoring is not null)
         {

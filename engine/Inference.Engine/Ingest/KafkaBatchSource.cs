@@ -61,6 +61,9 @@ internal sealed class BatchSourceSettings
     /// <summary>How far behind those ends (events summed over partitions) still counts as caught up.</summary>
     public long CaughtUpWithin { get; init; }
 
+    /// <summary>In a pool: hands partitions' state over as the group moves them (the events source).</summary>
+    public Checkpoints.IPartitionHandoff? Handoff { get; init; }
+
     /// <summary>Where this source records the partitions its group assigns it (the events source).</summary>
     public PartitionOwnership? Publishes { get; init; }
 
@@ -432,6 +435,26 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
         _assigned = true;
         _settings.Publishes?.Assigned(_settings.Topic, partitions.Select(p => p.Partition.Value));
         var positions = new List<TopicPartitionOffset>(partitions.Count);
+        if (_settings.Handoff is { } handoff)
+        {
+            // A pool: the arriving partitions' entities come from the newest checkpoint that holds them (or
+            // stay as this worker holds them when that is newer); what no checkpoint holds is read from the start.
+            // The first time: partitions this worker's own checkpoint held but the group gave to others are dropped.
+            var notOwned = _resume.Keys.Where(p => !partitions.Exists(a => a.Partition.Value == p)).ToList();
+            var held = handoff.Arrive([.. partitions.Select(p => (p.Partition.Value, _held.Newest(p.Partition.Value)))], notOwned);
+            foreach (int partition in notOwned)
+            {
+                _held.Reset(partition, -1);
+            }
+            _resume.Clear();
+            foreach (var partition in partitions)
+            {
+                long last = held[partition.Partition.Value];
+                _held.Reset(partition.Partition.Value, last);
+                positions.Add(new TopicPartitionOffset(partition, last >= 0 ? new Offset(last + 1) : Offset.Beginning));
+            }
+            return positions;
+        }
         foreach (var partition in partitions)
         {
             // The first time a partition the checkpoint holds is ours, start right after what it holds
@@ -548,7 +571,29 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
             IngestLog.RevokeFailed(_logger, _settings.Topic, error);
         }
         _settings.Publishes?.Revoked(_settings.Topic, partitions.Select(p => p.Partition.Value));
+        Hand(partitions);
         IngestLog.Revoked(_logger, _settings.Topic, string.Join(", ", partitions.Select(p => p.Partition.Value)));
+    }
+
+    /// <summary>In a pool: the leaving partitions' state is checkpointed for their next owner, then dropped here.</summary>
+    private void Hand(List<TopicPartitionOffset> partitions)
+    {
+        if (_settings.Handoff is not { } handoff)
+        {
+            return;
+        }
+        try
+        {
+            handoff.Leave([.. partitions.Select(p => p.Partition.Value)]);
+        }
+        catch (Exception error) when (error is not OutOfMemoryException)
+        {
+            IngestLog.RevokeFailed(_logger, _settings.Topic, error);
+        }
+        foreach (var partition in partitions)
+        {
+            _held.Reset(partition.Partition.Value, -1);
+        }
     }
 
     private void OnLost(List<TopicPartitionOffset> partitions)
@@ -558,6 +603,7 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
         _sink.Drain();
         _submitted.Clear();
         _settings.Publishes?.Revoked(_settings.Topic, partitions.Select(p => p.Partition.Value));
+        Hand(partitions);
         IngestLog.Lost(_logger, _settings.Topic, string.Join(", ", partitions.Select(p => p.Partition.Value)));
     }
 
@@ -761,6 +807,13 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
 
         /// <summary>The newest offset held from <paramref name="partition"/>; -1 for none.</summary>
         public long Newest(int partition) => partition < _newest.Length ? _newest[partition] : -1;
+
+        /// <summary>From now on <paramref name="offset"/> is the newest held from <paramref name="partition"/> (-1: none).</summary>
+        public void Reset(int partition, long offset)
+        {
+            Reach(ref _newest, partition);
+            _newest[partition] = offset;
+        }
 
         /// <summary>Takes <paramref name="offset"/> when it is newer than what is held; false for one held already.</summary>
         public bool Take(int partition, long offset)

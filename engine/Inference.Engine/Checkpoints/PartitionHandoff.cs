@@ -1,0 +1,99 @@
+using Inference.Engine.Features;
+using Inference.Engine.Kafka;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Inference.Engine.Checkpoints;
+
+/// <summary>How a pool worker's events source hands partitions' state over as its consumer group moves them.</summary>
+internal interface IPartitionHandoff
+{
+    /// <summary>
+    /// Partitions assigned to this worker, each with the last offset its state holds (-1: none); returns the
+    /// last offset held per partition afterwards (-1: nothing, read it from the start). <paramref name="notOwned"/>:
+    /// partitions whose entities this worker holds from its own checkpoint but was not given (dropped).
+    /// </summary>
+    IReadOnlyDictionary<int, long> Arrive(IReadOnlyList<(int Partition, long Held)> arriving, IReadOnlyList<int> notOwned);
+
+    /// <summary>Partitions taken from this worker (what was read from them is applied): checkpointed for their next owner, then dropped.</summary>
+    void Leave(IReadOnlyList<int> partitions);
+}
+
+/// <summary>
+/// Partition handoff in a pool (role Worker). Every worker checkpoints into its own directory under the
+/// pool's (<c>Inference:Checkpoints:Directory</c>/<c>WORKER</c>). When a partition arrives, the newest
+/// checkpoint of any worker that holds it is found; if it is newer than what this worker holds, the
+/// partition's entities are taken from it (dropping any older ones here) and reading resumes right after
+/// its offset; a partition no checkpoint holds is read from the start of the topic. When a partition
+/// leaves, a checkpoint is taken first (so the next owner finds its state up to the last event applied
+/// here), then its entities are dropped and the watermark forgets it. With the pool's directory on
+/// storage every worker reads (ReadWriteMany), a moved partition resumes from the state its last owner
+/// handed over; on storage only its writer reads, the new owner rebuilds it from the topic.
+/// </summary>
+internal sealed class PartitionHandoff(DeviceExecutor executor, CheckpointCoordinator coordinator, IServiceProvider services, KafkaConnection kafka,
+    ILogger<PartitionHandoff> logger) : IPartitionHandoff
+{
+    private readonly string _topic = kafka.Options.EventsTopic;
+    private int _partitions;
+
+    private int Partitions => _partitions > 0 ? _partitions
+        : _partitions = kafka.PartitionCount(_topic) ?? throw new InvalidOperationException($"The partition count of topic '{_topic}' is not known.");
+
+    public IReadOnlyDictionary<int, long> Arrive(IReadOnlyList<(int Partition, long Held)> arriving, IReadOnlyList<int> notOwned)
+    {
+        var held = arriving.ToDictionary(a => a.Partition, a => a.Held);
+        if (notOwned.Count > 0)
+        {
+            executor.MovePartitions(_topic, Partitions, notOwned.ToHashSet(), null, new HashSet<int>(), []);
+        }
+        if (!coordinator.Enabled || coordinator.Options.PoolDirectory is not { } pool || !Directory.Exists(pool))
+        {
+            return held;
+        }
+        // The newest checkpoint holding each arriving partition, among every worker's.
+        var best = new Dictionary<int, (long Offset, string Path)>();
+        foreach (string worker in Directory.GetDirectories(pool))
+        {
+            foreach (var entry in CheckpointFiles.List(worker))
+            {
+                foreach (var offset in entry.Manifest?.Events.Offsets ?? [])
+                {
+                    if (offset.Topic == _topic && held.ContainsKey(offset.Partition) && (!best.TryGetValue(offset.Partition, out var current) || offset.Offset > current.Offset))
+                    {
+                        best[offset.Partition] = (offset.Offset, entry.Path);
+                    }
+                }
+            }
+        }
+        foreach (var source in best.Where(b => b.Value.Offset > held[b.Key]).GroupBy(b => b.Value.Path))
+        {
+            var partitions = source.Select(b => b.Key).ToHashSet();
+            try
+            {
+                var checkpoint = CheckpointFiles.Read(source.Key);
+                var offsets = checkpoint.Events.Partitions.Where(p => p.Topic == _topic && partitions.Contains(p.Partition)).ToList();
+                executor.MovePartitions(_topic, Partitions, new HashSet<int>(), checkpoint.Table, partitions, offsets);
+                foreach (var offset in offsets)
+                {
+                    held[offset.Partition] = offset.Offset;
+                }
+                CheckpointLog.HandedOver(logger, string.Join(", ", partitions.Order()), source.Key, checkpoint.Table.CountIn(partitions, Partitions));
+            }
+            catch (Exception error) when (error is InvalidDataException or IOException or InvalidOperationException)
+            {
+                // Damaged or of other declarations: these partitions are rebuilt from the topic instead.
+                CheckpointLog.HandoverFailed(logger, source.Key, error.Message);
+            }
+        }
+        return held;
+    }
+
+    public void Leave(IReadOnlyList<int> partitions)
+    {
+        if (coordinator.Enabled && coordinator.IsRestored)
+        {
+            services.GetRequiredService<CheckpointWriter>().TakeAsync(Timeout.Infinite, CancellationToken.None).GetAwaiter().GetResult();
+        }
+        executor.MovePartitions(_topic, Partitions, partitions.ToHashSet(), null, new HashSet<int>(), []);
+    }
+}

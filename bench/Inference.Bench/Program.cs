@@ -76,6 +76,14 @@ Option<string> Required(string name, string description) => new(name) { Descript
     root.Subcommands.Add(command);
 }
 {
+    var scoreRate = Positive("--score-rate", 200, "Score calls per second (open loop) in the forwarding part");
+    var scoreSeconds = Positive("--score-seconds", 10, "Seconds of each kind of request (alternating 1 s blocks)");
+    var rows = Positive("--rows", 30, "Rows per Score request (a third of them forwarded in the mixed requests)", min: 3);
+    var command = new Command("pool", "A sync round against model size and workers; Score with a third of the rows forwarded against all local") { scoreRate, scoreSeconds, rows };
+    command.SetAction((p, _) => PoolBench.RunAsync(p.GetValue(scoreRate), p.GetValue(scoreSeconds), p.GetValue(rows)));
+    root.Subcommands.Add(command);
+}
+{
     // BenchmarkDotNet parses its own arguments (--filter, --job, ...).
     var command = new Command("micro", "BenchmarkDotNet micro-benchmarks; the rest of the line goes to BenchmarkDotNet") { TreatUnmatchedTokensAsErrors = false };
     command.SetAction(p =>

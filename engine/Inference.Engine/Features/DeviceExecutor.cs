@@ -126,6 +126,21 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
 
     private readonly PartitionOwnership? _ownership;
     private long _ownershipVersion;
+    private long _poolEventTimeMs;
+
+    /// <summary>
+    /// In a pool: the newest event time any worker applied, as the pool last said. Features are read as of
+    /// the newer of it and this worker's own, so time-relative features (decays, windows, time since last)
+    /// of every worker's entities are those of one node that applied every partition.
+    /// </summary>
+    public long PoolEventTimeMs
+    {
+        get => Interlocked.Read(ref _poolEventTimeMs);
+        set => Interlocked.Exchange(ref _poolEventTimeMs, value);
+    }
+
+    /// <summary>The time features are read as of: the newest event applied here, or in the pool when that is newer.</summary>
+    public long AsOf(FeatureWatermark watermark) => Math.Max(watermark.MaxEventTimeMs, PoolEventTimeMs);
 
     /// <summary>True once the host is stopping: new requests are refused.</summary>
     public bool IsStopping => _stopping;
@@ -407,7 +422,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         {
             int width = _table.Width;
             var watermark = Publish();
-            _table.Gather(_batchKeys.AsSpan(0, rows), watermark.MaxEventTimeMs, _batchFeatures.AsSpan(0, rows * width));
+            _table.Gather(_batchKeys.AsSpan(0, rows), AsOf(watermark), _batchFeatures.AsSpan(0, rows * width));
             _servingMetrics.Batch(rows);
             handler!.Handle(_batch.AsSpan(0, requests), _batchFeatures, width, watermark);
         }

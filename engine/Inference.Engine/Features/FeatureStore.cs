@@ -64,7 +64,7 @@ public sealed class FeatureStore(DeviceExecutor executor)
                 found[i] = table.Find(keys[i]) is not null;
             }
             var values = new float[keys.Length * table.Width];
-            table.Gather(keys, watermark.MaxEventTimeMs, values, transform: false);
+            table.Gather(keys, executor.AsOf(watermark), values, transform: false);
             return (values, found, watermark);
         });
     }
@@ -80,7 +80,7 @@ public sealed class FeatureStore(DeviceExecutor executor)
                 return null;
             }
             var row = new float[table.Width];
-            table.Gather([key], watermark.MaxEventTimeMs, row, transform: false);
+            table.Gather([key], executor.AsOf(watermark), row, transform: false);
             return row;
         });
         if (values is null)

@@ -40,6 +40,11 @@ public static class InferenceServiceCollectionExtensions
             grpc.EnableDetailedErrors = false;
             grpc.Interceptors.Add<CallAuthorizer>();
         });
+        services.AddOptions<Grpc.AspNetCore.Server.GrpcServiceOptions>().Configure<IOptions<ServingOptions>>((grpc, serving) =>
+        {
+            grpc.MaxReceiveMessageSize = serving.Value.MaxMessageBytes;
+            grpc.MaxSendMessageSize = serving.Value.MaxMessageBytes;
+        });
         SecurityStage.Add(services, configuration);
         // grpc.health.v1.Health: SERVING once the state is restored and replayed (with checkpoints) and
         // while the device executor takes work.

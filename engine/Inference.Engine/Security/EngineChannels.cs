@@ -10,7 +10,7 @@ namespace Inference.Engine.Security;
 /// another worker), with <c>Inference:Security:Client</c>: the servers' authority for https addresses, a
 /// client certificate, and the bearer token each call carries.
 /// </summary>
-public sealed class EngineChannels(IOptions<SecurityOptions> options)
+public sealed class EngineChannels(IOptions<SecurityOptions> options, int maxMessageBytes = Serving.ServingOptions.DefaultMaxMessageBytes)
 {
     private readonly ClientSecurityOptions _client = options.Value.Client;
 
@@ -30,6 +30,6 @@ public sealed class EngineChannels(IOptions<SecurityOptions> options)
                 handler.SslOptions.ClientCertificates = new X509CertificateCollection { Certificates.Load(certificate, SecurityOptionsValidator.NullIfEmpty(_client.Key), SecurityOptionsValidator.NullIfEmpty(_client.Password)) };
             }
         }
-        return GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = handler });
+        return GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = handler, MaxReceiveMessageSize = maxMessageBytes, MaxSendMessageSize = maxMessageBytes });
     }
 }

@@ -1,6 +1,7 @@
 using Inference.Engine.Pipeline;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Security;
 
@@ -11,6 +12,6 @@ internal static class SecurityStage
     {
         services.AddStageOptions(configuration, SecurityOptions.Section, new SecurityOptionsValidator());
         services.AddSingleton<CallAuthorizer>();
-        services.AddSingleton<EngineChannels>();
+        services.AddSingleton(sp => new EngineChannels(sp.GetRequiredService<IOptions<SecurityOptions>>(), sp.GetRequiredService<IOptions<Serving.ServingOptions>>().Value.MaxMessageBytes));
     }
 }

@@ -22,7 +22,7 @@ public sealed record PartitionOwner(string WorkerId, string Endpoint);
 /// changes what it owns, it announces its Score endpoint and owned events partitions to the parameter
 /// server (the first shard) and takes back the live members: the map Score routing forwards rows by.
 /// </summary>
-public sealed class PoolMembership(PartitionOwnership ownership, KafkaConnection kafka, EngineChannels channels, IServer server, IHostApplicationLifetime lifetime,
+public sealed class PoolMembership(PartitionOwnership ownership, DeviceExecutor executor, KafkaConnection kafka, EngineChannels channels, IServer server, IHostApplicationLifetime lifetime,
     IOptions<SyncOptions> sync, IOptions<ServingOptions> serving, IOptions<KafkaOptions> kafkaOptions, ILogger<PoolMembership> logger) : BackgroundService
 {
     private const int ChangePollMs = 50;
@@ -73,10 +73,11 @@ public sealed class PoolMembership(PartitionOwnership ownership, KafkaConnection
                 if (partitions > 0 && (ownership.Version != announced || Deadline.RemainingMs(next) == 0))
                 {
                     long version = ownership.Version;
-                    var request = new AnnounceRequest { WorkerId = WorkerId, Endpoint = Endpoint, Topic = topic, PartitionCount = partitions };
+                    var request = new AnnounceRequest { WorkerId = WorkerId, Endpoint = Endpoint, Topic = topic, PartitionCount = partitions, MaxEventTimeMs = executor.Watermark.MaxEventTimeMs };
                     request.Partitions.Add(ownership.Owned);
                     var members = await registry.AnnounceAsync(request, channels.Headers, deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: stoppingToken);
                     Take(members, partitions);
+                    executor.PoolEventTimeMs = members.MaxEventTimeMs;
                     announced = version;
                     next = Deadline.After(sync.Value.IntervalMs);
                 }

@@ -49,6 +49,14 @@ public sealed class ServingOptions
 
     public int MaxRowsPerRequest { get; set; } = DefaultMaxRowsPerRequest;
 
+    public const int DefaultMaxMessageBytes = 256 << 20;
+
+    /// <summary>
+    /// The largest gRPC message the engine takes or sends (parameter pushes and pulls of large models, big
+    /// ingest batches), in bytes; gRPC's own default is 4 MiB, which a model of a million weights exceeds.
+    /// </summary>
+    public int MaxMessageBytes { get; set; } = DefaultMaxMessageBytes;
+
     /// <summary>
     /// Rows one dynamic batch gathers and scores together at most: requests that wait while the device
     /// is busy go together (a request larger than this goes alone).

@@ -47,6 +47,7 @@ public sealed class PoolRegistry(IOptions<SyncOptions> options)
             var member = new PoolMember { WorkerId = announced.WorkerId, Endpoint = announced.Endpoint, AnnouncedMsAgo = (now - at) * 1000 / Stopwatch.Frequency };
             member.Partitions.Add(announced.Partitions);
             members.Members.Add(member);
+            members.MaxEventTimeMs = Math.Max(members.MaxEventTimeMs, announced.MaxEventTimeMs);
             if (members.PartitionCount == 0)
             {
                 members.Topic = announced.Topic;

@@ -114,6 +114,23 @@ public sealed class ParameterShardTests
         }
     }
 
+    [Fact]
+    public async Task A_model_of_ten_million_weights_is_pushed_and_pulled_whole()
+    {
+        // 40 MB a message: beyond gRPC's default 4 MiB and Kestrel's 30 MB request body.
+        await using var ps = await StartPs();
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(ps.Address, new Grpc.Net.Client.GrpcChannelOptions { MaxReceiveMessageSize = 64 << 20, MaxSendMessageSize = 64 << 20 });
+        var client = new ParameterService.ParameterServiceClient(channel);
+        var values = new float[10_000_000];
+        Array.Fill(values, 0.25f);
+        var initialize = new PushRequest { WorkerId = "a", Initialize = true };
+        new ParameterSet([new NamedParameter("layers.embedding.weight", [10_000, 1_000], values)]).WriteTo(initialize.Deltas);
+        Assert.Equal(1, (await client.PushAsync(initialize)).Version);
+        var pulled = await client.PullAsync(new PullRequest { WorkerId = "a" });
+        Assert.Equal(10_000_000, pulled.Tensors[0].Values.Count);
+        Assert.All(pulled.Tensors[0].Values.Take(1_000), v => Assert.Equal(0.25f, v));
+    }
+
     private static IEnumerable<string> CheckpointFilesOf(string directory) =>
         Directory.GetDirectories(directory, ShardCheckpoints.Prefix + "*").Order(StringComparer.Ordinal);
 

@@ -11,6 +11,7 @@ using Inference.Proto.V1;
 using Inference.Testing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Inference.Bench.Pipeline;
 
@@ -39,7 +40,7 @@ internal static class PoolBench
         settings["Inference:Serving:HttpPort"] = "-1";
         settings["Inference:Features:Accelerator"] = "Cpu";
         settings["Logging:LogLevel:Default"] = "Warning";
-        var app = InferenceApplication.Build([], settings, logging => { });
+        var app = InferenceApplication.Build([], settings, logging => logging.AddSimpleConsole(o => o.SingleLine = true));
         await app.StartAsync();
         return app;
     }

@@ -72,6 +72,9 @@ public static partial class InferenceApplication
         builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<ServingOptions>, IOptions<SecurityOptions>>((kestrel, options, security) =>
         {
             var serving = options.Value;
+            // gRPC bounds each message (Inference:Serving:MaxMessageBytes); Kestrel's 30 MB body limit would
+            // refuse a unary push of a model of ten million weights before gRPC saw it.
+            kestrel.Limits.MaxRequestBodySize = null;
             // gRPC first (its address is the first the host reports), then the HTTP/1.1 probes.
             Listen(kestrel, serving.Host, serving.Port, HttpProtocols.Http2, security.Value.Tls);
             if (serving.HttpPort >= 0)

@@ -50,6 +50,18 @@ public sealed class PoolMembership(PartitionOwnership ownership, DeviceExecutor 
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        try
+        {
+            await AnnounceAsync(stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping: the members' timeout takes this worker out of the map.
+        }
+    }
+
+    private async Task AnnounceAsync(CancellationToken stoppingToken)
+    {
         var started = new TaskCompletionSource();
         using (lifetime.ApplicationStarted.Register(() => started.TrySetResult()))
         {
@@ -82,7 +94,7 @@ public sealed class PoolMembership(PartitionOwnership ownership, DeviceExecutor 
                     next = Deadline.After(sync.Value.IntervalMs);
                 }
             }
-            catch (Exception error) when (error is RpcException or Confluent.Kafka.KafkaException)
+            catch (Exception error) when (error is RpcException or Confluent.Kafka.KafkaException && !stoppingToken.IsCancellationRequested)
             {
                 // Routing goes on with the last map; the next interval tries again.
                 ServingLog.AnnounceFailed(logger, error.Message);

@@ -34,6 +34,24 @@ public sealed class ParameterShardTests
     }
 
     [Theory]
+    [InlineData("Sum", 3f)]
+    [InlineData("Mean", 2f)]
+    public async Task Two_workers_deltas_are_summed_or_averaged_as_configured(string merge, float expected)
+    {
+        await using var ps = await StartPs(merge: merge);
+        var client = new ParameterService.ParameterServiceClient(ps.Channel);
+        await client.PushAsync(Push("a", 0, 0, initialize: true, 1f, 1f));
+        // A first round of empty steps: both workers have pushed lately.
+        await client.PushAsync(Push("a", 1, 1, initialize: false, 0f, 0f));
+        await client.PushAsync(Push("b", 1, 1, initialize: false, 0f, 0f));
+        // Both step by +1: summed, the weights move by 2; averaged, by 1.
+        await client.PushAsync(Push("a", 2, 3, initialize: false, 1f, 1f));
+        await client.PushAsync(Push("b", 2, 3, initialize: false, 1f, 1f));
+        var pulled = await client.PullAsync(new PullRequest { WorkerId = "a" });
+        Assert.Equal([expected, expected], pulled.Tensors[0].Values);
+    }
+
+    [Theory]
     [InlineData(float.NaN, "not finite")]
     [InlineData(float.PositiveInfinity, "not finite")]
     [InlineData(1e6f, "norm")]
@@ -134,9 +152,10 @@ public sealed class ParameterShardTests
     private static IEnumerable<string> CheckpointFilesOf(string directory) =>
         Directory.GetDirectories(directory, ShardCheckpoints.Prefix + "*").Order(StringComparer.Ordinal);
 
-    private static async Task<EngineHarness> StartPs(int maxStaleness = 16, string? checkpoints = null)
+    private static async Task<EngineHarness> StartPs(int maxStaleness = 16, string? checkpoints = null, string merge = "Sum")
     {
         var settings = EngineHarness.BaseSettings();
+        settings["Inference:Sync:Merge"] = merge;
         if (checkpoints is not null)
         {
             settings["Inference:Checkpoints:Directory"] = checkpoints;

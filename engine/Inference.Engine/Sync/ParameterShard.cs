@@ -42,6 +42,9 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
     private InputMoments? _merged;
     private readonly int _maxStaleness = options.Value.MaxStaleness;
     private readonly double _maxNorm = options.Value.MaxUpdateNorm;
+    private readonly WeightMerge _merge = options.Value.Merge;
+    private readonly long _activeTicks = options.Value.MemberTimeoutMs * System.Diagnostics.Stopwatch.Frequency / 1000;
+    private readonly Dictionary<string, long> _lastPush = new(StringComparer.Ordinal);
     private ParameterSet? _parameters;
     private long _version;
 
@@ -173,6 +176,15 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
             if (delta.Parameters.Count != weights.Count)
             {
                 throw new InvalidParametersException("shape", $"The delta has {delta.Parameters.Count} weight tensors; the shard holds {weights.Count}.");
+            }
+            if (_merge == WeightMerge.Mean)
+            {
+                // Each push counts for one of the workers pushing lately: a round of N pushes moves the
+                // weights by their mean, as one worker's step would.
+                long now = System.Diagnostics.Stopwatch.GetTimestamp();
+                _lastPush[worker] = now;
+                int active = _lastPush.Values.Count(at => now - at <= _activeTicks);
+                delta = delta.Scaled(1f / active);
             }
             var updated = new ParameterSet(weights).Plus(delta);
             if (moments is not null)

@@ -1,5 +1,22 @@
 namespace Inference.Engine.Sync;
 
+/// <summary>How the parameter server merges the workers' weight deltas.</summary>
+public enum WeightMerge
+{
+    /// <summary>
+    /// Every delta is added whole: every worker's steps count, as if one node had learned every label; a
+    /// round of N workers moves the weights N times as far as one worker's step (the learning rate per
+    /// label is the configured one, per round it grows with the workers).
+    /// </summary>
+    Sum,
+
+    /// <summary>
+    /// Each delta is divided by the workers that pushed within <c>MemberTimeoutMs</c>: a round moves the
+    /// weights by the workers' mean step (the learning rate per label is divided by the workers).
+    /// </summary>
+    Mean,
+}
+
 /// <summary>Parameter sync with the parameter server, section <c>Inference:Sync</c>.</summary>
 public sealed class SyncOptions
 {
@@ -15,6 +32,9 @@ public sealed class SyncOptions
 
     /// <summary>The shards' addresses, in order.</summary>
     public IReadOnlyList<string> ParameterServers => (ParameterServer ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    /// <summary>On the parameter server: Sum (the default) or Mean, see <see cref="WeightMerge"/>.</summary>
+    public WeightMerge Merge { get; set; } = WeightMerge.Sum;
 
     /// <summary>On the parameter server: a pool member that has not announced itself for this long is dropped from the routing map.</summary>
     public int MemberTimeoutMs { get; set; } = 10_000;

@@ -15,6 +15,7 @@ internal sealed class SyncOptionsValidator(bool isWorker) : IValidateOptions<Syn
                 && sync.ParameterServers.Distinct(StringComparer.OrdinalIgnoreCase).Count() == sync.ParameterServers.Count, "ParameterServer", sync.ParameterServer,
                 "must be the parameter server's address, e.g. http://127.0.0.1:50052, or its shards' distinct addresses separated by commas, for role Worker");
         }
+        rules.Require(Enum.IsDefined(sync.Merge), "Merge", sync.Merge, "must be Sum or Mean");
         rules.Require(sync.MemberTimeoutMs is >= 100 and <= 3_600_000, "MemberTimeoutMs", sync.MemberTimeoutMs, "must be between 100 and 3600000");
         rules.Require(sync.MaxTensorPartValues >= 1, "MaxTensorPartValues", sync.MaxTensorPartValues, "must be at least 1");
         rules.Require(sync.IntervalMs is >= 10 and <= 3_600_000, "IntervalMs", sync.IntervalMs, "must be between 10 and 3600000");

@@ -44,6 +44,10 @@ public sealed class ParameterSet
     /// <summary>This minus <paramref name="other"/>, tensor by tensor; shapes must match.</summary>
     public ParameterSet Minus(ParameterSet other) => Combine(other, -1f);
 
+    /// <summary>Every value times <paramref name="factor"/>.</summary>
+    public ParameterSet Scaled(float factor) =>
+        new([.. Parameters.Select(p => new NamedParameter(p.Name, (long[])p.Shape.Clone(), [.. p.Values.Select(v => v * factor)]))]);
+
     /// <summary>This plus <paramref name="other"/>, tensor by tensor; shapes must match.</summary>
     public ParameterSet Plus(ParameterSet other) => Combine(other, 1f);
 

@@ -37,6 +37,14 @@ internal static class SnapshotCheck
         var expected = Read(original, plan, now);
         Compare("restored on the same accelerator", expected, Read(sameKind, plan, now), plan, mismatches);
         Compare("restored on the CPU backend", expected, Read(onCpu, plan, now), plan, mismatches);
+        // A pool's handoff: two of six partitions dropped, then taken back from the snapshot (a table that grows to hold them).
+        using (var handedOver = new FeatureTable(device, plan, options))
+        {
+            var moving = new HashSet<int> { 1, 4 };
+            handedOver.Restore(snapshot.WithoutPartitions(moving, 6));
+            handedOver.Restore(handedOver.Snapshot().WithEntitiesOf(snapshot, moving, 6));
+            Compare("partitions dropped and taken back on the same accelerator", expected, Read(handedOver, plan, now), plan, mismatches);
+        }
         if (original.Entities != sameKind.Entities || original.Entities != onCpu.Entities)
         {
             mismatches.Add($"entities held: original {original.Entities}, restored {sameKind.Entities}, on CPU {onCpu.Entities}");

@@ -28,21 +28,7 @@ public sealed class ParameterSyncTests
         var shard = ps.Get<ParameterShard>();
 
         // Both workers learn from different labels, so each pushes its own deltas.
-        var stream = new SyntheticStream(entities: 50, seed: 99);
-        using (var producer = EngineHarness.Producer(kafka.BootstrapServers))
-        {
-            for (int i = 0; i < 2_000; i++)
-            {
-                var e = stream.NextEvent();
-                producer.Produce("events", new Message<string, byte[]> { Key = stream.Key(e.Entity), Value = e.Json });
-            }
-            for (int i = 0; i < 400; i++)
-            {
-                int entity = stream.NextEntity();
-                producer.Produce(i % 2 == 0 ? "labels-a" : "labels-b", new Message<string, byte[]> { Key = stream.Key(entity), Value = stream.NextLabel(entity).Json });
-            }
-            producer.Flush(TimeSpan.FromSeconds(30));
-        }
+        ProduceForTwoWorkers(kafka, seed: 99);
         await EngineHarness.WaitUntil(() => a.Metrics.LabelsTrained == 200 && b.Metrics.LabelsTrained == 200, TimeSpan.FromSeconds(60),
             () => $"200 labels trained by each worker (a {a.Metrics.LabelsTrained}, b {b.Metrics.LabelsTrained})");
 
@@ -161,21 +147,7 @@ public sealed class ParameterSyncTests
         await using var a = await EngineHarness.StartAsync(Sharded("a"));
         await using var b = await EngineHarness.StartAsync(Sharded("b"));
 
-        var stream = new SyntheticStream(entities: 50, seed: 5);
-        using (var producer = EngineHarness.Producer(kafka.BootstrapServers))
-        {
-            for (int i = 0; i < 2_000; i++)
-            {
-                var e = stream.NextEvent();
-                producer.Produce("events", new Message<string, byte[]> { Key = stream.Key(e.Entity), Value = e.Json });
-            }
-            for (int i = 0; i < 400; i++)
-            {
-                int entity = stream.NextEntity();
-                producer.Produce(i % 2 == 0 ? "labels-a" : "labels-b", new Message<string, byte[]> { Key = stream.Key(entity), Value = stream.NextLabel(entity).Json });
-            }
-            producer.Flush(TimeSpan.FromSeconds(30));
-        }
+        ProduceForTwoWorkers(kafka, seed: 5);
         await EngineHarness.WaitUntil(() => a.Metrics.LabelsTrained == 200 && b.Metrics.LabelsTrained == 200, TimeSpan.FromSeconds(60), () => "200 labels trained by each worker");
 
         var registryA = a.Get<ModelRegistry>();
@@ -265,6 +237,24 @@ public sealed class ParameterSyncTests
         await EngineHarness.WaitUntil(() => shard.Current.Version > version + 1 || a.Metrics.Sync.Failures + b.Metrics.Sync.Failures > failures + 10,
             TimeSpan.FromSeconds(30), () => "pushes to the restarted server");
         Assert.True(a.Metrics.Sync.Failures + b.Metrics.Sync.Failures <= failures + 2, "syncs keep failing after the restart");
+    }
+
+    /// <summary>2,000 events, then 400 labels alternating between "labels-a" and "labels-b" (200 for each worker).</summary>
+    private static void ProduceForTwoWorkers(EmbeddedKafka kafka, int seed)
+    {
+        var stream = new SyntheticStream(entities: 50, seed: seed);
+        using var producer = EngineHarness.Producer(kafka.BootstrapServers);
+        for (int i = 0; i < 2_000; i++)
+        {
+            var e = stream.NextEvent();
+            producer.Produce("events", new Message<string, byte[]> { Key = stream.Key(e.Entity), Value = e.Json });
+        }
+        for (int i = 0; i < 400; i++)
+        {
+            int entity = stream.NextEntity();
+            producer.Produce(i % 2 == 0 ? "labels-a" : "labels-b", new Message<string, byte[]> { Key = stream.Key(entity), Value = stream.NextLabel(entity).Json });
+        }
+        producer.Flush(TimeSpan.FromSeconds(30));
     }
 
     /// <summary>An engine learning from its own labels topic (training batches of 16), reading events as group <paramref name="name"/>.</summary>

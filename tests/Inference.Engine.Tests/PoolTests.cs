@@ -28,15 +28,26 @@ public sealed class PoolTests
         return settings;
     }
 
+    private static EmbeddedKafka CoPartitioned()
+    {
+        var kafka = new EmbeddedKafka();
+        kafka.CreateTopic("events", Partitions);
+        kafka.CreateTopic("labels", Partitions);
+        return kafka;
+    }
+
+    private static Task<EngineHarness> ParameterServer()
+    {
+        var settings = EngineHarness.BaseSettings();
+        settings["Inference:Role"] = "Ps";
+        return EngineHarness.StartAsync(settings);
+    }
+
     [Fact]
     public async Task Each_worker_learns_the_labels_of_the_partitions_it_owns_and_its_watermark_lists_only_those()
     {
-        using var kafka = new EmbeddedKafka();
-        kafka.CreateTopic("events", Partitions);
-        kafka.CreateTopic("labels", Partitions);
-        var psSettings = EngineHarness.BaseSettings();
-        psSettings["Inference:Role"] = "Ps";
-        await using var ps = await EngineHarness.StartAsync(psSettings);
+        using var kafka = CoPartitioned();
+        await using var ps = await ParameterServer();
         await using var a = await EngineHarness.StartAsync(PoolWorker(kafka, ps.Address, "a"));
         await using var b = await EngineHarness.StartAsync(PoolWorker(kafka, ps.Address, "b"));
         // A third member that serves but does not train: the events group has three members, and a labels
@@ -100,12 +111,8 @@ public sealed class PoolTests
     [Fact]
     public async Task Any_worker_scores_any_entity_as_a_single_node_would_forwarding_rows_to_their_owners()
     {
-        using var kafka = new EmbeddedKafka();
-        kafka.CreateTopic("events", Partitions);
-        kafka.CreateTopic("labels", Partitions);
-        var psSettings = EngineHarness.BaseSettings();
-        psSettings["Inference:Role"] = "Ps";
-        await using var ps = await EngineHarness.StartAsync(psSettings);
+        using var kafka = CoPartitioned();
+        await using var ps = await ParameterServer();
         Dictionary<string, string?> Serving(Dictionary<string, string?> settings)
         {
             // The model stays the seeded one everywhere: scores differ only if the features do.

@@ -288,8 +288,12 @@ public sealed class PoolTests
             long replayed = a.Metrics.EventsApplied - appliedByA;
             if (sharedCheckpoints)
             {
-                // Taken from the checkpoint b handed over: nothing of b's partitions was read again.
+                // Taken from the checkpoint b handed over: nothing of b's partitions was read again; it holds
+                // each partition's entities in a file of its own (a taker reads only its share).
                 Assert.Equal(0, replayed);
+                var handedOver = Engine.Checkpoints.CheckpointFiles.List(Path.Combine(pool, "b"))[^1].Manifest!.Table;
+                Assert.Equal(Partitions, handedOver.SegmentPartitions);
+                Assert.Equal(moving.Order(), handedOver.Segments!.Select(s => s.Partition).Order());
             }
             else
             {

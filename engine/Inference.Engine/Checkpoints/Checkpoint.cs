@@ -32,8 +32,10 @@ public sealed record TrainerCheckpoint(
 /// </summary>
 public sealed class Checkpoint
 {
-    public Checkpoint(FeatureTableSnapshot table, FeatureWatermark events, TrainerCheckpoint? trainer, string modelFingerprint)
+    // segmentPartitions: in a pool, the events topic's partition count: entities are written one file per partition.
+    public Checkpoint(FeatureTableSnapshot table, FeatureWatermark events, TrainerCheckpoint? trainer, string modelFingerprint, int segmentPartitions = 0)
     {
+        SegmentPartitions = segmentPartitions;
         Table = table;
         Events = events;
         Trainer = trainer;
@@ -41,6 +43,9 @@ public sealed class Checkpoint
     }
 
     public FeatureTableSnapshot Table { get; }
+
+    /// <summary>Over how many events partitions the entities are written one file each (0: one file).</summary>
+    public int SegmentPartitions { get; }
 
     /// <summary>The event offsets (per partition, the last applied), newest event time and batches the table holds.</summary>
     public FeatureWatermark Events { get; }

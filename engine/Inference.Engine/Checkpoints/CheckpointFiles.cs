@@ -40,11 +40,24 @@ public static partial class CheckpointFiles
     public static CheckpointEntry Write(string directory, Checkpoint checkpoint)
     {
         var (sequence, final, temporary) = Begin(directory, Prefix);
-        var files = new List<CheckpointFile>
+        var files = new List<CheckpointFile>();
+        List<CheckpointSegment>? segments = null;
+        if (checkpoint.SegmentPartitions > 0)
         {
-            WriteFile(temporary, EntitiesName, stream => WriteEntities(stream, checkpoint.Table)),
-            WriteFile(temporary, FreeSlotsName, stream => WriteFreeSlots(stream, checkpoint.Table.FreeSlots)),
-        };
+            // One file per events partition: a worker taking partitions over reads only theirs.
+            segments = [];
+            foreach (var (partition, slots) in SlotsByPartition(checkpoint.Table, checkpoint.SegmentPartitions))
+            {
+                string name = string.Create(CultureInfo.InvariantCulture, $"entities-{partition:D5}.arrow");
+                files.Add(WriteFile(temporary, name, stream => WriteEntities(stream, checkpoint.Table, slots)));
+                segments.Add(new CheckpointSegment(partition, name, slots.Length));
+            }
+        }
+        else
+        {
+            files.Add(WriteFile(temporary, EntitiesName, stream => WriteEntities(stream, checkpoint.Table, null)));
+        }
+        files.Add(WriteFile(temporary, FreeSlotsName, stream => WriteFreeSlots(stream, checkpoint.Table.FreeSlots)));
         if (checkpoint.Trainer is not null)
         {
             files.Add(WriteFile(temporary, TrainerName, stream => JsonSerializer.Serialize(stream, checkpoint.Trainer, Json)));
@@ -57,7 +70,8 @@ public static partial class CheckpointFiles
             checkpoint.PlanFingerprint,
             checkpoint.ModelFingerprint,
             new CheckpointTableSummary(table.Capacity, table.Entities, table.Sequence, table.PinMark,
-                PerSlot(table.Longs.LongLength, table.Capacity), PerSlot(table.Doubles.LongLength, table.Capacity), PerSlot(table.Registers.LongLength, table.Capacity)),
+                PerSlot(table.Longs.LongLength, table.Capacity), PerSlot(table.Doubles.LongLength, table.Capacity), PerSlot(table.Registers.LongLength, table.Capacity),
+                checkpoint.SegmentPartitions, segments),
             new CheckpointEventSummary(checkpoint.Events.MaxEventTimeMs, checkpoint.Events.BatchesApplied, checkpoint.Events.Partitions),
             checkpoint.Trainer is { } trainer
                 ? new CheckpointTrainerSummary(trainer.LabelsLearned, trainer.LabelsSkipped, trainer.BaseVersion, trainer.LabelOffsets)
@@ -226,8 +240,9 @@ public static partial class CheckpointFiles
         var longs = new long[checked((long)summary.Capacity * summary.LongsPerSlot)];
         var doubles = new double[checked((long)summary.Capacity * summary.DoublesPerSlot)];
         var registers = new int[checked((long)summary.Capacity * summary.RegistersPerSlot)];
-        using (var stream = File.OpenRead(Path.Combine(path, EntitiesName)))
+        foreach (string file in EntityFiles(summary))
         {
+            using var stream = File.OpenRead(Path.Combine(path, file));
             ReadEntities(stream, summary, heads, longs, doubles, registers);
         }
         int[] free;
@@ -246,6 +261,59 @@ public static partial class CheckpointFiles
     }
 
     private static int PerSlot(long length, int capacity) => capacity == 0 ? 0 : checked((int)(length / capacity));
+
+    private static IEnumerable<string> EntityFiles(CheckpointTableSummary summary) => summary.Segments?.Select(s => s.File) ?? [EntitiesName];
+
+    /// <summary>The occupied slots of each events partition that has any, in memory order within a partition.</summary>
+    private static IEnumerable<(int Partition, int[] Slots)> SlotsByPartition(FeatureTableSnapshot table, int partitions)
+    {
+        var buckets = new List<int>[partitions];
+        var keys = MemoryMarshal.Cast<byte, ulong>(table.Heads.AsSpan());
+        for (int slot = 0; slot < table.Capacity; slot++)
+        {
+            ulong key = keys[slot * FeatureTableSnapshot.HeadWords];
+            if (key != 0)
+            {
+                (buckets[EntityKey.PartitionOf(key, partitions)] ??= []).Add(slot);
+            }
+        }
+        for (int partition = 0; partition < partitions; partition++)
+        {
+            if (buckets[partition] is { } slots)
+            {
+                yield return (partition, [.. slots]);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Only the entities of <paramref name="partitions"/> from a checkpoint written one file per partition
+    /// over <paramref name="partitionCount"/> partitions, reading and verifying only their files; null when
+    /// the checkpoint is not written that way (read it whole instead). Every other slot is empty.
+    /// </summary>
+    public static Checkpoint? ReadPartitions(string path, IReadOnlySet<int> partitions, int partitionCount)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
+        var manifest = ReadManifest(path);
+        var summary = manifest.Table;
+        if (summary.SegmentPartitions != partitionCount || summary.Segments is null)
+        {
+            return null;
+        }
+        var wanted = summary.Segments.Where(s => partitions.Contains(s.Partition)).ToList();
+        VerifyFiles(path, manifest.Files.Where(f => wanted.Exists(s => s.File == f.Name)));
+        var heads = new byte[checked(summary.Capacity * FeatureTableSnapshot.HeadWords * sizeof(long))];
+        var longs = new long[checked((long)summary.Capacity * summary.LongsPerSlot)];
+        var doubles = new double[checked((long)summary.Capacity * summary.DoublesPerSlot)];
+        var registers = new int[checked((long)summary.Capacity * summary.RegistersPerSlot)];
+        foreach (var segment in wanted)
+        {
+            using var stream = File.OpenRead(Path.Combine(path, segment.File));
+            ReadEntities(stream, summary, heads, longs, doubles, registers);
+        }
+        var table = new FeatureTableSnapshot(manifest.PlanFingerprint, summary.Capacity, summary.Sequence, summary.PinMark, heads, longs, doubles, registers, []);
+        return new Checkpoint(table, new FeatureWatermark(manifest.Events.Offsets, manifest.Events.MaxEventTimeMs, manifest.Events.BatchesApplied), null, manifest.ModelFingerprint, partitionCount);
+    }
 
     internal static CheckpointFile WriteFile(string directory, string name, Action<Stream> write)
     {
@@ -285,7 +353,8 @@ public static partial class CheckpointFiles
         return builder.Build();
     }
 
-    private static unsafe void WriteEntities(Stream stream, FeatureTableSnapshot table)
+    /// <summary>Writes the occupied slots, or only <paramref name="only"/> (occupied slots, in order), as record batches.</summary>
+    private static unsafe void WriteEntities(Stream stream, FeatureTableSnapshot table, int[]? only)
     {
         int longs = PerSlot(table.Longs.LongLength, table.Capacity);
         int doubles = PerSlot(table.Doubles.LongLength, table.Capacity);
@@ -329,29 +398,31 @@ public static partial class CheckpointFiles
                 // (slot rows are hundreds of bytes wide: gathering column by column would miss the cache
                 // on every word). Free slots (key 0) are not written: they hold nothing to restore.
                 int count = 0;
-                for (; cursor < table.Capacity && count < SlotsPerBatch; cursor++)
+                int limit = only?.Length ?? table.Capacity;
+                for (; cursor < limit && count < SlotsPerBatch; cursor++)
                 {
-                    var head = (long*)headBase + (long)cursor * FeatureTableSnapshot.HeadWords;
+                    int slot = only is null ? cursor : only[cursor];
+                    var head = (long*)headBase + (long)slot * FeatureTableSnapshot.HeadWords;
                     if (head[0] == 0)
                     {
                         continue;
                     }
-                    slotColumn[count] = cursor;
+                    slotColumn[count] = slot;
                     for (int w = 0; w < heads; w++)
                     {
                         wideColumns[w][count] = head[w];
                     }
-                    var row = longBase + (long)cursor * longs;
+                    var row = longBase + (long)slot * longs;
                     for (int c = 0; c < longs; c++)
                     {
                         wideColumns[heads + c][count] = row[c];
                     }
-                    var values = (long*)(doubleBase + (long)cursor * doubles);
+                    var values = (long*)(doubleBase + (long)slot * doubles);
                     for (int c = 0; c < doubles; c++)
                     {
                         wideColumns[heads + longs + c][count] = values[c];
                     }
-                    var ints = registerBase + (long)cursor * registers;
+                    var ints = registerBase + (long)slot * registers;
                     for (int c = 0; c < registers; c++)
                     {
                         narrowColumns[c][count] = ints[c];

@@ -22,8 +22,16 @@ public sealed record CheckpointManifest(
     public const int CurrentFormat = 2;
 }
 
-/// <summary>The feature table's shape and counters.</summary>
-public sealed record CheckpointTableSummary(int Capacity, int Entities, int Sequence, int PinMark, int LongsPerSlot, int DoublesPerSlot, int RegistersPerSlot);
+/// <summary>
+/// The feature table's shape and counters. In a pool the entities are written in one file per events
+/// partition (<see cref="Segments"/>, over <see cref="SegmentPartitions"/> partitions), so a worker taking
+/// some partitions over reads and verifies only theirs; otherwise in one file.
+/// </summary>
+public sealed record CheckpointTableSummary(int Capacity, int Entities, int Sequence, int PinMark, int LongsPerSlot, int DoublesPerSlot, int RegistersPerSlot,
+    int SegmentPartitions = 0, IReadOnlyList<CheckpointSegment>? Segments = null);
+
+/// <summary>The entities of one events partition and the file that holds them.</summary>
+public sealed record CheckpointSegment(int Partition, string File, int Entities);
 
 /// <summary>The events the feature state includes.</summary>
 public sealed record CheckpointEventSummary(long MaxEventTimeMs, long BatchesApplied, IReadOnlyList<PartitionOffset> Offsets);

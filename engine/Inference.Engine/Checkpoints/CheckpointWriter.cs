@@ -141,7 +141,7 @@ internal sealed class CheckpointWriter(
                 CheckpointLog.NotTaken(logger, "stream-scoring outputs are still uncommitted");
                 return null;
             }
-            var checkpoint = new Checkpoint(table, watermark, trainer, Checkpoint.Fingerprint(registry.Spec));
+            var checkpoint = new Checkpoint(table, watermark, trainer, Checkpoint.Fingerprint(registry.Spec), coordinator.SegmentPartitions);
             string directory = coordinator.Options.Directory!;
             long writeStarted = Stopwatch.GetTimestamp();
             var entry = await InBackground(() =>

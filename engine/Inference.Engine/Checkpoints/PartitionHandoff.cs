@@ -36,12 +36,24 @@ internal sealed class PartitionHandoff(DeviceExecutor executor, CheckpointCoordi
     private readonly string _topic = kafka.Options.EventsTopic;
     private int _partitions;
 
-    private int Partitions => _partitions > 0 ? _partitions
-        : _partitions = kafka.PartitionCount(_topic) ?? throw new InvalidOperationException($"The partition count of topic '{_topic}' is not known.");
+    private int Partitions
+    {
+        get
+        {
+            if (_partitions == 0)
+            {
+                _partitions = kafka.PartitionCount(_topic) ?? throw new InvalidOperationException($"The partition count of topic '{_topic}' is not known.");
+                // From now on this worker's checkpoints write each partition's entities to a file of its own.
+                coordinator.SegmentPartitions = _partitions;
+            }
+            return _partitions;
+        }
+    }
 
     public IReadOnlyDictionary<int, long> Arrive(IReadOnlyList<(int Partition, long Held)> arriving, IReadOnlyList<int> notOwned)
     {
         var held = arriving.ToDictionary(a => a.Partition, a => a.Held);
+        _ = Partitions;
         if (notOwned.Count > 0)
         {
             executor.MovePartitions(_topic, Partitions, notOwned.ToHashSet(), null, new HashSet<int>(), []);
@@ -70,7 +82,8 @@ internal sealed class PartitionHandoff(DeviceExecutor executor, CheckpointCoordi
             var partitions = source.Select(b => b.Key).ToHashSet();
             try
             {
-                var checkpoint = CheckpointFiles.Read(source.Key);
+                // Only these partitions' files where the checkpoint is segmented; else the whole of it.
+                var checkpoint = CheckpointFiles.ReadPartitions(source.Key, partitions, Partitions) ?? CheckpointFiles.Read(source.Key);
                 var offsets = checkpoint.Events.Partitions.Where(p => p.Topic == _topic && partitions.Contains(p.Partition)).ToList();
                 executor.MovePartitions(_topic, Partitions, new HashSet<int>(), checkpoint.Table, partitions, offsets);
                 foreach (var offset in offsets)

@@ -30,7 +30,9 @@ internal sealed class ChartRenderer
     /// <summary>Renders every template of <paramref name="chart"/> (helpers first) with its values.yaml merged with <paramref name="overrides"/>.</summary>
     public static IReadOnlyList<(string Template, string Output)> Render(string chart, string release, IDictionary<string, object?>? overrides = null)
     {
-        var values = (Dictionary<string, object?>)FromYaml(new YamlStream().Also(s => s.Load(new StringReader(File.ReadAllText(Path.Combine(chart, "values.yaml"))))).Documents[0].RootNode)!;
+        var yaml = new YamlStream();
+        yaml.Load(new StringReader(File.ReadAllText(Path.Combine(chart, "values.yaml"))));
+        var values = (Dictionary<string, object?>)FromYaml(yaml.Documents[0].RootNode)!;
         foreach (var (path, value) in overrides ?? new Dictionary<string, object?>())
         {
             var parts = path.Split('.');
@@ -426,13 +428,4 @@ internal sealed class ChartRenderer
         YamlScalarNode scalar => scalar.Value,
         _ => throw new FormatException($"Unexpected YAML node {node.NodeType}."),
     };
-}
-
-internal static class ObjectExtensions
-{
-    public static T Also<T>(this T value, Action<T> action)
-    {
-        action(value);
-        return value;
-    }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Inference.Engine.Hosting;
+using Inference.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using YamlDotNet.RepresentationModel;
@@ -14,20 +15,7 @@ namespace Inference.Engine.Tests;
 /// </summary>
 public sealed class DeploymentTests
 {
-    private static string Repository
-    {
-        get
-        {
-            var directory = new DirectoryInfo(AppContext.BaseDirectory);
-            while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Inference.sln")))
-            {
-                directory = directory.Parent;
-            }
-            return directory?.FullName ?? throw new InvalidOperationException("The repository root (Inference.sln) is not above the test's directory.");
-        }
-    }
-
-    private static string Chart => Path.Combine(Repository, "deploy", "helm", "inference");
+    private static string Chart => Path.Combine(Repository.Root, "deploy", "helm", "inference");
 
     /// <summary>Every rendered document, parsed, by kind and name.</summary>
     private static List<Dictionary<string, object?>> Manifests(IDictionary<string, object?>? overrides = null)
@@ -158,7 +146,7 @@ public sealed class DeploymentTests
     [Fact]
     public void The_Dockerfiles_build_step_publishes_an_engine_that_runs()
     {
-        string dockerfile = File.ReadAllText(Path.Combine(Repository, "deploy", "Dockerfile"));
+        string dockerfile = File.ReadAllText(Path.Combine(Repository.Root, "deploy", "Dockerfile"));
         string publish = Assert.Single(dockerfile.Split('\n'), l => l.StartsWith("RUN dotnet publish ", StringComparison.Ordinal))["RUN ".Length..]
             .Replace("${TORCH_BACKEND}", "cpu", StringComparison.Ordinal);
         string output = Path.Combine(Path.GetTempPath(), "inference-publish-" + Guid.NewGuid().ToString("N"));
@@ -167,7 +155,7 @@ public sealed class DeploymentTests
             // The image's step, as written (output redirected here instead of the image's /app).
             var arguments = publish.Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).ToList();
             arguments[arguments.IndexOf("-o") + 1] = output;
-            Assert.Equal(0, Run("dotnet", arguments, Repository, TimeSpan.FromMinutes(8)));
+            Assert.Equal(0, Run("dotnet", arguments, Repository.Root, TimeSpan.FromMinutes(8)));
             string entry = Assert.Single(dockerfile.Split('\n'), l => l.StartsWith("ENTRYPOINT", StringComparison.Ordinal));
             Assert.Contains("/app/inference.dll", entry);
             Assert.True(File.Exists(Path.Combine(output, "inference.dll")));

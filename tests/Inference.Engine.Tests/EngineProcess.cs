@@ -181,7 +181,7 @@ internal sealed partial class EngineProcess : IDisposable
     {
         var directory = new DirectoryInfo(AppContext.BaseDirectory);
         string configuration = directory.Parent!.Name; // bin/<Configuration>/net10.0/
-        string path = Path.Combine(PyTorchFixtures.RepositoryRoot(), "engine", "Inference.Host", "bin", configuration, directory.Name, "inference.dll");
+        string path = Path.Combine(Repository.Root, "engine", "Inference.Host", "bin", configuration, directory.Name, "inference.dll");
         return File.Exists(path) ? path : throw new FileNotFoundException($"Build the host first: {path} is missing.", path);
     }
 

@@ -43,12 +43,7 @@ public sealed class PoolAcceptanceTests(ITestOutputHelper output) : IDisposable
             string path = Path.Combine(_root, "features.json");
             if (!File.Exists(path))
             {
-                var directory = new DirectoryInfo(AppContext.BaseDirectory);
-                while (!File.Exists(Path.Combine(directory!.FullName, "Inference.sln")))
-                {
-                    directory = directory.Parent;
-                }
-                var shipped = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(directory.FullName, "engine", "Inference.Host", "appsettings.json")))!;
+                var shipped = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Repository.HostSettings))!;
                 File.WriteAllText(path, shipped["Inference"]!["Features"]!["Definitions"]!.ToJsonString());
             }
             return path;
@@ -89,6 +84,17 @@ public sealed class PoolAcceptanceTests(ITestOutputHelper output) : IDisposable
         ["Inference:Features:File"] = Features,
     };
 
+    /// <summary>A worker's settings on top of those every in-process test engine starts from.</summary>
+    private static Dictionary<string, string?> InProcess(Dictionary<string, string?> worker)
+    {
+        var settings = EngineHarness.BaseSettings();
+        foreach (var (key, value) in worker)
+        {
+            settings[key] = value;
+        }
+        return settings;
+    }
+
     [Fact]
     public async Task A_pool_of_three_workers_and_two_shards_answers_learns_and_survives_like_one_node()
     {
@@ -113,8 +119,8 @@ public sealed class PoolAcceptanceTests(ITestOutputHelper output) : IDisposable
         try
         {
             await using var reference = await EngineHarness.StartAsync(single);
-            await using var w1 = await EngineHarness.StartAsync(EngineHarness.BaseSettings().Also(s => Worker(kafka, servers, "w1").ToList().ForEach(p => s[p.Key] = p.Value)));
-            w2 = await EngineHarness.StartAsync(EngineHarness.BaseSettings().Also(s => Worker(kafka, servers, "w2").ToList().ForEach(p => s[p.Key] = p.Value)));
+            await using var w1 = await EngineHarness.StartAsync(InProcess(Worker(kafka, servers, "w1")));
+            w2 = await EngineHarness.StartAsync(InProcess(Worker(kafka, servers, "w2")));
             w3 = EngineProcess.Start(
                 [.. Worker(kafka, servers, "w3").Select(p => $"--{p.Key}={p.Value}"), "--accelerator", "Cpu", "--Inference:Serving:HttpPort=-1"],
                 Path.Combine(_root, "w3.log"));

@@ -9,18 +9,7 @@ namespace Inference.Testing;
 /// </summary>
 public static class PyTorchFixtures
 {
-    /// <summary>The repository's root (the folder holding Inference.sln) above the running tests.</summary>
-    public static string RepositoryRoot()
-    {
-        var root = new DirectoryInfo(AppContext.BaseDirectory);
-        while (root is not null && !System.IO.File.Exists(Path.Combine(root.FullName, "Inference.sln")))
-        {
-            root = root.Parent;
-        }
-        return root?.FullName ?? throw new InvalidOperationException($"No Inference.sln above {AppContext.BaseDirectory}.");
-    }
-
-    public static string Directory => Path.Combine(RepositoryRoot(), "tests", "fixtures", "pytorch");
+    public static string Directory => Path.Combine(Repository.Root, "tests", "fixtures", "pytorch");
 
     public static string File(string name) => Path.Combine(Directory, name);
 

@@ -122,13 +122,7 @@ internal static class CheckpointBench
 
     private static IConfigurationSection ShippedFeatures()
     {
-        var root = new DirectoryInfo(AppContext.BaseDirectory);
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Inference.sln")))
-        {
-            root = root.Parent;
-        }
-        string path = Path.Combine(root?.FullName ?? throw new InvalidOperationException("Run from the repository."), "engine", "Inference.Host", "appsettings.json");
-        return new ConfigurationBuilder().AddJsonFile(path).Build().GetSection("Inference:Features:Definitions");
+        return new ConfigurationBuilder().AddJsonFile(Repository.HostSettings).Build().GetSection("Inference:Features:Definitions");
     }
 
     private static async Task<Run> Ingest(EmbeddedKafka kafka, SyntheticStream stream, int entities, long events, int scoreRate, string? directory, int intervalMs,

@@ -94,10 +94,10 @@ internal static class PoolBench
                     await health.CheckAsync(new HealthCheckRequest());
                     floor.Add(clock.Elapsed.TotalMilliseconds);
                 }
-                double p50 = Percentile(times, 0.5);
+                double p50 = PipelineBench.Percentiles(times).P50;
                 long bytes = 2L * workers * size * sizeof(float);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {size:N0} | {workers} | {p50:F2} | {bytes / 1e6:F1} MB | {bytes / 1e6 / (p50 / 1000):F0} | {Percentile(floor, 0.5):F3} |"));
+                    $"| {size:N0} | {workers} | {p50:F2} | {bytes / 1e6:F1} MB | {bytes / 1e6 / (p50 / 1000):F0} | {PipelineBench.Percentiles(floor).P50:F3} |"));
                 foreach (var channel in channels)
                 {
                     channel.Dispose();
@@ -215,12 +215,15 @@ internal static class PoolBench
             Console.WriteLine("|---|---:|---:|---:|");
             foreach (var (kind, values) in latencies)
             {
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {kind} | {Percentile(values, 0.5):F2} | {Percentile(values, 0.99):F2} | {values.Count} |"));
+                var (p50, p99) = PipelineBench.Percentiles(values);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {kind} | {p50:F2} | {p99:F2} | {values.Count} |"));
             }
-            double extra = Percentile(latencies["a third forwarded"], 0.99) - Percentile(latencies["all local"], 0.99);
+            double forwardedP99 = PipelineBench.Percentiles(latencies["a third forwarded"]).P99;
+            double localP99 = PipelineBench.Percentiles(latencies["all local"]).P99;
+            double extra = forwardedP99 - localP99;
             Console.WriteLine();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"Extra Score p99 with a third of the rows forwarded: {extra:F2} ms ({Percentile(latencies["a third forwarded"], 0.99) / Percentile(latencies["all local"], 0.99):F2}x all local)."));
+                $"Extra Score p99 with a third of the rows forwarded: {extra:F2} ms ({forwardedP99 / localP99:F2}x all local)."));
         }
         finally
         {
@@ -235,15 +238,5 @@ internal static class PoolBench
     {
         await call;
         return (Stopwatch.GetTimestamp() - from) * 1000.0 / Stopwatch.Frequency;
-    }
-
-    private static double Percentile(List<double> values, double quantile)
-    {
-        if (values.Count == 0)
-        {
-            return double.NaN;
-        }
-        var sorted = values.Order().ToList();
-        return sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(quantile * sorted.Count) - 1)];
     }
 }

@@ -59,15 +59,6 @@ public sealed class CheckpointCoordinator
 
     public bool Enabled => Options.Enabled;
 
-    /// <summary>In a pool, once known: the events partition count checkpoints segment their entities by (0: one file).</summary>
-    public int SegmentPartitions
-    {
-        get => Volatile.Read(ref _segmentPartitions);
-        set => Volatile.Write(ref _segmentPartitions, value);
-    }
-
-    private int _segmentPartitions;
-
     /// <summary>The checkpoint the engine started from; null when it started empty.</summary>
     public Checkpoint? Restored { get; private set; }
 

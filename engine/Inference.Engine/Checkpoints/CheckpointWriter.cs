@@ -141,7 +141,9 @@ internal sealed class CheckpointWriter(
                 CheckpointLog.NotTaken(logger, "stream-scoring outputs are still uncommitted");
                 return null;
             }
-            var checkpoint = new Checkpoint(table, watermark, trainer, Checkpoint.Fingerprint(registry.Spec), coordinator.SegmentPartitions);
+            // In a pool, once the events partition count is known, each partition's entities go to a file of their own.
+            int segments = coordinator.Options.PoolDirectory is null ? 0 : kafka.KnownPartitionCount(kafka.Options.EventsTopic) ?? 0;
+            var checkpoint = new Checkpoint(table, watermark, trainer, Checkpoint.Fingerprint(registry.Spec), segments);
             string directory = coordinator.Options.Directory!;
             long writeStarted = Stopwatch.GetTimestamp();
             var entry = await InBackground(() =>

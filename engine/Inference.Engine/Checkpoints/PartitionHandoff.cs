@@ -34,26 +34,11 @@ internal sealed class PartitionHandoff(DeviceExecutor executor, CheckpointCoordi
     ILogger<PartitionHandoff> logger) : IPartitionHandoff
 {
     private readonly string _topic = kafka.Options.EventsTopic;
-    private int _partitions;
-
-    private int Partitions
-    {
-        get
-        {
-            if (_partitions == 0)
-            {
-                _partitions = kafka.PartitionCount(_topic) ?? throw new InvalidOperationException($"The partition count of topic '{_topic}' is not known.");
-                // From now on this worker's checkpoints write each partition's entities to a file of its own.
-                coordinator.SegmentPartitions = _partitions;
-            }
-            return _partitions;
-        }
-    }
+    private int Partitions => kafka.PartitionCount(_topic) ?? throw new InvalidOperationException($"The partition count of topic '{_topic}' is not known.");
 
     public IReadOnlyDictionary<int, long> Arrive(IReadOnlyList<(int Partition, long Held)> arriving, IReadOnlyList<int> notOwned)
     {
         var held = arriving.ToDictionary(a => a.Partition, a => a.Held);
-        _ = Partitions;
         if (notOwned.Count > 0)
         {
             executor.MovePartitions(_topic, Partitions, notOwned.ToHashSet(), null, new HashSet<int>(), []);

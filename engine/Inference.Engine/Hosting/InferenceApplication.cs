@@ -122,7 +122,7 @@ public static partial class InferenceApplication
             listen.Protocols = protocols;
             if (tls is { Enabled: true })
             {
-                var certificate = Certificates.Load(tls.Certificate!, string.IsNullOrWhiteSpace(tls.Key) ? null : tls.Key, string.IsNullOrEmpty(tls.Password) ? null : tls.Password);
+                var certificate = Certificates.Load(tls.Certificate!, tls.Key, tls.Password);
                 var authorities = string.IsNullOrWhiteSpace(tls.ClientCa) ? null : Certificates.LoadAuthorities(tls.ClientCa);
                 listen.UseHttps(certificate, https =>
                 {

@@ -123,9 +123,16 @@ public sealed partial class KafkaConnection : IDisposable
         return config;
     }
 
-    /// <summary>How many partitions <paramref name="topic"/> has; null when the cluster does not know it (yet).</summary>
+    /// <summary>
+    /// How many partitions <paramref name="topic"/> has; null when the cluster does not know it (yet) or does
+    /// not answer. Asked of the cluster once per topic (rows are partitioned by this count: it is taken as fixed).
+    /// </summary>
     public int? PartitionCount(string topic)
     {
+        if (_partitionCounts.TryGetValue(topic, out int known))
+        {
+            return known;
+        }
         var config = new AdminClientConfig();
         foreach (var (key, value) in ProducerConfig())
         {
@@ -135,11 +142,26 @@ public sealed partial class KafkaConnection : IDisposable
                 config.Set(key, value);
             }
         }
-        using var admin = new AdminClientBuilder(config).Build();
-        var metadata = admin.GetMetadata(topic, TimeSpan.FromSeconds(10));
-        var found = metadata.Topics.Find(t => t.Topic == topic);
-        return found is null || found.Error.IsError || found.Partitions.Count == 0 ? null : found.Partitions.Count;
+        try
+        {
+            using var admin = new AdminClientBuilder(config).Build();
+            var found = admin.GetMetadata(topic, TimeSpan.FromSeconds(10)).Topics.Find(t => t.Topic == topic);
+            if (found is null || found.Error.IsError || found.Partitions.Count == 0)
+            {
+                return null;
+            }
+            return _partitionCounts[topic] = found.Partitions.Count;
+        }
+        catch (KafkaException)
+        {
+            return null;
+        }
     }
+
+    /// <summary>The partition count of <paramref name="topic"/> when it was already asked for; never asks the cluster.</summary>
+    public int? KnownPartitionCount(string topic) => _partitionCounts.TryGetValue(topic, out int known) ? known : null;
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _partitionCounts = new(StringComparer.Ordinal);
 
     public void Dispose() => _embedded?.Dispose();
 

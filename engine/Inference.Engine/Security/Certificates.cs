@@ -8,10 +8,13 @@ public static class Certificates
 {
     /// <summary>
     /// Loads a certificate with its private key: PKCS#12 (.pfx, .p12) or PEM (key in <paramref name="key"/>,
-    /// or in the certificate file itself when null).
+    /// or in the certificate file itself when null or empty).
     /// </summary>
     public static X509Certificate2 Load(string certificate, string? key, string? password)
     {
+        // Configuration gives empty strings for keys left unset.
+        key = string.IsNullOrWhiteSpace(key) ? null : key;
+        password = string.IsNullOrEmpty(password) ? null : password;
         string extension = Path.GetExtension(certificate);
         if (extension.Equals(".pfx", StringComparison.OrdinalIgnoreCase) || extension.Equals(".p12", StringComparison.OrdinalIgnoreCase))
         {

@@ -23,11 +23,11 @@ public sealed class EngineChannels(IOptions<SecurityOptions> options, int maxMes
         var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true };
         if (address.StartsWith("https:", StringComparison.OrdinalIgnoreCase))
         {
-            var authorities = SecurityOptionsValidator.NullIfEmpty(_client.Ca) is { } ca ? Certificates.LoadAuthorities(ca) : null;
+            var authorities = string.IsNullOrWhiteSpace(_client.Ca) ? null : Certificates.LoadAuthorities(_client.Ca);
             handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) => Certificates.Verify(certificate, errors, authorities);
-            if (SecurityOptionsValidator.NullIfEmpty(_client.Certificate) is { } certificate)
+            if (!string.IsNullOrWhiteSpace(_client.Certificate))
             {
-                handler.SslOptions.ClientCertificates = new X509CertificateCollection { Certificates.Load(certificate, SecurityOptionsValidator.NullIfEmpty(_client.Key), SecurityOptionsValidator.NullIfEmpty(_client.Password)) };
+                handler.SslOptions.ClientCertificates = new X509CertificateCollection { Certificates.Load(_client.Certificate, _client.Key, _client.Password) };
             }
         }
         return GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = handler, MaxReceiveMessageSize = maxMessageBytes, MaxSendMessageSize = maxMessageBytes });

@@ -21,7 +21,7 @@ internal sealed class SecurityOptionsValidator : IValidateOptions<SecurityOption
         rules.Require(Enum.IsDefined(tls.ClientCertificates), "Tls:ClientCertificates", tls.ClientCertificates, "must be None, Allow or Require");
         if (tls.Enabled)
         {
-            Loads(rules, "Tls:Certificate", tls.Certificate!, () => Certificates.Load(tls.Certificate!, NullIfEmpty(tls.Key), NullIfEmpty(tls.Password)).Dispose());
+            Loads(rules, "Tls:Certificate", tls.Certificate!, () => Certificates.Load(tls.Certificate!, tls.Key, tls.Password).Dispose());
         }
         else
         {
@@ -38,12 +38,10 @@ internal sealed class SecurityOptionsValidator : IValidateOptions<SecurityOption
         }
         if (!string.IsNullOrWhiteSpace(client.Certificate))
         {
-            Loads(rules, "Client:Certificate", client.Certificate, () => Certificates.Load(client.Certificate, NullIfEmpty(client.Key), NullIfEmpty(client.Password)).Dispose());
+            Loads(rules, "Client:Certificate", client.Certificate, () => Certificates.Load(client.Certificate, client.Key, client.Password).Dispose());
         }
         return rules.Result;
     }
-
-    internal static string? NullIfEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 
     private static void Loads(ConfigurationRules rules, string key, string path, Action load)
     {

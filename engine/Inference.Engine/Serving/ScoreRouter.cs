@@ -20,6 +20,9 @@ public sealed class ScoreRouter(PoolMembership pool, EngineChannels channels, Se
 
     private readonly ConcurrentDictionary<string, ScoringService.ScoringServiceClient> _clients = new(StringComparer.Ordinal);
 
+    /// <summary>What every forwarded request carries: the mark and this worker's credentials.</summary>
+    private readonly Metadata _forwarded = [new Metadata.Entry(ForwardedHeader, "1"), .. channels.Headers];
+
     public PoolMembership Pool => pool;
 
     /// <summary>Each row's events partition; null until the partition count is known.</summary>
@@ -97,14 +100,9 @@ public sealed class ScoreRouter(PoolMembership pool, EngineChannels channels, Se
     private async Task<ScoreResponse> ForwardAsync(PartitionOwner owner, ScoreRequest request, IEnumerable<int> partitions, ServerCallContext context)
     {
         var client = _clients.GetOrAdd(owner.Endpoint, endpoint => new ScoringService.ScoringServiceClient(channels.Open(endpoint)));
-        var headers = new Metadata { { ForwardedHeader, "1" } };
-        foreach (var header in channels.Headers)
-        {
-            headers.Add(header);
-        }
         try
         {
-            return await client.ScoreAsync(request, headers, deadline: context.Deadline == DateTime.MaxValue ? null : context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
+            return await client.ScoreAsync(request, _forwarded, deadline: context.Deadline == DateTime.MaxValue ? null : context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
         }
         catch (RpcException error)
         {

@@ -105,7 +105,7 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
             {
                 _moments[worker] = moments;
             }
-            _merged = _moments.Count == 0 ? null : _moments.Values.Aggregate((a, b) => a.Plus(b));
+            MergeMoments();
         }
     }
 
@@ -195,7 +195,7 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
                     throw new InvalidParametersException("shape", $"The input statistics cover {moments.Sums.Length} inputs; the model has {width}.");
                 }
                 _moments[worker] = moments;
-                _merged = _moments.Values.Aggregate((a, b) => a.Plus(b));
+                MergeMoments();
             }
             _parameters = WithStandardisation(updated);
             if (sequence > 0)
@@ -205,6 +205,9 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
             return new PushResult(++_version, Duplicate: false);
         }
     }
+
+    /// <summary>Every worker's latest statistics summed (under the gate): what the standardisation is derived from.</summary>
+    private void MergeMoments() => _merged = _moments.Count == 0 ? null : _moments.Values.Aggregate((a, b) => a.Plus(b));
 
     private static bool IsStandardisation(string name) => name is ScoringModule.InputMeanName or ScoringModule.InputScaleName;
 

@@ -22,6 +22,7 @@ internal static class Commands
         root.Subcommands.Add(DevKafkaCommand());
         root.Subcommands.Add(Checkpoint());
         root.Subcommands.Add(Model());
+        root.Subcommands.Add(Scores());
         return root;
     }
 
@@ -104,6 +105,22 @@ internal static class Commands
         export.SetAction((parse, _) => ModelCommand.ExportAsync(parse.GetValue(exportFile)!, parse.GetValue(from), parse.GetValue(checkpoints),
             new ClientSecurityOptions { Token = parse.GetValue(token), Ca = parse.GetValue(ca) }));
         return new Command("model", "Model exchange with PyTorch") { import, export };
+    }
+
+    private static Command Scores()
+    {
+        var servers = new Option<string>("--bootstrap-servers") { Description = "The Kafka cluster", Required = true };
+        var topic = new Option<string>("--topic") { Description = "The scores topic", DefaultValueFactory = _ => "scores" };
+        var progress = new Option<string>("--progress-topic") { Description = "Its progress topic", DefaultValueFactory = _ => "scores.progress" };
+        var events = new Option<string?>("--events") { Description = "The events topic: every event of it within the committed progress must be scored (Select=All)" };
+        var complete = new Option<bool>("--complete") { Description = "With --events: every event must be within the committed progress (after a graceful stop)" };
+        var json = new Option<bool>("--json") { Description = "The report as one JSON object" };
+        var timeout = new Option<TimeSpan?>("--timeout") { Description = "How long reading each topic may take (default: 120s)", CustomParser = ParseDuration };
+        var verify = new Command("verify", "Check that the committed transactions score every event exactly once, from the progress records, "
+            + "without relying on read_committed (exit 0 only when exact)") { servers, topic, progress, events, complete, json, timeout };
+        verify.SetAction(parse => ScoresCommand.Verify(parse.GetValue(servers)!, parse.GetValue(topic)!, parse.GetValue(progress)!, parse.GetValue(events),
+            parse.GetValue(complete), parse.GetValue(json), parse.GetValue(timeout) ?? TimeSpan.FromSeconds(120)));
+        return new Command("scores", "The stream-scoring output") { verify };
     }
 
     /// <summary>A whole number in [min, max]; anything else is a parse error naming the option.</summary>

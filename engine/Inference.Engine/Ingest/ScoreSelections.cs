@@ -13,17 +13,22 @@ namespace Inference.Engine.Ingest;
 public sealed class ScoreSelections
 {
     private int[] _rows = new int[64];
-    private string[] _entities = new string[64];
+    private int[] _entityEnds = new int[64];
+    private byte[] _entityBytes = new byte[64 * 16];
     private int[] _partitions = new int[64];
     private long[] _offsets = new long[64];
     private int[] _indexes = new int[64];
     private long[] _timestamps = new long[64];
+    private int _entityLength;
 
     public int Count { get; private set; }
 
     public ReadOnlySpan<int> Rows => _rows.AsSpan(0, Count);
 
-    public ReadOnlySpan<string> Entities => _entities.AsSpan(0, Count);
+    /// <summary>The entity keys as sent, UTF-8, one after the other: key i ends at <see cref="EntityEnds"/>[i].</summary>
+    public ReadOnlySpan<byte> EntityBytes => _entityBytes.AsSpan(0, _entityLength);
+
+    public ReadOnlySpan<int> EntityEnds => _entityEnds.AsSpan(0, Count);
 
     public ReadOnlySpan<int> Partitions => _partitions.AsSpan(0, Count);
 
@@ -35,20 +40,47 @@ public sealed class ScoreSelections
     /// <summary>The message's Kafka timestamp (epoch ms; -1 when it had none).</summary>
     public ReadOnlySpan<long> Timestamps => _timestamps.AsSpan(0, Count);
 
+    /// <summary>The entity key of selection <paramref name="i"/>, UTF-8.</summary>
+    public ReadOnlySpan<byte> Entity(int i) => _entityBytes.AsSpan(i == 0 ? 0 : _entityEnds[i - 1], _entityEnds[i] - (i == 0 ? 0 : _entityEnds[i - 1]));
+
     public void Add(int row, string entity, int partition, long offset, int index, long timestampMs)
+    {
+        int length = Encoding.UTF8.GetByteCount(entity);
+        Encoding.UTF8.GetBytes(entity, Reserve(length));
+        Append(row, length, partition, offset, index, timestampMs);
+    }
+
+    public void Add(int row, ReadOnlySpan<byte> entity, int partition, long offset, int index, long timestampMs)
+    {
+        entity.CopyTo(Reserve(entity.Length));
+        Append(row, entity.Length, partition, offset, index, timestampMs);
+    }
+
+    /// <summary>Room for the next entity's bytes, written by the caller before <see cref="Append"/>.</summary>
+    internal Span<byte> Reserve(int length)
+    {
+        if (_entityLength + length > _entityBytes.Length)
+        {
+            Array.Resize(ref _entityBytes, Math.Max(_entityBytes.Length * 2, _entityLength + length));
+        }
+        return _entityBytes.AsSpan(_entityLength, length);
+    }
+
+    internal void Append(int row, int entityLength, int partition, long offset, int index, long timestampMs)
     {
         if (Count == _rows.Length)
         {
             int size = Count * 2;
             Array.Resize(ref _rows, size);
-            Array.Resize(ref _entities, size);
+            Array.Resize(ref _entityEnds, size);
             Array.Resize(ref _partitions, size);
             Array.Resize(ref _offsets, size);
             Array.Resize(ref _indexes, size);
             Array.Resize(ref _timestamps, size);
         }
+        _entityLength += entityLength;
         _rows[Count] = row;
-        _entities[Count] = entity;
+        _entityEnds[Count] = _entityLength;
         _partitions[Count] = partition;
         _offsets[Count] = offset;
         _indexes[Count] = index;
@@ -58,8 +90,8 @@ public sealed class ScoreSelections
 
     public void Clear()
     {
-        Array.Clear(_entities, 0, Count);
         Count = 0;
+        _entityLength = 0;
     }
 }
 
@@ -97,9 +129,9 @@ public sealed class ScoreSelector(string? field)
         switch (format)
         {
             case EventFormat.Json:
-                if (Json(message, out string? entity) && entity is not null)
+                if (Json(message, batch.Selected, out int length))
                 {
-                    batch.Selected.Add(first, entity, partition, offset, 0, timestampMs);
+                    batch.Selected.Append(first, length, partition, offset, 0, timestampMs);
                 }
                 break;
             case EventFormat.Protobuf:
@@ -131,9 +163,13 @@ public sealed class ScoreSelector(string? field)
         || (e.Values.TryGetValue(_fieldName, out double value) && value != 0 && !double.IsNaN(value))
         || (e.Keys.TryGetValue(_fieldName, out string? text) && string.Equals(text, "true", StringComparison.OrdinalIgnoreCase));
 
-    private bool Json(ReadOnlySpan<byte> json, out string? entity)
+    /// <summary>
+    /// Reads whether a JSON event is selected and copies its entity key (as sent, unescaped) into
+    /// <paramref name="into"/>'s next room; the caller appends the selection when true.
+    /// </summary>
+    private bool Json(ReadOnlySpan<byte> json, ScoreSelections into, out int length)
     {
-        entity = null;
+        length = -1;
         bool selected = _field is null;
         var reader = new Utf8JsonReader(json);
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
@@ -146,7 +182,16 @@ public sealed class ScoreSelector(string? field)
             {
                 reader.Read();
                 // A numeric key is taken by its JSON text, as the decoder hashes it.
-                entity = reader.TokenType == JsonTokenType.String ? reader.GetString() : Encoding.UTF8.GetString(reader.ValueSpan);
+                if (reader.TokenType == JsonTokenType.String && reader.ValueIsEscaped)
+                {
+                    var room = into.Reserve(reader.ValueSpan.Length);
+                    length = reader.CopyString(room);
+                }
+                else
+                {
+                    reader.ValueSpan.CopyTo(into.Reserve(reader.ValueSpan.Length));
+                    length = reader.ValueSpan.Length;
+                }
             }
             else if (_field is not null && reader.ValueTextEquals(_field))
             {
@@ -164,11 +209,11 @@ public sealed class ScoreSelector(string? field)
                 reader.Read();
                 reader.Skip();
             }
-            if (entity is not null && (selected || _field is null))
+            if (length >= 0 && (selected || _field is null))
             {
                 return true;
             }
         }
-        return selected;
+        return selected && length >= 0;
     }
 }

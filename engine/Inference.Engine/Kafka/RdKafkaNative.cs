@@ -154,6 +154,65 @@ internal static unsafe partial class RdKafkaNative
     [LibraryImport(LibraryName)]
     public static partial int rd_kafka_get_watermark_offsets(IntPtr rk, IntPtr topic, int partition, out long low, out long high);
 
+    // Produce from native memory (stream scoring): one call per record, copied by librdkafka, no managed
+    // Message, key or header objects per record.
+
+    [LibraryImport(LibraryName)]
+    public static partial IntPtr rd_kafka_produceva(IntPtr rk, VarUnion* values, nuint count);
+
+    [LibraryImport(LibraryName)]
+    public static partial int rd_kafka_error_code(IntPtr error);
+
+    [LibraryImport(LibraryName)]
+    public static partial IntPtr rd_kafka_error_string(IntPtr error);
+
+    [LibraryImport(LibraryName)]
+    public static partial void rd_kafka_error_destroy(IntPtr error);
+
+    [LibraryImport(LibraryName)]
+    public static partial int rd_kafka_poll(IntPtr rk, int timeoutMs);
+
+    /// <summary>rd_kafka_vtype_t: what one <see cref="VarUnion"/> of a produceva call carries.</summary>
+    public enum VarType
+    {
+        End = 0,
+        Topic = 1,
+        Partition = 3,
+        Value = 4,
+        Key = 5,
+        MessageFlags = 7,
+        Header = 9,
+    }
+
+    /// <summary>RD_KAFKA_MSG_F_COPY: librdkafka copies key and value before produceva returns.</summary>
+    public const int MessageCopy = 0x2;
+
+    /// <summary>RD_KAFKA_RESP_ERR__QUEUE_FULL: the producer's local queue is full (Kafka is not keeping up).</summary>
+    public const int QueueFull = -184;
+
+    /// <summary>rd_kafka_vu_t on 64-bit platforms: the type, then a 64-byte union.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 72)]
+    public struct VarUnion
+    {
+        [FieldOffset(0)]
+        public VarType Type;
+
+        /// <summary>cstr (topic), mem.ptr (key, value) or header.name.</summary>
+        [FieldOffset(8)]
+        public IntPtr Pointer;
+
+        /// <summary>i / i32 (partition, flags), mem.size or header.val.</summary>
+        [FieldOffset(16)]
+        public IntPtr Second;
+
+        /// <summary>header.size.</summary>
+        [FieldOffset(24)]
+        public nint Third;
+
+        [FieldOffset(8)]
+        public int Int32;
+    }
+
     /// <summary>rd_kafka_topic_partition_list_t.</summary>
     [StructLayout(LayoutKind.Sequential)]
     public struct TopicPartitionList

@@ -16,6 +16,8 @@ public sealed class OutputMetrics
     private readonly TotalCounter _retries;
     private readonly TotalCounter _deadLettered;
     private readonly Histogram<double> _latency;
+    private readonly Counter<double> _backpressure;
+    private readonly TotalCounter _queueFull;
 
     public OutputMetrics(IMeterFactory meterFactory)
     {
@@ -28,6 +30,9 @@ public sealed class OutputMetrics
         _delivered = new(meter, "inference.outputs.webhooks.delivered", "{alert}", "Alerts a webhook accepted (2xx).");
         _retries = new(meter, "inference.outputs.webhooks.retries", "{attempt}", "Webhook attempts after a failed one.");
         _deadLettered = new(meter, "inference.outputs.webhooks.dead_lettered", "{alert}", "Alerts set aside on the dead-letter topic after a webhook's last attempt.");
+        _backpressure = meter.CreateCounter<double>("inference.outputs.scores.backpressure", "s",
+            "Time ingest waited because applied batches waited for their stream-scoring transaction (Kafka not keeping up).");
+        _queueFull = new(meter, "inference.outputs.scores.queue_full", "{wait}", "Times a score record waited for room in the producer's local queue.");
         _latency = meter.CreateHistogram<double>("inference.outputs.scores.latency", "s",
             "From the source event's Kafka timestamp to its score committed on the scores topic.");
     }
@@ -59,6 +64,12 @@ public sealed class OutputMetrics
     internal void Latency(double seconds) => _latency.Record(seconds);
 
     internal void Failure() => _failures.Add(1);
+
+    internal void Backpressure(double seconds) => _backpressure.Add(seconds);
+
+    internal void QueueFull() => _queueFull.Add(1);
+
+    public long QueueFullWaits => _queueFull.Total;
 
     internal void DeliveredOne() => _delivered.Add(1);
 

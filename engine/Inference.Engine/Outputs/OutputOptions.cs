@@ -31,11 +31,39 @@ public sealed class ScoreOutputOptions
 
     public OutputFormat Format { get; set; } = OutputFormat.Json;
 
-    /// <summary>The producer's transactional id (default: the consumer group id + "-scores"); unique per worker.</summary>
+    /// <summary>
+    /// The producer's transactional id. Default: the consumer group id + "-scores", and in a pool's
+    /// worker (or wherever <c>Inference:Sync:WorkerId</c> is set) + "-" + the worker id, so that
+    /// workers never fence each other. Unique per producing process.
+    /// </summary>
     public string? TransactionalId { get; set; }
 
-    /// <summary>Scored batches waiting for the producer before the executor's hand-off blocks (backpressure on ingest).</summary>
-    public int MaxPendingBatches { get; set; } = 64;
+    /// <summary>Applied batches waiting for their transaction before ingest waits (backpressure, counted and logged).</summary>
+    public int MaxPendingBatches { get; set; } = DefaultMaxPendingBatches;
+
+    public const int DefaultMaxPendingBatches = 256;
+
+    /// <summary>How the producer compresses record batches: none, gzip, snappy, lz4 (the default: cheap, about 4× on JSON records) or zstd.</summary>
+    public string Compression { get; set; } = "lz4";
+
+    /// <summary>Each record carries the whole watermark (one entry per partition of the events topic): off, since it makes records large.</summary>
+    public bool IncludeWatermark { get; set; }
+
+    /// <summary>Each record carries the model inputs it was scored from.</summary>
+    public bool IncludeFeatures { get; set; }
+
+    /// <summary>
+    /// When nothing more comes to score for this long after a transaction, an empty one commits after it
+    /// to name it as committed (what restarts and checkpoints count on).
+    /// </summary>
+    public int IdleCommitMs { get; set; } = DefaultIdleCommitMs;
+
+    public const int DefaultIdleCommitMs = 100;
+
+    /// <summary>How long the start may take to read the progress topic; past it the engine does not start (naming the cause).</summary>
+    public int ProgressReadTimeoutMs { get; set; } = DefaultProgressReadTimeoutMs;
+
+    public const int DefaultProgressReadTimeoutMs = 60_000;
 
     public bool SelectsAll => string.Equals(Select, "All", StringComparison.OrdinalIgnoreCase);
 }

@@ -6,11 +6,14 @@ namespace Inference.Engine.Outputs;
 /// The selected events of one applied micro-batch with their entities' features read from the state
 /// the batch produced, handed from the device executor to the stream scorer.
 /// </summary>
-internal sealed class ScoredBatch(int rows, int width, bool raw)
+internal sealed class ScoredBatch(int rows, int width, bool raw, int entityBytes)
 {
     public int Rows { get; } = rows;
 
-    public string[] Entities { get; } = new string[rows];
+    /// <summary>The entity keys as sent, UTF-8, back to back: key i ends at <see cref="EntityEnds"/>[i].</summary>
+    public byte[] EntityBytes { get; } = new byte[entityBytes];
+
+    public int[] EntityEnds { get; } = new int[rows];
 
     public int[] Partitions { get; } = new int[rows];
 
@@ -31,4 +34,10 @@ internal sealed class ScoredBatch(int rows, int width, bool raw)
     public required FeatureWatermark Watermark { get; init; }
 
     public required string Topic { get; init; }
+
+    public ReadOnlySpan<byte> Entity(int i)
+    {
+        int start = i == 0 ? 0 : EntityEnds[i - 1];
+        return EntityBytes.AsSpan(start, EntityEnds[i] - start);
+    }
 }

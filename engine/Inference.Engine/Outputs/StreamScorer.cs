@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -9,6 +10,7 @@ using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
+using Inference.Engine.Sync;
 using Inference.Kernels.Features;
 using Inference.Models.Registry;
 using Inference.Proto.V1;
@@ -26,22 +28,29 @@ namespace Inference.Engine.Outputs;
 /// produced to the scores topic, with the alerts their scores raise, in Kafka transactions.
 /// </summary>
 /// <remarks>
-/// Exactly once relative to the checkpointed offsets: each transaction also writes, to the progress
-/// topic, how far it scored per source partition (offset, and index within a message of many
-/// events). After a crash the state is restored from the newest checkpoint and the events after it
-/// applied again; those at or below the committed progress are not scored again, and a checkpoint
-/// is only written once every score of the events it covers is committed, so none is missing
-/// either. Transactions make each batch's records, alerts and progress visible together or not at
-/// all (read them with <c>isolation.level=read_committed</c>), and a restarted producer with the
-/// same transactional id fences the one before it.
+/// Exactly once, checkable without a broker that filters aborted transactions. Every start of the
+/// producer is a new generation; every transaction attempt has the next sequence. Each score record
+/// carries headers naming its producer and transaction (<c>inference.producer</c>,
+/// <c>inference.transaction</c> = generation.sequence), and each transaction writes one
+/// <see cref="ProgressRecord"/> naming itself, the transaction before it that committed (its base), and
+/// how far the base and it have scored per source partition. A transaction counts as committed once a
+/// later record names it as base; when the scorer goes idle it commits an empty transaction to name
+/// the last one. A restart resumes after the newest record's base, never after a transaction whose
+/// fate it cannot know, and a checkpoint covers only events whose transaction is named (so their
+/// events are never applied again without being scored again). <c>inference scores verify</c>
+/// applies the same rule to the topics.
 /// </remarks>
-internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheckpointedOutput
+internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink, ICheckpointedOutput
 {
     // A transaction spans the applied batches waiting when it begins, within bounds: one commit per few
     // milliseconds under load, never one so large that its commit stalls ingest (backpressure) for long.
     private const int MaxBatchesPerTransaction = 64;
     private const int MaxRowsPerTransaction = 16_384;
     private const int RetryDelayMs = 1_000;
+    private const int BackpressureLogIntervalMs = 10_000;
+    private static readonly byte[] ProducerHeader = "inference.producer\0"u8.ToArray();
+    private static readonly byte[] TransactionHeader = "inference.transaction\0"u8.ToArray();
+    private static readonly byte[] ContentTypeHeader = "content-type\0"u8.ToArray();
     private static readonly byte[] JsonContentType = "application/json"u8.ToArray();
     private static readonly byte[] ScoredContentType = "application/x-protobuf; messageType=inference.v1.ScoredEvent"u8.ToArray();
     private static readonly byte[] AlertContentType = "application/x-protobuf; messageType=inference.v1.Alert"u8.ToArray();
@@ -52,22 +61,40 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
     private readonly AlertHub _hub;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger<StreamScorer> _logger;
+    private readonly PartitionOwnership? _ownership;
     private readonly ScoreOutputOptions _options;
     private readonly AlertOptions _alerts;
     private readonly string _eventsTopic;
     private readonly string _transactionalId;
+    private readonly byte[] _producerValue;
     private readonly (AlertRule Rule, int Feature)[] _rules;
     private readonly bool _raw;
     private readonly int _width;
+    private readonly ScoreRecordEncoder _encoder;
+    private readonly ArrayBufferWriter<byte> _progressBuffer = new(4_096);
     private readonly Channel<ScoredBatch> _queue = Channel.CreateUnbounded<ScoredBatch>(new UnboundedChannelOptions { SingleReader = true });
     private readonly SemaphoreSlim _room = new(0);
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private Dictionary<int, (long Offset, int Index)> _progress = [];
+
+    // The scorer thread's: progress as of the last committed transaction (_base), and the transaction names.
+    private Dictionary<int, ScoredPosition> _committed = [];
+    private TransactionName? _base;
+    private long _generation;
+    private long _sequence;
+    private HashSet<int> _known = [];
+    private long _ownershipVersion = -1;
+    private long _unconfirmed;
+    private RecordProducer? _records;
+    private bool _filtersAborted;
+
     private long _enqueued;
-    private long _committed;
+    private long _produced;
+    private long _confirmed;
+    private long _lastBackpressureLog;
 
     public StreamScorer(KafkaConnection kafka, ModelRegistry registry, DeviceExecutor executor, OutputMetrics metrics, AlertHub hub, IHostApplicationLifetime lifetime,
-        CheckpointCoordinator checkpoints, IOptions<ScoreOutputOptions> options, IOptions<AlertOptions> alerts, ILogger<StreamScorer> logger)
+        CheckpointCoordinator checkpoints, PartitionOwnership ownership, IOptions<ScoreOutputOptions> options, IOptions<AlertOptions> alerts, IOptions<SyncOptions> sync,
+        IOptions<Hosting.InferenceOptions> engine, ILogger<StreamScorer> logger)
     {
         checkpoints.Output = this;
         // On the embedded broker: the outputs' topics (the progress topic needs one partition only).
@@ -84,12 +111,33 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
         _options = options.Value;
         _alerts = alerts.Value;
         _eventsTopic = kafka.Options.EventsTopic;
-        _transactionalId = string.IsNullOrWhiteSpace(_options.TransactionalId) ? $"{kafka.Options.GroupId}-scores" : _options.TransactionalId;
+        _transactionalId = TransactionalIdOf(_options, kafka.Options.GroupId, engine.Value.Role, sync.Value.WorkerId);
+        _producerValue = Encoding.UTF8.GetBytes(_transactionalId);
+        // A pool worker owns some partitions and takes others over; a single node owns them all.
+        _ownership = engine.Value.Role == Hosting.EngineRole.Worker ? ownership : null;
         var names = executor.Plan.Definitions.Select(d => d.Name).ToList();
         _rules = [.. _alerts.Rules.Select(r => (r, r.Feature is null ? -1 : names.IndexOf(r.Feature)))];
         _raw = _rules.Any(r => r.Feature >= 0);
         Selector = new ScoreSelector(_options.SelectsAll ? null : _options.Select);
         _width = names.Count;
+        _encoder = new ScoreRecordEncoder(_options.Format, _eventsTopic);
+    }
+
+    /// <summary>
+    /// The producer's transactional id: as configured, else the group id + "-scores", and in a pool's
+    /// worker + "-" and the worker id (so that workers do not fence each other).
+    /// </summary>
+    internal static string TransactionalIdOf(ScoreOutputOptions options, string groupId, Hosting.EngineRole role, string? workerId)
+    {
+        if (!string.IsNullOrWhiteSpace(options.TransactionalId))
+        {
+            return options.TransactionalId;
+        }
+        if (role == Hosting.EngineRole.Worker)
+        {
+            return $"{groupId}-scores-{(string.IsNullOrWhiteSpace(workerId) ? Environment.MachineName : workerId)}";
+        }
+        return string.IsNullOrWhiteSpace(workerId) ? $"{groupId}-scores" : $"{groupId}-scores-{workerId}";
     }
 
     /// <summary>What the ingest thread uses to pick the events to score.</summary>
@@ -98,8 +146,17 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
     /// <summary>Applied batches with selected events handed over so far.</summary>
     public long Enqueued => Interlocked.Read(ref _enqueued);
 
-    /// <summary>Of those, the ones whose scores are committed.</summary>
-    public long Committed => Interlocked.Read(ref _committed);
+    /// <summary>
+    /// Of those, the ones whose transaction is known committed by the progress topic itself (a later
+    /// committed transaction names it): what a checkpoint may cover.
+    /// </summary>
+    public long Committed => Interlocked.Read(ref _confirmed);
+
+    /// <summary>Of those, the ones whose transaction committed (what backpressure counts).</summary>
+    public long Produced => Interlocked.Read(ref _produced);
+
+    /// <summary>The transactional id this scorer produces as.</summary>
+    public string TransactionalId => _transactionalId;
 
     /// <summary>Completes once the producer is initialised and the committed progress read (before the first event is scored).</summary>
     public Task Ready => _ready.Task;
@@ -110,17 +167,19 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
         var selected = batch.Selected;
         int rows = selected.Count;
         var state = watermark();
-        var item = new ScoredBatch(rows, table.Width, _raw) { Watermark = state, Topic = _eventsTopic };
+        var item = new ScoredBatch(rows, table.Width, _raw, selected.EntityBytes.Length) { Watermark = state, Topic = _eventsTopic };
         var keys = new ulong[rows];
         var entities = batch.Entities;
         var times = batch.Times;
+        var chosen = selected.Rows;
         for (int i = 0; i < rows; i++)
         {
-            int row = selected.Rows[i];
+            int row = chosen[i];
             keys[i] = entities[row];
             item.EventTimesMs[i] = times[row];
         }
-        selected.Entities.CopyTo(item.Entities);
+        selected.EntityBytes.CopyTo(item.EntityBytes);
+        selected.EntityEnds.CopyTo(item.EntityEnds);
         selected.Partitions.CopyTo(item.Partitions);
         selected.Offsets.CopyTo(item.Offsets);
         selected.Indexes.CopyTo(item.Indexes);
@@ -135,11 +194,25 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
         _queue.Writer.TryWrite(item);
     }
 
+    /// <summary>On the ingest thread: waits while too many applied batches wait for their transaction (Kafka not keeping up).</summary>
     public void WaitForRoom(CancellationToken cancellation)
     {
-        while (Enqueued - Committed >= _options.MaxPendingBatches && !cancellation.IsCancellationRequested)
+        if (Enqueued - Produced < _options.MaxPendingBatches)
+        {
+            return;
+        }
+        long started = Stopwatch.GetTimestamp();
+        while (Enqueued - Produced >= _options.MaxPendingBatches && !cancellation.IsCancellationRequested)
         {
             _room.Wait(100, CancellationToken.None);
+        }
+        double waited = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        _metrics.Backpressure(waited);
+        long now = Environment.TickCount64;
+        if (waited >= 0.1 && now - Interlocked.Read(ref _lastBackpressureLog) >= BackpressureLogIntervalMs)
+        {
+            Interlocked.Exchange(ref _lastBackpressureLog, now);
+            OutputsLog.Backpressure(_logger, waited * 1e3, _options.MaxPendingBatches, _options.Topic);
         }
     }
 
@@ -151,39 +224,68 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
         var config = _kafka.ProducerConfig();
         config.TransactionalId = _transactionalId;
         config.Acks = Acks.All;
+        // Records go out through librdkafka directly (RecordProducer): none carries a .NET handler.
+        config.EnableDeliveryReports = false;
+        config.Set("compression.type", _options.Compression);
         // A transaction here lasts milliseconds. The broker aborts one left open by a crashed producer at
         // this timeout at the latest (Kafka's default is 60 s; a restart may wait that long for the fence).
         config.TransactionTimeoutMs = 10_000;
-        using var producer = new ProducerBuilder<string, byte[]>(config).Build();
+        using var producer = new ProducerBuilder<Null, Null>(config).Build();
+        _records = new RecordProducer(producer) { QueueFull = _metrics.QueueFull };
         try
         {
-            producer.InitTransactions(TimeSpan.FromSeconds(60));
-            _progress = ReadProgress();
+            var timeout = TimeSpan.FromMilliseconds(_options.ProgressReadTimeoutMs);
+            producer.InitTransactions(timeout);
+            _filtersAborted = FiltersAbortedTransactions(producer, timeout);
+            Resume(ReadProgress());
         }
-        catch (KafkaException error)
+        catch (Exception error) when (error is KafkaException or TimeoutException)
         {
-            OutputsLog.Fatal(_logger, error.Message);
+            OutputsLog.CannotStart(_logger, _options.ProgressTopic, error.Message);
             _ready.TrySetException(error);
             _lifetime.StopApplication();
             return;
         }
-        OutputsLog.Started(_logger, _options.SelectsAll ? "all" : $"'{_options.Select}'-selected", _eventsTopic, _options.Topic, _options.Format, _transactionalId, Describe(_progress));
+        OutputsLog.Started(_logger, _options.SelectsAll ? "all" : $"'{_options.Select}'-selected", _eventsTopic, _options.Topic, _options.Format, _transactionalId,
+            _generation, Describe(_committed, _base), _filtersAborted ? "filters aborted transactions" : "does not filter aborted transactions");
         _ready.TrySetResult();
         var items = new List<ScoredBatch>();
         var reader = _queue.Reader;
+        Task<bool>? waiting = null;
         while (true)
         {
             items.Clear();
-            try
+            if (!reader.TryPeek(out _))
             {
-                if (!reader.WaitToReadAsync(stopping).AsTask().GetAwaiter().GetResult())
+                bool more;
+                try
+                {
+                    // Idle with a transaction that no record names yet: name it (an empty transaction) when
+                    // nothing comes within IdleCommitMs, so that checkpoints and restarts can count on it.
+                    // One wait at a time (a single-reader channel): an unfinished one is waited on again.
+                    waiting ??= reader.WaitToReadAsync(stopping).AsTask();
+                    if (_unconfirmed > 0 && !((IAsyncResult)waiting).AsyncWaitHandle.WaitOne(_options.IdleCommitMs))
+                    {
+                        if (!Commit(producer, items))
+                        {
+                            return;
+                        }
+                        continue;
+                    }
+                    var finished = waiting;
+                    waiting = null;
+                    more = finished.GetAwaiter().GetResult();
+                }
+                catch (OperationCanceledException)
+                {
+                    // Stopping: what was applied before the stop is still committed below.
+                    waiting = null;
+                    more = reader.TryPeek(out _);
+                }
+                if (!more && !reader.TryPeek(out _))
                 {
                     break;
                 }
-            }
-            catch (OperationCanceledException)
-            {
-                // Stopping: what was applied before the stop is still committed below.
             }
             int rows = 0;
             while (items.Count < MaxBatchesPerTransaction && rows < MaxRowsPerTransaction && reader.TryRead(out var item))
@@ -204,14 +306,142 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
                 return;
             }
         }
+        // A graceful stop names the last transaction, so nothing it wrote is scored again.
+        items.Clear();
+        if (_unconfirmed > 0)
+        {
+            Commit(producer, items);
+        }
     }
 
-    /// <summary>One transaction over <paramref name="items"/>, retried until it commits; false when it never can.</summary>
-    private bool Commit(IProducer<string, byte[]> producer, List<ScoredBatch> items)
+    /// <summary>
+    /// Whether the broker hides aborted transactions from read_committed readers (a real cluster does;
+    /// the embedded one does not), found by trying: a probe record in a transaction that is aborted,
+    /// then looked for. Only then is read_committed trusted to say which progress records committed.
+    /// </summary>
+    private bool FiltersAbortedTransactions(IProducer<Null, Null> producer, TimeSpan timeout)
     {
+        var config = _kafka.ConsumerConfig($"{_transactionalId}-progress-reader");
+        long from = ProgressTopic.End(config, _options.ProgressTopic, timeout);
+        byte[] probe = Encoding.UTF8.GetBytes($"{{\"probe\":\"{Guid.NewGuid():N}\",\"transactionalId\":\"{JsonEncodedText.Encode(_transactionalId)}\"}}");
+        producer.BeginTransaction();
+        _records!.Produce(_options.ProgressTopic, _producerValue, probe, new(ProducerHeader, _producerValue), default, default, default, partition: 0);
+        // Delivered before the abort (an abort may drop what was never sent, which would prove nothing).
+        if (producer.Flush(timeout) > 0)
+        {
+            throw new TimeoutException($"the probe record to the progress topic '{_options.ProgressTopic}' was not delivered within {timeout.TotalSeconds:0} s");
+        }
+        producer.AbortTransaction(timeout);
+        return !ProgressTopic.IsVisibleCommitted(_kafka.ConsumerConfig($"{_transactionalId}-progress-reader"), _options.ProgressTopic, from, probe, timeout);
+    }
+
+    /// <summary>The progress topic's records: those of committed transactions only where the broker filters, else all.</summary>
+    private List<(long Offset, ProgressRecord Record)> ReadProgress() =>
+        ProgressTopic.ReadAll(_kafka.ConsumerConfig($"{_transactionalId}-progress-reader"), _options.ProgressTopic, TimeSpan.FromMilliseconds(_options.ProgressReadTimeoutMs),
+            readCommitted: _filtersAborted);
+
+    /// <summary>The progress a record proves committed: its own where the broker filters aborted transactions, else its base's.</summary>
+    private IReadOnlyDictionary<int, ScoredPosition> CommittedBy(ProgressRecord record) => _filtersAborted ? record.Progress : record.Committed;
+
+    /// <summary>Takes, at start, the committed progress and the next generation from the progress topic's records.</summary>
+    private void Resume(List<(long Offset, ProgressRecord Record)> records)
+    {
+        var own = Newest(records, _transactionalId);
+        _generation = 1;
+        if (own is not null)
+        {
+            // Without a broker that filters aborted transactions, the newest record's base is the last
+            // transaction known committed; the record itself may be of one that aborted, or that committed
+            // unseen: its events are scored again (and the next record names the base, not it). Where the
+            // broker filters, read_committed shows only committed records: the newest one is the base.
+            _generation = own.Name.Generation + 1;
+            _base = _filtersAborted ? own.Name : own.Base;
+            _committed = new Dictionary<int, ScoredPosition>(CommittedBy(own));
+        }
+        _known = [.. _committed.Keys];
+        if (_ownership is not null)
+        {
+            _ownershipVersion = _ownership.Version;
+            TakeOver(records, _ownership.Owned);
+        }
+    }
+
+    /// <summary>The newest record of <paramref name="transactionalId"/> over this events topic, or null.</summary>
+    private ProgressRecord? Newest(List<(long Offset, ProgressRecord Record)> records, string transactionalId)
+    {
+        for (int i = records.Count - 1; i >= 0; i--)
+        {
+            var record = records[i].Record;
+            if (record.TransactionalId == transactionalId && record.Topic == _eventsTopic)
+            {
+                return record;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// A pool worker that gains partitions goes on from the furthest committed progress any producer
+    /// recorded for them (the partition's previous owners'), so their events are neither scored twice nor skipped.
+    /// </summary>
+    private void TakeOver(List<(long Offset, ProgressRecord Record)> records, IReadOnlyList<int> owned)
+    {
+        var arriving = owned.Where(p => !_known.Contains(p)).ToList();
+        _known = [.. owned];
+        if (arriving.Count == 0)
+        {
+            return;
+        }
+        var producers = records.Where(r => r.Record.Topic == _eventsTopic).Select(r => r.Record.TransactionalId).Distinct().ToList();
+        foreach (string id in producers)
+        {
+            var newest = Newest(records, id)!;
+            foreach (int partition in arriving)
+            {
+                if (CommittedBy(newest).TryGetValue(partition, out var at) && (!_committed.TryGetValue(partition, out var mine) || at.CompareTo(mine) > 0))
+                {
+                    _committed[partition] = at;
+                }
+            }
+        }
+        OutputsLog.TookOver(_logger, string.Join(", ", arriving), Describe(_committed, _base));
+    }
+
+    /// <summary>Before a transaction: a worker whose partitions changed reads where their scoring stands.</summary>
+    private void FollowOwnership()
+    {
+        if (_ownership is null || _ownership.Version == _ownershipVersion)
+        {
+            return;
+        }
+        _ownershipVersion = _ownership.Version;
+        var owned = _ownership.Owned;
+        if (owned.All(_known.Contains))
+        {
+            _known = [.. owned];
+            return;
+        }
+        TakeOver(ReadProgress(), owned);
+    }
+
+    /// <summary>One transaction over <paramref name="items"/> (none: it only names the last one), retried until it commits; false when it never can.</summary>
+    private bool Commit(IProducer<Null, Null> producer, List<ScoredBatch> items)
+    {
+        var records = _records!;
         while (true)
         {
-            var progress = new Dictionary<int, (long, int)>(_progress);
+            try
+            {
+                FollowOwnership();
+            }
+            catch (TimeoutException error)
+            {
+                return Stop(error.Message);
+            }
+            // Every attempt is a transaction of its own: an aborted one's records never share its name.
+            var name = new TransactionName(_generation, ++_sequence);
+            byte[] transaction = Encoding.ASCII.GetBytes(name.ToString());
+            var progress = new Dictionary<int, ScoredPosition>(_committed);
             var alerts = new List<(string Id, string Json)>();
             int scored = 0;
             int replayed = 0;
@@ -220,18 +450,21 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
                 producer.BeginTransaction();
                 foreach (var item in items)
                 {
-                    (int s, int r) = Produce(producer, item, progress, alerts);
+                    (int s, int r) = Produce(records, item, progress, alerts, transaction);
                     scored += s;
                     replayed += r;
                 }
+                _progressBuffer.ResetWrittenCount();
+                new ProgressRecord(_transactionalId, _eventsTopic, name, _base, scored, _committed, progress).WriteTo(_progressBuffer);
                 // Always partition 0: a restart reads the progress from there, whatever the topic's partition count.
-                producer.Produce(new TopicPartition(_options.ProgressTopic, 0), new Message<string, byte[]> { Key = _transactionalId, Value = ProgressRecord(progress) });
+                records.Produce(_options.ProgressTopic, _producerValue, _progressBuffer.WrittenSpan,
+                    new(ProducerHeader, _producerValue), new(TransactionHeader, transaction), new(ContentTypeHeader, JsonContentType), default, partition: 0);
                 producer.CommitTransaction(TimeSpan.FromSeconds(60));
             }
             catch (KafkaException error) when (!IsFatal(error))
             {
                 _metrics.Failure();
-                OutputsLog.Retrying(_logger, error.Message);
+                OutputsLog.Retrying(_logger, name.ToString(), error.Message);
                 try
                 {
                     producer.AbortTransaction(TimeSpan.FromSeconds(30));
@@ -242,16 +475,17 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
                 }
                 catch (KafkaException abort)
                 {
-                    return Stop(abort);
+                    return Stop(abort.Message);
                 }
                 Thread.Sleep(RetryDelayMs);
                 continue;
             }
             catch (KafkaException error)
             {
-                return Stop(error);
+                return Stop(error.Message);
             }
-            _progress = progress;
+            _committed = progress;
+            _base = name;
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             foreach (var item in items)
             {
@@ -264,16 +498,19 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
                 }
             }
             _metrics.Committed(scored, replayed);
-            Interlocked.Add(ref _committed, items.Count);
+            // This transaction's record names the one before it: that one is now known committed.
+            Interlocked.Add(ref _confirmed, _unconfirmed);
+            _unconfirmed = items.Count;
+            Interlocked.Add(ref _produced, items.Count);
             _room.Release();
             _hub.Publish(alerts);
             return true;
         }
     }
 
-    private bool Stop(KafkaException error)
+    private bool Stop(string reason)
     {
-        OutputsLog.Fatal(_logger, error.Message);
+        OutputsLog.Fatal(_logger, reason);
         _lifetime.StopApplication();
         return false;
     }
@@ -282,7 +519,7 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
         error.Error.IsFatal || error.Error.Code is ErrorCode.ProducerFenced or ErrorCode.InvalidProducerEpoch or ErrorCode.TransactionalIdAuthorizationFailed;
 
     /// <summary>Scores one applied batch's selected events and produces their records and alerts; returns (scored, replayed).</summary>
-    private (int Scored, int Replayed) Produce(IProducer<string, byte[]> producer, ScoredBatch item, Dictionary<int, (long Offset, int Index)> progress, List<(string, string)> alerts)
+    private (int Scored, int Replayed) Produce(RecordProducer records, ScoredBatch item, Dictionary<int, ScoredPosition> progress, List<(string, string)> alerts, byte[] transaction)
     {
         int rows = item.Rows;
         var scores = new float[rows];
@@ -292,62 +529,93 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
             lease.Snapshot.Score(item.Features, rows, scores);
             version = lease.Snapshot.Version;
         }
-        var watermark = item.Watermark.Message;
+        // The applied offset of each partition in the state the batch was scored from, looked up by partition.
+        var partitions = item.Watermark.Partitions;
+        int highest = -1;
+        foreach (var offset in partitions)
+        {
+            if (offset.Topic == item.Topic)
+            {
+                highest = Math.Max(highest, offset.Partition);
+            }
+        }
+        var applied = new long[highest + 1];
+        foreach (var offset in partitions)
+        {
+            if (offset.Topic == item.Topic)
+            {
+                applied[offset.Partition] = offset.Offset;
+            }
+        }
+        byte[] watermark = _options.IncludeWatermark ? _encoder.EncodeWatermark(item.Watermark.Message) : [];
+        var contentType = _options.Format == OutputFormat.Protobuf ? ScoredContentType : JsonContentType;
         int scored = 0;
         int replayed = 0;
         for (int i = 0; i < rows; i++)
         {
             int partition = item.Partitions[i];
-            var at = (item.Offsets[i], item.Indexes[i]);
+            var at = new ScoredPosition(item.Offsets[i], item.Indexes[i]);
             if (progress.TryGetValue(partition, out var done) && at.CompareTo(done) <= 0)
             {
                 replayed++;
                 continue;
             }
             progress[partition] = at;
-            var record = new ScoredEvent
-            {
-                Entity = item.Entities[i],
-                Source = new EventSource { Topic = item.Topic, Partition = partition, Offset = item.Offsets[i], Index = item.Indexes[i] },
-                Score = scores[i],
-                ModelVersion = version,
-                EventTimeMs = item.EventTimesMs[i],
-                Watermark = watermark,
-            };
-            record.Features.Add(item.Features.AsSpan(i * _width, _width).ToArray());
-            producer.Produce(_options.Topic, Encode(record.Entity, record, ScoredContentType));
+            var features = _options.IncludeFeatures ? item.Features.AsSpan(i * _width, _width) : [];
+            var entity = item.Entity(i);
+            long appliedOffset = partition < applied.Length ? applied[partition] : item.Offsets[i];
+            var value = _encoder.Encode(entity, partition, item.Offsets[i], item.Indexes[i], scores[i], version, item.EventTimesMs[i], appliedOffset, watermark, features);
+            records.Produce(_options.Topic, entity, value, new(ProducerHeader, _producerValue), new(TransactionHeader, transaction), new(ContentTypeHeader, contentType), default);
             scored++;
             foreach (var (rule, feature) in _rules)
             {
                 if (Matches(rule, feature, scores[i], item, i))
                 {
-                    string id = string.Create(CultureInfo.InvariantCulture, $"{rule.Name}/{item.Topic}/{partition}/{item.Offsets[i]}/{item.Indexes[i]}");
-                    var alert = new Alert { Id = id, Rule = rule.Name, Event = record };
-                    producer.Produce(_alerts.Topic, Encode(record.Entity, alert, AlertContentType));
-                    alerts.Add((id, FlatJson(alert)));
-                    _metrics.Alert(rule.Name);
+                    ProduceAlert(records, rule, item, i, scores[i], version, appliedOffset, transaction, alerts);
                 }
             }
         }
         // Everything the batch covers is done, scored or not selected.
-        foreach (var offset in item.Watermark.Partitions)
+        foreach (var offset in partitions)
         {
-            if (offset.Topic == item.Topic && (!progress.TryGetValue(offset.Partition, out var done) || (offset.Offset, int.MaxValue).CompareTo(done) > 0))
+            if (offset.Topic == item.Topic && (!progress.TryGetValue(offset.Partition, out var done) || ScoredPosition.Through(offset.Offset).CompareTo(done) > 0))
             {
-                progress[offset.Partition] = (offset.Offset, int.MaxValue);
+                progress[offset.Partition] = ScoredPosition.Through(offset.Offset);
             }
         }
         return (scored, replayed);
     }
 
+    /// <summary>An alert (rare): its message built whole, with the scored event as the scores topic has it.</summary>
+    private void ProduceAlert(RecordProducer records, AlertRule rule, ScoredBatch item, int i, float score, long version, long appliedOffset, byte[] transaction,
+        List<(string, string)> alerts)
+    {
+        var e = new ScoredEvent
+        {
+            Entity = Encoding.UTF8.GetString(item.Entity(i)),
+            Source = new EventSource { Topic = item.Topic, Partition = item.Partitions[i], Offset = item.Offsets[i], Index = item.Indexes[i] },
+            Score = score,
+            ModelVersion = version,
+            EventTimeMs = item.EventTimesMs[i],
+            AppliedOffset = appliedOffset,
+        };
+        if (_options.IncludeFeatures)
+        {
+            e.Features.Add(item.Features.AsSpan(i * _width, _width).ToArray());
+        }
+        string id = string.Create(CultureInfo.InvariantCulture, $"{rule.Name}/{item.Topic}/{item.Partitions[i]}/{item.Offsets[i]}/{item.Indexes[i]}");
+        var alert = new Alert { Id = id, Rule = rule.Name, Event = e };
+        bool protobuf = _options.Format == OutputFormat.Protobuf;
+        byte[] value = protobuf ? alert.ToByteArray() : Encoding.UTF8.GetBytes(JsonFormatter.Default.Format(alert));
+        records.Produce(_alerts.Topic, item.Entity(i), value, new(ProducerHeader, _producerValue), new(TransactionHeader, transaction),
+            new(ContentTypeHeader, protobuf ? AlertContentType : JsonContentType), default);
+        alerts.Add((id, FlatJson(alert)));
+        _metrics.Alert(rule.Name);
+    }
+
     private bool Matches(AlertRule rule, int feature, float score, ScoredBatch item, int row) =>
         (rule.ScoreAbove is not { } above || score > above)
         && (feature < 0 || rule.FeatureAbove is not { } threshold || item.Raw[row * _width + feature] > threshold);
-
-    private Message<string, byte[]> Encode(string key, IMessage message, byte[] protobufType) =>
-        _options.Format == OutputFormat.Protobuf
-            ? new Message<string, byte[]> { Key = key, Value = message.ToByteArray(), Headers = new Headers { { "content-type", protobufType } } }
-            : new Message<string, byte[]> { Key = key, Value = Encoding.UTF8.GetBytes(JsonFormatter.Default.Format(message)), Headers = new Headers { { "content-type", JsonContentType } } };
 
     /// <summary>The alert as browsers and the dashboard read it: flat, numbers as numbers.</summary>
     internal static string FlatJson(Alert alert)
@@ -369,79 +637,11 @@ internal sealed class StreamScorer : BackgroundService, IScoredBatchSink, ICheck
         return Encoding.UTF8.GetString(buffer.ToArray());
     }
 
-    private byte[] ProgressRecord(Dictionary<int, (long Offset, int Index)> progress)
-    {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer))
-        {
-            json.WriteStartObject();
-            json.WriteString("transactionalId", _transactionalId);
-            json.WriteString("topic", _eventsTopic);
-            json.WriteStartArray("partitions");
-            foreach (var (partition, (offset, index)) in progress.OrderBy(p => p.Key))
-            {
-                json.WriteStartObject();
-                json.WriteNumber("partition", partition);
-                json.WriteNumber("offset", offset);
-                json.WriteNumber("index", index);
-                json.WriteEndObject();
-            }
-            json.WriteEndArray();
-            json.WriteEndObject();
-        }
-        return buffer.ToArray();
-    }
-
-    /// <summary>The last progress this transactional id committed (read_committed), newest first in windows from the end.</summary>
-    private Dictionary<int, (long, int)> ReadProgress()
-    {
-        var config = _kafka.ConsumerConfig($"{_transactionalId}-progress-reader");
-        config.EnableAutoCommit = false;
-        config.IsolationLevel = IsolationLevel.ReadCommitted;
-        using var consumer = new ConsumerBuilder<string, byte[]>(config).Build();
-        var partition = new TopicPartition(_options.ProgressTopic, 0);
-        var marks = consumer.QueryWatermarkOffsets(partition, TimeSpan.FromSeconds(30));
-        const long Window = 10_000;
-        for (long end = marks.High; end > marks.Low; end -= Window)
-        {
-            long start = Math.Max(marks.Low, end - Window);
-            consumer.Assign(new TopicPartitionOffset(partition, start));
-            byte[]? last = null;
-            var deadline = Stopwatch.StartNew();
-            while (consumer.Position(partition) is var position && (position.Value < end || position == Offset.Unset) && deadline.Elapsed < TimeSpan.FromSeconds(30))
-            {
-                var message = consumer.Consume(TimeSpan.FromMilliseconds(200));
-                if (message is { Message: not null } && message.Message.Key == _transactionalId && message.Offset.Value < end)
-                {
-                    last = message.Message.Value;
-                }
-            }
-            if (last is not null)
-            {
-                return ParseProgress(last);
-            }
-        }
-        return [];
-    }
-
-    private Dictionary<int, (long, int)> ParseProgress(byte[] record)
-    {
-        using var document = JsonDocument.Parse(record);
-        var result = new Dictionary<int, (long, int)>();
-        if (document.RootElement.GetProperty("topic").GetString() != _eventsTopic)
-        {
-            // Progress over another events topic says nothing about this one.
-            return result;
-        }
-        foreach (var p in document.RootElement.GetProperty("partitions").EnumerateArray())
-        {
-            result[p.GetProperty("partition").GetInt32()] = (p.GetProperty("offset").GetInt64(), p.GetProperty("index").GetInt32());
-        }
-        return result;
-    }
-
-    private static string Describe(Dictionary<int, (long Offset, int Index)> progress) =>
-        progress.Count == 0 ? "nothing (first start)" : string.Join(", ", progress.OrderBy(p => p.Key).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key}@{p.Value.Offset}")));
+    private static string Describe(Dictionary<int, ScoredPosition> progress, TransactionName? based) =>
+        progress.Count == 0
+            ? "nothing (first start)"
+            : string.Join(", ", progress.OrderBy(p => p.Key).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key}@{p.Value.Offset}")))
+                + (based is { } b ? $" (transaction {b})" : "");
 
     public override void Dispose()
     {

@@ -60,6 +60,14 @@ Option<string> Required(string name, string description) => new(name) { Descript
     root.Subcommands.Add(command);
 }
 {
+    var bootstrap = Required("--bootstrap-servers", "The broker the engine writes scores to");
+    var topic = new Option<string>("--topic") { Description = "The scores topic", DefaultValueFactory = _ => "scores" };
+    var events = PositiveLong("--events", 200_000, "Score records to wait for");
+    var command = new Command("scores-watch", "Stream-scoring throughput from the scores topic's end offsets (bench/outputs/run.sh)") { bootstrap, topic, events };
+    command.SetAction((p, _) => IngestProbe.WatchScoresAsync(p.GetValue(bootstrap)!, p.GetValue(topic)!, p.GetValue(events)));
+    root.Subcommands.Add(command);
+}
+{
     var bootstrap = Required("--bootstrap-servers", "The broker the engine reads and writes scores to");
     var probes = Positive("--probes", 300, "Probe events");
     var rate = Positive("--rate", 20, "Probes per second");

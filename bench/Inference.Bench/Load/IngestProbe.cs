@@ -48,6 +48,42 @@ internal static class IngestProbe
     }
 
     /// <summary>
+    /// Stream-scoring throughput from outside: the records on the scores topic (the sum of its partitions'
+    /// end offsets), from the first one seen until <paramref name="events"/>.
+    /// </summary>
+    public static async Task<int> WatchScoresAsync(string bootstrap, string topic, long events)
+    {
+        using var consumer = new Confluent.Kafka.ConsumerBuilder<Confluent.Kafka.Ignore, Confluent.Kafka.Ignore>(
+            new Confluent.Kafka.ConsumerConfig { BootstrapServers = bootstrap, GroupId = "scores-watch" }).Build();
+        using var admin = new Confluent.Kafka.AdminClientBuilder(new Confluent.Kafka.AdminClientConfig { BootstrapServers = bootstrap }).Build();
+        int partitions = admin.GetMetadata(topic, TimeSpan.FromSeconds(10)).Topics[0].Partitions.Count;
+        long Written()
+        {
+            long sum = 0;
+            for (int p = 0; p < partitions; p++)
+            {
+                sum += consumer.QueryWatermarkOffsets(new Confluent.Kafka.TopicPartition(topic, p), TimeSpan.FromSeconds(10)).High.Value;
+            }
+            return sum;
+        }
+        long start = Written();
+        long first = -1, firstAt = 0, written = 0;
+        var deadline = DateTime.UtcNow.AddMinutes(5);
+        while (written < events && DateTime.UtcNow < deadline)
+        {
+            written = Written() - start;
+            if (first < 0 && written > 0)
+            {
+                (first, firstAt) = (written, Stopwatch.GetTimestamp());
+            }
+            await Task.Delay(5);
+        }
+        double seconds = Stopwatch.GetElapsedTime(firstAt).TotalSeconds;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"scored {written:N0} of {events:N0}; {written - first:N0} after the first score seen, in {seconds:F2} s: {(written - first) / seconds:N0} events/s"));
+        return written >= events ? 0 : 1;
+    }
+
+    /// <summary>
     /// Produces one probe event at a time (acks=all); at the producer's ack, asks Score for the probe's
     /// entity with min_watermark set to the probe's offset, and records ack → answer. A health check
     /// on the same server right after is the floor.

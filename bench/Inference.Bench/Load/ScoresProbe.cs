@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 using Confluent.Kafka;
 
 namespace Inference.Bench.Load;
@@ -19,8 +18,10 @@ internal static class ScoresProbe
     {
         var seen = new ConcurrentDictionary<string, long>();
         using var stop = new CancellationTokenSource();
-        var scores = Task.Run(() => Consume(bootstrap, "scores", IsolationLevel.ReadCommitted, Entity, seen, stop.Token));
-        var echoes = Task.Run(() => Consume(bootstrap, "echo", IsolationLevel.ReadUncommitted, m => m.Key, seen, stop.Token));
+        var sizes = new ConcurrentBag<(int Key, int Value, int Headers)>();
+        // Score records are keyed by entity: the probe's is found without parsing the value.
+        var scores = Task.Run(() => Consume(bootstrap, "scores", IsolationLevel.ReadCommitted, seen, stop.Token, sizes));
+        var echoes = Task.Run(() => Consume(bootstrap, "echo", IsolationLevel.ReadUncommitted, seen, stop.Token, null));
         await Task.Delay(3_000);
         using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = bootstrap, LingerMs = 0, Acks = Acks.All, EnableIdempotence = true }).Build();
         var scored = new List<double>();
@@ -59,13 +60,12 @@ internal static class ScoresProbe
         }
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"ack → score consumed (read_committed) over {scored.Count} probes (the first tenth is warm-up; {missing} never seen after it): p50 {At(scored, 0.5):F2} ms, p99 {At(scored, 0.99):F2} ms, max {scored.Max():F2} ms; bare produce → consume floor p50 {At(floor, 0.5):F2} ms, p99 {At(floor, 0.99):F2} ms"));
+        if (!sizes.IsEmpty)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"record bytes (mean over {sizes.Count} probe records, before compression): value {sizes.Average(s => s.Value):F0}, key {sizes.Average(s => s.Key):F0}, headers {sizes.Average(s => s.Headers):F0}, total {sizes.Average(s => s.Key + s.Value + s.Headers):F0}"));
+        }
         return missing == 0 ? 0 : 1;
-    }
-
-    private static string Entity(Message<string, byte[]> message)
-    {
-        using var json = JsonDocument.Parse(message.Value);
-        return json.RootElement.GetProperty("entity").GetString()!;
     }
 
     private static async Task<double?> WaitFor(ConcurrentDictionary<string, long> seen, string key, long since)
@@ -82,7 +82,8 @@ internal static class ScoresProbe
         return null;
     }
 
-    private static void Consume(string bootstrap, string topic, IsolationLevel isolation, Func<Message<string, byte[]>, string> key, ConcurrentDictionary<string, long> seen, CancellationToken stop)
+    private static void Consume(string bootstrap, string topic, IsolationLevel isolation, ConcurrentDictionary<string, long> seen, CancellationToken stop,
+        ConcurrentBag<(int, int, int)>? sizes)
     {
         var config = new ConsumerConfig
         {
@@ -100,10 +101,11 @@ internal static class ScoresProbe
             var result = consumer.Consume(TimeSpan.FromMilliseconds(50));
             if (result?.Message is { } message)
             {
-                string k = key(message);
+                string k = message.Key;
                 if (k.StartsWith("probe-", StringComparison.Ordinal) || k.StartsWith("echo-", StringComparison.Ordinal))
                 {
                     seen[k] = Stopwatch.GetTimestamp();
+                    sizes?.Add((Encoding.UTF8.GetByteCount(k), message.Value.Length, message.Headers?.Sum(h => Encoding.UTF8.GetByteCount(h.Key) + h.GetValueBytes().Length) ?? 0));
                 }
             }
         }

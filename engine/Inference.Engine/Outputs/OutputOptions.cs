@@ -46,6 +46,9 @@ public sealed class ScoreOutputOptions
     /// <summary>How the producer compresses record batches: none, gzip, snappy, lz4 (the default: cheap, about 4× on JSON records) or zstd.</summary>
     public string Compression { get; set; } = "lz4";
 
+    /// <summary>librdkafka settings for the scores producer (e.g. <c>linger.ms</c>), applied last.</summary>
+    public Dictionary<string, string> Producer { get; set; } = [];
+
     /// <summary>Each record carries the whole watermark (one entry per partition of the events topic): off, since it makes records large.</summary>
     public bool IncludeWatermark { get; set; }
 

@@ -86,6 +86,8 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
     private long _unconfirmed;
     private RecordProducer? _records;
     private bool _filtersAborted;
+    private float[] _scores = new float[4_096];
+    private float[] _inputs = new float[4_096];
 
     private long _enqueued;
     private long _produced;
@@ -227,6 +229,10 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
         // Records go out through librdkafka directly (RecordProducer): none carries a .NET handler.
         config.EnableDeliveryReports = false;
         config.Set("compression.type", _options.Compression);
+        foreach (var (key, value) in _options.Producer)
+        {
+            config.Set(key, value);
+        }
         // A transaction here lasts milliseconds. The broker aborts one left open by a crashed producer at
         // this timeout at the latest (Kafka's default is 60 s; a restart may wait that long for the fence).
         config.TransactionTimeoutMs = 10_000;
@@ -448,9 +454,12 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
             try
             {
                 producer.BeginTransaction();
+                long version = ScoreAll(items);
+                int first = 0;
                 foreach (var item in items)
                 {
-                    (int s, int r) = Produce(records, item, progress, alerts, transaction);
+                    (int s, int r) = Produce(records, item, _scores.AsSpan(first, item.Rows), version, progress, alerts, transaction);
+                    first += item.Rows;
                     scored += s;
                     replayed += r;
                 }
@@ -518,17 +527,54 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
     private static bool IsFatal(KafkaException error) =>
         error.Error.IsFatal || error.Error.Code is ErrorCode.ProducerFenced or ErrorCode.InvalidProducerEpoch or ErrorCode.TransactionalIdAuthorizationFailed;
 
+    /// <summary>
+    /// Scores every row of a transaction's batches in one forward pass (a pass costs tens of
+    /// microseconds whatever its size: per batch it would be most of the scorer's time when batches
+    /// are small), into <see cref="_scores"/>; returns the model version that scored them.
+    /// </summary>
+    private long ScoreAll(List<ScoredBatch> items)
+    {
+        int rows = 0;
+        foreach (var item in items)
+        {
+            rows += item.Rows;
+        }
+        if (_scores.Length < rows)
+        {
+            _scores = new float[Math.Max(rows, _scores.Length * 2)];
+        }
+        float[] inputs;
+        if (items.Count == 1)
+        {
+            inputs = items[0].Features;
+        }
+        else
+        {
+            if (_inputs.Length < rows * _width)
+            {
+                _inputs = new float[Math.Max(rows * _width, _inputs.Length * 2)];
+            }
+            int at = 0;
+            foreach (var item in items)
+            {
+                item.Features.AsSpan(0, item.Rows * _width).CopyTo(_inputs.AsSpan(at));
+                at += item.Rows * _width;
+            }
+            inputs = _inputs;
+        }
+        using var lease = _registry.Acquire();
+        if (rows > 0)
+        {
+            lease.Snapshot.Score(inputs, rows, _scores);
+        }
+        return lease.Snapshot.Version;
+    }
+
     /// <summary>Scores one applied batch's selected events and produces their records and alerts; returns (scored, replayed).</summary>
-    private (int Scored, int Replayed) Produce(RecordProducer records, ScoredBatch item, Dictionary<int, ScoredPosition> progress, List<(string, string)> alerts, byte[] transaction)
+    private (int Scored, int Replayed) Produce(RecordProducer records, ScoredBatch item, ReadOnlySpan<float> scores, long version, Dictionary<int, ScoredPosition> progress,
+        List<(string, string)> alerts, byte[] transaction)
     {
         int rows = item.Rows;
-        var scores = new float[rows];
-        long version;
-        using (var lease = _registry.Acquire())
-        {
-            lease.Snapshot.Score(item.Features, rows, scores);
-            version = lease.Snapshot.Version;
-        }
         // The applied offset of each partition in the state the batch was scored from, looked up by partition.
         var partitions = item.Watermark.Partitions;
         int highest = -1;

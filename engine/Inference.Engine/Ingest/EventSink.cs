@@ -119,6 +119,8 @@ internal sealed class EventSink : IBatchSink, IDisposable
         Previous.Clear();
     }
 
+    public void Settle() => _scoring?.WaitSettled();
+
     public void Dispose()
     {
         foreach (var batch in _batches)

@@ -36,4 +36,13 @@ internal interface IBatchSink
 
     /// <summary>Waits until every submitted batch is done.</summary>
     void Drain();
+
+    /// <summary>
+    /// After <see cref="Drain"/>, before partitions leave (a rebalance): waits until what the sink passed
+    /// on from them is settled downstream (stream scoring: their scores' transactions known committed),
+    /// so that the next owner goes on from there.
+    /// </summary>
+    void Settle()
+    {
+    }
 }

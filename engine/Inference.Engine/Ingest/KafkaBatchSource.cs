@@ -564,6 +564,7 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
         try
         {
             FlushAndCommit(Timeout.Infinite);
+            _sink.Settle();
         }
         catch (Exception error) when (error is not OutOfMemoryException)
         {

@@ -108,6 +108,9 @@ public interface IScoredBatchSink
 
     /// <summary>On the ingest thread before it hands on a batch: waits while too many applied batches wait to be scored (backpressure).</summary>
     void WaitForRoom(CancellationToken cancellation);
+
+    /// <summary>On the ingest thread before partitions leave: waits until every applied batch's scores are known committed.</summary>
+    void WaitSettled();
 }
 
 /// <summary>

@@ -218,6 +218,23 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
         }
     }
 
+    /// <summary>
+    /// Before partitions leave this worker: waits until every batch applied so far is in a transaction a
+    /// later committed one names (the scorer names the last within <see cref="ScoreOutputOptions.IdleCommitMs"/>),
+    /// so that their next owner reads how far they were scored. Bounded by the progress timeout; a
+    /// scorer that has stopped is not waited for, nor is the wait cut short by a stop of the engine.
+    /// </summary>
+    public void WaitSettled()
+    {
+        long enqueued = Enqueued;
+        var waited = Stopwatch.StartNew();
+        // Not cut short by a stop: the scorer stops after ingest, and a graceful stop must hand over as a rebalance does.
+        while (Committed < enqueued && ExecuteTask is { IsCompleted: false } && waited.ElapsedMilliseconds < _options.ProgressReadTimeoutMs)
+        {
+            _room.Wait(10, CancellationToken.None);
+        }
+    }
+
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         Task.Factory.StartNew(() => Run(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 

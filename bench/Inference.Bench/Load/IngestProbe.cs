@@ -76,7 +76,7 @@ internal static class IngestProbe
             {
                 (first, firstAt) = (written, Stopwatch.GetTimestamp());
             }
-            await Task.Delay(5);
+            await Task.Delay(10);
         }
         double seconds = Stopwatch.GetElapsedTime(firstAt).TotalSeconds;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"scored {written:N0} of {events:N0}; {written - first:N0} after the first score seen, in {seconds:F2} s: {(written - first) / seconds:N0} events/s"));

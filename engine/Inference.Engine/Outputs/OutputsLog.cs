@@ -25,7 +25,7 @@ internal static partial class OutputsLog
     [LoggerMessage(906, LogLevel.Critical, "Stream scoring cannot start: the progress topic {Topic} could not be read ({Reason}). The engine stops rather than guess where scoring stands.")]
     public static partial void CannotStart(ILogger logger, string topic, string reason);
 
-    [LoggerMessage(907, LogLevel.Warning, "Ingest waited {WaitedMs:0} ms for stream scoring: {Pending} applied batches waited for their transaction to {Topic} (Kafka is not keeping up).")]
+    [LoggerMessage(907, LogLevel.Warning, "Ingest waited {WaitedMs:0} ms for stream scoring: {Pending} applied batches waited for their transaction to {Topic} (the scores producer or the cluster is not keeping up).")]
     public static partial void Backpressure(ILogger logger, double waitedMs, int pending, string topic);
 
     [LoggerMessage(908, LogLevel.Information, "Stream scoring took over partitions {Partitions}: resuming after {Progress}.")]

@@ -10,7 +10,7 @@ namespace Inference.Host;
 
 /// <summary>
 /// The <c>inference</c> command line (System.CommandLine): <c>demo</c>, <c>serve</c>, <c>dev-kafka</c>,
-/// <c>checkpoint inspect</c> and <c>model import|export</c>, each with <c>--help</c> listing its options and their defaults.
+/// <c>checkpoint inspect</c>, <c>model import|export</c> and <c>scores verify</c>, each with <c>--help</c> listing its options and their defaults.
 /// </summary>
 internal static class Commands
 {
@@ -172,7 +172,7 @@ internal static class Commands
         {
             return span;
         }
-        result.AddError($"--duration must be a duration such as 30s, 5m or 00:01:30 (got '{text}').");
+        result.AddError($"{(result.Parent as OptionResult)?.Option.Name ?? "--duration"} must be a duration such as 30s, 5m or 00:01:30 (got '{text}').");
         return null;
     }
 }

@@ -30,6 +30,8 @@ public sealed class CommandLineTests
     [InlineData(new[] { "demo", "--rate", "abc" }, "--rate must be a whole number between 1 and 10000000 (got 'abc')")]
     [InlineData(new[] { "demo", "--port", "70000" }, "--port must be a whole number between 0 and 65535")]
     [InlineData(new[] { "demo", "--duration", "5x" }, "--duration must be a duration such as 30s")]
+    [InlineData(new[] { "scores", "verify", "--bootstrap-servers", "127.0.0.1:1", "--timeout", "abc" }, "--timeout must be a duration such as 30s")]
+    [InlineData(new[] { "scores", "verify" }, "Option '--bootstrap-servers' is required")]
     [InlineData(new[] { "demo", "--no-such-option" }, "Unrecognized command or argument '--no-such-option'")]
     [InlineData(new[] { "no-such-command" }, "Unrecognized command or argument 'no-such-command'")]
     public void A_bad_option_exits_2_with_a_line_naming_it(string[] args, string message)

@@ -9,71 +9,6 @@ using Microsoft.Extensions.Logging;
 
 namespace Inference.Engine.Ingest;
 
-/// <summary>What a <see cref="KafkaBatchSource{TSink}"/> reads and how it reports.</summary>
-internal sealed class BatchSourceSettings
-{
-    public required string Topic { get; init; }
-
-    /// <summary>Tell the sink each message's partition, offset and timestamp before it decodes it (stream scoring).</summary>
-    public bool TracksPositions { get; init; }
-
-    public required string GroupId { get; init; }
-
-    /// <summary>Where malformed messages are set aside; empty: counted and dropped.</summary>
-    public string DeadLetterTopic { get; init; } = "";
-
-    /// <summary>The format of messages without a content-type header.</summary>
-    public EventFormat DefaultFormat { get; init; } = EventFormat.Json;
-
-    /// <summary>A batch closes this long after its first message at the latest.</summary>
-    public required int MaxBatchDelayMs { get; init; }
-
-    /// <summary>Called with the reason for each message set aside.</summary>
-    public required Action<string> Malformed { get; init; }
-
-    /// <summary>Called with the consumer lag twice a second, when given.</summary>
-    public Action<long>? Lag { get; init; }
-
-    /// <summary>Called with each assigned partition's lag just before <see cref="Lag"/>, when given.</summary>
-    public Action<int, long>? PartitionLag { get; init; }
-
-    /// <summary>Called for each message read again that the state already holds (skipped, never counted twice).</summary>
-    public Action? Replayed { get; init; }
-
-    /// <summary>Called when librdkafka reset an offset because the broker no longer had the data.</summary>
-    public Action? DataLoss { get; init; }
-
-    /// <summary>
-    /// Per partition, the last offset the state already holds (restored from a checkpoint): the first
-    /// assignment of such a partition starts right after it, and anything at or below it read again is skipped.
-    /// </summary>
-    public IReadOnlyList<PartitionOffset> Resume { get; init; } = [];
-
-    /// <summary>
-    /// True: offsets are committed only when a durable checkpoint covers them (<see cref="KafkaBatchSource{TSink}.CommitCheckpointed"/>),
-    /// never as batches are applied.
-    /// </summary>
-    public bool CommitsFollowCheckpoints { get; init; }
-
-    /// <summary>Called once, when every partition of the first assignment has been read and applied up to where it ended at that time.</summary>
-    public Action? CaughtUp { get; init; }
-
-    /// <summary>How far behind those ends (events summed over partitions) still counts as caught up.</summary>
-    public long CaughtUpWithin { get; init; }
-
-    /// <summary>In a pool: hands partitions' state over as the group moves them (the events source).</summary>
-    public Checkpoints.IPartitionHandoff? Handoff { get; init; }
-
-    /// <summary>Where this source records the partitions its group assigns it (the events source).</summary>
-    public PartitionOwnership? Publishes { get; init; }
-
-    /// <summary>
-    /// Instead of joining a group's assignment, read exactly the partitions of this topic with the numbers
-    /// of those owned (the labels source follows the events source: co-partitioned topics).
-    /// </summary>
-    public PartitionOwnership? Follows { get; init; }
-}
-
 /// <summary>
 /// A consumer-group member that takes messages from librdkafka in batches and decodes them in place
 /// into a sink's batch, for events and labels alike. Group membership, rebalance callbacks and
@@ -88,7 +23,7 @@ internal sealed class BatchSourceSettings
 /// is applied and committed while its partitions are still ours. Malformed messages are counted, set
 /// aside on the dead-letter topic with the reason, and skipped.
 /// </remarks>
-internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.ICheckpointedSource
+internal sealed unsafe partial class KafkaBatchSource<TSink> : IDisposable, Checkpoints.ICheckpointedSource
     where TSink : class, IBatchSink
 {
     private const int MaxMessagesPerCall = 4_096;
@@ -798,84 +733,6 @@ internal sealed unsafe class KafkaBatchSource<TSink> : IDisposable, Checkpoints.
             int old = offsets.Length;
             Array.Resize(ref offsets, Math.Max(partition + 1, old * 2));
             offsets.AsSpan(old).Fill(-1);
-        }
-    }
-
-    /// <summary>Per partition, the newest offset this process has taken into its state (applied or in a batch on its way).</summary>
-    private sealed class HeldOffsets
-    {
-        private long[] _newest = [];
-
-        /// <summary>The newest offset held from <paramref name="partition"/>; -1 for none.</summary>
-        public long Newest(int partition) => partition < _newest.Length ? _newest[partition] : -1;
-
-        /// <summary>From now on <paramref name="offset"/> is the newest held from <paramref name="partition"/> (-1: none).</summary>
-        public void Reset(int partition, long offset)
-        {
-            Reach(ref _newest, partition);
-            _newest[partition] = offset;
-        }
-
-        /// <summary>Takes <paramref name="offset"/> when it is newer than what is held; false for one held already.</summary>
-        public bool Take(int partition, long offset)
-        {
-            Reach(ref _newest, partition);
-            if (offset <= _newest[partition])
-            {
-                return false;
-            }
-            _newest[partition] = offset;
-            return true;
-        }
-    }
-
-    /// <summary>The last offset read per partition, for one batch; reused, no allocation in steady state.</summary>
-    private sealed class OffsetSet
-    {
-        private long[] _last = [];
-        private int[] _partitions = new int[16];
-        private PartitionOffset[] _watermark = new PartitionOffset[16];
-
-        public int Count { get; private set; }
-
-        public ReadOnlySpan<int> Partitions => _partitions.AsSpan(0, Count);
-
-        public long Last(int partition) => _last[partition];
-
-        public void Set(int partition, long offset)
-        {
-            Reach(ref _last, partition);
-            if (_last[partition] < 0)
-            {
-                if (Count == _partitions.Length)
-                {
-                    Array.Resize(ref _partitions, Count * 2);
-                }
-                _partitions[Count++] = partition;
-            }
-            _last[partition] = Math.Max(_last[partition], offset);
-        }
-
-        public ReadOnlySpan<PartitionOffset> ToWatermark(string topic)
-        {
-            if (_watermark.Length < Count)
-            {
-                _watermark = new PartitionOffset[Math.Max(Count, _watermark.Length * 2)];
-            }
-            for (int i = 0; i < Count; i++)
-            {
-                _watermark[i] = new PartitionOffset(topic, _partitions[i], _last[_partitions[i]]);
-            }
-            return _watermark.AsSpan(0, Count);
-        }
-
-        public void Clear()
-        {
-            foreach (int partition in Partitions)
-            {
-                _last[partition] = -1;
-            }
-            Count = 0;
         }
     }
 }

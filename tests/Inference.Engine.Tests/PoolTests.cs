@@ -100,10 +100,11 @@ public sealed class PoolTests
         Assert.Equal(expectB, b.Metrics.LabelsTrained);
         Assert.True(expectA + expectB < 200, "the serving-only member's partitions hold labels nobody else learns");
 
-        // Each worker's own state (GetFeatures reads it; Score would route) reports the owned partitions only.
+        // Each worker's own state (read through one of its own entities: GetFeatures, like Score, routes the others) reports the owned partitions only.
         foreach (var (worker, owned) in new[] { (a, ownedA), (b, ownedB), (c, ownedC) })
         {
-            var response = await new ScoringService.ScoringServiceClient(worker.Channel).GetFeaturesAsync(new GetFeaturesRequest { Entities = { stream.Key(0) } });
+            string own = Enumerable.Range(0, 60).Select(stream.Key).First(key => owned.Owned.Contains(KafkaPartitioner.PartitionOf(key, Partitions)));
+            var response = await new ScoringService.ScoringServiceClient(worker.Channel).GetFeaturesAsync(new GetFeaturesRequest { Entities = { own } });
             Assert.Equal(owned.Owned, response.Watermark.Partitions.Where(p => p.Topic == "events").Select(p => p.Partition).Order());
         }
     }

@@ -7,7 +7,9 @@ namespace Inference.Engine.Tests;
 /// <summary>
 /// A stream as users have them, not a friendly one: one entity holds 12% of the events and the rest
 /// follow a Zipf-like law over 3,000 entities (so many events of one entity share a micro-batch),
-/// about three events share each millisecond, and one in six is up to 5 s older than the ones before it.
+/// three events share each event time, and one in six is up to 5 s older than the ones before it.
+/// By default three events share each millisecond; a slower clock makes the stream span more event time
+/// than the windows.
 /// </summary>
 internal sealed class SkewedStream
 {
@@ -22,14 +24,18 @@ internal sealed class SkewedStream
     /// <summary>The hottest entity's share of the events.</summary>
     public double HotShare { get; }
 
-    public static SkewedStream Create(int count, int seed)
+    /// <param name="count">Events.</param>
+    /// <param name="seed">The random seed.</param>
+    /// <param name="entities">Entities besides the hot one.</param>
+    /// <param name="tickMs">Event time between one group of three equal times and the next.</param>
+    /// <param name="maxLagMs">How far behind the ones before it an out-of-order event may be.</param>
+    public static SkewedStream Create(int count, int seed, int entities = 3_000, int tickMs = 1, int maxLagMs = 5_000)
     {
         var random = new Random(seed);
-        const int Entities = 3_000;
         // Zipf-like weights over the other entities (s = 1.1), sampled by inverting the cumulative sum.
-        var cumulative = new double[Entities];
+        var cumulative = new double[entities];
         double total = 0;
-        for (int k = 0; k < Entities; k++)
+        for (int k = 0; k < entities; k++)
         {
             total += 1 / Math.Pow(k + 1, 1.1);
             cumulative[k] = total;
@@ -50,10 +56,10 @@ internal sealed class SkewedStream
                 int k = Array.BinarySearch(cumulative, random.NextDouble() * total);
                 entity = $"user-{(k < 0 ? ~k : k)}";
             }
-            long ts = start + i / 3;
+            long ts = start + (long)(i / 3) * tickMs;
             if (random.Next(6) == 0)
             {
-                ts -= random.Next(5_001);
+                ts -= random.Next(maxLagMs + 1);
             }
             events.Add((entity, string.Create(CultureInfo.InvariantCulture, $"{{\"entity\":\"{entity}\",\"ts\":{ts},\"amount\":{1 + random.Next(500)}}}")));
         }

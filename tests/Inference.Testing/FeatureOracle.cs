@@ -5,13 +5,14 @@ namespace Inference.Testing;
 /// <summary>
 /// Every declared aggregation computed the plain way from the list of each entity's events, written
 /// for clarity rather than speed: the reference the kernels are checked against (tests and the GPU
-/// check). It applies batches with the table's rules: lateness is judged against the entity's newest
-/// event time including the batch; windows are bucket-aligned; distinct counts are exact (the table's
+/// check). It applies events one by one, whatever the batches: lateness is judged against the entity's
+/// newest event time before the event; windows are bucket-aligned; distinct counts are exact (the table's
 /// HyperLogLog estimate is compared within <see cref="DistinctCountTolerance"/>).
 /// </summary>
 public sealed class FeatureOracle(FeaturePlan plan)
 {
     private readonly Dictionary<ulong, List<Event>> _entities = [];
+    private readonly Dictionary<ulong, long> _newest = [];
 
     public FeaturePlan Plan => plan;
 
@@ -22,21 +23,16 @@ public sealed class FeatureOracle(FeaturePlan plan)
 
     public void Apply(ulong[] entities, long[] times, float[][] numeric, ulong[][] keys)
     {
-        var newest = new Dictionary<ulong, long>();
         for (int i = 0; i < entities.Length; i++)
         {
             ulong e = FeatureTable.TableKey(entities[i]);
-            long before = newest.TryGetValue(e, out long n) ? n : _entities.TryGetValue(e, out var list) ? list.Max(x => x.Time) : long.MinValue;
-            newest[e] = Math.Max(before, times[i]);
-        }
-        for (int i = 0; i < entities.Length; i++)
-        {
-            ulong e = FeatureTable.TableKey(entities[i]);
+            long before = _newest.TryGetValue(e, out long n) ? n : long.MinValue;
+            _newest[e] = Math.Max(before, times[i]);
             var onTime = new bool[plan.Count];
             for (int f = 0; f < plan.Count; f++)
             {
                 var d = plan.Definitions[f];
-                onTime[f] = !d.IsWindowed || times[i] >= newest[e] - d.AllowedLatenessMs;
+                onTime[f] = !d.IsWindowed || before == long.MinValue || times[i] >= before - d.AllowedLatenessMs;
                 if (!onTime[f])
                 {
                     Late[f]++;
@@ -50,7 +46,11 @@ public sealed class FeatureOracle(FeaturePlan plan)
         }
     }
 
-    public void Evict(ulong entity) => _entities.Remove(FeatureTable.TableKey(entity));
+    public void Evict(ulong entity)
+    {
+        _entities.Remove(FeatureTable.TableKey(entity));
+        _newest.Remove(FeatureTable.TableKey(entity));
+    }
 
     public long Newest(ulong entity) => _entities[FeatureTable.TableKey(entity)].Max(e => e.Time);
 

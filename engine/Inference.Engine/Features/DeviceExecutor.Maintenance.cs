@@ -51,7 +51,8 @@ public sealed partial class DeviceExecutor
         }
         if (!_ttlScan.Running && _options.EntityTtlMs > 0 && Deadline.RemainingMs(_nextTtlScan) == 0)
         {
-            _ttlScan.Start(_applied.MaxEventTimeMs - _options.EntityTtlMs, int.MaxValue);
+            // In a pool, idle as of the pool's newest event time: the entities a single node would evict.
+            _ttlScan.Start(Math.Max(_applied.MaxEventTimeMs, PoolEventTimeMs) - _options.EntityTtlMs, int.MaxValue);
         }
         if (_ttlScan.Running)
         {

@@ -54,7 +54,7 @@ public sealed class PoolMembership(PartitionOwnership ownership, DeviceExecutor 
         {
             await AnnounceAsync(stoppingToken).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        catch (Exception error) when (error is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled } && stoppingToken.IsCancellationRequested)
         {
             // Stopping: the members' timeout takes this worker out of the map.
         }

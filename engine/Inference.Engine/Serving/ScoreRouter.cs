@@ -7,7 +7,7 @@ using FeatureWatermark = Inference.Proto.V1.FeatureWatermark;
 namespace Inference.Engine.Serving;
 
 /// <summary>
-/// Score in a pool (role Worker): any worker takes any request. Each row's events partition is Kafka's
+/// Score and GetFeatures in a pool (role Worker): any worker takes any request. Each row's events partition is Kafka's
 /// default partitioner of its entity (<see cref="KafkaPartitioner"/>); rows another live worker owns are
 /// forwarded to it in one request per owner (marked so it scores them itself), in parallel with the rows
 /// scored here, and the answers are put back in request order with each row's origin. Rows of a
@@ -26,19 +26,90 @@ public sealed class ScoreRouter(PoolMembership pool, EngineChannels channels, Se
     public PoolMembership Pool => pool;
 
     /// <summary>Each row's events partition; null until the partition count is known.</summary>
-    public int[]? Partitions(ScoreRequest request)
+    public int[]? Partitions(ScoreRequest request) => Partitions(request.Rows.Count, r => request.Rows[r].Entity);
+
+    /// <summary>Each entity's events partition; null until the partition count is known.</summary>
+    public int[]? Partitions(GetFeaturesRequest request) => Partitions(request.Entities.Count, r => request.Entities[r]);
+
+    private int[]? Partitions(int rows, Func<int, string> entity)
     {
         int count = pool.PartitionCount;
         if (count == 0)
         {
             return null;
         }
-        var partitions = new int[request.Rows.Count];
+        var partitions = new int[rows];
         for (int r = 0; r < partitions.Length; r++)
         {
-            partitions[r] = KafkaPartitioner.PartitionOf(request.Rows[r].Entity, count);
+            partitions[r] = KafkaPartitioner.PartitionOf(entity(r), count);
         }
         return partitions;
+    }
+
+    /// <summary>The rows this worker holds, and per remote owner the rows it holds.</summary>
+    private (List<int> Here, Dictionary<string, (PartitionOwner Owner, List<int> Rows)> Remote) Split(int[] partitions)
+    {
+        var remote = new Dictionary<string, (PartitionOwner Owner, List<int> Rows)>(StringComparer.Ordinal);
+        var here = new List<int>();
+        for (int r = 0; r < partitions.Length; r++)
+        {
+            if (pool.RemoteOwner(partitions[r]) is { } owner)
+            {
+                if (!remote.TryGetValue(owner.Endpoint, out var group))
+                {
+                    remote[owner.Endpoint] = group = (owner, []);
+                }
+                group.Rows.Add(r);
+            }
+            else
+            {
+                here.Add(r);
+            }
+        }
+        return (here, remote);
+    }
+
+    /// <summary>
+    /// Reads features across the pool: each entity from the worker that owns its partition, in request
+    /// order; the watermark is this worker's (or, when it holds none of them, the first owner's).
+    /// </summary>
+    public async Task<GetFeaturesResponse> GetFeaturesAsync(GetFeaturesRequest request, int[] partitions, ServerCallContext context, Func<GetFeaturesRequest, Task<GetFeaturesResponse>> local)
+    {
+        var (here, remote) = Split(partitions);
+        if (remote.Count == 0)
+        {
+            return await local(request).ConfigureAwait(false);
+        }
+        GetFeaturesRequest Subset(List<int> rows)
+        {
+            var subset = new GetFeaturesRequest();
+            subset.Entities.Add(rows.Select(r => request.Entities[r]));
+            return subset;
+        }
+        var parts = new List<(List<int> Rows, Task<GetFeaturesResponse> Answer)>();
+        if (here.Count > 0)
+        {
+            parts.Add((here, local(Subset(here))));
+        }
+        foreach (var (_, (owner, rows)) in remote)
+        {
+            parts.Add((rows, CallOwnerAsync(owner, rows.Select(r => partitions[r]).Distinct(), "read them",
+                client => client.GetFeaturesAsync(Subset(rows), _forwarded, deadline: Deadline(context), cancellationToken: context.CancellationToken).ResponseAsync)));
+        }
+        await Task.WhenAll(parts.Select(p => p.Answer)).ConfigureAwait(false);
+        metrics.Forwarded(partitions.Length - here.Count);
+        var merged = new GetFeaturesResponse { Watermark = parts[0].Answer.Result.Watermark };
+        merged.FeatureNames.Add(parts[0].Answer.Result.FeatureNames);
+        var entities = new EntityFeatures[partitions.Length];
+        foreach (var (rows, answer) in parts)
+        {
+            for (int i = 0; i < rows.Count; i++)
+            {
+                entities[rows[i]] = answer.Result.Entities[i];
+            }
+        }
+        merged.Entities.Add(entities);
+        return merged;
     }
 
     /// <summary>Sets each row's origin on a response scored here (rows in the order of <paramref name="partitions"/>).</summary>
@@ -62,23 +133,7 @@ public sealed class ScoreRouter(PoolMembership pool, EngineChannels channels, Se
     /// <summary>Scores <paramref name="request"/> across the pool: <paramref name="local"/> scores (and sets origins on) what this worker holds.</summary>
     public async Task<ScoreResponse> ScoreAsync(ScoreRequest request, int[] partitions, string topic, ServerCallContext context, Func<ScoreRequest, int[], Task<ScoreResponse>> local)
     {
-        var remote = new Dictionary<string, (PartitionOwner Owner, List<int> Rows)>(StringComparer.Ordinal);
-        var here = new List<int>();
-        for (int r = 0; r < partitions.Length; r++)
-        {
-            if (pool.RemoteOwner(partitions[r]) is { } owner)
-            {
-                if (!remote.TryGetValue(owner.Endpoint, out var group))
-                {
-                    remote[owner.Endpoint] = group = (owner, []);
-                }
-                group.Rows.Add(r);
-            }
-            else
-            {
-                here.Add(r);
-            }
-        }
+        var (here, remote) = Split(partitions);
         if (remote.Count == 0)
         {
             return await local(request, partitions).ConfigureAwait(false);
@@ -88,28 +143,33 @@ public sealed class ScoreRouter(PoolMembership pool, EngineChannels channels, Se
         {
             parts.Add((here, local(Subset(request, here, partitions, topic), [.. here.Select(r => partitions[r])])));
         }
-        foreach (var (endpoint, (owner, rows)) in remote)
+        foreach (var (_, (owner, rows)) in remote)
         {
-            parts.Add((rows, ForwardAsync(owner, Subset(request, rows, partitions, topic), rows.Select(r => partitions[r]).Distinct(), context)));
+            var subset = Subset(request, rows, partitions, topic);
+            parts.Add((rows, CallOwnerAsync(owner, rows.Select(r => partitions[r]).Distinct(), "score them",
+                client => client.ScoreAsync(subset, _forwarded, deadline: Deadline(context), cancellationToken: context.CancellationToken).ResponseAsync)));
         }
         await Task.WhenAll(parts.Select(p => p.Answer)).ConfigureAwait(false);
         metrics.Forwarded(partitions.Length - here.Count);
         return ScoreResponses.Merge(partitions.Length, [.. parts.Select(p => ((IReadOnlyList<int>)p.Rows, p.Answer.Result))]);
     }
 
-    private async Task<ScoreResponse> ForwardAsync(PartitionOwner owner, ScoreRequest request, IEnumerable<int> partitions, ServerCallContext context)
+    private static DateTime? Deadline(ServerCallContext context) => context.Deadline == DateTime.MaxValue ? null : context.Deadline;
+
+    /// <summary>Calls the owner of some rows; its failure names the partitions and the owner, with the caller's status where it is the caller's to act on.</summary>
+    private async Task<T> CallOwnerAsync<T>(PartitionOwner owner, IEnumerable<int> partitions, string what, Func<ScoringService.ScoringServiceClient, Task<T>> call)
     {
         var client = _clients.GetOrAdd(owner.Endpoint, endpoint => new ScoringService.ScoringServiceClient(channels.Open(endpoint)));
         try
         {
-            return await client.ScoreAsync(request, _forwarded, deadline: context.Deadline == DateTime.MaxValue ? null : context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
+            return await call(client).ConfigureAwait(false);
         }
         catch (RpcException error)
         {
             var code = error.StatusCode is StatusCode.DeadlineExceeded or StatusCode.Cancelled or StatusCode.ResourceExhausted or StatusCode.InvalidArgument
                 ? error.StatusCode : StatusCode.Unavailable;
             throw new RpcException(new Status(code,
-                $"Rows of partition(s) {string.Join(", ", partitions.Order())} belong to worker {owner.WorkerId} at {owner.Endpoint}, which did not score them: {error.Status.Detail}"));
+                $"Rows of partition(s) {string.Join(", ", partitions.Order())} belong to worker {owner.WorkerId} at {owner.Endpoint}, which did not {what}: {error.Status.Detail}"));
         }
     }
 

@@ -124,6 +124,17 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
                 throw Invalid($"entities[{r}] is empty.");
             }
         }
+        if (router?.Partitions(request) is { } partitions && context.RequestHeaders.GetValue(ScoreRouter.ForwardedHeader) is null)
+        {
+            // A pool: each entity is read from the worker that owns its partition.
+            return await router.GetFeaturesAsync(request, partitions, context, ReadHereAsync).ConfigureAwait(false);
+        }
+        return await ReadHereAsync(request).ConfigureAwait(false);
+    }
+
+    private async Task<GetFeaturesResponse> ReadHereAsync(GetFeaturesRequest request)
+    {
+        int rows = request.Entities.Count;
         var (values, found, watermark) = await features.ReadManyAsync(request.Entities).ConfigureAwait(false);
         int width = features.FeatureWidth;
         var response = new GetFeaturesResponse { Watermark = watermark.Message };

@@ -118,6 +118,8 @@ internal struct BatchView
     public Column<int> Shared;       // per first event: 1 when other events of the batch share its slot
     public Column<int> Counters;     // [1] events without a slot, [2] keys new to the table
     public Column<long> Late;        // per feature
+    public Column<long> Prior;       // per event, when ExactLateness: its entity's newest time before it (stream order)
+    public int ExactLateness;        // 1: lateness is judged against Prior; 0: against the newest time after the batch
     public int Count;
 }
 

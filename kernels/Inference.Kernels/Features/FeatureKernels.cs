@@ -15,7 +15,12 @@ namespace Inference.Kernels.Features;
 /// batch meet in atomics: adds for sums and counts, min/max for extremes, max for "last" among the
 /// events at the newest time and for HLL registers. Sums are doubles fed from float values, so
 /// their partial sums are exact for realistic ranges and the result does not depend on the order
-/// the atomics run in.
+/// the atomics run in. An event is late for a window when it is older, by more than the allowed
+/// lateness, than its entity's newest event before it in stream order: then a feature's value does not
+/// depend on where the batches were cut (one node or a pool, a restart's replay). When no event of the
+/// batch is older than an earlier one by more than the least lateness, that is the entity's newest after
+/// the batch (no per-event input); otherwise the host gives each event its entity's newest earlier time
+/// in the batch (<see cref="BatchView.Prior"/>) and <see cref="AllocateSlots"/> adds the time held before it.
 /// </remarks>
 internal static class FeatureKernels
 {
@@ -79,6 +84,12 @@ internal static class FeatureKernels
         {
             if (batch.Won[i] == 0)
             {
+                // A held entity's newest time before the batch, read before ResolveSlots moves it on.
+                int held = batch.Slot[i];
+                if (batch.ExactLateness != 0 && held >= 0)
+                {
+                    batch.Prior[i] = XMath.Max(batch.Prior[i], slots.Heads[held].MaxTime);
+                }
                 continue;
             }
             int top = Atomic.Add(ref free.Top[0], -1) - 1;
@@ -165,7 +176,7 @@ internal static class FeatureKernels
                 continue;
             }
             long time = batch.Times[i];
-            long newest = slots.Heads[slot].MaxTime;
+            long newest = batch.ExactLateness != 0 ? batch.Prior[i] : slots.Heads[slot].MaxTime;
             for (int f = 0; f < plan.Features; f++)
             {
                 ref FeatureDescriptor feature = ref plan.Descriptors[f];
@@ -316,7 +327,7 @@ internal static class FeatureKernels
                 else if (IsWindow(kind))
                 {
                     long lateness = (long)feature.Lateness;
-                    if (time < anchor - lateness)
+                    if (time < (batch.ExactLateness != 0 ? batch.Prior[i] : anchor) - lateness)
                     {
                         continue;
                     }

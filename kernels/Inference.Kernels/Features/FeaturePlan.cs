@@ -128,6 +128,9 @@ public sealed class FeaturePlan
     /// <summary>Whether any feature is windowed (a batch then runs the lateness and ring-epoch kernel).</summary>
     internal bool HasWindows => Definitions.Any(d => d.IsWindowed);
 
+    /// <summary>The smallest allowed lateness of a windowed feature; <see cref="long.MaxValue"/> without windows.</summary>
+    internal long MinLatenessMs => Definitions.Where(d => d.IsWindowed).Select(d => d.AllowedLatenessMs).DefaultIfEmpty(long.MaxValue).Min();
+
     /// <summary>
     /// Whether any feature reads the per-entity anchor time (decayed, last and windowed values): a batch
     /// then re-anchors each entity it touches. Sums, counts and extremes do not need it.

@@ -37,6 +37,7 @@ public sealed partial class FeatureTable : IDisposable
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _batchShared;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _batchCounters;
     private readonly MemoryBuffer1D<long, Stride1D.Dense> _batchLate;
+    private readonly MemoryBuffer1D<long, Stride1D.Dense> _batchPrior;
 
     // Reads
     private readonly MemoryBuffer1D<ulong, Stride1D.Dense> _readKeys;
@@ -50,6 +51,9 @@ public sealed partial class FeatureTable : IDisposable
     private readonly int[] _hostInexact;
     private readonly int[] _hostCounters = new int[3];
     private readonly long[] _hostLate;
+    private readonly long[] _hostPrior;
+    private readonly Dictionary<ulong, long> _newestInBatch = [];
+    private readonly long _minLateness;
     private int _sequence;
     private readonly bool _hasWindows;
     private readonly bool _needsAnchor;
@@ -90,6 +94,7 @@ public sealed partial class FeatureTable : IDisposable
         Plan = plan;
         _hasWindows = plan.HasWindows;
         _needsAnchor = plan.NeedsAnchor;
+        _minLateness = plan.MinLatenessMs;
         var accelerator = device.Accelerator;
         int batch = options.MaxBatchEvents;
         int rows = options.MaxGatherRows;
@@ -109,6 +114,7 @@ public sealed partial class FeatureTable : IDisposable
         _batchShared = accelerator.Allocate1D<int>(batch);
         _batchCounters = accelerator.Allocate1D<int>(3);
         _batchLate = accelerator.Allocate1D<long>(plan.Count);
+        _batchPrior = accelerator.Allocate1D<long>(_hasWindows ? batch : 1);
 
         _readKeys = accelerator.Allocate1D<ulong>(rows);
         _readSlots = accelerator.Allocate1D<int>(rows);
@@ -120,6 +126,7 @@ public sealed partial class FeatureTable : IDisposable
         _hostKeys = new ulong[Math.Max(batch, rows)];
         _hostInexact = new int[rows];
         _hostLate = new long[plan.Count];
+        _hostPrior = new long[_hasWindows ? batch : 0];
 
         // Loaded once per table; on ILGPU the first load compiles (hundreds of ms on the simulator).
         _kernels = new KernelLoader(device);
@@ -200,6 +207,8 @@ public sealed partial class FeatureTable : IDisposable
             }
         }
         long newest = 0;
+        long earliest = long.MaxValue;
+        bool exactLateness = false;
         foreach (long time in batch.Times)
         {
             if (time < 0)
@@ -207,6 +216,10 @@ public sealed partial class FeatureTable : IDisposable
                 throw new ArgumentOutOfRangeException(nameof(batch), time, "Event times are epoch milliseconds, not negative.");
             }
             newest = Math.Max(newest, time);
+            // An event newer than an earlier one by more than the least lateness could make that one late
+            // after the fact: then lateness is judged per event, in stream order.
+            exactLateness |= time - _minLateness > earliest;
+            earliest = Math.Min(earliest, time);
         }
         if (n == 0)
         {
@@ -221,6 +234,11 @@ public sealed partial class FeatureTable : IDisposable
         // Uploaded as hashed; InsertKeys folds them into table keys on the device (no host staging copy).
         Upload(_batchKeys, batch.Entities);
         var batchView = BatchView(n);
+        if (exactLateness)
+        {
+            StagePriors(batch.Entities, batch.Times);
+            batchView.ExactLateness = 1;
+        }
         int stride = batch.PinnedStride;
         if (_device.IsHost && stride >= n)
         {
@@ -277,6 +295,22 @@ public sealed partial class FeatureTable : IDisposable
         _free = ReadFreeTop();
         int dropped = _hostCounters[1];
         return new ApplyResult(n - dropped, dropped, _hostLate, evicted, newest);
+    }
+
+    /// <summary>
+    /// Gives each event the newest time of its entity's earlier events in the batch (0 for its first)
+    /// and uploads them; the time the entity held before the batch is added on the device.
+    /// </summary>
+    private void StagePriors(ReadOnlySpan<ulong> entities, ReadOnlySpan<long> times)
+    {
+        _newestInBatch.Clear();
+        for (int i = 0; i < entities.Length; i++)
+        {
+            ref long seen = ref CollectionsMarshal.GetValueRefOrAddDefault(_newestInBatch, TableKey(entities[i]), out _);
+            _hostPrior[i] = seen;
+            seen = Math.Max(seen, times[i]);
+        }
+        Upload(_batchPrior, _hostPrior.AsSpan(0, entities.Length));
     }
 
     /// <summary>
@@ -366,6 +400,7 @@ public sealed partial class FeatureTable : IDisposable
         Shared = Col(_batchShared),
         Counters = Col(_batchCounters),
         Late = Col(_batchLate),
+        Prior = Col(_batchPrior),
         Count = n,
         ColumnStride = n,
     };
@@ -381,7 +416,7 @@ public sealed partial class FeatureTable : IDisposable
         foreach (var buffer in new MemoryBuffer[]
         {
             _planDescriptors, _longInit, _doubleInit, _batchKeys, _batchTimes, _batchNumeric, _batchKeyColumns,
-            _batchBucket, _batchWon, _batchSlot, _batchTouched, _batchShared, _batchCounters, _batchLate,
+            _batchBucket, _batchWon, _batchSlot, _batchTouched, _batchShared, _batchCounters, _batchLate, _batchPrior,
             _readKeys, _readSlots, _readTimes, _readOutput, _readInexact, _victimCount,
         })
         {

@@ -3,6 +3,7 @@ using System.Text;
 using Confluent.Kafka;
 using Inference.Engine.Features;
 using Inference.Engine.Kafka;
+using Inference.Engine.Serving;
 using Inference.Proto.V1;
 using Inference.Testing;
 using Xunit.Abstractions;
@@ -105,6 +106,10 @@ public sealed class PoolFeatureTests(ITestOutputHelper output) : IDisposable
         await EngineHarness.WaitUntil(() => ends.All(end => Applied(reference, end)), TimeSpan.FromSeconds(120), () => "the single node to apply every event");
         await EngineHarness.WaitUntil(() => ends.All(end => workers.Any(w => Applied(w, end))), TimeSpan.FromSeconds(120),
             () => "the workers to apply every event between them");
+        // Each worker knows who owns every partition (its own, or another's as the pool announced it).
+        bool Mapped(EngineHarness worker) => Enumerable.Range(0, Partitions)
+            .All(p => worker.Get<PartitionOwnership>().Owns(p) || worker.Get<PoolMembership>().RemoteOwner(p) is not null);
+        await EngineHarness.WaitUntil(() => workers.All(Mapped), TimeSpan.FromSeconds(10), () => "the workers to know the owner of every partition");
         long newest = reference.Get<DeviceExecutor>().Watermark.MaxEventTimeMs;
         // Within one announcement each worker learns the pool's newest event time.
         await EngineHarness.WaitUntil(() => workers.All(w => w.Get<DeviceExecutor>().AsOf(w.Get<DeviceExecutor>().Watermark) == newest), TimeSpan.FromSeconds(10),

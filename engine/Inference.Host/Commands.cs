@@ -60,7 +60,7 @@ internal static class Commands
         {
             string[] args = [.. parse.Tokens.Select(t => t.Value)];
             var app = InferenceApplication.Build(args);
-            await app.RunAsync();
+            await app.RunEngineAsync();
             return 0;
         });
         return command;

@@ -48,4 +48,56 @@ public sealed class CommandLineTests
         Assert.Equal(3, code);
         Assert.Contains("Inference:Serving:MaxBatchRows", output);
     }
+
+    /// <summary>A start that cannot go on: the exit code, one line naming the key, no stack trace.</summary>
+    private static void FailsNaming(int exitCode, string key, params string[] args)
+    {
+        var (code, output) = EngineProcess.RunCommand(["serve", "--embedded-kafka", "true", "--accelerator", "Cpu", "--port", "0", .. args]);
+        Assert.True(code == exitCode, $"exit {code}, expected {exitCode}: {output}");
+        var lines = output.Split('\n').Where(l => l.StartsWith("inference: ", StringComparison.Ordinal)).ToList();
+        Assert.True(lines.Count == 1 && lines[0].Contains(key, StringComparison.Ordinal), output);
+        Assert.DoesNotContain("   at ", output);
+        Assert.DoesNotContain("Unhandled exception", output);
+    }
+
+    [Fact]
+    public void A_start_with_the_http_port_taken_exits_3_naming_it()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        int port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+        FailsNaming(3, "Inference:Serving:HttpPort", $"--Inference:Serving:HttpPort={port}");
+    }
+
+    [Fact]
+    public void A_start_with_the_grpc_port_taken_exits_3_naming_it()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        int port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+        FailsNaming(3, "Inference:Serving:Port", "--Inference:Serving:HttpPort=0", $"--Inference:Serving:Port={port}");
+    }
+
+    [Fact]
+    public void A_worker_whose_parameter_server_does_not_answer_exits_3_naming_it()
+    {
+        // Nothing listens on the port just freed.
+        int port = EngineProcess.FreePort();
+        FailsNaming(3, "Inference:Sync:ParameterServer", "--Inference:Serving:HttpPort=0", "--role", "Worker", "--parameter-server", $"http://127.0.0.1:{port}",
+            "--Inference:Sync:StartTimeoutMs=1000");
+    }
+
+    [Fact]
+    public void A_checkpoint_directory_that_cannot_be_written_exits_4_naming_it()
+    {
+        string file = Path.GetTempFileName();
+        try
+        {
+            FailsNaming(4, "Inference:Checkpoints:Directory", "--Inference:Serving:HttpPort=0", "--checkpoints", Path.Combine(file, "checkpoints"));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
 }

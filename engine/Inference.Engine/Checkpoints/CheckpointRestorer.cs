@@ -20,6 +20,26 @@ public sealed class CheckpointException(string message, Exception? inner = null)
 internal sealed class CheckpointRestorer(CheckpointCoordinator coordinator, DeviceExecutor executor, ModelRegistry registry, ILogger<CheckpointRestorer> logger)
     : IHostedService
 {
+    /// <summary>
+    /// The directory's checkpoints, newest first, once it is known to be readable and writable: a directory
+    /// the engine cannot use fails the start here (exit 4, naming the key), not at the first checkpoint.
+    /// </summary>
+    private static List<CheckpointEntry> Listed(string directory)
+    {
+        try
+        {
+            Directory.CreateDirectory(directory);
+            string probe = Path.Combine(directory, $".write-probe-{Environment.ProcessId}");
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+            return [.. CheckpointFiles.List(directory).Reverse()];
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            throw new CheckpointException($"Inference:Checkpoints:Directory: {directory} cannot be read and written by this process: {error.Message}", error);
+        }
+    }
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         if (!coordinator.Enabled)
@@ -30,7 +50,7 @@ internal sealed class CheckpointRestorer(CheckpointCoordinator coordinator, Devi
         string directory = coordinator.Options.Directory!;
         string plan = FeatureTable.Fingerprint(executor.Plan);
         string model = Checkpoint.Fingerprint(registry.Spec);
-        foreach (var entry in CheckpointFiles.List(directory).Reverse())
+        foreach (var entry in Listed(directory))
         {
             if (entry.Problem is not null)
             {

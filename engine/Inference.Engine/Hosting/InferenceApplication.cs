@@ -13,6 +13,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -57,6 +58,9 @@ public static partial class InferenceApplication
         builder.Logging.AddConfiguration(builder.Configuration.GetSection("Logging"));
         // Every probe of an engine not yet ready would log an error; readiness is what the probe itself reports.
         builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks.DefaultHealthCheckService", LogLevel.Critical);
+        // A start that fails says why in one line on its way out (exit 3 or 4); the host's own error log of it
+        // is a stack trace. A background service that dies later is still logged (critical).
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         if (logging is null)
         {
             builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
@@ -107,6 +111,65 @@ public static partial class InferenceApplication
         }
         app.Lifetime.ApplicationStarted.Register(() => LogStarted(app, role));
         return app;
+    }
+
+    /// <summary>
+    /// Runs the engine until it stops (<c>inference serve</c>). A port another process holds fails as
+    /// bad configuration naming its key, in one line (<see cref="OptionsValidationException"/>), not as
+    /// Kestrel's exception.
+    /// </summary>
+    public static async Task RunEngineAsync(this WebApplication app)
+    {
+        var serving = app.Services.GetRequiredService<IOptions<ServingOptions>>().Value;
+        OptionsValidationException InUse(string key, int port) => new(ServingOptions.Section, typeof(ServingOptions),
+            [$"{key}: port {port} on {serving.Host} is in use by another process; stop it or choose another port (0 picks a free one)."]);
+        try
+        {
+            // Before anything starts (consumers, the broker, training): the ports are free. Kestrel binds last,
+            // so a port taken in between is still caught below.
+            foreach (var (key, port) in new[] { ("Inference:Serving:Port", serving.Port), ("Inference:Serving:HttpPort", serving.HttpPort) })
+            {
+                if (port > 0 && PortInUse(serving.Host, port))
+                {
+                    throw InUse(key, port);
+                }
+            }
+            try
+            {
+                await app.StartAsync().ConfigureAwait(false);
+            }
+            catch (IOException error) when (error.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+            {
+                bool http = serving.HttpPort > 0 && error.Message.Contains($":{serving.HttpPort}:", StringComparison.Ordinal);
+                throw http ? InUse("Inference:Serving:HttpPort", serving.HttpPort) : InUse("Inference:Serving:Port", serving.Port);
+            }
+            await app.WaitForShutdownAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            await app.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>True when another socket holds <paramref name="port"/> on the address Kestrel would listen on.</summary>
+    private static bool PortInUse(string host, int port)
+    {
+        var address = host == "localhost" ? IPAddress.Loopback : IPAddress.TryParse(host, out var parsed) ? parsed : null;
+        if (address is null)
+        {
+            return false;
+        }
+        try
+        {
+            var listener = new System.Net.Sockets.TcpListener(address, port);
+            listener.Start();
+            listener.Stop();
+            return false;
+        }
+        catch (System.Net.Sockets.SocketException error) when (error.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+        {
+            return true;
+        }
     }
 
     /// <summary>The gRPC address the host listens on once started, e.g. "http://127.0.0.1:50051".</summary>

@@ -44,6 +44,9 @@ public sealed class SyncOptions
 
     public int IntervalMs { get; set; } = DefaultIntervalMs;
 
+    /// <summary>A worker: how long it waits at start for its parameter server shards to answer before it fails (exit 3).</summary>
+    public int StartTimeoutMs { get; set; } = 30_000;
+
     /// <summary>Names this worker to the parameter server; defaults to host name and process id.</summary>
     public string? WorkerId { get; set; }
 

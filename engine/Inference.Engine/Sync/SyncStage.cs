@@ -14,6 +14,11 @@ internal static class SyncStage
     {
         services.AddStageOptions(configuration, SyncOptions.Section, new SyncOptionsValidator(isWorker));
         services.AddSingleton<SyncMetrics>();
+        if (isWorker)
+        {
+            // The first hosted service: nothing (consumers, training, announcements) starts before the pool's parameter server answers.
+            services.Insert(0, ServiceDescriptor.Singleton<Microsoft.Extensions.Hosting.IHostedService, ParameterServerCheck>());
+        }
         if (holdsShard)
         {
             services.AddSingleton<ParameterShard>();

@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Text;
 using Confluent.Kafka;
 using Inference.Engine.Features;
+using Inference.Engine.Hosting;
+using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
 using Inference.Engine.Serving;
 using Inference.Proto.V1;
@@ -81,6 +83,7 @@ public sealed class PoolFeatureTests(ITestOutputHelper output) : IDisposable
 
             string[] entities = [.. stream.Events.Select(e => e.Entity).Distinct().Order(StringComparer.Ordinal), "user-never-seen"];
             await Settled(reference, [w1, w2], ends);
+            Assert.Equal(0, w1.Get<IngestMetrics>().MisroutedEvents + w2.Get<IngestMetrics>().MisroutedEvents + reference.Get<IngestMetrics>().MisroutedEvents);
             await Compare(reference, new() { ["w1"] = w1, ["w2"] = w2 }, entities, "two workers");
 
             // w2 stops: its partitions move to w1 (its checkpoint, then the rest of the partition replayed).
@@ -97,6 +100,44 @@ public sealed class PoolFeatureTests(ITestOutputHelper output) : IDisposable
                 await w2.DisposeAsync();
             }
         }
+    }
+
+    [Fact]
+    public async Task Events_keyed_by_another_partitioner_are_counted_and_the_pool_worker_says_it_is_not_ready()
+    {
+        using var kafka = new EmbeddedKafka();
+        kafka.CreateTopic("events", Partitions);
+        var psSettings = EngineHarness.BaseSettings();
+        psSettings["Inference:Role"] = "Ps";
+        await using var ps = await EngineHarness.StartAsync(psSettings);
+        var settings = EngineHarness.BaseSettings();
+        settings["Inference:Role"] = "Worker";
+        settings["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers;
+        settings["Inference:Kafka:GroupId"] = "pool";
+        settings["Inference:Kafka:DeadLetterTopic"] = "";
+        settings["Inference:Training:Enabled"] = "false";
+        settings["Inference:Sync:ParameterServer"] = ps.Address;
+        await using var worker = await EngineHarness.StartAsync(settings);
+        await EngineHarness.WaitUntil(() => worker.Get<PartitionOwnership>().Owned.Count == Partitions, TimeSpan.FromSeconds(60), () => "the worker to own every partition");
+        using var http = new HttpClient { BaseAddress = new Uri(worker.App.HttpAddress()!) };
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync("/readyz")).StatusCode);
+
+        // librdkafka's own default partitioner (consistent_random: CRC32 of the key), not Kafka's murmur2.
+        using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers, Partitioner = Partitioner.ConsistentRandom }).Build();
+        var stream = SkewedStream.Create(2_000, seed: 5, entities: 200);
+        var delivered = await Task.WhenAll(stream.Events.Select(e => producer.ProduceAsync("events", new Message<string, byte[]> { Key = e.Entity, Value = Encoding.UTF8.GetBytes(e.Json) })));
+        int misrouted = delivered.Count(d => KafkaPartitioner.PartitionOf(d.Message.Key, Partitions) != d.Partition.Value);
+        Assert.True(misrouted > 1_000, $"only {misrouted} of 2,000 events landed elsewhere than murmur2 puts them");
+
+        await EngineHarness.WaitUntil(() => worker.Metrics.EventsApplied == 2_000, TimeSpan.FromSeconds(60), () => "every event applied");
+        Assert.Equal(misrouted, worker.Get<IngestMetrics>().MisroutedEvents);
+        var ready = await http.GetAsync("/readyz");
+        string reason = await ready.Content.ReadAsStringAsync();
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        Assert.Contains("murmur2_random", reason);
+        var health = await new Grpc.Health.V1.Health.HealthClient(worker.Channel).CheckAsync(new Grpc.Health.V1.HealthCheckRequest());
+        Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.NotServing, health.Status);
+        output.WriteLine($"{misrouted} misrouted events; /readyz: {reason}");
     }
 
     /// <summary>Waits until the workers between them, and the single node, applied every event, and the workers read as of the single node's newest event time.</summary>

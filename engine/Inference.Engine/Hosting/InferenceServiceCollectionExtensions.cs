@@ -118,12 +118,7 @@ public static class InferenceServiceCollectionExtensions
     {
         public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
         {
-            var executor = services.GetService<DeviceExecutor>();
-            var checkpoints = services.GetRequiredService<CheckpointCoordinator>();
-            return Task.FromResult(
-                executor is { IsStopping: true } ? HealthCheckResult.Unhealthy("The engine is stopping.")
-                : executor is not null && !checkpoints.Ready ? HealthCheckResult.Unhealthy($"Not ready: {checkpoints.Waiting}.")
-                : HealthCheckResult.Healthy());
+            return Task.FromResult(Readiness.Problem(services) is { } problem ? HealthCheckResult.Unhealthy(problem) : HealthCheckResult.Healthy());
         }
     }
 

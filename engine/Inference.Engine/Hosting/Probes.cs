@@ -1,5 +1,3 @@
-using Inference.Engine.Checkpoints;
-using Inference.Engine.Features;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -12,7 +10,7 @@ namespace Inference.Engine.Hosting;
 /// The plain HTTP/1.1 port (<c>Inference:Serving:HttpPort</c>): Prometheus's <c>/metrics</c> (every
 /// instrument of the engine's meter, through OpenTelemetry's exporter) and the Kubernetes probes,
 /// <c>/healthz</c> (liveness: the host runs and its device executor takes work) and <c>/readyz</c>
-/// (readiness: also restored and replayed, as the gRPC health service reports); 200 with "ok", else 503
+/// (readiness, <see cref="Readiness"/>, as the gRPC health service reports); 200 with "ok", else 503
 /// with the reason.
 /// </summary>
 internal static class Probes
@@ -22,22 +20,10 @@ internal static class Probes
         int port = app.Services.GetRequiredService<IOptions<Serving.ServingOptions>>().Value.HttpPort;
         string host = port == 0 ? "*" : $"*:{port}";
         app.MapPrometheusScrapingEndpoint("/metrics").RequireHost(host);
-        app.MapGet("/healthz", (HttpContext context) => Answer(context, Alive(context.RequestServices))).RequireHost(host);
-        app.MapGet("/readyz", (HttpContext context) =>
-        {
-            string? problem = Alive(context.RequestServices);
-            if (problem is null && context.RequestServices.GetService<DeviceExecutor>() is not null)
-            {
-                var checkpoints = context.RequestServices.GetRequiredService<CheckpointCoordinator>();
-                problem = checkpoints.Ready ? null : $"not ready: {checkpoints.Waiting}";
-            }
-            return Answer(context, problem);
-        }).RequireHost(host);
+        app.MapGet("/healthz", (HttpContext context) => Answer(context, Readiness.Alive(context.RequestServices))).RequireHost(host);
+        app.MapGet("/readyz", (HttpContext context) => Answer(context, Readiness.Problem(context.RequestServices))).RequireHost(host);
         Dashboard.Map(app, host);
     }
-
-    private static string? Alive(IServiceProvider services) =>
-        services.GetService<DeviceExecutor>() is { IsStopping: true } ? "the engine is stopping" : null;
 
     private static Task Answer(HttpContext context, string? problem)
     {

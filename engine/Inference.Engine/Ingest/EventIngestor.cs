@@ -14,7 +14,8 @@ namespace Inference.Engine.Ingest;
 /// applied. Malformed events are counted, set aside on the dead-letter topic and skipped.
 /// </summary>
 internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor executor, IngestMetrics metrics, CheckpointCoordinator checkpoints, IOptions<FeatureOptions> options,
-    IOptions<Serving.ServingOptions> serving, PartitionOwnership ownership, ILogger<EventIngestor> logger, Outputs.StreamScorer? scoring = null, IPartitionHandoff? handoff = null)
+    IOptions<Serving.ServingOptions> serving, PartitionOwnership ownership, MisroutedEvents misrouted, ILogger<EventIngestor> logger, Outputs.StreamScorer? scoring = null,
+    IPartitionHandoff? handoff = null)
     : BackgroundService
 {
     private const int IdleWaitMs = 100;
@@ -50,7 +51,7 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
             // Nothing is scored before the committed progress is known (what a restart must not score again).
             scoring.Ready.Wait(stopping);
         }
-        using var sink = new EventSink(executor, features.MaxBatchEvents, features.MaxFutureMs, scoring, stopping);
+        using var sink = new EventSink(executor, features.MaxBatchEvents, features.MaxFutureMs, scoring, stopping, misrouted);
         IngestLog.Started(logger, settings.Topic, settings.DefaultFormat, kafka.BootstrapServers, settings.GroupId, features.MaxBatchEvents, features.MaxBatchDelayMs);
         try
         {

@@ -19,6 +19,7 @@ internal sealed class EventSink : IBatchSink, IDisposable
     private int _sinceClock;
 
     private readonly IScoredBatchSink? _scoring;
+    private readonly MisroutedEvents? _misrouted;
     private readonly CancellationToken _stopping;
     private int _partition;
     private long _offset;
@@ -27,11 +28,13 @@ internal sealed class EventSink : IBatchSink, IDisposable
     /// <summary>
     /// Two micro-batches of <paramref name="capacity"/> events; events dated more than
     /// <paramref name="maxFutureMs"/> ahead of the wall clock are refused (0: any time). With
-    /// <paramref name="scoring"/>, the events its selector takes are handed to it once applied.
+    /// <paramref name="scoring"/>, the events its selector takes are handed to it once applied; with
+    /// <paramref name="misrouted"/>, each message's entities are checked against its partition.
     /// </summary>
-    public EventSink(DeviceExecutor executor, int capacity, long maxFutureMs, IScoredBatchSink? scoring = null, CancellationToken stopping = default)
+    public EventSink(DeviceExecutor executor, int capacity, long maxFutureMs, IScoredBatchSink? scoring = null, CancellationToken stopping = default, MisroutedEvents? misrouted = null)
     {
         _scoring = scoring;
+        _misrouted = misrouted;
         _stopping = stopping;
         _executor = executor;
         _maxFutureMs = maxFutureMs;
@@ -86,6 +89,10 @@ internal sealed class EventSink : IBatchSink, IDisposable
             EventFormat.Arrow => _arrow.Decode(payload, length, batch, ref resume),
             _ => DecodeError.UnknownContentType,
         };
+        if (error == DecodeError.None && batch.Count > first)
+        {
+            _misrouted?.Check(_partition, batch.Entities[first..batch.Count]);
+        }
         if (_scoring is not null && error == DecodeError.None && batch.Count > first)
         {
             _scoring.Selector.Capture(format, span, batch, first, firstIndex, _partition, _offset, _timestampMs);

@@ -26,7 +26,7 @@ internal interface IBatchSink
     /// </summary>
     unsafe DecodeError Accept(EventFormat format, byte* payload, int length, ref int resume);
 
-    /// <summary>Where the next message to <see cref="Accept"/> comes from (stream scoring records it).</summary>
+    /// <summary>Where the next message to <see cref="Accept"/> comes from (the timestamp only when the source tracks positions, for stream scoring).</summary>
     void At(int partition, long offset, long timestampMs)
     {
     }

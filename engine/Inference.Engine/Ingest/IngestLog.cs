@@ -42,4 +42,9 @@ internal static partial class IngestLog
 
     [LoggerMessage(112, LogLevel.Warning, "Stopping with messages not yet set aside on {Topic}: their offsets are not committed, they are read again on start.")]
     public static partial void DeadLettersUnwritten(ILogger logger, string topic);
+
+    [LoggerMessage(113, LogLevel.Warning, "Events on {Topic} partition {Partition} belong to other partitions under Kafka's default partitioner (murmur2 of the entity, {Partitions} partitions): "
+        + "in a pool their entities' state is on a worker that is not asked for them. Partition by entity key with murmur2 (librdkafka: partitioner=murmur2_random; the Java client's default). "
+        + "Counted in inference.ingest.misrouted; logged once per partition.")]
+    public static partial void Misrouted(ILogger logger, string topic, int partition, int partitions);
 }

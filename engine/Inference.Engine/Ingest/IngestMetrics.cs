@@ -11,6 +11,7 @@ public sealed class IngestMetrics
     private readonly TotalCounter _grpcAccepted;
     private readonly TotalCounter _replayed;
     private readonly TotalCounter _grpcRejected;
+    private readonly TotalCounter _misrouted;
     private long _lag;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<int, (long Lag, long Round)> _partitionLag = new();
     private long _lagRound;
@@ -22,6 +23,7 @@ public sealed class IngestMetrics
         _dataLoss = new(meter, "inference.ingest.data_loss", "{reset}", "Offset-out-of-range resets: data the broker no longer had.");
         _replayed = new(meter, "inference.ingest.replayed", "{event}", "Events read again after a rebalance or an offset rewind that the state already held: skipped, not counted twice.");
         _grpcAccepted = new(meter, "inference.ingest.grpc.accepted", "{event}", "Events taken over gRPC and written durably to the events topic.");
+        _misrouted = new(meter, "inference.ingest.misrouted", "{event}", "Events from another partition than Kafka's default partitioner gives their entity (tag: partition): a producer partitioning otherwise.");
         _grpcRejected = new(meter, "inference.ingest.grpc.rejected", "{event}", "Events refused over gRPC (the ack names each with its reason).");
         meter.CreateObservableGauge("inference.ingest.lag", () => Volatile.Read(ref _lag), "{event}", "Events behind the end of the assigned partitions.");
         meter.CreateObservableGauge("inference.ingest.partition.lag", PartitionLags, "{event}", "Events behind the end of each assigned partition (tag: partition).");
@@ -39,6 +41,10 @@ public sealed class IngestMetrics
     internal void Malformed(string reason) => _malformed.Add(1, "reason", reason);
 
     internal void DataLoss() => _dataLoss.Add(1);
+
+    public long MisroutedEvents => _misrouted.Total;
+
+    internal void Misrouted(int partition, int events) => _misrouted.Add(events, "partition", partition.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     public long GrpcAccepted => _grpcAccepted.Total;
 

@@ -15,6 +15,7 @@ internal static class IngestStage
         if (runs)
         {
             services.AddSingleton<KafkaConnection>();
+            services.AddSingleton<MisroutedEvents>();
             services.AddHostedService<EventIngestor>();
             services.AddSingleton<EventWriter>();
         }

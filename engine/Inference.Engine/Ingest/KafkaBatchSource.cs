@@ -253,10 +253,7 @@ internal sealed unsafe partial class KafkaBatchSource<TSink> : IDisposable, Chec
             var payload = (byte*)message->Payload;
             int length = checked((int)message->Length);
             Open();
-            if (_settings.TracksPositions)
-            {
-                _sink.At(partition, offset, RdKafkaNative.rd_kafka_message_timestamp(pointer, out _));
-            }
+            _sink.At(partition, offset, _settings.TracksPositions ? RdKafkaNative.rd_kafka_message_timestamp(pointer, out _) : 0);
             int resume = 0;
             DecodeError error;
             while (true)

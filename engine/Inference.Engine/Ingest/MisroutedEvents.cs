@@ -1,0 +1,89 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Inference.Engine.Kafka;
+using Inference.Kernels.Features;
+using Microsoft.Extensions.Logging;
+
+namespace Inference.Engine.Ingest;
+
+/// <summary>
+/// Events that came from another partition than the engine's partitioner (Kafka's default: murmur2 of
+/// the entity's UTF-8 bytes, as the Java client and librdkafka's <c>murmur2_random</c> partition keyed
+/// records) gives their entity. A pool routes Score and GetFeatures rows by that partitioner, so such an
+/// entity's state sits on a worker that is never asked: each is counted
+/// (<c>inference.ingest.misrouted</c>), the first of each partition is logged with the fix, and in a
+/// pool readiness says so while any arrived within <see cref="ReadyWindowMs"/>.
+/// </summary>
+internal sealed class MisroutedEvents(KafkaConnection kafka, IngestMetrics metrics, ILogger<MisroutedEvents> logger)
+{
+    /// <summary>How long after the last misrouted event readiness still reports it.</summary>
+    public const int ReadyWindowMs = 60_000;
+
+    private const int PartitionCountRetryMs = 5_000;
+
+    private readonly ConcurrentDictionary<int, long> _lastSeen = new();
+    private int _partitions;
+    private long _nextLookup;
+
+    /// <summary>Checks the entities decoded from one message of <paramref name="partition"/> (the consumer's thread).</summary>
+    public void Check(int partition, ReadOnlySpan<ulong> entities)
+    {
+        if (entities.IsEmpty || !Known())
+        {
+            return;
+        }
+        int misrouted = 0;
+        foreach (ulong entity in entities)
+        {
+            if (EntityKey.PartitionOf(entity, _partitions) != partition)
+            {
+                misrouted++;
+            }
+        }
+        if (misrouted == 0)
+        {
+            return;
+        }
+        metrics.Misrouted(partition, misrouted);
+        if (_lastSeen.TryAdd(partition, Stopwatch.GetTimestamp()))
+        {
+            IngestLog.Misrouted(logger, kafka.Options.EventsTopic, partition, _partitions);
+        }
+        else
+        {
+            _lastSeen[partition] = Stopwatch.GetTimestamp();
+        }
+    }
+
+    /// <summary>What readiness reports: the partitions that had misrouted events within the window; null when none.</summary>
+    public string? Problem()
+    {
+        long since = Stopwatch.GetTimestamp() - ReadyWindowMs * Stopwatch.Frequency / 1000;
+        var recent = _lastSeen.Where(p => p.Value >= since).Select(p => p.Key).Order().ToList();
+        return recent.Count == 0 ? null
+            : $"{metrics.MisroutedEvents} events came from other partitions than their entity's (partitions {string.Join(", ", recent)} of {kafka.Options.EventsTopic}): "
+              + "the producer must partition keyed by entity with Kafka's default murmur2 partitioner (librdkafka: partitioner=murmur2_random)";
+    }
+
+    private bool Known()
+    {
+        if (_partitions > 0)
+        {
+            return true;
+        }
+        if (Stopwatch.GetTimestamp() < _nextLookup)
+        {
+            return false;
+        }
+        _nextLookup = Stopwatch.GetTimestamp() + PartitionCountRetryMs * Stopwatch.Frequency / 1000;
+        try
+        {
+            _partitions = kafka.PartitionCount(kafka.Options.EventsTopic) ?? 0;
+        }
+        catch (Confluent.Kafka.KafkaException)
+        {
+            // Not known yet: looked up again later; nothing is counted meanwhile.
+        }
+        return _partitions > 0;
+    }
+}

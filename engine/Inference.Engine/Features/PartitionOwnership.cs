@@ -27,7 +27,54 @@ public sealed class PartitionOwnership
 
     internal void Assigned(string topic, IEnumerable<int> partitions) => Change(topic, owned => owned.Union(partitions));
 
-    internal void Revoked(string topic, IEnumerable<int> partitions) => Change(topic, owned => owned.Except(partitions));
+    internal void Revoked(string topic, IEnumerable<int> partitions)
+    {
+        foreach (int partition in partitions)
+        {
+            _catchUp.TryRemove(partition, out _);
+        }
+        Change(topic, owned => owned.Except(partitions));
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, long> _catchUp = new();
+
+    /// <summary>
+    /// An arriving partition is restored and replayed up to <paramref name="lastOffset"/> (where it ended
+    /// when it arrived): until the applied state holds that offset its rows are answered from state that
+    /// is not whole.
+    /// </summary>
+    internal void CatchUp(int partition, long lastOffset) => _catchUp[partition] = lastOffset;
+
+    /// <summary>Partitions about to be assigned: catching up until their targets are known.</summary>
+    internal void Arriving(IEnumerable<int> partitions)
+    {
+        foreach (int partition in partitions)
+        {
+            _catchUp[partition] = long.MaxValue;
+        }
+    }
+
+    /// <summary>An arrived partition with nothing to catch up on (or an end that could not be learned).</summary>
+    internal void CaughtUp(int partition) => _catchUp.TryRemove(partition, out _);
+
+    /// <summary>
+    /// Whether rows of an owned <paramref name="partition"/> are answered from state still being restored or
+    /// replayed, given the offset applied from it (-1: none); the target is forgotten once reached. The target,
+    /// when catching up, is returned in <paramref name="target"/>.
+    /// </summary>
+    public bool CatchingUp(int partition, long applied, out long target)
+    {
+        if (!_catchUp.TryGetValue(partition, out target))
+        {
+            return false;
+        }
+        if (applied >= target)
+        {
+            _catchUp.TryRemove(new KeyValuePair<int, long>(partition, target));
+            return false;
+        }
+        return true;
+    }
 
     private void Change(string topic, Func<IEnumerable<int>, IEnumerable<int>> change)
     {

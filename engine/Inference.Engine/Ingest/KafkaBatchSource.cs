@@ -365,6 +365,9 @@ internal sealed unsafe partial class KafkaBatchSource<TSink> : IDisposable, Chec
     {
         IngestLog.Assigned(_logger, _settings.Topic, string.Join(", ", partitions.Select(p => p.Partition.Value)));
         _assigned = true;
+        // Marked as catching up before they are published as owned: no row of theirs is read unmarked before
+        // their restore and replay targets are known (TrackCatchUp sets or clears each).
+        _settings.Publishes?.Arriving(partitions.Select(p => p.Partition.Value));
         _settings.Publishes?.Assigned(_settings.Topic, partitions.Select(p => p.Partition.Value));
         var positions = new List<TopicPartitionOffset>(partitions.Count);
         if (_settings.Handoff is { } handoff)
@@ -384,6 +387,7 @@ internal sealed unsafe partial class KafkaBatchSource<TSink> : IDisposable, Chec
                 long last = held[partition.Partition.Value];
                 _held.Reset(partition.Partition.Value, last);
                 positions.Add(new TopicPartitionOffset(partition, last >= 0 ? new Offset(last + 1) : Offset.Beginning));
+                TrackCatchUp(partition, last);
             }
             return positions;
         }
@@ -393,8 +397,43 @@ internal sealed unsafe partial class KafkaBatchSource<TSink> : IDisposable, Chec
             // (the checkpoint is the truth; the committed offset may be older). Otherwise the committed one.
             long next = _resume.Remove(partition.Partition.Value, out long last) ? last + 1 : Offset.Unset;
             positions.Add(new TopicPartitionOffset(partition, new Offset(next)));
+            if (next != Offset.Unset)
+            {
+                TrackCatchUp(partition, last);
+            }
+            else
+            {
+                // Where it starts (the committed offset) is not known here: readiness at start covers its catch-up.
+                _settings.Publishes?.CaughtUp(partition.Partition.Value);
+            }
         }
         return positions;
+    }
+
+    /// <summary>
+    /// An arriving events partition whose state holds up to <paramref name="held"/>: while the applied
+    /// state is behind where the partition ends now, its rows are marked as catching up (Score's origins).
+    /// </summary>
+    private void TrackCatchUp(TopicPartition partition, long held)
+    {
+        if (_settings.Publishes is not { } ownership)
+        {
+            return;
+        }
+        try
+        {
+            long end = _consumer.QueryWatermarkOffsets(partition, TimeSpan.FromSeconds(5)).High.Value - 1;
+            if (end > held)
+            {
+                ownership.CatchUp(partition.Partition.Value, end);
+                return;
+            }
+        }
+        catch (KafkaException)
+        {
+            // The end is not known: the partition is not marked (readiness still waits for the catch-up at start).
+        }
+        ownership.CaughtUp(partition.Partition.Value);
     }
 
     /// <summary>Commits the newest checkpointed offsets handed over (the checkpoint waited for their dead letters), for the partitions still assigned.</summary>

@@ -13,7 +13,7 @@ namespace Inference.Engine.Serving;
 /// scored here, and the answers are put back in request order with each row's origin. Rows of a
 /// partition no live worker announced are scored here, as the origin says.
 /// </summary>
-public sealed class ScoreRouter(PoolMembership pool, EngineChannels channels, ServingMetrics metrics)
+public sealed class ScoreRouter(PoolMembership pool, Features.PartitionOwnership ownership, EngineChannels channels, ServingMetrics metrics)
 {
     /// <summary>The metadata a forwarded request carries: the receiver scores it itself, never forwards again.</summary>
     public const string ForwardedHeader = "inference-forwarded";
@@ -126,7 +126,48 @@ public sealed class ScoreRouter(PoolMembership pool, EngineChannels channels, Se
                     break;
                 }
             }
-            response.Origins.Add(new RowOrigin { Partition = partition, WorkerId = pool.WorkerId, LastAppliedOffset = offset, ModelVersion = response.ModelVersion });
+            response.Origins.Add(new RowOrigin
+            {
+                Partition = partition,
+                WorkerId = pool.WorkerId,
+                LastAppliedOffset = offset,
+                ModelVersion = response.ModelVersion,
+                CatchingUp = Gap(partition, offset) is not null,
+            });
+        }
+    }
+
+    /// <summary>Why rows of <paramref name="partition"/> read here are not from whole state (given the offset applied from it); null when they are.</summary>
+    public string? Gap(int partition, long applied)
+    {
+        if (!ownership.Owns(partition))
+        {
+            return $"no live worker owns partition {partition} at the moment (a rebalance); read from what worker {pool.WorkerId} holds";
+        }
+        if (!ownership.CatchingUp(partition, applied, out long target))
+        {
+            return null;
+        }
+        return target == long.MaxValue
+            ? $"partition {partition} just arrived at worker {pool.WorkerId}; its restore is starting"
+            : $"partition {partition} is being restored and replayed on worker {pool.WorkerId} (applied up to offset {applied} of {target})";
+    }
+
+    /// <summary>With <see cref="ServingOptions.RequireCaughtUp"/>: refuses rows of partitions whose state is not whole here, naming them.</summary>
+    public void RequireCaughtUp(IEnumerable<int> partitions, Features.FeatureWatermark applied, string topic)
+    {
+        var gaps = new List<string>();
+        foreach (int partition in partitions.Distinct())
+        {
+            int index = Features.FeatureWatermark.IndexOf([.. applied.Partitions], topic, partition);
+            if (Gap(partition, index >= 0 ? applied.Partitions[index].Offset : -1) is { } gap)
+            {
+                gaps.Add(gap);
+            }
+        }
+        if (gaps.Count > 0)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, $"Not caught up (Inference:Serving:RequireCaughtUp): {string.Join("; ", gaps)}. Retry shortly."));
         }
     }
 

@@ -26,6 +26,7 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
     private readonly int _requestWidth = model.Value.RequestFeatures;
     private readonly int _maxRows = serving.Value.MaxRowsPerRequest;
     private readonly string _eventsTopic = kafka.Value.EventsTopic;
+    private readonly bool _requireCaughtUp = serving.Value.RequireCaughtUp;
 
     public override Task<ScoreResponse> Score(ScoreRequest request, ServerCallContext context)
     {
@@ -48,6 +49,10 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
     /// <summary>Scores on this worker's state and says so per row.</summary>
     private async Task<ScoreResponse> ScoreHereAsync(ScoreRequest request, int[] partitions, ServerCallContext context, long started)
     {
+        if (_requireCaughtUp)
+        {
+            router!.RequireCaughtUp(partitions, executor.Watermark, _eventsTopic);
+        }
         var response = await ScoreLocal(request, context, started).ConfigureAwait(false);
         router!.AddOrigins(response, partitions, _eventsTopic);
         return response;
@@ -134,6 +139,10 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
 
     private async Task<GetFeaturesResponse> ReadHereAsync(GetFeaturesRequest request)
     {
+        if (_requireCaughtUp && router?.Partitions(request) is { } partitions)
+        {
+            router.RequireCaughtUp(partitions, executor.Watermark, _eventsTopic);
+        }
         int rows = request.Entities.Count;
         var (values, found, watermark) = await features.ReadManyAsync(request.Entities).ConfigureAwait(false);
         int width = features.FeatureWidth;

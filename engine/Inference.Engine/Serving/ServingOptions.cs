@@ -71,4 +71,11 @@ public sealed class ServingOptions
 
     /// <summary>Score requests waiting for the device at most; beyond it a request is shed with RESOURCE_EXHAUSTED.</summary>
     public int MaxQueuedRequests { get; set; } = DefaultMaxQueuedRequests;
+
+    /// <summary>
+    /// In a pool (role Worker): rows of a partition whose state is not whole here (just arrived and still
+    /// restored or replayed, or owned by no live worker mid-rebalance) are refused with UNAVAILABLE naming
+    /// the partition, instead of answered with <c>origins[].catching_up</c> set. Off by default.
+    /// </summary>
+    public bool RequireCaughtUp { get; set; }
 }

@@ -155,7 +155,7 @@ public sealed class PoolAcceptanceTests(ITestOutputHelper output) : IDisposable
             // from every worker, scores as on the single node.
             async Task<string?> Differs(string worker, ScoreResponse expected)
             {
-                var actual = await clients[worker].ScoreAsync(request);
+                var actual = await clients[worker].ScoreAsync(request, Bearer);
                 for (int r = 0; r < Entities; r++)
                 {
                     if (Math.Abs(expected.Scores[r] - actual.Scores[r]) > 1e-6)
@@ -284,7 +284,7 @@ public sealed class PoolAcceptanceTests(ITestOutputHelper output) : IDisposable
             // A worker stops gracefully, then one is killed: their partitions move, and (within the bound of a
             // rebalance, the handover and one announcement) every entity scores exactly as just before.
             // Learning is over: the models no longer change.
-            var settled = await clients["w1"].ScoreAsync(request);
+            var settled = await clients["w1"].ScoreAsync(request, Bearer);
             await w2.DisposeAsync();
             w2 = null;
             clients.Remove("w2");

@@ -2,8 +2,11 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Grpc.Core;
+using Grpc.Net.Client;
+using Inference.Engine.Hosting;
 using Inference.Engine.Kafka;
 using Inference.Engine.Security;
+using Inference.Engine.Serving;
 using Inference.Engine.Sync;
 using Inference.Models.Parameters;
 using Inference.Proto.V1;
@@ -134,7 +137,7 @@ public sealed class SecurityTests : IDisposable
     }
 
     [Fact]
-    public async Task A_worker_syncs_over_TLS_with_its_token_and_one_without_it_is_refused()
+    public async Task A_worker_syncs_over_TLS_with_its_token_and_one_without_it_does_not_start()
     {
         await using var ps = await EngineHarness.StartAsync(TlsServer("Ps"));
         using var kafka = new EmbeddedKafka();
@@ -153,8 +156,9 @@ public sealed class SecurityTests : IDisposable
             settings["Inference:Security:Client:Token"] = token;
             return settings;
         }
-        await using var intruder = await EngineHarness.StartAsync(Worker("intruder", token: null));
-        await EngineHarness.WaitUntil(() => intruder.Metrics.Sync.Failures >= 3, TimeSpan.FromSeconds(30), () => "the worker without a token to fail its syncs");
+        // Without the token a worker does not start: its parameter server refuses it, and it says which key.
+        var refused = await Assert.ThrowsAsync<OptionsValidationException>(() => EngineHarness.StartAsync(Worker("intruder", token: null)));
+        Assert.Contains("Inference:Security:Client:Token", refused.Message);
         Assert.Equal(0, ps.Get<ParameterShard>().Current.Version);
 
         await using var worker = await EngineHarness.StartAsync(Worker("a", Token));
@@ -163,69 +167,169 @@ public sealed class SecurityTests : IDisposable
         Assert.Equal(0, ps.Get<SyncMetrics>().RefusedPushes);
     }
 
-    [Fact]
-    public async Task Score_is_open_unless_configured_while_ingest_and_GetModel_need_the_token()
+    private static readonly string[] ScopeNamesInOrder = ["score", "features", "ingest", "admin", "sync"];
+
+    private static string ScopedToken(string scope) => $"token-of-scope-{scope}-0123456789";
+
+    /// <summary>An engine of role All with one token per scope besides the full one.</summary>
+    private static Dictionary<string, string?> Scoped()
     {
         var settings = EngineHarness.BaseSettings();
         settings["Inference:Kafka:Embedded"] = "true";
         settings["Inference:Security:Tokens:0"] = Token;
-        await using (var engine = await EngineHarness.StartAsync(settings))
+        for (int i = 0; i < ScopeNamesInOrder.Length; i++)
         {
-            var scoring = new ScoringService.ScoringServiceClient(engine.Channel);
-            await scoring.ScoreAsync(new ScoreRequest { Rows = { new ScoreRow { Entity = "user-1" } } });
-            var refused = await Assert.ThrowsAsync<RpcException>(() => scoring.GetModelAsync(new GetModelRequest()).ResponseAsync);
-            Assert.Equal(StatusCode.Unauthenticated, refused.StatusCode);
-            Assert.Contains("bearer token", refused.Status.Detail);
-            var headers = new Metadata { { "authorization", "Bearer " + Token } };
-            Assert.NotEmpty((await scoring.GetModelAsync(new GetModelRequest(), headers)).Tensors);
+            settings[$"Inference:Security:ScopedTokens:{i}:Token"] = ScopedToken(ScopeNamesInOrder[i]);
+            settings[$"Inference:Security:ScopedTokens:{i}:Scopes"] = ScopeNamesInOrder[i];
+        }
+        return settings;
+    }
 
-            var ingest = new IngestService.IngestServiceClient(engine.Channel);
-            using (var call = ingest.Ingest())
-            {
-                var error = await Assert.ThrowsAsync<RpcException>(async () =>
-                {
-                    await call.RequestStream.WriteAsync(new EventBatch { Events = { new Event { Entity = "user-1", Ts = 1, Values = { ["amount"] = 1 } } } });
-                    await call.RequestStream.CompleteAsync();
-                    await call.ResponseStream.MoveNext();
-                });
-                Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
-            }
-            using (var call = ingest.Ingest(headers))
-            {
-                await call.RequestStream.WriteAsync(new EventBatch { Events = { new Event { Entity = "user-1", Ts = 1, Values = { ["amount"] = 1 } } } });
-                await call.RequestStream.CompleteAsync();
-                Assert.True(await call.ResponseStream.MoveNext());
-            }
-        }
-        settings["Inference:Security:ScoreRequiresToken"] = "true";
-        await using (var engine = await EngineHarness.StartAsync(settings))
+    private static Metadata Bearer(string token) => new() { { "authorization", "Bearer " + token } };
+
+    /// <summary>Each method's call as a client makes it: its status with <paramref name="headers"/>.</summary>
+    private static async Task<StatusCode> Call(GrpcChannel channel, string scope, Metadata? headers)
+    {
+        var scoring = new ScoringService.ScoringServiceClient(channel);
+        try
         {
-            var scoring = new ScoringService.ScoringServiceClient(engine.Channel);
-            var refused = await Assert.ThrowsAsync<RpcException>(() => scoring.ScoreAsync(new ScoreRequest { Rows = { new ScoreRow { Entity = "user-1" } } }).ResponseAsync);
-            Assert.Equal(StatusCode.Unauthenticated, refused.StatusCode);
-            await scoring.ScoreAsync(new ScoreRequest { Rows = { new ScoreRow { Entity = "user-1" } } }, new Metadata { { "authorization", "Bearer " + Token } });
+            switch (scope)
+            {
+                case "score":
+                    await scoring.ScoreAsync(new ScoreRequest { Rows = { new ScoreRow { Entity = "user-1" } } }, headers);
+                    break;
+                case "features":
+                    await scoring.GetFeaturesAsync(new GetFeaturesRequest { Entities = { "user-1" } }, headers);
+                    break;
+                case "admin":
+                    await scoring.GetModelAsync(new GetModelRequest(), headers);
+                    break;
+                case "sync":
+                    await new ParameterService.ParameterServiceClient(channel).MembersAsync(new MembersRequest(), headers);
+                    break;
+                case "ingest":
+                    using (var call = new IngestService.IngestServiceClient(channel).Ingest(headers))
+                    {
+                        await call.RequestStream.WriteAsync(new EventBatch { Events = { new Event { Entity = "user-1", Ts = 1, Values = { ["amount"] = 1 } } } });
+                        await call.RequestStream.CompleteAsync();
+                        Assert.True(await call.ResponseStream.MoveNext());
+                    }
+                    break;
+            }
+            return StatusCode.OK;
         }
+        catch (RpcException error)
+        {
+            return error.StatusCode;
+        }
+    }
+
+    [Fact]
+    public async Task Each_method_needs_a_token_of_its_scope_no_token_is_unauthenticated_and_another_scope_is_denied()
+    {
+        await using var engine = await EngineHarness.StartAsync(Scoped());
+        foreach (string scope in ScopeNamesInOrder)
+        {
+            Assert.True(await Call(engine.Channel, scope, null) == StatusCode.Unauthenticated, $"{scope} without a token");
+            Assert.True(await Call(engine.Channel, scope, Bearer("not-a-configured-token-0123")) == StatusCode.Unauthenticated, $"{scope} with an unknown token");
+            foreach (string other in ScopeNamesInOrder.Where(o => o != scope))
+            {
+                Assert.True(await Call(engine.Channel, scope, Bearer(ScopedToken(other))) == StatusCode.PermissionDenied, $"{scope} with a token of scope {other}");
+            }
+            Assert.True(await Call(engine.Channel, scope, Bearer(ScopedToken(scope))) == StatusCode.OK, $"{scope} with its own token");
+            Assert.True(await Call(engine.Channel, scope, Bearer(Token)) == StatusCode.OK, $"{scope} with the full token");
+        }
+        // The refusal says what is missing; health and reflection stay open.
+        var denied = await Assert.ThrowsAsync<RpcException>(() => new ScoringService.ScoringServiceClient(engine.Channel)
+            .GetModelAsync(new GetModelRequest(), Bearer(ScopedToken("score"))).ResponseAsync);
+        Assert.Contains("scope 'admin'", denied.Status.Detail);
+        var health = await new Grpc.Health.V1.Health.HealthClient(engine.Channel).CheckAsync(new Grpc.Health.V1.HealthCheckRequest());
+        Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
+    }
+
+    [Fact]
+    public async Task Anonymous_score_opens_score_only()
+    {
+        var settings = Scoped();
+        settings["Inference:Security:AnonymousScore"] = "true";
+        await using var engine = await EngineHarness.StartAsync(settings);
+        Assert.Equal(StatusCode.OK, await Call(engine.Channel, "score", null));
+        Assert.Equal(StatusCode.Unauthenticated, await Call(engine.Channel, "features", null));
+        Assert.Equal(StatusCode.Unauthenticated, await Call(engine.Channel, "admin", null));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task The_http_port_needs_an_admin_token_for_its_data_and_metrics_may_be_opened(bool metricsOpen)
+    {
+        var settings = Scoped();
+        settings["Inference:Security:MetricsOpen"] = metricsOpen ? "true" : "false";
+        await using var engine = await EngineHarness.StartAsync(settings);
+        using var http = new HttpClient { BaseAddress = new Uri(engine.App.HttpAddress()!) };
+        async Task<HttpStatusCode> Get(string path, string? token = null)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, path);
+            if (token is not null)
+            {
+                request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            }
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            return response.StatusCode;
+        }
+        // Probes and the dashboard's page are open; its data needs the admin scope, as a header or ?access_token=.
+        Assert.Equal(HttpStatusCode.OK, await Get("/healthz"));
+        Assert.Equal(HttpStatusCode.OK, await Get("/readyz"));
+        Assert.Equal(HttpStatusCode.OK, await Get("/"));
+        Assert.Equal(metricsOpen ? HttpStatusCode.OK : HttpStatusCode.Unauthorized, await Get("/metrics"));
+        Assert.Equal(metricsOpen ? HttpStatusCode.OK : HttpStatusCode.Forbidden, await Get("/metrics", ScopedToken("score")));
+        Assert.Equal(HttpStatusCode.OK, await Get("/metrics", ScopedToken("admin")));
+        Assert.Equal(HttpStatusCode.Unauthorized, await Get("/dashboard/stream"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await Get("/alerts/stream"));
+        Assert.Equal(HttpStatusCode.Forbidden, await Get("/alerts/stream?access_token=" + ScopedToken("features")));
+        Assert.Equal(HttpStatusCode.OK, await Get("/dashboard/stream?access_token=" + ScopedToken("admin")));
+    }
+
+    [Fact]
+    public async Task An_oversized_score_is_refused_with_resource_exhausted_and_the_engine_goes_on()
+    {
+        var settings = Scoped();
+        settings["Inference:Serving:MaxRequestBytes"] = (256 << 10).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await using var engine = await EngineHarness.StartAsync(settings);
+        var scoring = new ScoringService.ScoringServiceClient(engine.Channel);
+        var big = new ScoreRequest { Rows = { new ScoreRow { Entity = new string('x', 300 << 10) } } };
+        var refused = await Assert.ThrowsAsync<RpcException>(() => scoring.ScoreAsync(big, Bearer(Token)).ResponseAsync);
+        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        // Without credentials it is refused as unauthenticated, from its headers alone.
+        var unauthenticated = await Assert.ThrowsAsync<RpcException>(() => scoring.ScoreAsync(big).ResponseAsync);
+        Assert.Equal(StatusCode.Unauthenticated, unauthenticated.StatusCode);
+        await scoring.ScoreAsync(new ScoreRequest { Rows = { new ScoreRow { Entity = "user-1" } } }, Bearer(Token));
+        // Parameter sync still takes whole models.
+        Assert.Equal(ServingOptions.DefaultMaxMessageBytes, engine.Get<IOptions<ServingOptions>>().Value.MaxMessageBytes);
     }
 
     [Fact]
     public void With_no_credentials_configured_guarded_methods_take_calls_from_loopback_only()
     {
         var open = new CallAuthorizer(Options.Create(new SecurityOptions()));
-        Assert.True(open.Guards("/inference.v1.ParameterService/Push"));
-        Assert.True(open.Guards("/inference.v1.IngestService/Ingest"));
-        Assert.True(open.Guards("/inference.v1.ScoringService/GetModel"));
-        Assert.False(open.Guards("/inference.v1.ScoringService/Score"));
-        Assert.False(open.Guards("/grpc.health.v1.Health/Check"));
-        Assert.Null(open.Refusal(new PresentedCredentials(null, false, IPAddress.Loopback)));
-        Assert.Null(open.Refusal(new PresentedCredentials(null, false, IPAddress.IPv6Loopback)));
-        Assert.Contains("Inference:Security:Tokens", open.Refusal(new PresentedCredentials(null, false, IPAddress.Parse("10.1.2.3"))));
-        Assert.NotNull(open.Refusal(new PresentedCredentials("Bearer anything-at-all-here", false, IPAddress.Parse("10.1.2.3"))));
+        Assert.Equal(Scopes.Sync, open.Required("/inference.v1.ParameterService/Push"));
+        Assert.Equal(Scopes.Ingest, open.Required("/inference.v1.IngestService/Ingest"));
+        Assert.Equal(Scopes.Admin, open.Required("/inference.v1.ScoringService/GetModel"));
+        Assert.Equal(Scopes.Score, open.Required("/inference.v1.ScoringService/Score"));
+        Assert.Equal(Scopes.Features, open.Required("/inference.v1.ScoringService/GetFeatures"));
+        Assert.Equal(Scopes.None, open.Required("/grpc.health.v1.Health/Check"));
+        Assert.Null(open.Check(new PresentedCredentials(null, false, IPAddress.Loopback), Scopes.Score));
+        Assert.Null(open.Check(new PresentedCredentials(null, false, IPAddress.IPv6Loopback), Scopes.Sync));
+        Assert.Contains("Inference:Security:Tokens", open.Check(new PresentedCredentials(null, false, IPAddress.Parse("10.1.2.3")), Scopes.Score)!.Value.Message);
+        Assert.NotNull(open.Check(new PresentedCredentials("Bearer anything-at-all-here", false, IPAddress.Parse("10.1.2.3")), Scopes.Score));
 
-        var guarded = new CallAuthorizer(Options.Create(new SecurityOptions { Tokens = [Token] }));
-        Assert.NotNull(guarded.Refusal(new PresentedCredentials(null, false, IPAddress.Loopback)));
-        Assert.Null(guarded.Refusal(new PresentedCredentials("Bearer " + Token, false, IPAddress.Parse("10.1.2.3"))));
-        Assert.NotNull(guarded.Refusal(new PresentedCredentials("Bearer " + Token + "x", false, IPAddress.Loopback)));
-        Assert.Null(guarded.Refusal(new PresentedCredentials(null, true, IPAddress.Parse("10.1.2.3"))));
+        var guarded = new CallAuthorizer(Options.Create(new SecurityOptions { Tokens = [Token], Tls = new TlsOptions { ClientCertificateScopes = "sync" } }));
+        Assert.NotNull(guarded.Check(new PresentedCredentials(null, false, IPAddress.Loopback), Scopes.Score));
+        Assert.Null(guarded.Check(new PresentedCredentials("Bearer " + Token, false, IPAddress.Parse("10.1.2.3")), Scopes.Admin));
+        Assert.NotNull(guarded.Check(new PresentedCredentials("Bearer " + Token + "x", false, IPAddress.Loopback), Scopes.Score));
+        // A verified client certificate grants the scopes configured for certificates, and only those.
+        Assert.Null(guarded.Check(new PresentedCredentials(null, true, IPAddress.Parse("10.1.2.3")), Scopes.Sync));
+        Assert.True(guarded.Check(new PresentedCredentials(null, true, IPAddress.Parse("10.1.2.3")), Scopes.Score) is { Denied: true });
     }
 
     [Fact]
@@ -235,9 +339,21 @@ public sealed class SecurityTests : IDisposable
         settings["Inference:Role"] = "Ps";
         settings["Inference:Security:Tokens:0"] = "short";
         settings["Inference:Security:Tls:Certificate"] = Path.Combine(_directory, "missing.pem");
+        settings["Inference:Security:ScopedTokens:0:Token"] = "a-long-enough-token-0123456789";
+        settings["Inference:Security:ScopedTokens:0:Scopes"] = "score,everything";
         var error = await Assert.ThrowsAsync<OptionsValidationException>(() => EngineHarness.StartAsync(settings));
         Assert.Contains("Inference:Security:Tokens:0", error.Message);
+        Assert.Contains("Inference:Security:ScopedTokens:0:Scopes", error.Message);
         Assert.Contains("Inference:Security:Tls:Certificate", error.Message);
         Assert.DoesNotContain("'short'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Client_certificates_are_taken_only_from_a_named_authority()
+    {
+        var settings = TlsServer("Ps");
+        settings["Inference:Security:Tls:ClientCa"] = null;
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => EngineHarness.StartAsync(settings));
+        Assert.Contains("Inference:Security:Tls:ClientCa", error.Message);
     }
 }

@@ -289,13 +289,20 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     /// Completes when the applied state covers <paramref name="minimum"/> (every partition it names at
     /// least at its offset): read-your-writes for a caller that knows where its events landed.
     /// </summary>
-    public Task WaitForAsync(IReadOnlyList<PartitionOffset> minimum, CancellationToken cancellation)
+    /// <remarks>Null, at once, when <see cref="ServingOptions.MaxWatermarkWaiters"/> calls wait already.</remarks>
+    public Task? WaitForAsync(IReadOnlyList<PartitionOffset> minimum, CancellationToken cancellation)
     {
         if (Volatile.Read(ref _watermark).Covers(minimum))
         {
             return Task.CompletedTask;
         }
+        if (Interlocked.Increment(ref _watermarkWaiters) > _serving.MaxWatermarkWaiters)
+        {
+            Interlocked.Decrement(ref _watermarkWaiters);
+            return null;
+        }
         var waiter = new WatermarkWaiter(minimum, cancellation);
+        waiter.Task.ContinueWith(_ => Interlocked.Decrement(ref _watermarkWaiters), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         _waiters.Enqueue(waiter);
         // The watermark may have moved between the look and the enqueue: the executor looks again.
         _signal.Set();
@@ -310,6 +317,25 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         _signal.Set();
         return work.Completion.Task;
     }
+
+    /// <summary>
+    /// A serving read (GetFeatures): as <see cref="ReadAsync{T}"/>, or null at once when
+    /// <see cref="ServingOptions.MaxQueuedReads"/> serving reads wait already.
+    /// </summary>
+    public Task<T>? TryReadAsync<T>(Func<FeatureTable, FeatureWatermark, T> read)
+    {
+        if (Interlocked.Increment(ref _queuedReads) > _serving.MaxQueuedReads)
+        {
+            Interlocked.Decrement(ref _queuedReads);
+            return null;
+        }
+        var task = ReadAsync(read);
+        task.ContinueWith(_ => Interlocked.Decrement(ref _queuedReads), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return task;
+    }
+
+    private int _queuedReads;
+    private int _watermarkWaiters;
 
     /// <summary>Runs <paramref name="read"/> on the executor and waits for it (for dedicated threads such as the trainer's).</summary>
     public T Read<T>(Func<FeatureTable, FeatureWatermark, T> read) => ReadAsync(read).GetAwaiter().GetResult();

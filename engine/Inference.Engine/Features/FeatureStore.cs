@@ -49,14 +49,15 @@ public sealed class FeatureStore(DeviceExecutor executor)
     /// Untransformed feature values of <paramref name="entities"/> (rows of <see cref="FeatureWidth"/>) as of
     /// the newest event applied, whether the table holds each, and the watermark they were read at; one read.
     /// </summary>
-    public Task<(float[] Values, bool[] Found, FeatureWatermark Watermark)> ReadManyAsync(IReadOnlyList<string> entities)
+    /// <remarks>Null, at once, when <see cref="Serving.ServingOptions.MaxQueuedReads"/> reads wait already.</remarks>
+    public Task<(float[] Values, bool[] Found, FeatureWatermark Watermark)>? ReadManyAsync(IReadOnlyList<string> entities)
     {
         var keys = new ulong[entities.Count];
         for (int i = 0; i < keys.Length; i++)
         {
             keys[i] = EntityKey.Hash(entities[i]);
         }
-        return executor.ReadAsync((table, watermark) =>
+        return executor.TryReadAsync((table, watermark) =>
         {
             var found = new bool[keys.Length];
             for (int i = 0; i < keys.Length; i++)

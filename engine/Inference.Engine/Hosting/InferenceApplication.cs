@@ -83,12 +83,16 @@ public static partial class InferenceApplication
             Listen(kestrel, serving.Host, serving.Port, HttpProtocols.Http2, security.Value.Tls);
             if (serving.HttpPort >= 0)
             {
-                Listen(kestrel, serving.Host, serving.HttpPort, HttpProtocols.Http1, tls: null);
+                // The same certificate on the HTTP port; client certificates at most allowed there (probes and
+                // scrapers bring a token, or nothing for the open paths).
+                Listen(kestrel, serving.Host, serving.HttpPort, HttpProtocols.Http1, security.Value.Tls, http: true);
             }
         });
 
         var app = builder.Build();
         app.Services.ValidateInference();
+        // Before any endpoint reads a body: each request's credentials against its method's scope.
+        app.Use(app.Services.GetRequiredService<CallAuthorizer>().Middleware);
         var role = app.Services.GetRequiredService<IOptions<InferenceOptions>>().Value.Role;
         app.MapGrpcHealthChecksService();
         var servingOptions = app.Services.GetRequiredService<IOptions<ServingOptions>>().Value;
@@ -178,7 +182,7 @@ public static partial class InferenceApplication
     /// <summary>The HTTP/1.1 address of the probes once started, e.g. "http://127.0.0.1:9464"; null when none is served.</summary>
     public static string? HttpAddress(this WebApplication app) => app.Urls.Skip(1).FirstOrDefault();
 
-    private static void Listen(KestrelServerOptions kestrel, string host, int port, HttpProtocols protocols, TlsOptions? tls)
+    private static void Listen(KestrelServerOptions kestrel, string host, int port, HttpProtocols protocols, TlsOptions? tls, bool http = false)
     {
         void Configure(ListenOptions listen)
         {
@@ -191,8 +195,8 @@ public static partial class InferenceApplication
                 {
                     https.ClientCertificateMode = tls.ClientCertificates switch
                     {
-                        ClientCertificates.Require => ClientCertificateMode.RequireCertificate,
-                        ClientCertificates.Allow => ClientCertificateMode.AllowCertificate,
+                        ClientCertificates.Require when !http => ClientCertificateMode.RequireCertificate,
+                        ClientCertificates.Allow or ClientCertificates.Require => ClientCertificateMode.AllowCertificate,
                         _ => ClientCertificateMode.NoCertificate,
                     };
                     https.ClientCertificateValidation = (peer, _, errors) => Certificates.Verify(peer, errors, authorities);

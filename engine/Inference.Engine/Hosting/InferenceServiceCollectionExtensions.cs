@@ -35,16 +35,18 @@ public static class InferenceServiceCollectionExtensions
         services.AddOptions<InferenceOptions>().Bind(configuration.GetSection(InferenceOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<InferenceOptions>, InferenceOptionsValidator>();
         services.AddMetrics();
-        services.AddGrpc(grpc =>
-        {
-            grpc.EnableDetailedErrors = false;
-            grpc.Interceptors.Add<CallAuthorizer>();
-        });
+        services.AddGrpc(grpc => grpc.EnableDetailedErrors = false);
+        // Requests are bounded per service, by their length prefix before they are read: Score, GetFeatures,
+        // GetModel and the open services small, ingestion batches larger, parameter sync (whole models) largest.
         services.AddOptions<Grpc.AspNetCore.Server.GrpcServiceOptions>().Configure<IOptions<ServingOptions>>((grpc, serving) =>
         {
-            grpc.MaxReceiveMessageSize = serving.Value.MaxMessageBytes;
+            grpc.MaxReceiveMessageSize = serving.Value.MaxRequestBytes;
             grpc.MaxSendMessageSize = serving.Value.MaxMessageBytes;
         });
+        services.AddOptions<Grpc.AspNetCore.Server.GrpcServiceOptions<IngestGrpcService>>().Configure<IOptions<ServingOptions>>((grpc, serving) =>
+            grpc.MaxReceiveMessageSize = serving.Value.MaxIngestBytes);
+        services.AddOptions<Grpc.AspNetCore.Server.GrpcServiceOptions<ParameterGrpcService>>().Configure<IOptions<ServingOptions>>((grpc, serving) =>
+            grpc.MaxReceiveMessageSize = serving.Value.MaxMessageBytes);
         SecurityStage.Add(services, configuration);
         // grpc.health.v1.Health: SERVING once the state is restored and replayed (with checkpoints) and
         // while the device executor takes work.

@@ -88,8 +88,13 @@ internal sealed class IngestGrpcService(EventWriter writer, DeviceExecutor execu
         Features.FeatureWatermark.AddTo(ack.Written.Partitions, written);
         if (batch.WaitVisible && written.Count > 0)
         {
-            await executor.WaitForAsync(written, cancellation).ConfigureAwait(false);
-            ack.Visible = executor.Watermark.Message;
+            // The batch is written either way: when too many calls wait already (MaxWatermarkWaiters) the ack
+            // comes without 'visible' rather than as an error a client would answer by writing it again.
+            if (executor.WaitForAsync(written, cancellation) is { } visible)
+            {
+                await visible.ConfigureAwait(false);
+                ack.Visible = executor.Watermark.Message;
+            }
         }
         return ack;
     }

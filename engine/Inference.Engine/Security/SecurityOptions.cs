@@ -14,11 +14,15 @@ public enum ClientCertificates
 }
 
 /// <summary>
-/// TLS and authentication of the engine's gRPC endpoint and of its own calls to other engines, section
-/// <c>Inference:Security</c>. The parameter service, gRPC ingestion and <c>GetModel</c> need a bearer
-/// token from <see cref="Tokens"/> or a verified client certificate; <c>Score</c> does when
-/// <see cref="ScoreRequiresToken"/>. With neither tokens nor client certificates configured they take
-/// calls from loopback only (a protected mode: nothing is open to the network by default).
+/// TLS and authentication of the engine's gRPC endpoint, its HTTP port and its own calls to other
+/// engines, section <c>Inference:Security</c>. Every method needs a scope (<see cref="Scopes"/>):
+/// <c>Score</c> score, <c>GetFeatures</c> features, gRPC ingestion ingest, the parameter service sync,
+/// <c>GetModel</c> and the HTTP port's data (dashboard stream, alerts stream, <c>/metrics</c>) admin;
+/// the health service, reflection, <c>/healthz</c>, <c>/readyz</c> and the dashboard's page are open. A
+/// call brings a bearer token from <see cref="Tokens"/> (every scope) or <see cref="ScopedTokens"/>, or a
+/// client certificate from <see cref="TlsOptions.ClientCa"/> (<see cref="TlsOptions.ClientCertificateScopes"/>).
+/// With neither tokens nor client certificates configured every guarded method takes calls from
+/// loopback only (nothing is open to the network by default).
 /// </summary>
 public sealed class SecurityOptions
 {
@@ -26,17 +30,32 @@ public sealed class SecurityOptions
 
     public TlsOptions Tls { get; set; } = new();
 
-    /// <summary>Bearer tokens accepted (<c>authorization: Bearer TOKEN</c>); each at least 16 characters.</summary>
+    /// <summary>Bearer tokens with every scope (<c>authorization: Bearer TOKEN</c>); each at least 16 characters. Several at once allow rotation.</summary>
     public List<string> Tokens { get; set; } = [];
 
-    /// <summary>Whether <c>Score</c> needs a token or client certificate as well (default: open).</summary>
-    public bool ScoreRequiresToken { get; set; }
+    /// <summary>Bearer tokens with only some scopes, e.g. a scoring client's token with <c>score,features</c>.</summary>
+    public List<ScopedToken> ScopedTokens { get; set; } = [];
+
+    /// <summary>Whether <c>Score</c> takes calls without credentials from anywhere (a public scoring endpoint; default false).</summary>
+    public bool AnonymousScore { get; set; }
+
+    /// <summary>Whether <c>/metrics</c> on the HTTP port is open to anyone who reaches it (a cluster's scraper without the token; default false).</summary>
+    public bool MetricsOpen { get; set; }
 
     /// <summary>What this engine presents when it calls another (a worker its parameter server, a worker another worker).</summary>
     public ClientSecurityOptions Client { get; set; } = new();
 
     /// <summary>Whether calls can authenticate at all (a token or a client certificate is configured).</summary>
-    public bool HasCredentials => Tokens.Count > 0 || Tls.ClientCertificates != ClientCertificates.None;
+    public bool HasCredentials => Tokens.Count > 0 || ScopedTokens.Count > 0 || Tls.ClientCertificates != ClientCertificates.None;
+}
+
+/// <summary>A bearer token and the scopes it grants, section <c>Inference:Security:ScopedTokens:N</c>.</summary>
+public sealed class ScopedToken
+{
+    public string? Token { get; set; }
+
+    /// <summary>Comma-separated: score, features, ingest, admin, sync.</summary>
+    public string? Scopes { get; set; }
 }
 
 /// <summary>The gRPC endpoint's TLS, section <c>Inference:Security:Tls</c>. Off unless a certificate is given.</summary>
@@ -53,8 +72,11 @@ public sealed class TlsOptions
 
     public ClientCertificates ClientCertificates { get; set; } = ClientCertificates.None;
 
-    /// <summary>PEM certificate(s) of the authority client certificates must chain to; unset: the system's trust store.</summary>
+    /// <summary>PEM certificate(s) of the authority client certificates must chain to; required with client certificates (no publicly trusted one is taken).</summary>
     public string? ClientCa { get; set; }
+
+    /// <summary>The scopes a verified client certificate grants, comma-separated (default: every scope).</summary>
+    public string ClientCertificateScopes { get; set; } = "score,features,ingest,admin,sync";
 
     public bool Enabled => !string.IsNullOrWhiteSpace(Certificate);
 }

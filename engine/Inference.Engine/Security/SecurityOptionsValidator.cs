@@ -17,7 +17,19 @@ internal sealed class SecurityOptionsValidator : IValidateOptions<SecurityOption
             rules.Require(options.Tokens[i] is { Length: >= MinimumTokenLength } token && token == token.Trim(), $"Tokens:{i}", "(hidden)",
                 $"must be at least {MinimumTokenLength} characters with no surrounding spaces");
         }
+        for (int i = 0; i < options.ScopedTokens.Count; i++)
+        {
+            var scoped = options.ScopedTokens[i];
+            rules.Require(scoped.Token is { Length: >= MinimumTokenLength } token && token == token.Trim(), $"ScopedTokens:{i}:Token", "(hidden)",
+                $"must be at least {MinimumTokenLength} characters with no surrounding spaces");
+            rules.Require(ScopeNames.Parse(scoped.Scopes) is not null, $"ScopedTokens:{i}:Scopes", scoped.Scopes, "must list scopes among score, features, ingest, admin, sync (comma-separated)");
+        }
         var tls = options.Tls;
+        rules.Require(ScopeNames.Parse(tls.ClientCertificateScopes) is not null, "Tls:ClientCertificateScopes", tls.ClientCertificateScopes,
+            "must list scopes among score, features, ingest, admin, sync (comma-separated)");
+        // Any publicly trusted certificate would pass the system's trust store: client certificates are taken from a named authority only.
+        rules.Require(tls.ClientCertificates == ClientCertificates.None || !string.IsNullOrWhiteSpace(tls.ClientCa), "Tls:ClientCa", tls.ClientCa,
+            "must name the authority client certificates are accepted from (PEM) when Tls:ClientCertificates is Allow or Require");
         rules.Require(Enum.IsDefined(tls.ClientCertificates), "Tls:ClientCertificates", tls.ClientCertificates, "must be None, Allow or Require");
         if (tls.Enabled)
         {

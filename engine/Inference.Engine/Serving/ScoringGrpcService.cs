@@ -61,7 +61,8 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
     /// <summary>Read-your-writes: waits (without a thread) until the applied state covers the minimum, then scores.</summary>
     private async Task<ScoreResponse> ScoreAfterAsync(ScoreRequest request, List<PartitionOffset> minimum, ServerCallContext context, long started)
     {
-        var wait = executor.WaitForAsync(minimum, context.CancellationToken);
+        var wait = executor.WaitForAsync(minimum, context.CancellationToken)
+            ?? throw new RpcException(new Status(StatusCode.ResourceExhausted, "Too many calls wait for a watermark; retry with backoff (Inference:Serving:MaxWatermarkWaiters)."));
         if (!wait.IsCompleted)
         {
             metrics.WaitedForWatermark();
@@ -144,7 +145,9 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
             router.RequireCaughtUp(partitions, executor.Watermark, _eventsTopic);
         }
         int rows = request.Entities.Count;
-        var (values, found, watermark) = await features.ReadManyAsync(request.Entities).ConfigureAwait(false);
+        var read = features.ReadManyAsync(request.Entities)
+            ?? throw new RpcException(new Status(StatusCode.ResourceExhausted, "Too many GetFeatures reads wait for the device; retry with backoff (Inference:Serving:MaxQueuedReads)."));
+        var (values, found, watermark) = await read.ConfigureAwait(false);
         int width = features.FeatureWidth;
         var response = new GetFeaturesResponse { Watermark = watermark.Message };
         foreach (var definition in features.Plan.Definitions)

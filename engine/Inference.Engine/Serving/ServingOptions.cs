@@ -57,6 +57,19 @@ public sealed class ServingOptions
     /// </summary>
     public int MaxMessageBytes { get; set; } = DefaultMaxMessageBytes;
 
+    public const int DefaultMaxRequestBytes = 4 << 20;
+
+    /// <summary>
+    /// The largest Score, GetFeatures or GetModel request (and any other but ingestion and parameter sync),
+    /// in bytes: a larger one is refused with RESOURCE_EXHAUSTED from its length prefix, before it is read.
+    /// </summary>
+    public int MaxRequestBytes { get; set; } = DefaultMaxRequestBytes;
+
+    public const int DefaultMaxIngestBytes = 64 << 20;
+
+    /// <summary>The largest gRPC ingestion request (a batch of events or labels), in bytes.</summary>
+    public int MaxIngestBytes { get; set; } = DefaultMaxIngestBytes;
+
     /// <summary>
     /// Rows one dynamic batch gathers and scores together at most: requests that wait while the device
     /// is busy go together (a request larger than this goes alone).
@@ -78,4 +91,10 @@ public sealed class ServingOptions
     /// the partition, instead of answered with <c>origins[].catching_up</c> set. Off by default.
     /// </summary>
     public bool RequireCaughtUp { get; set; }
+
+    /// <summary>GetFeatures reads waiting for the device at most; beyond it a read is refused with RESOURCE_EXHAUSTED.</summary>
+    public int MaxQueuedReads { get; set; } = 1_024;
+
+    /// <summary>Read-your-writes calls (Score with min_watermark, ingestion acks that wait to be applied) waiting at most; beyond it RESOURCE_EXHAUSTED.</summary>
+    public int MaxWatermarkWaiters { get; set; } = 4_096;
 }

@@ -19,6 +19,12 @@ internal sealed class ServingOptionsValidator : IValidateOptions<ServingOptions>
         rules.Require(serving.MaxQueueDelayMicroseconds is >= 0 and <= 1_000_000, "MaxQueueDelayMicroseconds", serving.MaxQueueDelayMicroseconds, "must be between 0 (launch at once) and 1000000");
         rules.Require(serving.MaxQueuedRequests is > 0 and <= 1_000_000, "MaxQueuedRequests", serving.MaxQueuedRequests, "must be between 1 and 1000000");
         rules.Require(serving.MaxMessageBytes >= 4 << 20, "MaxMessageBytes", serving.MaxMessageBytes, "must be at least 4194304 (gRPC's default)");
+        rules.Require(serving.MaxQueuedReads is >= 1 and <= 1_000_000, "MaxQueuedReads", serving.MaxQueuedReads, "must be between 1 and 1000000");
+        rules.Require(serving.MaxWatermarkWaiters is >= 1 and <= 1_000_000, "MaxWatermarkWaiters", serving.MaxWatermarkWaiters, "must be between 1 and 1000000");
+        rules.Require(serving.MaxRequestBytes >= 64 << 10 && serving.MaxRequestBytes <= serving.MaxMessageBytes, "MaxRequestBytes", serving.MaxRequestBytes,
+            "must be at least 65536 and at most MaxMessageBytes");
+        rules.Require(serving.MaxIngestBytes >= 64 << 10 && serving.MaxIngestBytes <= serving.MaxMessageBytes, "MaxIngestBytes", serving.MaxIngestBytes,
+            "must be at least 65536 and at most MaxMessageBytes");
         rules.Require(serving.AdvertisedAddress is null || (Uri.TryCreate(serving.AdvertisedAddress, UriKind.Absolute, out var advertised) && advertised.Scheme is "http" or "https"),
             "AdvertisedAddress", serving.AdvertisedAddress, "must be an absolute http:// or https:// address other workers reach this one at");
         return rules.Result;

@@ -128,7 +128,8 @@
 
   const status = $("status");
   function connect() {
-    const source = new EventSource("dashboard/stream");
+    // A token given to the page (?access_token=…) goes with the stream: the HTTP port guards its data.
+    const source = new EventSource("dashboard/stream" + location.search);
     source.onopen = () => { status.textContent = "live"; status.className = "live"; };
     source.onerror = () => {
       status.textContent = "reconnecting…";

@@ -10,12 +10,17 @@ namespace Inference.Engine.Tests;
 /// of Helm's language the chart uses (Helm is not installed here): Go template actions with whitespace
 /// trimming, <c>if/else/with/range/define</c>, variables, pipelines, and the functions <c>include</c>,
 /// <c>toYaml</c>, <c>nindent</c>, <c>indent</c>, <c>quote</c>, <c>printf</c>, <c>until</c>, <c>int</c>,
-/// <c>not</c>, <c>randAlphaNum</c>. Anything else is an error, so a chart change beyond that subset
-/// fails the test instead of rendering wrongly.
+/// <c>not</c>, <c>randAlphaNum</c>, <c>b64enc</c>, and <c>lookup</c> of one object by name (against the
+/// objects a test says the cluster holds; none: an empty map, as <c>helm template</c> gets). Anything else
+/// is an error, so a chart change beyond that subset fails the test instead of rendering wrongly.
 /// </summary>
 internal sealed class ChartRenderer
 {
     private readonly Dictionary<string, List<Node>> _defines = new(StringComparer.Ordinal);
+
+    private readonly IReadOnlyList<Dictionary<string, object?>> _cluster;
+
+    private ChartRenderer(IReadOnlyList<Dictionary<string, object?>> cluster) => _cluster = cluster;
 
     private abstract record Node;
 
@@ -27,8 +32,12 @@ internal sealed class ChartRenderer
 
     private sealed record BlockNode(string Kind, string Header, List<Node> Body, List<Node> Else) : Node;
 
-    /// <summary>Renders every template of <paramref name="chart"/> (helpers first) with its values.yaml merged with <paramref name="overrides"/>.</summary>
-    public static IReadOnlyList<(string Template, string Output)> Render(string chart, string release, IDictionary<string, object?>? overrides = null)
+    /// <summary>
+    /// Renders every template of <paramref name="chart"/> (helpers first) with its values.yaml merged with <paramref name="overrides"/>;
+    /// <c>lookup</c> finds the objects of <paramref name="cluster"/> (as <c>kubectl get -o yaml</c> gives them: plain values).
+    /// </summary>
+    public static IReadOnlyList<(string Template, string Output)> Render(string chart, string release, IDictionary<string, object?>? overrides = null,
+        IReadOnlyList<Dictionary<string, object?>>? cluster = null)
     {
         var yaml = new YamlStream();
         yaml.Load(new StringReader(File.ReadAllText(Path.Combine(chart, "values.yaml"))));
@@ -48,7 +57,7 @@ internal sealed class ChartRenderer
             ["Values"] = values,
             ["Release"] = new Dictionary<string, object?> { ["Name"] = release, ["Namespace"] = "default" },
         };
-        var renderer = new ChartRenderer();
+        var renderer = new ChartRenderer(cluster ?? []);
         var templates = Directory.GetFiles(Path.Combine(chart, "templates")).Order(StringComparer.Ordinal).ToList();
         foreach (var helper in templates.Where(t => t.EndsWith(".tpl", StringComparison.Ordinal)))
         {
@@ -307,8 +316,29 @@ internal sealed class ChartRenderer
         "int" => args[0] switch { long l => l, string s => long.Parse(s, CultureInfo.InvariantCulture), var o => Convert.ToInt64(o, CultureInfo.InvariantCulture) },
         "not" => !Truthy(args[0]),
         "randAlphaNum" => new string([.. Enumerable.Range(0, checked((int)(long)args[0]!)).Select(_ => "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[Random.Shared.Next(62)])]),
+        "b64enc" => Convert.ToBase64String(Encoding.UTF8.GetBytes(Format(args[0]))),
+        "lookup" => Lookup(Format(args[0]), Format(args[1]), Format(args[2]), Format(args[3])),
         _ => throw new FormatException($"function '{name}' is not supported by this renderer"),
     };
+
+    /// <summary>Helm's <c>lookup</c> of one object: the cluster's object of that apiVersion, kind, namespace and name, else an empty map.</summary>
+    private Dictionary<string, object?> Lookup(string apiVersion, string kind, string @namespace, string name)
+    {
+        if (name.Length == 0)
+        {
+            throw new FormatException("lookup of every object of a kind (no name) is not supported by this renderer");
+        }
+        foreach (var item in _cluster)
+        {
+            if ((string?)item.GetValueOrDefault("apiVersion") == apiVersion && (string?)item.GetValueOrDefault("kind") == kind
+                && item.GetValueOrDefault("metadata") is Dictionary<string, object?> metadata
+                && (string?)metadata.GetValueOrDefault("namespace") == @namespace && (string?)metadata.GetValueOrDefault("name") == name)
+            {
+                return item;
+            }
+        }
+        return new Dictionary<string, object?>(StringComparer.Ordinal);
+    }
 
     private static string Printf(string format, List<object?> args)
     {

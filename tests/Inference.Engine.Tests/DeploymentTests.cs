@@ -18,10 +18,10 @@ public sealed class DeploymentTests
     private static string Chart => Path.Combine(Repository.Root, "deploy", "helm", "inference");
 
     /// <summary>Every rendered document, parsed, by kind and name.</summary>
-    private static List<Dictionary<string, object?>> Manifests(IDictionary<string, object?>? overrides = null)
+    private static List<Dictionary<string, object?>> Manifests(IDictionary<string, object?>? overrides = null, IReadOnlyList<Dictionary<string, object?>>? cluster = null)
     {
         var manifests = new List<Dictionary<string, object?>>();
-        foreach (var (template, output) in ChartRenderer.Render(Chart, "pool", overrides))
+        foreach (var (template, output) in ChartRenderer.Render(Chart, "pool", overrides, cluster))
         {
             var stream = new YamlStream();
             stream.Load(new StringReader(output));
@@ -90,11 +90,20 @@ public sealed class DeploymentTests
         Assert.Equal("http://pool-ps-0.pool-ps:50052,http://pool-ps-1.pool-ps:50052", env["INFERENCE_Inference__Sync__ParameterServer"]);
         Assert.Equal("http://$(POD_NAME).pool-workers:50051", env["INFERENCE_Inference__Serving__AdvertisedAddress"]);
         Assert.Equal("Cuda", env["INFERENCE_Inference__Features__Accelerator"]);
-        Assert.Equal("false", env["INFERENCE_Inference__Security__ScoreRequiresToken"]);
+        Assert.Equal("false", env["INFERENCE_Inference__Security__AnonymousScore"]);
+        Assert.Equal("true", env["INFERENCE_Inference__Security__MetricsOpen"]);
+        Assert.DoesNotContain(env.Keys, k => k.Contains("ScoreRequiresToken", StringComparison.Ordinal));
         var secrets = SecretEnv(workers);
-        Assert.Equal(["INFERENCE_Inference__Security__Client__Token", "INFERENCE_Inference__Security__Tokens__0"], secrets.Select(e => (string)e["name"]!).Order());
+        Assert.Equal(["INFERENCE_Inference__Security__Client__Token", "INFERENCE_Inference__Security__Tokens__0", "INFERENCE_Inference__Security__Tokens__1"],
+            secrets.Select(e => (string)e["name"]!).Order());
         Assert.All(secrets, e => Assert.Equal("pool-token", Get<string>(e, "valueFrom.secretKeyRef.name")));
-        Assert.Equal(40, Get<string>(One(manifests, "Secret", "pool-token"), "stringData.token").Length);
+        // The second accepted token, for rotation: an optional key, absent except while a token is rotated.
+        var second = Assert.Single(secrets, e => (string)e["name"]! == "INFERENCE_Inference__Security__Tokens__1");
+        Assert.Equal("token-1", Get<string>(second, "valueFrom.secretKeyRef.key"));
+        Assert.True(Get<bool>(second, "valueFrom.secretKeyRef.optional"));
+        var token = Convert.FromBase64String(Get<string>(One(manifests, "Secret", "pool-token"), "data.token"));
+        Assert.Equal(40, token.Length);
+        Assert.All(token, b => Assert.True(char.IsAsciiLetterOrDigit((char)b), $"token byte {b} is not alphanumeric"));
 
         // Every engine key the chart sets is one the engine binds, with a value it accepts (the
         // configuration of a worker, checked as `serve` would at start: a bad key or value fails here).
@@ -111,6 +120,7 @@ public sealed class DeploymentTests
 
         var ps = One(manifests, "StatefulSet", "pool-ps");
         Assert.Equal(2L, Get<long>(ps, "spec.replicas"));
+        Assert.Equal(["INFERENCE_Inference__Security__Tokens__0", "INFERENCE_Inference__Security__Tokens__1"], SecretEnv(ps).Select(e => (string)e["name"]!).Order());
         Assert.Equal("Ps", Env(ps)["INFERENCE_Inference__Role"]);
         Assert.Equal("/var/lib/inference/parameters", Env(ps)["INFERENCE_Inference__Checkpoints__Directory"]);
         Assert.Equal("parameters", Get<string>(ps, "spec.volumeClaimTemplates.0.metadata.name"));
@@ -141,6 +151,31 @@ public sealed class DeploymentTests
         var workers = One(manifests, "StatefulSet", "pool-worker");
         Assert.Equal("http://pool-ps-0.pool-ps:50052,http://pool-ps-1.pool-ps:50052,http://pool-ps-2.pool-ps:50052", Env(workers)["INFERENCE_Inference__Sync__ParameterServer"]);
         Assert.All(SecretEnv(workers), e => Assert.Equal("team-token", Get<string>(e, "valueFrom.secretKeyRef.name")));
+    }
+
+    [Fact]
+    public void An_upgrade_keeps_the_token_of_the_Secret_the_release_made_before()
+    {
+        string kept = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes("kept-across-upgrades-0123456789abcdefghij"));
+        Dictionary<string, object?> Secret(string name, string @namespace) => new()
+        {
+            ["apiVersion"] = "v1",
+            ["kind"] = "Secret",
+            ["metadata"] = new Dictionary<string, object?> { ["name"] = name, ["namespace"] = @namespace },
+            ["data"] = new Dictionary<string, object?> { ["token"] = kept },
+        };
+
+        var secret = One(Manifests(cluster: [Secret("pool-token", "default")]), "Secret", "pool-token");
+        Assert.Equal(kept, Get<string>(secret, "data.token"));
+        Assert.Equal("keep", Get<Dictionary<string, object?>>(secret, "metadata.annotations")["helm.sh/resource-policy"]);
+
+        // Another release's Secret, or this name in another namespace, is not this release's: a new token.
+        foreach (var other in new[] { Secret("other-token", "default"), Secret("pool-token", "staging") })
+        {
+            string made = Get<string>(One(Manifests(cluster: [other]), "Secret", "pool-token"), "data.token");
+            Assert.NotEqual(kept, made);
+            Assert.Equal(40, Convert.FromBase64String(made).Length);
+        }
     }
 
     [Fact]

@@ -323,7 +323,8 @@ public sealed class PoolTests
         using var kafka = new EmbeddedKafka();
         kafka.CreateTopic("events", Partitions);
         kafka.CreateTopic("labels", Partitions - 1);
-        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => EngineHarness.StartAsync(PoolWorker(kafka, "http://127.0.0.1:1", "a")));
+        await using var ps = await ParameterServer();
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => EngineHarness.StartAsync(PoolWorker(kafka, ps.Address, "a")));
         Assert.Contains("Inference:Kafka:LabelsTopic", error.Message);
         Assert.Contains("co-partitioned", error.Message);
     }

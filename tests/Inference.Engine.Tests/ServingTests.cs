@@ -47,6 +47,37 @@ public sealed class ServingTests
     }
 
     [Fact]
+    public async Task Read_your_writes_waiters_and_feature_reads_are_bounded()
+    {
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var meters = services.GetRequiredService<IMeterFactory>();
+        var definitions = new List<FeatureDefinition> { new() { Name = "count", Aggregation = Aggregation.Count } };
+        using var device = DeviceContext.Create(AcceleratorKind.Cpu);
+        using var executor = new DeviceExecutor(device, new FeaturePlan(definitions), new FeatureOptions { Definitions = definitions, InitialCapacity = 16, MaxBatchEvents = 16 },
+            new ServingOptions { MaxWatermarkWaiters = 2, MaxQueuedReads = 2 }, new FeatureMetrics(meters), new ServingMetrics(meters), NullLogger<DeviceExecutor>.Instance);
+        using var ended = new CancellationTokenSource();
+        PartitionOffset[] far = [new("events", 0, 1_000_000)];
+        var first = executor.WaitForAsync(far, ended.Token);
+        var second = executor.WaitForAsync(far, ended.Token);
+        Assert.NotNull(first);
+        Assert.NotNull(second);
+        Assert.Null(executor.WaitForAsync(far, ended.Token));
+        // Not started: reads wait in their queue.
+        Assert.NotNull(executor.TryReadAsync((_, _) => 1));
+        Assert.NotNull(executor.TryReadAsync((_, _) => 2));
+        Assert.Null(executor.TryReadAsync((_, _) => 3));
+
+        await executor.StartAsync(CancellationToken.None);
+        await ended.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first!);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => second!);
+        // The waiters that ended and the reads that ran made room again.
+        await EngineHarness.WaitUntil(() => executor.WaitForAsync(far, CancellationToken.None) is not null, TimeSpan.FromSeconds(10), () => "room for a waiter again");
+        await EngineHarness.WaitUntil(() => executor.TryReadAsync((_, _) => 4) is not null, TimeSpan.FromSeconds(10), () => "room for a read again");
+        await executor.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
     public async Task The_standard_health_service_answers_serving_next_to_score()
     {
         var settings = EngineHarness.BaseSettings();

@@ -51,6 +51,7 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
             // Nothing is scored before the committed progress is known (what a restart must not score again).
             scoring.Ready.Wait(stopping);
         }
+        misrouted.Prepare();
         using var sink = new EventSink(executor, features.MaxBatchEvents, features.MaxFutureMs, scoring, stopping, misrouted);
         IngestLog.Started(logger, settings.Topic, settings.DefaultFormat, kafka.BootstrapServers, settings.GroupId, features.MaxBatchEvents, features.MaxBatchDelayMs);
         try

@@ -44,7 +44,7 @@ public sealed class IngestMetrics
 
     public long MisroutedEvents => _misrouted.Total;
 
-    internal void Misrouted(int partition, int events) => _misrouted.Add(events, "partition", partition.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    internal void Misrouted(string partition, int events) => _misrouted.Add(events, "partition", partition);
 
     public long GrpcAccepted => _grpcAccepted.Total;
 

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using Inference.Engine.Kafka;
 using Inference.Kernels.Features;
@@ -21,9 +20,14 @@ internal sealed class MisroutedEvents(KafkaConnection kafka, IngestMetrics metri
 
     private const int PartitionCountRetryMs = 5_000;
 
-    private readonly ConcurrentDictionary<int, long> _lastSeen = new();
+    // Per partition: when a misrouted event last came (0: never), and its metric tag.
+    private long[] _lastSeen = [];
+    private string[] _tags = [];
     private int _partitions;
     private long _nextLookup;
+
+    /// <summary>Learns the events topic's partition count before consumption starts (not mid-batch on the consumer's thread).</summary>
+    public void Prepare() => Known();
 
     /// <summary>Checks the entities decoded from one message of <paramref name="partition"/> (the consumer's thread).</summary>
     public void Check(int partition, ReadOnlySpan<ulong> entities)
@@ -44,14 +48,14 @@ internal sealed class MisroutedEvents(KafkaConnection kafka, IngestMetrics metri
         {
             return;
         }
-        metrics.Misrouted(partition, misrouted);
-        if (_lastSeen.TryAdd(partition, Stopwatch.GetTimestamp()))
+        if ((uint)partition >= (uint)_lastSeen.Length)
+        {
+            return;
+        }
+        metrics.Misrouted(_tags[partition], misrouted);
+        if (Interlocked.Exchange(ref _lastSeen[partition], Stopwatch.GetTimestamp()) == 0)
         {
             IngestLog.Misrouted(logger, kafka.Options.EventsTopic, partition, _partitions);
-        }
-        else
-        {
-            _lastSeen[partition] = Stopwatch.GetTimestamp();
         }
     }
 
@@ -59,7 +63,8 @@ internal sealed class MisroutedEvents(KafkaConnection kafka, IngestMetrics metri
     public string? Problem()
     {
         long since = Stopwatch.GetTimestamp() - ReadyWindowMs * Stopwatch.Frequency / 1000;
-        var recent = _lastSeen.Where(p => p.Value >= since).Select(p => p.Key).Order().ToList();
+        var seen = Volatile.Read(ref _lastSeen);
+        var recent = Enumerable.Range(0, seen.Length).Where(p => Volatile.Read(ref seen[p]) is long at && at != 0 && at >= since).ToList();
         return recent.Count == 0 ? null
             : $"{metrics.MisroutedEvents} events came from other partitions than their entity's (partitions {string.Join(", ", recent)} of {kafka.Options.EventsTopic}): "
               + "the producer must partition keyed by entity with Kafka's default murmur2 partitioner (librdkafka: partitioner=murmur2_random)";
@@ -78,7 +83,13 @@ internal sealed class MisroutedEvents(KafkaConnection kafka, IngestMetrics metri
         _nextLookup = Stopwatch.GetTimestamp() + PartitionCountRetryMs * Stopwatch.Frequency / 1000;
         try
         {
-            _partitions = kafka.PartitionCount(kafka.Options.EventsTopic) ?? 0;
+            int partitions = kafka.PartitionCount(kafka.Options.EventsTopic) ?? 0;
+            if (partitions > 0)
+            {
+                _tags = [.. Enumerable.Range(0, partitions).Select(p => p.ToString(System.Globalization.CultureInfo.InvariantCulture))];
+                Volatile.Write(ref _lastSeen, new long[partitions]);
+                _partitions = partitions;
+            }
         }
         catch (Confluent.Kafka.KafkaException)
         {

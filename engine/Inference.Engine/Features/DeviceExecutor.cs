@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using Apache.Arrow;
 using Inference.Engine.Pipeline;
 using Inference.Engine.Serving;
 using Inference.Kernels.Accelerators;
@@ -44,6 +43,8 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     private readonly ulong[] _batchKeys;
     private readonly float[] _batchFeatures;
     private int _queued;
+    private int _queuedReads;
+    private int _watermarkWaiters;
     private volatile bool _stopping;
     private bool _started;
     private bool _disposed;
@@ -165,39 +166,6 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     }
 
     /// <summary>
-    /// Queues a serving gather. Returns false at once when <see cref="ServingOptions.MaxQueuedRequests"/>
-    /// are already waiting (the caller sheds the request) or the executor is stopping.
-    /// </summary>
-    public bool TryEnqueue(GatherRequest request)
-    {
-        if (_stopping)
-        {
-            return false;
-        }
-        if (Interlocked.Increment(ref _queued) > _serving.MaxQueuedRequests)
-        {
-            Interlocked.Decrement(ref _queued);
-            return false;
-        }
-        _gathers.Enqueue(request);
-        _signal.Set();
-        return true;
-    }
-
-    /// <summary>
-    /// Applies one micro-batch (entity: uint64, ts: int64, a float column per numeric field, a uint64
-    /// column per key field, in the plan's order), advances the watermark to <paramref name="offsets"/>
-    /// and returns the events applied once the device is done. Blocks the calling thread.
-    /// </summary>
-    public int Apply(RecordBatch batch, ReadOnlySpan<PartitionOffset> offsets)
-    {
-        var work = new RecordBatchApply(batch);
-        work.SetOffsets(offsets);
-        Submit(work);
-        return work.Wait();
-    }
-
-    /// <summary>
     /// Queues an apply and returns at once; <see cref="ApplyWork.Wait"/> says when the device is done.
     /// An ingest thread decodes the next batch meanwhile (double buffering).
     /// </summary>
@@ -285,61 +253,6 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     private T OnDevice<T>(Func<T> work) =>
         _started && !_stopping && Thread.CurrentThread != _thread ? Read((_, _) => work()) : work();
 
-    /// <summary>
-    /// Completes when the applied state covers <paramref name="minimum"/> (every partition it names at
-    /// least at its offset): read-your-writes for a caller that knows where its events landed.
-    /// </summary>
-    /// <remarks>Null, at once, when <see cref="ServingOptions.MaxWatermarkWaiters"/> calls wait already.</remarks>
-    public Task? WaitForAsync(IReadOnlyList<PartitionOffset> minimum, CancellationToken cancellation)
-    {
-        if (Volatile.Read(ref _watermark).Covers(minimum))
-        {
-            return Task.CompletedTask;
-        }
-        if (Interlocked.Increment(ref _watermarkWaiters) > _serving.MaxWatermarkWaiters)
-        {
-            Interlocked.Decrement(ref _watermarkWaiters);
-            return null;
-        }
-        var waiter = new WatermarkWaiter(minimum, cancellation);
-        waiter.Task.ContinueWith(_ => Interlocked.Decrement(ref _watermarkWaiters), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        _waiters.Enqueue(waiter);
-        // The watermark may have moved between the look and the enqueue: the executor looks again.
-        _signal.Set();
-        return waiter.Task;
-    }
-
-    /// <summary>Runs <paramref name="read"/> on the executor between two units of work and returns its result.</summary>
-    public Task<T> ReadAsync<T>(Func<FeatureTable, FeatureWatermark, T> read)
-    {
-        var work = new ReadWork<T>(read);
-        _reads.Enqueue(work);
-        _signal.Set();
-        return work.Completion.Task;
-    }
-
-    /// <summary>
-    /// A serving read (GetFeatures): as <see cref="ReadAsync{T}"/>, or null at once when
-    /// <see cref="ServingOptions.MaxQueuedReads"/> serving reads wait already.
-    /// </summary>
-    public Task<T>? TryReadAsync<T>(Func<FeatureTable, FeatureWatermark, T> read)
-    {
-        if (Interlocked.Increment(ref _queuedReads) > _serving.MaxQueuedReads)
-        {
-            Interlocked.Decrement(ref _queuedReads);
-            return null;
-        }
-        var task = ReadAsync(read);
-        task.ContinueWith(_ => Interlocked.Decrement(ref _queuedReads), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        return task;
-    }
-
-    private int _queuedReads;
-    private int _watermarkWaiters;
-
-    /// <summary>Runs <paramref name="read"/> on the executor and waits for it (for dedicated threads such as the trainer's).</summary>
-    public T Read<T>(Func<FeatureTable, FeatureWatermark, T> read) => ReadAsync(read).GetAwaiter().GetResult();
-
     private void Run()
     {
         ExecutorLog.Started(_logger, _device.Description, _serving.MaxBatchRows, _serving.MaxQueueDelayMicroseconds, _serving.MaxQueuedRequests);
@@ -399,74 +312,6 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         _waiting.Clear();
     }
 
-    /// <summary>One dynamic batch of waiting gathers: a read of all their rows, then their handler.</summary>
-    private bool Serve()
-    {
-        if (_gathers.IsEmpty)
-        {
-            return false;
-        }
-        int requests = 0, rows = 0;
-        long launchBy = 0;
-        IGatheredBatchHandler? handler = null;
-        var spin = new SpinWait();
-        while (true)
-        {
-            if (_gathers.TryPeek(out var next) && (requests == 0 || (rows + next.Rows <= _serving.MaxBatchRows && next.Handler == handler)))
-            {
-                _gathers.TryDequeue(out _);
-                Interlocked.Decrement(ref _queued);
-                if (next.Cancellation.IsCancellationRequested || DateTime.UtcNow >= next.DeadlineUtc)
-                {
-                    var outcome = next.Cancellation.IsCancellationRequested ? GatherOutcome.Cancelled : GatherOutcome.DeadlineExceeded;
-                    _servingMetrics.Abandoned(outcome == GatherOutcome.Cancelled ? "cancelled" : "deadline");
-                    next.Abandon(outcome);
-                    continue;
-                }
-                if (requests == 0)
-                {
-                    handler = next.Handler;
-                    launchBy = next.EnqueuedTimestamp + _serving.MaxQueueDelayMicroseconds * Stopwatch.Frequency / 1_000_000;
-                }
-                next.Entities.AsSpan(0, next.Rows).CopyTo(_batchKeys.AsSpan(rows));
-                _batch[requests++] = next;
-                rows += next.Rows;
-                continue;
-            }
-            // Triton's max queue delay: a batch that is not full may wait a little for company.
-            if (requests == 0 || rows >= _serving.MaxBatchRows || !_gathers.IsEmpty || Stopwatch.GetTimestamp() >= launchBy)
-            {
-                break;
-            }
-            spin.SpinOnce(sleep1Threshold: -1);
-        }
-        if (requests == 0)
-        {
-            return true;
-        }
-        try
-        {
-            int width = _table.Width;
-            var watermark = Publish();
-            _table.Gather(_batchKeys.AsSpan(0, rows), AsOf(watermark), _batchFeatures.AsSpan(0, rows * width));
-            _servingMetrics.Batch(rows);
-            handler!.Handle(_batch.AsSpan(0, requests), _batchFeatures, width, watermark);
-        }
-        catch (Exception error)
-        {
-            ExecutorLog.ServingFailed(_logger, error);
-            foreach (var request in _batch.AsSpan(0, requests))
-            {
-                request.Abandon(GatherOutcome.Stopped);
-            }
-        }
-        finally
-        {
-            System.Array.Clear(_batch, 0, requests);
-        }
-        return true;
-    }
-
     private bool ApplyOne()
     {
         // A growth in progress finishes first, a slice per turn: an apply must see one table. (When
@@ -490,42 +335,6 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         {
             work.Fail(error);
         }
-        return true;
-    }
-
-    /// <summary>Wakes read-your-writes callers whose minimum the applied state now covers, and forgets those whose call ended.</summary>
-    private void ReleaseWaiters()
-    {
-        while (_waiters.TryDequeue(out var added))
-        {
-            _waiting.Add(added);
-        }
-        int kept = 0;
-        for (int i = 0; i < _waiting.Count; i++)
-        {
-            var waiter = _waiting[i];
-            if (!waiter.Completed && !_applied.Covers(waiter.Minimum))
-            {
-                _waiting[kept++] = waiter;
-                continue;
-            }
-            if (!waiter.Completed)
-            {
-                // Whoever is released reads the watermark next: it must already show what they waited for.
-                Publish();
-            }
-            waiter.Release();
-        }
-        _waiting.RemoveRange(kept, _waiting.Count - kept);
-    }
-
-    private bool ReadOne()
-    {
-        if (!_reads.TryDequeue(out var work))
-        {
-            return false;
-        }
-        work.Run(_table, Publish());
         return true;
     }
 
@@ -565,50 +374,5 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         Stop();
         _table.Dispose();
         _signal.Dispose();
-    }
-
-    /// <summary>An apply over an Arrow record batch, for callers that hand the executor one batch at a time.</summary>
-    private sealed class RecordBatchApply(RecordBatch batch) : ApplyWork
-    {
-        protected internal override ApplyResult Apply(FeatureTable table) =>
-            table.Apply(new RecordBatchColumns(batch, table.Plan.NumericFields.Count));
-    }
-
-    private abstract class ReadWork
-    {
-        public abstract void Run(FeatureTable table, FeatureWatermark watermark);
-    }
-
-    private sealed class ReadWork<T>(Func<FeatureTable, FeatureWatermark, T> read) : ReadWork
-    {
-        public TaskCompletionSource<T> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public override void Run(FeatureTable table, FeatureWatermark watermark)
-        {
-            try
-            {
-                Completion.SetResult(read(table, watermark));
-            }
-            catch (Exception error)
-            {
-                Completion.SetException(error);
-            }
-        }
-    }
-
-    private readonly struct RecordBatchColumns(RecordBatch batch, int numeric) : IBatchColumns
-    {
-        public int Count => batch.Length;
-
-        public ReadOnlySpan<ulong> Entities => ((UInt64Array)batch.Column(0)).Values;
-
-        public ReadOnlySpan<long> Times => ((Int64Array)batch.Column(1)).Values;
-
-        public ReadOnlySpan<float> Numeric(int column) => ((FloatArray)batch.Column(2 + column)).Values;
-
-        public ReadOnlySpan<ulong> Keys(int column) => ((UInt64Array)batch.Column(2 + numeric + column)).Values;
-
-        /// <summary>Arrow buffers of any origin: copied.</summary>
-        public int PinnedStride => 0;
     }
 }

@@ -53,6 +53,9 @@ public sealed class FeatureWatermark
     /// <summary>True when every partition of <paramref name="minimum"/> is applied at least up to its offset.</summary>
     public bool Covers(IReadOnlyList<PartitionOffset> minimum) => Covers(_partitions, minimum);
 
+    /// <summary>The last offset applied from a partition; -1 for none.</summary>
+    public long OffsetOf(string topic, int partition) => IndexOf(_partitions, topic, partition) is int index and >= 0 ? _partitions[index].Offset : -1;
+
     /// <summary>True when <paramref name="held"/> reaches, in every partition of <paramref name="minimum"/>, at least its offset.</summary>
     internal static bool Covers(ReadOnlySpan<PartitionOffset> held, IReadOnlyList<PartitionOffset> minimum)
     {

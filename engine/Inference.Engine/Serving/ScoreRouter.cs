@@ -159,8 +159,7 @@ public sealed class ScoreRouter(PoolMembership pool, Features.PartitionOwnership
         var gaps = new List<string>();
         foreach (int partition in partitions.Distinct())
         {
-            int index = Features.FeatureWatermark.IndexOf([.. applied.Partitions], topic, partition);
-            if (Gap(partition, index >= 0 ? applied.Partitions[index].Offset : -1) is { } gap)
+            if (Gap(partition, applied.OffsetOf(topic, partition)) is { } gap)
             {
                 gaps.Add(gap);
             }

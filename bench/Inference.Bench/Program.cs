@@ -2,7 +2,7 @@ using System.CommandLine;
 using BenchmarkDotNet.Running;
 using Inference.Bench.Load;
 using Inference.Bench.Pipeline;
-using Inference.Engine.Ingest;
+using Inference.Engine.Kafka;
 
 // Inference.Bench pipeline | checkpoint | stream | watch | freshness | consume-baseline | micro — `--help` on each.
 var root = new RootCommand("Inference benchmarks: the end-to-end harness, load and freshness probes, micro-benchmarks (docs/benchmarks.md).");

@@ -1,6 +1,6 @@
 using System.Globalization;
 using Inference.Engine.Checkpoints;
-using Inference.Engine.Features;
+using Inference.Engine.Kafka;
 
 namespace Inference.Host;
 

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using Inference.Engine.Hosting;
+using Inference.Engine.Pipeline;
 using Inference.Engine.Security;
 using Inference.Engine.Serving;
 using Inference.Host.Demo;
@@ -49,21 +50,86 @@ internal static class Commands
         var command = new Command("serve", "Run the engine. Configuration: appsettings.json, INFERENCE_ environment variables, "
             + "--Inference:Section:Key=value for any key, and the switches below.")
         {
-            // Any --Inference:Section:Key=value goes to configuration, which checks it at start.
+            // Any --Inference:Section:Key=value goes to configuration, which refuses a key no option declares;
+            // any other unmatched token is refused by UnknownOption before the engine starts.
             TreatUnmatchedTokensAsErrors = false,
         };
+        var switches = new List<(Option Option, string Key)>();
         foreach (var (name, key) in InferenceApplication.SwitchMappings)
         {
-            command.Options.Add(new Option<string>(name) { Description = $"Sets {key}" });
+            // A boolean switch needs no value (--embedded-kafka); the others take one.
+            Option option = InferenceApplication.BooleanSwitches.Contains(name)
+                ? new Option<bool>(name) { Description = $"Sets {key} to true" }
+                : new Option<string>(name) { Description = $"Sets {key}" };
+            command.Options.Add(option);
+            switches.Add((option, key));
         }
         command.SetAction(async (parse, _) =>
         {
-            string[] args = [.. parse.Tokens.Select(t => t.Value)];
-            var app = InferenceApplication.Build(args);
+            var args = new List<string>();
+            foreach (var (option, key) in switches)
+            {
+                if (parse.GetResult(option) is { Implicit: false } result)
+                {
+                    object? value = option is Option<bool> flag ? parse.GetValue(flag) : parse.GetValue((Option<string>)option);
+                    args.Add($"--{key}={Convert.ToString(value, CultureInfo.InvariantCulture)}");
+                }
+            }
+            args.AddRange(parse.UnmatchedTokens);
+            var app = InferenceApplication.Build([.. args]);
             await app.RunEngineAsync();
             return 0;
         });
         return command;
+    }
+
+    /// <summary>
+    /// The first token of <paramref name="parse"/> that names no option of its command, with the nearest option, in
+    /// one line; null when there is none. <c>serve</c> passes <c>--Inference:Section:Key[=value]</c> (and <c>--Logging:…</c>)
+    /// to configuration, which checks the key itself.
+    /// </summary>
+    public static string? UnknownOption(ParseResult parse)
+    {
+        var command = parse.CommandResult.Command;
+        var tokens = parse.UnmatchedTokens;
+        for (int i = 0; i < tokens.Count; i++)
+        {
+            string token = tokens[i];
+            bool configuration = token.StartsWith("--Inference:", StringComparison.OrdinalIgnoreCase)
+                || token.StartsWith("--Logging:", StringComparison.OrdinalIgnoreCase);
+            if (command.Name == "serve" && configuration)
+            {
+                if (!token.Contains('=', StringComparison.Ordinal))
+                {
+                    i++; // its value is the next token
+                }
+                continue;
+            }
+            var names = command.Options.SelectMany(o => o.Aliases.Prepend(o.Name)).Where(n => n.StartsWith('-'))
+                .Concat(command.Subcommands.Select(c => c.Name)).ToList();
+            if (command.Name == "serve")
+            {
+                names.Add("--Inference:Section:Key=value");
+            }
+            string kind = token.StartsWith('-') ? "option" : "command or argument";
+            string path = string.Join(' ', Path(parse.CommandResult));
+            string hint = Spelling.Nearest(token, names) is { } nearest ? $"; did you mean '{nearest}'?" : "";
+            return $"unknown {kind} '{token}' for '{path}'{hint} ('{path} --help' lists them)";
+        }
+        return null;
+    }
+
+    private static IEnumerable<string> Path(CommandResult result)
+    {
+        var names = new Stack<string>();
+        for (SymbolResult? node = result; node is not null; node = node.Parent)
+        {
+            if (node is CommandResult command)
+            {
+                names.Push(command.Parent is null ? "inference" : command.Command.Name);
+            }
+        }
+        return names;
     }
 
     private static Command DevKafkaCommand()

@@ -2,6 +2,7 @@ using System.Globalization;
 using Grpc.Core;
 using Inference.Engine.Checkpoints;
 using Inference.Engine.Security;
+using Inference.Engine.Serving;
 using Inference.Models;
 using Inference.Models.Exchange;
 using Inference.Models.Parameters;
@@ -90,7 +91,7 @@ internal static class ModelCommand
         {
             throw new ExportException($"--from must be the engine's gRPC address, e.g. http://127.0.0.1:50051 (got '{address}').");
         }
-        var channels = new EngineChannels(Options.Create(new SecurityOptions { Client = client }));
+        var channels = new EngineChannels(Options.Create(new SecurityOptions { Client = client }), ServingOptions.DefaultMaxMessageBytes);
         GetModelResponse response;
         try
         {

@@ -3,14 +3,19 @@ using Inference.Host;
 
 // inference demo | serve | dev-kafka | checkpoint inspect — see README.md, or inference --help.
 var parse = Commands.Build().Parse(args);
+if (Commands.UnknownOption(parse) is { } unknown)
+{
+    // An unknown option or command: one line naming it and the nearest one, and exit 2.
+    Console.Error.WriteLine($"inference: {unknown}");
+    return 2;
+}
 if (parse.Errors.Count > 0)
 {
-    // A bad or unknown option: one line each, and exit 2.
+    // A bad value: one line each, and exit 2.
     foreach (var error in parse.Errors)
     {
-        Console.Error.WriteLine($"inference: {error.Message}");
+        Console.Error.WriteLine($"inference: {error.Message} ('inference COMMAND --help' lists the options)");
     }
-    Console.Error.WriteLine("Run 'inference --help' (or 'inference COMMAND --help') for the options.");
     return 2;
 }
 try

@@ -97,8 +97,8 @@ public sealed class BadInputTests
             ("{\"entity\":\"a\",\"ts\":1000,\"amount\":\"12\"}", null, "non_numeric_field"),
             ("{\"entity\":\"a\",\"ts\":1000}", null, "missing_field"),
             ($"{{\"entity\":\"a\",\"ts\":{now + 3_600_000},\"amount\":1}}", null, "future_timestamp"),
-            ("\u0001\u0002garbage", Ingest.EventContentTypes.Protobuf, "bad_protobuf"),
-            ("ARROW?", Ingest.EventContentTypes.Arrow, "bad_arrow"),
+            ("\u0001\u0002garbage", Kafka.EventContentTypes.Protobuf, "bad_protobuf"),
+            ("ARROW?", Kafka.EventContentTypes.Arrow, "bad_arrow"),
             ("<event/>", "application/xml", "unknown_content_type"),
         ];
         const int Bad = 10_000;

@@ -1,5 +1,6 @@
 using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
+using Inference.Engine.Kafka;
 using Inference.Kernels.Accelerators;
 using Inference.Kernels.Features;
 using Inference.Testing;

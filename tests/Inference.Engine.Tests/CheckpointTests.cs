@@ -4,6 +4,7 @@ using Confluent.Kafka;
 using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
 using Inference.Engine.Kafka;
+using Inference.Engine.Training;
 using Inference.Kernels.Features;
 using Inference.Models.Parameters;
 using Inference.Models.Registry;

@@ -32,19 +32,32 @@ public sealed class CommandLineTests
     [InlineData(new[] { "demo", "--duration", "5x" }, "--duration must be a duration such as 30s")]
     [InlineData(new[] { "scores", "verify", "--bootstrap-servers", "127.0.0.1:1", "--timeout", "abc" }, "--timeout must be a duration such as 30s")]
     [InlineData(new[] { "scores", "verify" }, "Option '--bootstrap-servers' is required")]
-    [InlineData(new[] { "demo", "--no-such-option" }, "Unrecognized command or argument '--no-such-option'")]
-    [InlineData(new[] { "no-such-command" }, "Unrecognized command or argument 'no-such-command'")]
+    [InlineData(new[] { "demo", "--no-such-option" }, "unknown option '--no-such-option' for 'inference demo' ('inference demo --help' lists them)")]
+    [InlineData(new[] { "demo", "--rat", "5" }, "unknown option '--rat' for 'inference demo'; did you mean '--rate'?")]
+    [InlineData(new[] { "no-such-command" }, "unknown command or argument 'no-such-command' for 'inference'")]
+    [InlineData(new[] { "serve", "--embedded-kafka", "--no-such-option" }, "unknown option '--no-such-option' for 'inference serve'")]
+    [InlineData(new[] { "serve", "--embeded-kafka" }, "unknown option '--embeded-kafka' for 'inference serve'; did you mean '--embedded-kafka'?")]
+    [InlineData(new[] { "serve", "--Inference:Kafka:GroupId", "g", "stray" }, "unknown command or argument 'stray' for 'inference serve'")]
     public void A_bad_option_exits_2_with_a_line_naming_it(string[] args, string message)
     {
         var (code, output) = EngineProcess.RunCommand(args);
         Assert.Equal(2, code);
         Assert.Contains(message, output);
+        Assert.Single(output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+    }
+
+    [Fact]
+    public void A_misspelled_configuration_key_given_to_serve_exits_3_naming_it_and_the_nearest_key()
+    {
+        var (code, output) = EngineProcess.RunCommand("serve", "--embedded-kafka", "--Inference:Featurs:Accelerator=cuda");
+        Assert.Equal(3, code);
+        Assert.Contains("Inference:Featurs:Accelerator is not a configuration key of the engine; did you mean Inference:Features:Accelerator?", output);
     }
 
     [Fact]
     public void A_bad_configuration_key_given_to_serve_exits_3_naming_it()
     {
-        var (code, output) = EngineProcess.RunCommand("serve", "--embedded-kafka", "true", "--Inference:Serving:MaxBatchRows=0");
+        var (code, output) = EngineProcess.RunCommand("serve", "--embedded-kafka", "--Inference:Serving:MaxBatchRows=0");
         Assert.Equal(3, code);
         Assert.Contains("Inference:Serving:MaxBatchRows", output);
     }
@@ -52,7 +65,7 @@ public sealed class CommandLineTests
     /// <summary>A start that cannot go on: the exit code, one line naming the key, no stack trace.</summary>
     private static void FailsNaming(int exitCode, string key, params string[] args)
     {
-        var (code, output) = EngineProcess.RunCommand(["serve", "--embedded-kafka", "true", "--accelerator", "Cpu", "--port", "0", .. args]);
+        var (code, output) = EngineProcess.RunCommand(["serve", "--embedded-kafka", "--accelerator", "Cpu", "--port", "0", .. args]);
         Assert.True(code == exitCode, $"exit {code}, expected {exitCode}: {output}");
         var lines = output.Split('\n').Where(l => l.StartsWith("inference: ", StringComparison.Ordinal)).ToList();
         Assert.True(lines.Count == 1 && lines[0].Contains(key, StringComparison.Ordinal), output);

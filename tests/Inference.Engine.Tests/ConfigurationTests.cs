@@ -71,7 +71,17 @@ public sealed class ConfigurationTests
         var settings = EngineHarness.BaseSettings();
         settings["Inference:Kafka:Embedded"] = "true";
         settings["Inference:Features:Accelerator"] = "Tpu";
-        var error = await Assert.ThrowsAnyAsync<InvalidOperationException>(() => EngineHarness.StartAsync(settings));
-        Assert.Contains("Inference:Features:Accelerator", error.ToString());
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => EngineHarness.StartAsync(settings));
+        Assert.Contains("Inference:Features:Accelerator: 'Tpu' is not valid; it takes one of Auto, Cuda, Cpu, CpuSimulator", error.Message);
+    }
+
+    [Fact]
+    public async Task A_number_that_does_not_parse_fails_start_naming_its_key()
+    {
+        var settings = EngineHarness.BaseSettings();
+        settings["Inference:Kafka:Embedded"] = "true";
+        settings["Inference:Serving:Port"] = "abc";
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => EngineHarness.StartAsync(settings));
+        Assert.Contains("Inference:Serving:Port: 'abc' is not valid; it takes an int", error.Message);
     }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Inference.Engine.Hosting;
+using Inference.Engine.Pipeline;
 using Inference.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;

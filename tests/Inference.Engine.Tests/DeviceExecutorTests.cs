@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using Apache.Arrow;
 using Inference.Engine.Features;
+using Inference.Engine.Kafka;
 using Inference.Engine.Serving;
 using Inference.Kernels.Accelerators;
 using Inference.Kernels.Features;
@@ -55,7 +56,7 @@ public sealed class DeviceExecutorTests
         var metrics = new FeatureMetrics(services.GetRequiredService<IMeterFactory>());
         var servingMetrics = new ServingMetrics(services.GetRequiredService<IMeterFactory>());
         using var device = DeviceContext.Create(kind);
-        using var executor = new DeviceExecutor(device, plan, options, serving, metrics, servingMetrics, NullLogger<DeviceExecutor>.Instance);
+        using var executor = new DeviceExecutor(device, plan, options, serving.Gathers, metrics, servingMetrics, NullLogger<DeviceExecutor>.Instance);
         await executor.StartAsync(CancellationToken.None);
 
         // The stream: every hot entity in every batch (never idle long enough for the TTL), plus entities

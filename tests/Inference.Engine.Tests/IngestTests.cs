@@ -5,6 +5,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
+using Inference.Engine.Kafka;
 using Inference.Kernels.Features;
 using Inference.Proto.V1;
 using Inference.Testing;

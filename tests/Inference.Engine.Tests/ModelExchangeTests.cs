@@ -97,13 +97,13 @@ public sealed class ModelExchangeTests : IDisposable
     public void A_model_file_that_does_not_fit_the_engine_stops_the_start_naming_the_key()
     {
         // The default features are not five inputs wide.
-        var (code, output) = EngineProcess.RunCommand("serve", "--embedded-kafka", "true", "--port", "0", "--Inference:Serving:HttpPort=-1",
+        var (code, output) = EngineProcess.RunCommand("serve", "--embedded-kafka", "--port", "0", "--Inference:Serving:HttpPort=-1",
             $"--Inference:Model:File={PyTorchFixtures.File("logistic.pt")}");
         Assert.Equal(3, code);
         Assert.Contains("Inference:Model:File", output);
         Assert.Contains("holds a model of 5 inputs", output);
 
-        (code, output) = EngineProcess.RunCommand("serve", "--embedded-kafka", "true", "--port", "0", "--Inference:Serving:HttpPort=-1",
+        (code, output) = EngineProcess.RunCommand("serve", "--embedded-kafka", "--port", "0", "--Inference:Serving:HttpPort=-1",
             $"--Inference:Model:File={Path.Combine(_directory, "missing.pt")}");
         Assert.Equal(3, code);
         Assert.Contains("Inference:Model:File must name an existing model file", output);

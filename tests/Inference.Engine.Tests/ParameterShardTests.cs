@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Inference.Engine.Checkpoints;
 using Inference.Engine.Sync;
 using Inference.Models.Parameters;
 using Inference.Proto.V1;

@@ -5,7 +5,7 @@ using Inference.Engine.Features;
 using Inference.Engine.Hosting;
 using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
-using Inference.Engine.Serving;
+using Inference.Engine.Pool;
 using Inference.Proto.V1;
 using Inference.Testing;
 using Xunit.Abstractions;

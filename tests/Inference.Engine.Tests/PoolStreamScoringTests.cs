@@ -1,7 +1,7 @@
 using System.Text;
 using Confluent.Kafka;
-using Inference.Engine.Features;
 using Inference.Engine.Outputs;
+using Inference.Engine.Pool;
 
 namespace Inference.Engine.Tests;
 

@@ -1,6 +1,6 @@
 using Confluent.Kafka;
-using Inference.Engine.Features;
 using Inference.Engine.Kafka;
+using Inference.Engine.Pool;
 using Inference.Engine.Serving;
 using Inference.Proto.V1;
 using Inference.Testing;

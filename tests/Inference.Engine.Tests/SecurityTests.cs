@@ -91,7 +91,7 @@ public sealed class SecurityTests : IDisposable
             Certificate = certificate is null ? null : Path.Combine(_directory, certificate + ".pem"),
             Key = certificate is null ? null : Path.Combine(_directory, certificate + ".key"),
         },
-    }));
+    }), ServingOptions.DefaultMaxMessageBytes);
 
     private static PushRequest Initialize(string worker)
     {

@@ -6,7 +6,6 @@ using Grpc.Net.Client;
 using Inference.Bench.V1;
 using Inference.Engine.Features;
 using Inference.Engine.Hosting;
-using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
 using Google.Protobuf;
 using Inference.Testing;

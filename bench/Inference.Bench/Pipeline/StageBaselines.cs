@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
+using Inference.Engine.Kafka;
 using Inference.Kernels.Accelerators;
 using Inference.Kernels.Features;
 

@@ -1,29 +1,11 @@
 using System.Security.Cryptography;
 using System.Text;
 using Inference.Engine.Features;
+using Inference.Engine.Training;
 using Inference.Kernels.Features;
 using Inference.Models;
-using Inference.Models.Training;
 
 namespace Inference.Engine.Checkpoints;
-
-/// <summary>
-/// The trainer's part of a checkpoint, taken on the trainer's thread between two mini-batches: its
-/// weights and statistics, the label offsets they include, and its counters.
-/// </summary>
-/// <param name="Learner">Weights, standardisation and the statistics behind it.</param>
-/// <param name="LabelOffsets">Per label partition, the last offset learned from (or skipped as malformed).</param>
-/// <param name="LabelsLearned">Labels learned from since the first start (across restarts).</param>
-/// <param name="LabelsSkipped">Labels in mini-batches skipped for non-finite values, since the first start.</param>
-/// <param name="BaseVersion">The parameter-server version the weights were last merged with (0: none).</param>
-/// <param name="LearningRate">The SGD learning rate (plain SGD keeps no other optimizer state).</param>
-public sealed record TrainerCheckpoint(
-    LearnerState Learner,
-    IReadOnlyList<PartitionOffset> LabelOffsets,
-    long LabelsLearned,
-    long LabelsSkipped,
-    long BaseVersion,
-    double LearningRate);
 
 /// <summary>
 /// One consistent cut of the engine's state: every entity's feature state with the event offsets it

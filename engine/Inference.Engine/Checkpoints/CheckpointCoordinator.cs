@@ -1,22 +1,11 @@
 using System.Collections.Concurrent;
-using Inference.Engine.Features;
 using Inference.Engine.Ingest;
+using Inference.Engine.Kafka;
 using Inference.Engine.Training;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Checkpoints;
-
-/// <summary>A consumer whose commits follow checkpoints (<see cref="Ingest.KafkaBatchSource{TSink}"/>).</summary>
-internal interface ICheckpointedSource
-{
-    string Topic { get; }
-
-    long DeadLettersProduced { get; }
-
-    long DeadLettersWritten { get; }
-
-    void CommitCheckpointed(IReadOnlyList<PartitionOffset> offsets);
-}
 
 /// <summary>An output produced from applied state (stream scoring): a checkpoint waits until what it covers is committed there.</summary>
 internal interface ICheckpointedOutput
@@ -33,17 +22,19 @@ internal interface ICheckpointedOutput
 /// consumers), the consumers that commit once a checkpoint is durable, the trainer's answer to "your
 /// state, please" on its own thread, and readiness (restored and replayed).
 /// </summary>
-public sealed class CheckpointCoordinator
+public sealed class CheckpointCoordinator : IConsumerCheckpoints, ITrainerCheckpoints
 {
     private readonly ConcurrentDictionary<string, ICheckpointedSource> _sources = new();
     private readonly ConcurrentQueue<TaskCompletionSource<TrainerCheckpoint>> _trainerRequests = new();
     private readonly ConcurrentDictionary<string, bool> _catchingUp = new();
     private volatile bool _trainerAttached;
     private volatile bool _restored;
+    private readonly string _eventsTopic;
 
     public CheckpointCoordinator(IOptions<CheckpointOptions> options, IOptions<KafkaOptions> kafka, IOptions<TrainingOptions> training)
     {
         Options = options.Value;
+        _eventsTopic = kafka.Value.EventsTopic;
         // Ready once the events, and the labels when training, are replayed up to where they ended at start.
         _catchingUp[kafka.Value.EventsTopic] = true;
         if (training.Value.Enabled)
@@ -81,7 +72,7 @@ public sealed class CheckpointCoordinator
     }
 
     /// <summary>Marks <paramref name="topic"/> replayed up to where it ended at start, and says so when that made the engine ready.</summary>
-    internal void CaughtUp(string topic, Microsoft.Extensions.Logging.ILogger logger)
+    internal void CaughtUp(string topic, ILogger logger)
     {
         if (_catchingUp.TryRemove(topic, out _) && Ready)
         {
@@ -138,4 +129,21 @@ public sealed class CheckpointCoordinator
             request.TrySetResult(state);
         }
     }
+
+    IReadOnlyList<PartitionOffset> IConsumerCheckpoints.Restored(string topic) =>
+        topic == _eventsTopic ? Restored?.Events.Partitions ?? [] : Restored?.Trainer?.LabelOffsets ?? [];
+
+    void IConsumerCheckpoints.CaughtUp(string topic, ILogger logger) => CaughtUp(topic, logger);
+
+    void IConsumerCheckpoints.Register(ICheckpointedSource source) => Register(source);
+
+    void IConsumerCheckpoints.Unregister(ICheckpointedSource source) => Unregister(source);
+
+    TrainerCheckpoint? ITrainerCheckpoints.Restored => Restored?.Trainer;
+
+    void ITrainerCheckpoints.Attach() => AttachTrainer();
+
+    void ITrainerCheckpoints.Serve(Func<TrainerCheckpoint> capture) => ServeTrainer(capture);
+
+    void ITrainerCheckpoints.Detach() => DetachTrainer();
 }

@@ -1,5 +1,4 @@
 using System.Diagnostics.Metrics;
-using Inference.Engine.Ingest;
 using Inference.Engine.Pipeline;
 
 namespace Inference.Engine.Checkpoints;
@@ -16,7 +15,7 @@ public sealed class CheckpointMetrics
 
     public CheckpointMetrics(IMeterFactory meterFactory)
     {
-        var meter = meterFactory.Create(IngestMetrics.MeterName);
+        var meter = meterFactory.Create(EngineMeter.Name);
         _written = new(meter, "inference.checkpoint.written", "{checkpoint}", "Checkpoints written durably.");
         _failed = new(meter, "inference.checkpoint.failed", "{checkpoint}", "Checkpoints that failed or were skipped.");
         _pause = meter.CreateHistogram<double>("inference.checkpoint.pause", "s", "Time the device executor spent copying the state for a checkpoint (applies and reads wait meanwhile).");

@@ -1,4 +1,6 @@
+using Inference.Engine.Ingest;
 using Inference.Engine.Pipeline;
+using Inference.Engine.Training;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -24,16 +26,26 @@ internal static class CheckpointStage
                     o.Directory = Path.Combine(o.Directory!, poolWorker);
                 }
             });
-            if (runs)
-            {
-                services.AddSingleton<IPartitionHandoff, PartitionHandoff>();
-            }
         }
         services.AddSingleton<CheckpointCoordinator>();
+        services.AddSingleton<IConsumerCheckpoints>(sp => sp.GetRequiredService<CheckpointCoordinator>());
+        services.AddSingleton<ITrainerCheckpoints>(sp => sp.GetRequiredService<CheckpointCoordinator>());
         services.AddSingleton<CheckpointMetrics>();
         if (runs)
         {
             services.AddHostedService<CheckpointRestorer>();
+        }
+    }
+
+    /// <summary>
+    /// The parameter server alone (role Ps) checkpoints its shard; in role All the shard is seeded again
+    /// from the trainer, whose state the engine's own checkpoints hold.
+    /// </summary>
+    public static void AddShard(IServiceCollection services, bool checkpointsShard)
+    {
+        if (checkpointsShard)
+        {
+            services.AddHostedService<ShardCheckpointer>();
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Inference.Engine.Features;
+using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
 using Inference.Engine.Pipeline;
 using Inference.Engine.Training;

@@ -1,3 +1,4 @@
+using Inference.Engine.Kafka;
 using Inference.Kernels.Features;
 
 namespace Inference.Engine.Features;

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Inference.Engine.Serving;
+using Inference.Engine.Kafka;
 using Inference.Kernels.Features;
 
 namespace Inference.Engine.Features;
@@ -8,7 +8,7 @@ namespace Inference.Engine.Features;
 public sealed partial class DeviceExecutor
 {
     /// <summary>
-    /// Queues a serving gather. Returns false at once when <see cref="ServingOptions.MaxQueuedRequests"/>
+    /// Queues a serving gather. Returns false at once when <see cref="GatherLimits.MaxQueuedRequests"/>
     /// are already waiting (the caller sheds the request) or the executor is stopping.
     /// </summary>
     public bool TryEnqueue(GatherRequest request)
@@ -31,7 +31,7 @@ public sealed partial class DeviceExecutor
     /// Completes when the applied state covers <paramref name="minimum"/> (every partition it names at
     /// least at its offset): read-your-writes for a caller that knows where its events landed.
     /// </summary>
-    /// <remarks>Null, at once, when <see cref="ServingOptions.MaxWatermarkWaiters"/> calls wait already.</remarks>
+    /// <remarks>Null, at once, when <see cref="GatherLimits.MaxWatermarkWaiters"/> calls wait already.</remarks>
     public Task? WaitForAsync(IReadOnlyList<PartitionOffset> minimum, CancellationToken cancellation)
     {
         if (Volatile.Read(ref _watermark).Covers(minimum))
@@ -62,7 +62,7 @@ public sealed partial class DeviceExecutor
 
     /// <summary>
     /// A serving read (GetFeatures): as <see cref="ReadAsync{T}"/>, or null at once when
-    /// <see cref="ServingOptions.MaxQueuedReads"/> serving reads wait already.
+    /// <see cref="GatherLimits.MaxQueuedReads"/> serving reads wait already.
     /// </summary>
     public Task<T>? TryReadAsync<T>(Func<FeatureTable, FeatureWatermark, T> read)
     {

@@ -1,7 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using Inference.Engine.Ingest;
+using Inference.Engine.Kafka;
 using Inference.Engine.Pipeline;
-using Inference.Engine.Serving;
 using Inference.Kernels.Accelerators;
 using Inference.Kernels.Features;
 using Microsoft.Extensions.Hosting;
@@ -20,16 +21,16 @@ namespace Inference.Engine.Features;
 /// Each turn of the loop serves waiting Score requests, then runs at most one apply, one read and
 /// one maintenance slice, serving again between them: a request waits at most for one unit of work
 /// already running. When the device is idle a request is launched at once; requests that arrive
-/// while it is busy go together in the next gather (up to <see cref="ServingOptions.MaxBatchRows"/>).
+/// while it is busy go together in the next gather (up to <see cref="GatherLimits.MaxBatchRows"/>).
 /// </remarks>
-public sealed partial class DeviceExecutor : IHostedService, IDisposable
+public sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDisposable
 {
     private readonly DeviceContext _device;
     private readonly FeatureTable _table;
     private readonly FeatureOptions _options;
-    private readonly ServingOptions _serving;
+    private readonly GatherLimits _serving;
     private readonly FeatureMetrics _metrics;
-    private readonly ServingMetrics _servingMetrics;
+    private readonly IGatherMetrics _servingMetrics;
     private readonly ILogger _logger;
     private readonly ConcurrentQueue<GatherRequest> _gathers = new();
     private readonly Func<FeatureWatermark> _publish;
@@ -55,7 +56,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
     private int _entities;
     private int _capacity;
 
-    public DeviceExecutor(DeviceContext device, FeaturePlan plan, FeatureOptions options, ServingOptions serving, FeatureMetrics metrics, ServingMetrics servingMetrics, ILogger<DeviceExecutor> logger, PartitionOwnership? ownership = null)
+    public DeviceExecutor(DeviceContext device, FeaturePlan plan, FeatureOptions options, GatherLimits serving, FeatureMetrics metrics, IGatherMetrics servingMetrics, ILogger<DeviceExecutor> logger, IOwnedPartitions? ownership = null)
     {
         _ownership = ownership;
         _device = device;
@@ -125,7 +126,7 @@ public sealed partial class DeviceExecutor : IHostedService, IDisposable
         return _watermark;
     }
 
-    private readonly PartitionOwnership? _ownership;
+    private readonly IOwnedPartitions? _ownership;
     private long _ownershipVersion;
     private long _poolEventTimeMs;
 

@@ -1,5 +1,4 @@
 using System.Diagnostics.Metrics;
-using Inference.Engine.Ingest;
 using Inference.Engine.Pipeline;
 
 namespace Inference.Engine.Features;
@@ -18,7 +17,7 @@ public sealed class FeatureMetrics
 
     public FeatureMetrics(IMeterFactory meterFactory)
     {
-        var meter = _meter = meterFactory.Create(IngestMetrics.MeterName);
+        var meter = _meter = meterFactory.Create(EngineMeter.Name);
         _events = new(meter, "inference.ingest.events", "{event}", "Events applied to the feature state.");
         _batches = new(meter, "inference.ingest.batches", "{batch}", "Micro-batches applied.");
         _dropped = new(meter, "inference.features.dropped", "{event}", "Events of entities the full state table could not take.");

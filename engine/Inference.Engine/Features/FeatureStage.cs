@@ -1,5 +1,5 @@
+using Inference.Engine.Ingest;
 using Inference.Engine.Pipeline;
-using Inference.Engine.Serving;
 using Inference.Kernels.Accelerators;
 using Inference.Kernels.Features;
 using Microsoft.Extensions.Configuration;
@@ -16,7 +16,6 @@ internal static class FeatureStage
     {
         services.AddStageOptions(configuration, FeatureOptions.Section, new FeatureOptionsValidator()).PostConfigure(FeatureDeclarations.Resolve);
         services.AddSingleton<FeatureMetrics>();
-        services.AddSingleton<PartitionOwnership>();
         if (!runs)
         {
             return;
@@ -26,11 +25,20 @@ internal static class FeatureStage
         {
             var options = sp.GetRequiredService<IOptions<FeatureOptions>>().Value;
             return new DeviceExecutor(sp.GetRequiredService<DeviceContext>(), new FeaturePlan(options.Definitions), options,
-                sp.GetRequiredService<IOptions<ServingOptions>>().Value, sp.GetRequiredService<FeatureMetrics>(), sp.GetRequiredService<ServingMetrics>(),
-                sp.GetRequiredService<ILogger<DeviceExecutor>>(), sp.GetRequiredService<PartitionOwnership>());
+                sp.GetRequiredService<GatherLimits>(), sp.GetRequiredService<FeatureMetrics>(), sp.GetRequiredService<IGatherMetrics>(),
+                sp.GetRequiredService<ILogger<DeviceExecutor>>(), sp.GetRequiredService<IOwnedPartitions>());
         });
         // Registered before the stages that send it work: it starts before them and stops after them.
         services.AddHostedService(sp => sp.GetRequiredService<DeviceExecutor>());
         services.AddSingleton<FeatureStore>();
+    }
+
+    /// <summary>The events consumer that feeds the device executor (registered after stream scoring, which stops after it).</summary>
+    public static void AddIngestor(IServiceCollection services, bool runs)
+    {
+        if (runs)
+        {
+            services.AddHostedService<EventIngestor>();
+        }
     }
 }

@@ -1,4 +1,5 @@
 using Apache.Arrow;
+using Inference.Engine.Kafka;
 using Inference.Kernels.Features;
 
 namespace Inference.Engine.Features;

@@ -1,7 +1,6 @@
-namespace Inference.Engine.Features;
+using Inference.Engine.Kafka;
 
-/// <summary>The last offset applied from one partition.</summary>
-public readonly record struct PartitionOffset(string Topic, int Partition, long Offset);
+namespace Inference.Engine.Features;
 
 /// <summary>
 /// How fresh the features are: per partition the last applied offset, the newest event time applied

@@ -1,7 +1,7 @@
 using System.Net;
 using Inference.Engine.Features;
-using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
+using Inference.Engine.Pipeline;
 using Inference.Engine.Security;
 using Inference.Engine.Serving;
 using Inference.Engine.Sync;
@@ -39,6 +39,9 @@ public static partial class InferenceApplication
         ["--checkpoints"] = "Inference:Checkpoints:Directory",
         ["--model"] = "Inference:Model:File",
     };
+
+    /// <summary>The switches of <see cref="SwitchMappings"/> that are true when given without a value.</summary>
+    public static readonly IReadOnlySet<string> BooleanSwitches = new HashSet<string> { "--embedded-kafka" };
 
     /// <summary>
     /// Creates the host. Configuration comes from appsettings.json, INFERENCE_-prefixed environment
@@ -89,8 +92,13 @@ public static partial class InferenceApplication
             }
         });
 
+        // Every failure at once, before the host is built: building it creates Kestrel, whose endpoints read the
+        // serving options and would report only their own failure.
+        using (var check = builder.Services.BuildServiceProvider())
+        {
+            check.ValidateInference();
+        }
         var app = builder.Build();
-        app.Services.ValidateInference();
         // Before any endpoint reads a body: each request's credentials against its method's scope.
         app.Use(app.Services.GetRequiredService<CallAuthorizer>().Middleware);
         var role = app.Services.GetRequiredService<IOptions<InferenceOptions>>().Value.Role;

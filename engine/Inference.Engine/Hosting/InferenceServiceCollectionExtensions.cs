@@ -1,7 +1,10 @@
 using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
+using Inference.Engine.Kafka;
 using Inference.Engine.Outputs;
+using Inference.Engine.Pipeline;
+using Inference.Engine.Pool;
 using Inference.Engine.Security;
 using Inference.Engine.Serving;
 using Inference.Engine.Sync;
@@ -48,26 +51,35 @@ public static class InferenceServiceCollectionExtensions
         services.AddOptions<Grpc.AspNetCore.Server.GrpcServiceOptions<ParameterGrpcService>>().Configure<IOptions<ServingOptions>>((grpc, serving) =>
             grpc.MaxReceiveMessageSize = serving.Value.MaxMessageBytes);
         SecurityStage.Add(services, configuration);
+        // The channels the engine calls others with: security's credentials, serving's message limit.
+        services.AddSingleton(sp => new EngineChannels(sp.GetRequiredService<IOptions<SecurityOptions>>(), sp.GetRequiredService<IOptions<ServingOptions>>().Value.MaxMessageBytes));
+        // How close to the end of its partitions a consumer counts as caught up (a serving option: readiness).
+        services.AddSingleton(sp => new ConsumerReadiness(sp.GetRequiredService<IOptions<ServingOptions>>().Value.ReadyLagEvents));
         // grpc.health.v1.Health: SERVING once the state is restored and replayed (with checkpoints) and
         // while the device executor takes work.
         services.AddGrpcHealthChecks().AddCheck<EngineHealthCheck>("engine");
         services.AddGrpcReflection();
         // Every instrument of the engine's meter, for Prometheus to scrape at /metrics on the HTTP port.
-        services.AddOpenTelemetry().ConfigureResource(resource => resource.AddService("inference")).WithMetrics(metrics => metrics.AddMeter(IngestMetrics.MeterName).AddPrometheusExporter());
+        services.AddOpenTelemetry().ConfigureResource(resource => resource.AddService("inference")).WithMetrics(metrics => metrics.AddMeter(EngineMeter.Name).AddPrometheusExporter());
 
         var role = configuration.GetSection(InferenceOptions.Section).GetValue(nameof(InferenceOptions.Role), EngineRole.All);
         bool pipeline = role != EngineRole.Ps;
         // Order matters for hosted services: the device executor starts first and stops last.
+        PoolStage.AddOwnership(services);
         FeatureStage.Add(services, configuration, pipeline);
         // A pool worker's name: its sync id, else this machine's (stable across restarts: its checkpoints are found again).
         string? poolWorker = role == EngineRole.Worker ? configuration[$"{SyncOptions.Section}:{nameof(SyncOptions.WorkerId)}"] ?? Environment.MachineName : null;
         CheckpointStage.AddRestore(services, configuration, pipeline, poolWorker);
-        ServingStage.Add(services, configuration, pipeline, pool: role == EngineRole.Worker);
+        ServingStage.Add(services, configuration, pipeline);
+        PoolStage.AddMembership(services, worker: pipeline && role == EngineRole.Worker);
         TrainingStage.Add(services, configuration, pipeline);
         SyncStage.Add(services, configuration, holdsShard: role is EngineRole.All or EngineRole.Ps, isWorker: role == EngineRole.Worker, trains: pipeline);
+        PoolStage.AddRegistry(services, holdsShard: role is EngineRole.All or EngineRole.Ps);
+        CheckpointStage.AddShard(services, checkpointsShard: role == EngineRole.Ps);
         // Before ingest: stream scoring stops after it, so what was applied is still committed.
         OutputsStage.Add(services, configuration, pipeline);
         IngestStage.Add(services, configuration, pipeline);
+        FeatureStage.AddIngestor(services, pipeline);
         CheckpointStage.AddWriter(services, pipeline);
         services.AddSingleton<InferenceMetrics>();
         return new InferenceBuilder(services, role);
@@ -75,11 +87,16 @@ public static class InferenceServiceCollectionExtensions
 
     /// <summary>
     /// Checks every stage's options at once and throws one <see cref="OptionsValidationException"/> that
-    /// lists every failure, each naming its key (rather than stopping at the first stage that fails).
+    /// lists every failure, each naming its key (rather than stopping at the first stage that fails),
+    /// keys under <c>Inference:</c> that no option declares among them.
     /// </summary>
     public static void ValidateInference(this IServiceProvider services)
     {
         var failures = new List<string>();
+        if (services.GetService<IConfiguration>() is { } configuration)
+        {
+            failures.AddRange(ConfigurationKeys.Unknown(configuration));
+        }
         void Check<T>()
             where T : class
         {
@@ -90,6 +107,10 @@ public static class InferenceServiceCollectionExtensions
             catch (OptionsValidationException error)
             {
                 failures.AddRange(error.Failures);
+            }
+            catch (InvalidOperationException error) when (ConfigurationKeys.ConversionFailure(error) is { } failure)
+            {
+                failures.Add(failure);
             }
         }
         Check<InferenceOptions>();

@@ -1,6 +1,7 @@
 using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
+using Inference.Engine.Pipeline;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 

@@ -1,4 +1,4 @@
-using Inference.Engine.Features;
+using Inference.Engine.Kafka;
 
 namespace Inference.Engine.Ingest;
 
@@ -55,14 +55,14 @@ internal sealed class BatchSourceSettings
     public long CaughtUpWithin { get; init; }
 
     /// <summary>In a pool: hands partitions' state over as the group moves them (the events source).</summary>
-    public Checkpoints.IPartitionHandoff? Handoff { get; init; }
+    public IPartitionHandoff? Handoff { get; init; }
 
     /// <summary>Where this source records the partitions its group assigns it (the events source).</summary>
-    public PartitionOwnership? Publishes { get; init; }
+    public IAssignmentListener? Publishes { get; init; }
 
     /// <summary>
     /// Instead of joining a group's assignment, read exactly the partitions of this topic with the numbers
     /// of those owned (the labels source follows the events source: co-partitioned topics).
     /// </summary>
-    public PartitionOwnership? Follows { get; init; }
+    public IOwnedPartitions? Follows { get; init; }
 }

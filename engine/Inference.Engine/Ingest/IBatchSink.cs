@@ -1,4 +1,4 @@
-using Inference.Engine.Features;
+using Inference.Engine.Kafka;
 
 namespace Inference.Engine.Ingest;
 

@@ -1,3 +1,4 @@
+using Inference.Engine.Kafka;
 using Microsoft.Extensions.Logging;
 
 namespace Inference.Engine.Ingest;

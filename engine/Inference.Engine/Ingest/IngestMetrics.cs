@@ -18,7 +18,7 @@ public sealed class IngestMetrics
 
     public IngestMetrics(IMeterFactory meterFactory)
     {
-        var meter = meterFactory.Create(MeterName);
+        var meter = meterFactory.Create(EngineMeter.Name);
         _malformed = new(meter, "inference.ingest.malformed", "{event}", "Events set aside as malformed, by reason.");
         _dataLoss = new(meter, "inference.ingest.data_loss", "{reset}", "Offset-out-of-range resets: data the broker no longer had.");
         _replayed = new(meter, "inference.ingest.replayed", "{event}", "Events read again after a rebalance or an offset rewind that the state already held: skipped, not counted twice.");
@@ -28,9 +28,6 @@ public sealed class IngestMetrics
         meter.CreateObservableGauge("inference.ingest.lag", () => Volatile.Read(ref _lag), "{event}", "Events behind the end of the assigned partitions.");
         meter.CreateObservableGauge("inference.ingest.partition.lag", PartitionLags, "{event}", "Events behind the end of each assigned partition (tag: partition).");
     }
-
-    /// <summary>The meter every stage's instruments belong to.</summary>
-    public const string MeterName = "Inference";
 
     public long MalformedEvents => _malformed.Total;
 

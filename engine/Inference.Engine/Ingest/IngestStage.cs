@@ -16,8 +16,6 @@ internal static class IngestStage
         {
             services.AddSingleton<KafkaConnection>();
             services.AddSingleton<MisroutedEvents>();
-            services.AddHostedService<EventIngestor>();
-            services.AddSingleton<EventWriter>();
         }
     }
 }

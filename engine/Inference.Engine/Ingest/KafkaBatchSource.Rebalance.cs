@@ -1,5 +1,4 @@
 using Confluent.Kafka;
-using Inference.Engine.Features;
 
 namespace Inference.Engine.Ingest;
 
@@ -197,7 +196,7 @@ internal sealed unsafe partial class KafkaBatchSource<TSink>
     /// Follow mode: takes up the owned partitions' numbers when they changed. Partitions no longer owned are
     /// applied and committed, then dropped; new ones start where the checkpoint or the committed offset says.
     /// </summary>
-    private void Follow(PartitionOwnership ownership)
+    private void Follow(IOwnedPartitions ownership)
     {
         long version = ownership.Version;
         if (version == _followed)

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Confluent.Kafka;
-using Inference.Engine.Features;
 using Inference.Engine.Kafka;
 using Inference.Engine.Pipeline;
 using Microsoft.Extensions.Logging;
@@ -21,7 +20,7 @@ namespace Inference.Engine.Ingest;
 /// is applied and committed while its partitions are still ours. Malformed messages are counted, set
 /// aside on the dead-letter topic with the reason, and skipped.
 /// </remarks>
-internal sealed unsafe partial class KafkaBatchSource<TSink> : IDisposable, Checkpoints.ICheckpointedSource
+internal sealed unsafe partial class KafkaBatchSource<TSink> : IDisposable, ICheckpointedSource
     where TSink : class, IBatchSink
 {
     private const int MaxMessagesPerCall = 4_096;

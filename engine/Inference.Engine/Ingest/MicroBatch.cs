@@ -1,6 +1,5 @@
 using Apache.Arrow;
 using Apache.Arrow.Types;
-using Inference.Engine.Features;
 using Inference.Kernels.Features;
 
 namespace Inference.Engine.Ingest;
@@ -8,25 +7,25 @@ namespace Inference.Engine.Ingest;
 /// <summary>
 /// A micro-batch of decoded events as columns in page-locked memory, reused from batch to batch:
 /// entity key hash (uint64), event time (int64 epoch ms), one float32 column per numeric field and
-/// one uint64 column per key field (hashed). It is its own <see cref="ApplyWork"/>: the ingest
-/// thread hands it to the device executor as is. <see cref="ToRecordBatch"/> exposes the same memory
+/// one uint64 column per key field (hashed). The device executor reads the columns in place
+/// (<see cref="Columns"/>). <see cref="ToRecordBatch"/> exposes the same memory
 /// as an Arrow record batch, no copy.
 /// </summary>
 /// <remarks>
 /// The columns are <c>mlock</c>ed and, on CUDA, registered with the device through the executor
-/// (<see cref="DeviceExecutor.PageLock"/>), so uploads from them are DMA without a staging copy.
+/// (<see cref="IPageLocker"/>), so uploads from them are DMA without a staging copy.
 /// </remarks>
-public sealed class MicroBatch : ApplyWork, IDisposable
+public sealed class MicroBatch : IDisposable
 {
     private readonly PinnedMemory _entities;
     private readonly PinnedMemory _times;
     private readonly PinnedMemory _values;
     private readonly PinnedMemory _keys;
-    private readonly DeviceExecutor? _executor;
+    private readonly IPageLocker? _locker;
     private readonly IDisposable?[] _deviceLocks = new IDisposable?[4];
 
-    /// <summary>Columns for <paramref name="capacity"/> rows; with an <paramref name="executor"/>, page-locked with its device.</summary>
-    public MicroBatch(IReadOnlyList<string> fields, int capacity, IReadOnlyList<string>? keyFields = null, DeviceExecutor? executor = null)
+    /// <summary>Columns for <paramref name="capacity"/> rows; with a <paramref name="locker"/>, page-locked with its device.</summary>
+    public MicroBatch(IReadOnlyList<string> fields, int capacity, IReadOnlyList<string>? keyFields = null, IPageLocker? locker = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
         Fields = fields;
@@ -37,13 +36,13 @@ public sealed class MicroBatch : ApplyWork, IDisposable
         _values = new PinnedMemory(Math.Max(1, fields.Count) * capacity * sizeof(float));
         _keys = new PinnedMemory(Math.Max(1, KeyFields.Count) * capacity * sizeof(ulong));
         Schema = BuildSchema(fields, KeyFields);
-        _executor = executor;
-        if (executor is not null)
+        _locker = locker;
+        if (locker is not null)
         {
             PinnedMemory[] columns = [_entities, _times, _values, _keys];
             for (int i = 0; i < columns.Length; i++)
             {
-                _deviceLocks[i] = executor.PageLock(columns[i].Address, columns[i].Length);
+                _deviceLocks[i] = locker.PageLock(columns[i].Address, columns[i].Length);
             }
         }
     }
@@ -106,17 +105,6 @@ public sealed class MicroBatch : ApplyWork, IDisposable
     /// <summary>The events of this batch chosen for stream scoring.</summary>
     public ScoreSelections Selected { get; } = new();
 
-    /// <summary>Where the selected events go once applied (stream scoring on); null when off.</summary>
-    public IScoredBatchSink? Scoring { get; set; }
-
-    protected internal override void AfterApply(FeatureTable table, Func<FeatureWatermark> watermark)
-    {
-        if (Selected.Count > 0)
-        {
-            Scoring?.Applied(this, table, watermark);
-        }
-    }
-
     /// <summary>The batch as an Arrow record batch over the same page-locked buffers (valid until <see cref="Clear"/>).</summary>
     public RecordBatch ToRecordBatch()
     {
@@ -137,7 +125,8 @@ public sealed class MicroBatch : ApplyWork, IDisposable
         return new RecordBatch(Schema, columns, n);
     }
 
-    protected internal override ApplyResult Apply(FeatureTable table) => table.Apply(new Columns(this));
+    /// <summary>The committed rows' columns as the feature table reads them.</summary>
+    public BatchColumns Columns => new(this);
 
     private static Schema BuildSchema(IReadOnlyList<string> fields, IReadOnlyList<string> keyFields)
     {
@@ -155,23 +144,12 @@ public sealed class MicroBatch : ApplyWork, IDisposable
         return builder.Build();
     }
 
+    /// <summary>Frees the columns: whoever handed them to the device waits for it first.</summary>
     public void Dispose()
     {
-        if (!IsIdle)
-        {
-            // The device may be reading these columns: wait for it before freeing them.
-            try
-            {
-                _ = Wait();
-            }
-            catch (InvalidOperationException)
-            {
-                // The failure was reported to whoever submitted the batch.
-            }
-        }
         for (int i = 0; i < _deviceLocks.Length; i++)
         {
-            _executor?.Unlock(_deviceLocks[i]);
+            _locker?.Unlock(_deviceLocks[i]);
             _deviceLocks[i] = null;
         }
         ((IDisposable)_entities).Dispose();
@@ -181,7 +159,7 @@ public sealed class MicroBatch : ApplyWork, IDisposable
     }
 
     /// <summary>The batch's columns as the table reads them: spans over the page-locked memory.</summary>
-    private readonly struct Columns(MicroBatch batch) : IBatchColumns
+    public readonly struct BatchColumns(MicroBatch batch) : IBatchColumns
     {
         public int Count => batch.Count;
 

@@ -1,8 +1,7 @@
 using System.Text;
 using System.Text.Json;
-using Inference.Kernels.Features;
+using Inference.Engine.Kafka;
 using Inference.Proto.V1;
-using FeatureWatermark = Inference.Engine.Features.FeatureWatermark;
 
 namespace Inference.Engine.Ingest;
 
@@ -93,24 +92,6 @@ public sealed class ScoreSelections
         Count = 0;
         _entityLength = 0;
     }
-}
-
-/// <summary>
-/// Receives the selected events of each applied micro-batch, on the device executor right after the
-/// apply, with the state they were applied to (stream scoring).
-/// </summary>
-public interface IScoredBatchSink
-{
-    /// <summary>Which events of each message to take (on the ingest thread, after it decoded).</summary>
-    ScoreSelector Selector { get; }
-
-    void Applied(MicroBatch batch, FeatureTable table, Func<FeatureWatermark> watermark);
-
-    /// <summary>On the ingest thread before it hands on a batch: waits while too many applied batches wait to be scored (backpressure).</summary>
-    void WaitForRoom(CancellationToken cancellation);
-
-    /// <summary>On the ingest thread before partitions leave: waits until every applied batch's scores are known committed.</summary>
-    void WaitSettled();
 }
 
 /// <summary>

@@ -1,5 +1,4 @@
 using Confluent.Kafka;
-using Inference.Engine.Ingest;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 

@@ -1,5 +1,4 @@
 using System.Diagnostics.Metrics;
-using Inference.Engine.Ingest;
 using Inference.Engine.Pipeline;
 
 namespace Inference.Engine.Outputs;
@@ -21,7 +20,7 @@ public sealed class OutputMetrics
 
     public OutputMetrics(IMeterFactory meterFactory)
     {
-        var meter = meterFactory.Create(IngestMetrics.MeterName);
+        var meter = meterFactory.Create(EngineMeter.Name);
         _scored = new(meter, "inference.outputs.scores", "{event}", "Events scored as they were applied and committed to the scores topic.");
         _replayed = new(meter, "inference.outputs.scores.replayed", "{event}", "Events applied again after a restart whose score the scores topic already held: not produced twice.");
         _alerts = new(meter, "inference.outputs.alerts", "{alert}", "Alerts committed to the alerts topic, by rule.");

@@ -1,3 +1,4 @@
+using Inference.Engine.Features;
 using Inference.Engine.Pipeline;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -26,6 +27,7 @@ internal static class OutputsStage
         }
         services.AddSingleton<StreamScorer>();
         services.AddHostedService(sp => sp.GetRequiredService<StreamScorer>());
+        services.AddSingleton<IScoredBatchSink>(sp => sp.GetRequiredService<StreamScorer>());
         var webhooks = configuration.GetSection(AlertOptions.Section).GetSection(nameof(AlertOptions.Webhooks)).GetChildren().Count();
         for (int i = 0; i < webhooks; i++)
         {

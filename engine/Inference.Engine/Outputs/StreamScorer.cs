@@ -8,8 +8,9 @@ using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
+using Inference.Engine.Pipeline;
+using Inference.Engine.Pool;
 using Inference.Engine.Sync;
-using Inference.Kernels.Features;
 using Inference.Models.Registry;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -93,7 +94,7 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
 
     public StreamScorer(KafkaConnection kafka, ModelRegistry registry, DeviceExecutor executor, OutputMetrics metrics, AlertHub hub, IHostApplicationLifetime lifetime,
         CheckpointCoordinator checkpoints, PartitionOwnership ownership, IOptions<ScoreOutputOptions> options, IOptions<AlertOptions> alerts, IOptions<SyncOptions> sync,
-        IOptions<Hosting.InferenceOptions> engine, ILogger<StreamScorer> logger)
+        IOptions<InferenceOptions> engine, ILogger<StreamScorer> logger)
     {
         checkpoints.Output = this;
         // On the embedded broker: the outputs' topics (the progress topic needs one partition only).
@@ -113,7 +114,7 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
         _transactionalId = TransactionalIdOf(_options, kafka.Options.GroupId, engine.Value.Role, sync.Value.WorkerId);
         _producerValue = Encoding.UTF8.GetBytes(_transactionalId);
         // A pool worker owns some partitions and takes others over; a single node owns them all.
-        _ownership = engine.Value.Role == Hosting.EngineRole.Worker ? ownership : null;
+        _ownership = engine.Value.Role == EngineRole.Worker ? ownership : null;
         var names = executor.Plan.Definitions.Select(d => d.Name).ToList();
         _rules = [.. _alerts.Rules.Select(r => (r, r.Feature is null ? -1 : names.IndexOf(r.Feature)))];
         _raw = _rules.Any(r => r.Feature >= 0);
@@ -126,13 +127,13 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
     /// The producer's transactional id: as configured, else the group id + "-scores", and in a pool's
     /// worker + "-" and the worker id (so that workers do not fence each other).
     /// </summary>
-    internal static string TransactionalIdOf(ScoreOutputOptions options, string groupId, Hosting.EngineRole role, string? workerId)
+    internal static string TransactionalIdOf(ScoreOutputOptions options, string groupId, EngineRole role, string? workerId)
     {
         if (!string.IsNullOrWhiteSpace(options.TransactionalId))
         {
             return options.TransactionalId;
         }
-        if (role == Hosting.EngineRole.Worker)
+        if (role == EngineRole.Worker)
         {
             return $"{groupId}-scores-{(string.IsNullOrWhiteSpace(workerId) ? Environment.MachineName : workerId)}";
         }
@@ -161,7 +162,7 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
     public Task Ready => _ready.Task;
 
     /// <summary>On the executor, right after a batch with selected events is applied: reads their features from that state.</summary>
-    public void Applied(MicroBatch batch, FeatureTable table, Func<FeatureWatermark> watermark)
+    public void Applied(MicroBatch batch, FeatureView table, Func<FeatureWatermark> watermark)
     {
         var selected = batch.Selected;
         int rows = selected.Count;

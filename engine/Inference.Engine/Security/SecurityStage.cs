@@ -1,7 +1,6 @@
 using Inference.Engine.Pipeline;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Security;
 
@@ -12,6 +11,5 @@ internal static class SecurityStage
     {
         services.AddStageOptions(configuration, SecurityOptions.Section, new SecurityOptionsValidator());
         services.AddSingleton<CallAuthorizer>();
-        services.AddSingleton(sp => new EngineChannels(sp.GetRequiredService<IOptions<SecurityOptions>>(), sp.GetRequiredService<IOptions<Serving.ServingOptions>>().Value.MaxMessageBytes));
     }
 }

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using Grpc.Core;
 using Inference.Engine.Features;
-using Inference.Engine.Ingest;
+using Inference.Engine.Kafka;
 using Inference.Engine.Training;
 using Inference.Kernels.Features;
 using Inference.Models;
@@ -20,7 +20,7 @@ namespace Inference.Engine.Serving;
 /// once with RESOURCE_EXHAUSTED; a call cancelled or past its deadline before launch is dropped.
 /// </summary>
 internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore features, ScoreBatcher batcher, ServingMetrics metrics, IOptions<ServingOptions> serving, IOptions<ModelOptions> model,
-    IOptions<KafkaOptions> kafka, ModelRegistry registry, ScoreRouter? router = null)
+    IOptions<KafkaOptions> kafka, ModelRegistry registry, IScoreRouting? router = null)
     : ScoringService.ScoringServiceBase
 {
     private readonly int _requestWidth = model.Value.RequestFeatures;
@@ -36,7 +36,7 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
         if (router?.Partitions(request) is { } partitions)
         {
             // A pool: rows other workers own go to them, unless this request was forwarded here by one.
-            return context.RequestHeaders.GetValue(ScoreRouter.ForwardedHeader) is not null
+            return context.RequestHeaders.GetValue(IScoreRouting.ForwardedHeader) is not null
                 ? ScoreHereAsync(request, partitions, context, started)
                 : router.ScoreAsync(request, partitions, _eventsTopic, context, (subset, rowPartitions) => ScoreHereAsync(subset, rowPartitions, context, started));
         }
@@ -130,7 +130,7 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
                 throw Invalid($"entities[{r}] is empty.");
             }
         }
-        if (router?.Partitions(request) is { } partitions && context.RequestHeaders.GetValue(ScoreRouter.ForwardedHeader) is null)
+        if (router?.Partitions(request) is { } partitions && context.RequestHeaders.GetValue(IScoreRouting.ForwardedHeader) is null)
         {
             // A pool: each entity is read from the worker that owns its partition.
             return await router.GetFeaturesAsync(request, partitions, context, ReadHereAsync).ConfigureAwait(false);

@@ -1,11 +1,11 @@
 using System.Diagnostics.Metrics;
-using Inference.Engine.Ingest;
+using Inference.Engine.Features;
 using Inference.Engine.Pipeline;
 
 namespace Inference.Engine.Serving;
 
 /// <summary>The serving stage's instruments: rows scored, latency, dynamic batches, shed and abandoned calls.</summary>
-public sealed class ServingMetrics
+public sealed class ServingMetrics : IGatherMetrics
 {
     private readonly Meter _meter;
     private readonly TotalCounter _rows;
@@ -19,7 +19,7 @@ public sealed class ServingMetrics
 
     public ServingMetrics(IMeterFactory meterFactory)
     {
-        var meter = _meter = meterFactory.Create(IngestMetrics.MeterName);
+        var meter = _meter = meterFactory.Create(EngineMeter.Name);
         _rows = new(meter, "inference.serving.rows", "{row}", "Rows scored.");
         _batches = new(meter, "inference.serving.batches", "{batch}", "Dynamic batches: one gather and one forward pass each.");
         _shed = new(meter, "inference.serving.shed", "{request}", "Score requests refused with RESOURCE_EXHAUSTED because the queue was full.");
@@ -48,7 +48,7 @@ public sealed class ServingMetrics
     /// <summary>The latest Score durations (the dashboard's percentiles).</summary>
     internal LatencyWindow Recent { get; } = new();
 
-    internal void Batch(int rows)
+    public void Batch(int rows)
     {
         _batches.Add(1);
         _batchRows.Record(rows);
@@ -63,8 +63,8 @@ public sealed class ServingMetrics
 
     internal void WaitedForWatermark() => _watermarkWaits.Add(1);
 
-    internal void Abandoned(string reason) => _abandoned.Add(1, "reason", reason);
+    public void Abandoned(string reason) => _abandoned.Add(1, "reason", reason);
 
-    internal void ObserveQueue(Func<int> queued) =>
+    public void ObserveQueue(Func<int> queued) =>
         _meter.CreateObservableGauge("inference.serving.queue", queued, "{request}", "Score requests waiting for the device.");
 }

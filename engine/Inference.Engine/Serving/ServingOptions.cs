@@ -1,3 +1,5 @@
+using Inference.Engine.Features;
+
 namespace Inference.Engine.Serving;
 
 /// <summary>The serving stage: the gRPC endpoint and dynamic batching, section <c>Inference:Serving</c>.</summary>
@@ -97,4 +99,15 @@ public sealed class ServingOptions
 
     /// <summary>Read-your-writes calls (Score with min_watermark, ingestion acks that wait to be applied) waiting at most; beyond it RESOURCE_EXHAUSTED.</summary>
     public int MaxWatermarkWaiters { get; set; } = 4_096;
+
+    /// <summary>The limits of the device executor's serving queue.</summary>
+    internal GatherLimits Gathers => new()
+    {
+        MaxBatchRows = MaxBatchRows,
+        MaxRowsPerRequest = MaxRowsPerRequest,
+        MaxQueueDelayMicroseconds = MaxQueueDelayMicroseconds,
+        MaxQueuedRequests = MaxQueuedRequests,
+        MaxQueuedReads = MaxQueuedReads,
+        MaxWatermarkWaiters = MaxWatermarkWaiters,
+    };
 }

@@ -1,3 +1,4 @@
+using Inference.Engine.Features;
 using Inference.Engine.Pipeline;
 using Inference.Engine.Training;
 using Inference.Models.Registry;
@@ -10,21 +11,21 @@ namespace Inference.Engine.Serving;
 /// <summary>Registers the serving stage: its options, validator and metrics, and the batcher that scores each dynamic batch.</summary>
 internal static class ServingStage
 {
-    public static void Add(IServiceCollection services, IConfiguration configuration, bool runs, bool pool)
+    public static void Add(IServiceCollection services, IConfiguration configuration, bool runs)
     {
         services.AddStageOptions(configuration, ServingOptions.Section, new ServingOptionsValidator());
         services.AddSingleton<ServingMetrics>();
+        // The device executor's serving queue is bounded and reported by this stage.
+        services.AddSingleton(sp => sp.GetRequiredService<IOptions<ServingOptions>>().Value.Gathers);
+        services.AddSingleton<IGatherMetrics>(sp => sp.GetRequiredService<ServingMetrics>());
         if (runs)
         {
             services.AddSingleton(sp => new ScoreBatcher(sp.GetRequiredService<ModelRegistry>(),
                 sp.GetRequiredService<IOptions<ModelOptions>>().Value.RequestFeatures, sp.GetRequiredService<ServingMetrics>()));
         }
-        if (runs && pool)
+        if (runs)
         {
-            // A worker of a pool announces what it owns and routes Score rows to their owners.
-            services.AddSingleton<PoolMembership>();
-            services.AddHostedService(sp => sp.GetRequiredService<PoolMembership>());
-            services.AddSingleton<ScoreRouter>();
+            services.AddSingleton<EventWriter>();
         }
     }
 }

@@ -4,7 +4,7 @@ using Inference.Proto.V1;
 namespace Inference.Engine.Sync;
 
 /// <summary>The parameter server's gRPC face over one <see cref="ParameterShard"/>.</summary>
-internal sealed class ParameterGrpcService(ParameterShard shard, SyncMetrics metrics, PoolRegistry pool) : ParameterService.ParameterServiceBase
+internal sealed class ParameterGrpcService(ParameterShard shard, SyncMetrics metrics, IPoolRegistry pool) : ParameterService.ParameterServiceBase
 {
     public override Task<PoolMembers> Announce(AnnounceRequest request, ServerCallContext context)
     {

@@ -1,5 +1,4 @@
 using System.Diagnostics.Metrics;
-using Inference.Engine.Ingest;
 using Inference.Engine.Pipeline;
 
 namespace Inference.Engine.Sync;
@@ -14,7 +13,7 @@ public sealed class SyncMetrics
 
     public SyncMetrics(IMeterFactory meterFactory)
     {
-        var meter = meterFactory.Create(IngestMetrics.MeterName);
+        var meter = meterFactory.Create(EngineMeter.Name);
         _rounds = new(meter, "inference.sync.rounds", "{round}", "Push/pull rounds with the parameter server.");
         _failures = new(meter, "inference.sync.failures", "{round}", "Push/pull rounds that failed (retried next interval).");
         _refused = new(meter, "inference.sync.refused", "{push}", "Pushes the parameter server refused, by reason (not_finite, norm, stale, shape).");

@@ -22,13 +22,6 @@ internal static class SyncStage
         if (holdsShard)
         {
             services.AddSingleton<ParameterShard>();
-            services.AddSingleton<PoolRegistry>();
-            if (!trains)
-            {
-                // The parameter server alone (role Ps) checkpoints its shard; in role All the shard is
-                // seeded again from the trainer, whose state the engine's own checkpoints hold.
-                services.AddHostedService<ShardCheckpointer>();
-            }
         }
         if (!trains)
         {

@@ -1,5 +1,6 @@
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
+using Inference.Engine.Kafka;
 
 namespace Inference.Engine.Training;
 

@@ -1,5 +1,4 @@
 using System.Diagnostics.Metrics;
-using Inference.Engine.Ingest;
 using Inference.Engine.Pipeline;
 
 namespace Inference.Engine.Training;
@@ -17,7 +16,7 @@ public sealed class TrainingMetrics
 
     public TrainingMetrics(IMeterFactory meterFactory)
     {
-        var meter = meterFactory.Create(IngestMetrics.MeterName);
+        var meter = meterFactory.Create(EngineMeter.Name);
         _labels = new(meter, "inference.training.labels", "{label}", "Labels trained on.");
         _malformedLabels = new(meter, "inference.training.malformed_labels", "{label}", "Labels set aside as malformed.");
         _publishes = new(meter, "inference.training.publishes", "{publish}", "Model versions published to serving.");

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
@@ -34,8 +33,12 @@ internal sealed class TrainingService : BackgroundService
     private readonly TrainingOptions _training;
     private readonly ModelOptions _model;
     private readonly SyncOptions _sync;
-    private readonly CheckpointCoordinator _checkpoints;
+    private readonly IConsumerCheckpoints _checkpoints;
+    private readonly ITrainerCheckpoints _trainerCheckpoints;
     private readonly long _readyLag;
+    private readonly IOwnedPartitions _ownership;
+    private readonly bool _isWorker;
+    private bool _coPartitioned;
 
     private ParameterSet? _base;
     private long _baseVersion;
@@ -48,13 +51,14 @@ internal sealed class TrainingService : BackgroundService
 
     public TrainingService(KafkaConnection kafka, FeatureStore features, ModelRegistry registry, IParameterClient parameters,
         TrainingMetrics metrics, SyncMetrics syncMetrics, IOptions<TrainingOptions> training, IOptions<ModelOptions> model, IOptions<SyncOptions> sync,
-        CheckpointCoordinator checkpoints, IOptions<Serving.ServingOptions> serving, PartitionOwnership ownership, IOptions<Hosting.InferenceOptions> engine,
+        IConsumerCheckpoints checkpoints, ITrainerCheckpoints trainerCheckpoints, ConsumerReadiness readiness, IOwnedPartitions ownership, IOptions<InferenceOptions> engine,
         ILogger<TrainingService> logger)
     {
         _ownership = ownership;
-        _isWorker = engine.Value.Role == Hosting.EngineRole.Worker;
+        _isWorker = engine.Value.Role == EngineRole.Worker;
         _checkpoints = checkpoints;
-        _readyLag = serving.Value.ReadyLagEvents;
+        _trainerCheckpoints = trainerCheckpoints;
+        _readyLag = readiness.CaughtUpWithinEvents;
         _kafka = kafka;
         _features = features;
         _registry = registry;
@@ -66,10 +70,6 @@ internal sealed class TrainingService : BackgroundService
         _model = model.Value;
         _sync = sync.Value;
     }
-
-    private readonly PartitionOwnership _ownership;
-    private readonly bool _isWorker;
-    private bool _coPartitioned;
 
     /// <summary>
     /// Labels are read from the partitions whose numbers match the events partitions this worker owns
@@ -117,7 +117,7 @@ internal sealed class TrainingService : BackgroundService
         long skipped = 0;
 
         using var learner = new OnlineLearner(spec, training.LearningRate);
-        var restored = _checkpoints.Restored?.Trainer;
+        var restored = _trainerCheckpoints.Restored;
         if (restored is not null)
         {
             // Go on exactly where the checkpoint was taken: its weights, statistics and counters; the
@@ -210,7 +210,7 @@ internal sealed class TrainingService : BackgroundService
         }
         using var source = new KafkaBatchSource<LabelSink>(_kafka, settings, sink, _logger);
         _checkpoints.Register(source);
-        _checkpoints.AttachTrainer();
+        _trainerCheckpoints.Attach();
         TrainingLog.Started(_logger, spec.Kind.ToString(), spec.Inputs, settings.Topic, batchSize, training.LearningRate);
 
         try
@@ -221,7 +221,7 @@ internal sealed class TrainingService : BackgroundService
             {
                 source.Poll(IdlePollMs);
                 // Between two mini-batches: the weights, statistics and label offsets agree.
-                _checkpoints.ServeTrainer(() => new TrainerCheckpoint(learner.ExportState(), sink.Done, learned, skipped, _baseVersion, training.LearningRate));
+                _trainerCheckpoints.Serve(() => new TrainerCheckpoint(learner.ExportState(), sink.Done, learned, skipped, _baseVersion, training.LearningRate));
                 long now = Stopwatch.GetTimestamp();
                 if (dirty && now >= nextPublish)
                 {
@@ -251,7 +251,7 @@ internal sealed class TrainingService : BackgroundService
         finally
         {
             // Checkpoints stop asking a trainer that is gone; its consumer no longer commits them.
-            _checkpoints.DetachTrainer();
+            _trainerCheckpoints.Detach();
             _checkpoints.Unregister(source);
         }
     }

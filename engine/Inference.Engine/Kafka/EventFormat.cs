@@ -1,4 +1,4 @@
-namespace Inference.Engine.Ingest;
+namespace Inference.Engine.Kafka;
 
 /// <summary>How a Kafka message carries events: per topic in configuration, or per message by its <c>content-type</c> header.</summary>
 public enum EventFormat

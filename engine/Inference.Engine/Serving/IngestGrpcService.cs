@@ -3,11 +3,13 @@ using Confluent.Kafka;
 using Google.Protobuf;
 using Grpc.Core;
 using Inference.Engine.Features;
+using Inference.Engine.Ingest;
+using Inference.Engine.Kafka;
 using Inference.Proto.V1;
 using Microsoft.Extensions.Options;
 using FeatureWatermark = Inference.Proto.V1.FeatureWatermark;
 
-namespace Inference.Engine.Ingest;
+namespace Inference.Engine.Serving;
 
 /// <summary>
 /// gRPC streaming ingestion: each <c>EventBatch</c> is checked event by event as Kafka ingest would

@@ -1,11 +1,10 @@
-using Inference.Engine.Checkpoints;
-using Inference.Engine.Features;
+using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Inference.Engine.Ingest;
+namespace Inference.Engine.Features;
 
 /// <summary>
 /// The ingest stage: a consumer-group member on the events topic that decodes events in place into
@@ -13,8 +12,8 @@ namespace Inference.Engine.Ingest;
 /// executor while the next one is decoded, and stores offsets for commit only once their batch is
 /// applied. Malformed events are counted, set aside on the dead-letter topic and skipped.
 /// </summary>
-internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor executor, IngestMetrics metrics, CheckpointCoordinator checkpoints, IOptions<FeatureOptions> options,
-    IOptions<Serving.ServingOptions> serving, PartitionOwnership ownership, MisroutedEvents misrouted, ILogger<EventIngestor> logger, Outputs.StreamScorer? scoring = null,
+internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor executor, IngestMetrics metrics, IConsumerCheckpoints checkpoints, IOptions<FeatureOptions> options,
+    ConsumerReadiness readiness, IAssignmentListener ownership, MisroutedEvents misrouted, ILogger<EventIngestor> logger, IScoredBatchSink? scoring = null,
     IPartitionHandoff? handoff = null)
     : BackgroundService
 {
@@ -38,10 +37,10 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
             PartitionLag = metrics.PartitionLag,
             DataLoss = metrics.DataLoss,
             Replayed = metrics.Replayed,
-            Resume = checkpoints.Restored?.Events.Partitions ?? [],
+            Resume = checkpoints.Restored(kafka.Options.EventsTopic),
             CommitsFollowCheckpoints = checkpoints.Enabled,
             CaughtUp = checkpoints.Enabled ? () => checkpoints.CaughtUp(kafka.Options.EventsTopic, logger) : null,
-            CaughtUpWithin = serving.Value.ReadyLagEvents,
+            CaughtUpWithin = readiness.CaughtUpWithinEvents,
             TracksPositions = scoring is not null,
             Publishes = ownership,
             Handoff = handoff,

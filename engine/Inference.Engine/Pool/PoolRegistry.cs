@@ -1,15 +1,16 @@
 using System.Diagnostics;
 using Inference.Proto.V1;
+using Inference.Engine.Sync;
 using Microsoft.Extensions.Options;
 
-namespace Inference.Engine.Sync;
+namespace Inference.Engine.Pool;
 
 /// <summary>
 /// The pool's membership, kept by the parameter server: each worker's Score endpoint and the events
 /// partitions it owns, as it last announced them. Members silent for longer than
 /// <see cref="SyncOptions.MemberTimeoutMs"/> are dropped (a worker that died no longer receives rows).
 /// </summary>
-public sealed class PoolRegistry(IOptions<SyncOptions> options)
+public sealed class PoolRegistry(IOptions<SyncOptions> options) : IPoolRegistry
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, (AnnounceRequest Announced, long At)> _members = new(StringComparer.Ordinal);

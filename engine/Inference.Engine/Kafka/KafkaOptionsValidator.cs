@@ -1,7 +1,7 @@
 using Inference.Engine.Pipeline;
 using Microsoft.Extensions.Options;
 
-namespace Inference.Engine.Ingest;
+namespace Inference.Engine.Kafka;
 
 /// <summary>Checks <c>Inference:Kafka</c> at start; a parameter-server-only process needs no Kafka.</summary>
 internal sealed class KafkaOptionsValidator(bool needsKafka) : IValidateOptions<KafkaOptions>

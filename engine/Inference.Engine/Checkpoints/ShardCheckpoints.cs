@@ -1,7 +1,7 @@
 using System.Text.Json;
-using Inference.Engine.Checkpoints;
+using Inference.Engine.Sync;
 
-namespace Inference.Engine.Sync;
+namespace Inference.Engine.Checkpoints;
 
 /// <summary>The manifest of a parameter shard's checkpoint: which version it holds and every file with its size and SHA-256.</summary>
 public sealed record ShardManifest(int Format, long Sequence, DateTimeOffset CreatedAt, long Version, int Workers, IReadOnlyList<CheckpointFile> Files)

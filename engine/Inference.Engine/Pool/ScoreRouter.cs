@@ -1,10 +1,11 @@
 using System.Collections.Concurrent;
 using Grpc.Core;
 using Inference.Engine.Security;
+using Inference.Engine.Serving;
 using Inference.Proto.V1;
 using FeatureWatermark = Inference.Proto.V1.FeatureWatermark;
 
-namespace Inference.Engine.Serving;
+namespace Inference.Engine.Pool;
 
 /// <summary>
 /// Score and GetFeatures in a pool (role Worker): any worker takes any request. Each row's events partition is Kafka's
@@ -13,15 +14,13 @@ namespace Inference.Engine.Serving;
 /// scored here, and the answers are put back in request order with each row's origin. Rows of a
 /// partition no live worker announced are scored here, as the origin says.
 /// </summary>
-public sealed class ScoreRouter(PoolMembership pool, Features.PartitionOwnership ownership, EngineChannels channels, ServingMetrics metrics)
+public sealed class ScoreRouter(PoolMembership pool, PartitionOwnership ownership, EngineChannels channels, ServingMetrics metrics) : IScoreRouting
 {
     /// <summary>The metadata a forwarded request carries: the receiver scores it itself, never forwards again.</summary>
-    public const string ForwardedHeader = "inference-forwarded";
-
     private readonly ConcurrentDictionary<string, ScoringService.ScoringServiceClient> _clients = new(StringComparer.Ordinal);
 
     /// <summary>What every forwarded request carries: the mark and this worker's credentials.</summary>
-    private readonly Metadata _forwarded = [new Metadata.Entry(ForwardedHeader, "1"), .. channels.Headers];
+    private readonly Metadata _forwarded = [new Metadata.Entry(IScoreRouting.ForwardedHeader, "1"), .. channels.Headers];
 
     public PoolMembership Pool => pool;
 

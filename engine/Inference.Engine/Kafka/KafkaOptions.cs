@@ -1,4 +1,4 @@
-namespace Inference.Engine.Ingest;
+namespace Inference.Engine.Kafka;
 
 /// <summary>The Kafka settings of the ingest stage (the labels consumer of training uses the same connection), section <c>Inference:Kafka</c>.</summary>
 public sealed class KafkaOptions

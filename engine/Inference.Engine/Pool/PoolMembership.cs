@@ -1,9 +1,9 @@
 using Grpc.Core;
 using Inference.Engine.Features;
-using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
 using Inference.Engine.Pipeline;
 using Inference.Engine.Security;
+using Inference.Engine.Serving;
 using Inference.Engine.Sync;
 using Inference.Proto.V1;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -12,7 +12,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Inference.Engine.Serving;
+namespace Inference.Engine.Pool;
 
 /// <summary>Who owns an events partition, as the pool last said: the worker and where its Score endpoint is.</summary>
 public sealed record PartitionOwner(string WorkerId, string Endpoint);

@@ -1,11 +1,14 @@
-namespace Inference.Engine.Features;
+using Inference.Engine.Ingest;
+using Inference.Engine.Kafka;
+
+namespace Inference.Engine.Pool;
 
 /// <summary>
 /// The events partitions this worker owns, as its consumer group assigned them: the events source
 /// records each assignment and revocation; the labels source follows it (a label meets its entity's
 /// features on the worker that holds them), Score's watermark lists only these, and routing publishes them.
 /// </summary>
-public sealed class PartitionOwnership
+public sealed class PartitionOwnership : IOwnedPartitions, IAssignmentListener
 {
     private readonly Lock _gate = new();
     private int[] _owned = [];
@@ -25,9 +28,9 @@ public sealed class PartitionOwnership
     /// <summary>Whether a watermark entry is served: any other topic's, and the events topic's owned partitions.</summary>
     public bool Serves(PartitionOffset offset) => offset.Topic != Topic || Owns(offset.Partition);
 
-    internal void Assigned(string topic, IEnumerable<int> partitions) => Change(topic, owned => owned.Union(partitions));
+    public void Assigned(string topic, IEnumerable<int> partitions) => Change(topic, owned => owned.Union(partitions));
 
-    internal void Revoked(string topic, IEnumerable<int> partitions)
+    public void Revoked(string topic, IEnumerable<int> partitions)
     {
         foreach (int partition in partitions)
         {
@@ -43,10 +46,10 @@ public sealed class PartitionOwnership
     /// when it arrived): until the applied state holds that offset its rows are answered from state that
     /// is not whole.
     /// </summary>
-    internal void CatchUp(int partition, long lastOffset) => _catchUp[partition] = lastOffset;
+    public void CatchUp(int partition, long lastOffset) => _catchUp[partition] = lastOffset;
 
     /// <summary>Partitions about to be assigned: catching up until their targets are known.</summary>
-    internal void Arriving(IEnumerable<int> partitions)
+    public void Arriving(IEnumerable<int> partitions)
     {
         foreach (int partition in partitions)
         {
@@ -55,7 +58,7 @@ public sealed class PartitionOwnership
     }
 
     /// <summary>An arrived partition with nothing to catch up on (or an end that could not be learned).</summary>
-    internal void CaughtUp(int partition) => _catchUp.TryRemove(partition, out _);
+    public void CaughtUp(int partition) => _catchUp.TryRemove(partition, out _);
 
     /// <summary>
     /// Whether rows of an owned <paramref name="partition"/> are answered from state still being restored or

@@ -1,6 +1,7 @@
-using Inference.Engine.Features;
+using Inference.Engine.Ingest;
+using Inference.Engine.Kafka;
 
-namespace Inference.Engine.Ingest;
+namespace Inference.Engine.Features;
 
 /// <summary>
 /// The events' sink: decodes each format in place into a micro-batch and hands closed batches to the
@@ -10,7 +11,7 @@ namespace Inference.Engine.Ingest;
 internal sealed class EventSink : IBatchSink, IDisposable
 {
     private readonly DeviceExecutor _executor;
-    private readonly MicroBatch[] _batches;
+    private readonly MicroBatchApply[] _batches;
     private readonly JsonEventDecoder _json;
     private readonly ProtobufEventDecoder _protobuf;
     private readonly ArrowEventDecoder _arrow;
@@ -41,8 +42,8 @@ internal sealed class EventSink : IBatchSink, IDisposable
         var plan = executor.Plan;
         _batches =
         [
-            new MicroBatch(plan.NumericFields, capacity, plan.KeyFields, executor) { Scoring = scoring },
-            new MicroBatch(plan.NumericFields, capacity, plan.KeyFields, executor) { Scoring = scoring },
+            new MicroBatchApply(new MicroBatch(plan.NumericFields, capacity, plan.KeyFields, executor), scoring),
+            new MicroBatchApply(new MicroBatch(plan.NumericFields, capacity, plan.KeyFields, executor), scoring),
         ];
         _json = new JsonEventDecoder(plan.NumericFields, plan.KeyFields);
         _protobuf = new ProtobufEventDecoder(plan.NumericFields, plan.KeyFields);
@@ -59,13 +60,13 @@ internal sealed class EventSink : IBatchSink, IDisposable
 
     private const int ClockEveryMessages = 1_024;
 
-    private MicroBatch Current => _batches[_current];
+    private MicroBatchApply Current => _batches[_current];
 
-    private MicroBatch Previous => _batches[1 - _current];
+    private MicroBatchApply Previous => _batches[1 - _current];
 
-    public bool IsFull => Current.IsFull;
+    public bool IsFull => Current.Batch.IsFull;
 
-    public int Room => Current.Room;
+    public int Room => Current.Batch.Room;
 
     public bool CloseWhenIdle => true;
 
@@ -78,7 +79,7 @@ internal sealed class EventSink : IBatchSink, IDisposable
             RefreshClock();
         }
         var span = new ReadOnlySpan<byte>(payload, length);
-        var batch = Current;
+        var batch = Current.Batch;
         int first = batch.Count;
         int firstIndex = resume;
         var error = format switch
@@ -111,28 +112,40 @@ internal sealed class EventSink : IBatchSink, IDisposable
     {
         _scoring?.WaitForRoom(_stopping);
         RefreshClock();
-        var batch = Current;
-        batch.SetOffsets(offsets);
-        _executor.Submit(batch);
+        var apply = Current;
+        apply.SetOffsets(offsets);
+        _executor.Submit(apply);
         _current = 1 - _current;
         // The other buffer is decoded into next: its apply must be done first.
         _ = Current.Wait();
-        Current.Clear();
+        Current.Batch.Clear();
     }
 
     public void Drain()
     {
         _ = Previous.Wait();
-        Previous.Clear();
+        Previous.Batch.Clear();
     }
 
     public void Settle() => _scoring?.WaitSettled();
 
     public void Dispose()
     {
-        foreach (var batch in _batches)
+        foreach (var apply in _batches)
         {
-            batch.Dispose();
+            if (!apply.IsIdle)
+            {
+                // The device may be reading these columns: wait for it before freeing them.
+                try
+                {
+                    _ = apply.Wait();
+                }
+                catch (InvalidOperationException)
+                {
+                    // The failure was reported to whoever submitted the batch.
+                }
+            }
+            apply.Batch.Dispose();
         }
     }
 }

@@ -1,4 +1,4 @@
-namespace Inference.Engine.Hosting;
+namespace Inference.Engine.Pipeline;
 
 /// <summary>What a process of the engine does.</summary>
 public enum EngineRole

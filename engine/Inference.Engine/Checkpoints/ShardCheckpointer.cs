@@ -1,10 +1,10 @@
-using Inference.Engine.Checkpoints;
 using Inference.Engine.Pipeline;
+using Inference.Engine.Sync;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Inference.Engine.Sync;
+namespace Inference.Engine.Checkpoints;
 
 /// <summary>
 /// Makes the parameter server durable (role Ps with <c>Inference:Checkpoints:Directory</c>): restores its

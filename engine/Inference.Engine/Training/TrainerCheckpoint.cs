@@ -1,0 +1,38 @@
+using Inference.Engine.Kafka;
+using Inference.Models.Training;
+
+namespace Inference.Engine.Training;
+
+/// <summary>
+/// The trainer's part of a checkpoint, taken on the trainer's thread between two mini-batches: its
+/// weights and statistics, the label offsets they include, and its counters.
+/// </summary>
+/// <param name="Learner">Weights, standardisation and the statistics behind it.</param>
+/// <param name="LabelOffsets">Per label partition, the last offset learned from (or skipped as malformed).</param>
+/// <param name="LabelsLearned">Labels learned from since the first start (across restarts).</param>
+/// <param name="LabelsSkipped">Labels in mini-batches skipped for non-finite values, since the first start.</param>
+/// <param name="BaseVersion">The parameter-server version the weights were last merged with (0: none).</param>
+/// <param name="LearningRate">The SGD learning rate (plain SGD keeps no other optimizer state).</param>
+public sealed record TrainerCheckpoint(
+    LearnerState Learner,
+    IReadOnlyList<PartitionOffset> LabelOffsets,
+    long LabelsLearned,
+    long LabelsSkipped,
+    long BaseVersion,
+    double LearningRate);
+
+/// <summary>Where the trainer meets the checkpoints: the state it starts from, and its answers to "your state, please" on its own thread.</summary>
+internal interface ITrainerCheckpoints
+{
+    /// <summary>The trainer's part of the checkpoint the engine started from; null when it started empty.</summary>
+    TrainerCheckpoint? Restored { get; }
+
+    /// <summary>The trainer runs and answers requests for its state from now on.</summary>
+    void Attach();
+
+    /// <summary>On the trainer's thread: answers pending requests with <paramref name="capture"/>'s state.</summary>
+    void Serve(Func<TrainerCheckpoint> capture);
+
+    /// <summary>The trainer stopped: requests waiting for it, and any made from now on, are cancelled.</summary>
+    void Detach();
+}

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Confluent.Kafka;
+using Inference.Client;
 using Inference.Engine.Features;
 using Inference.Engine.Hosting;
 using Inference.Engine.Ingest;

@@ -1,4 +1,5 @@
 using Confluent.Kafka;
+using Inference.Client;
 using Inference.Engine.Kafka;
 using Inference.Engine.Pool;
 using Inference.Engine.Serving;

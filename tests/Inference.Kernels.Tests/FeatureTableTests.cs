@@ -1,3 +1,4 @@
+using Inference.Client;
 using Inference.Kernels.Accelerators;
 using Inference.Kernels.Features;
 using Inference.Testing;
@@ -158,7 +159,7 @@ public sealed class EntityKeyTests
     public void The_partitioner_is_kafkas_murmur2(string key, int java)
     {
         // Modulo int.MaxValue the partition is the positive hash itself (toPositive in the Java client).
-        Assert.Equal(java & 0x7fffffff, Inference.Proto.V1.KafkaPartitioner.PartitionOf(key, int.MaxValue));
+        Assert.Equal(java & 0x7fffffff, KafkaPartitioner.PartitionOf(key, int.MaxValue));
     }
 
     [Fact]
@@ -174,7 +175,7 @@ public sealed class EntityKeyTests
         for (int i = 0; i < 1_000; i++)
         {
             string key = $"user-{i}";
-            Assert.Equal(Inference.Proto.V1.KafkaPartitioner.PartitionOf(key, 12), EntityKey.PartitionOf(EntityKey.Hash(key), 12));
+            Assert.Equal(KafkaPartitioner.PartitionOf(key, 12), EntityKey.PartitionOf(EntityKey.Hash(key), 12));
         }
     }
 }

@@ -3,6 +3,7 @@ using System.Globalization;
 using Confluent.Kafka;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
+using Inference.Client;
 using Inference.Engine.Hosting;
 using Inference.Engine.Kafka;
 using Inference.Engine.Pool;

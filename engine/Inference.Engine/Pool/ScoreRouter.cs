@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Grpc.Core;
+using Inference.Client;
 using Inference.Engine.Security;
 using Inference.Engine.Serving;
 using Inference.Proto.V1;

@@ -1,7 +1,8 @@
 using Grpc.Core;
 using Grpc.Net.Client;
+using Inference.Proto.V1;
 
-namespace Inference.Proto.V1;
+namespace Inference.Client;
 
 /// <summary>
 /// A Score client for a pool of workers that sends each row straight to the worker owning its entity

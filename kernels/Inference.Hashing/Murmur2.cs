@@ -2,9 +2,9 @@ namespace Inference.Hashing;
 
 /// <summary>
 /// Kafka's murmur2 (seed 0x9747b28c), the hash of its default partitioner for keyed records. Compiled
-/// into both the kernels (entity keys carry it) and the protocol assembly (clients route by it).
+/// once, here: the kernels (entity keys carry it) and the client library (clients route by it) reference it.
 /// </summary>
-internal static class Murmur2
+public static class Murmur2
 {
     public static uint Hash(ReadOnlySpan<byte> data)
     {

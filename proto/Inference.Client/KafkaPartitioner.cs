@@ -1,6 +1,7 @@
 using System.Text;
+using Inference.Hashing;
 
-namespace Inference.Proto.V1;
+namespace Inference.Client;
 
 /// <summary>
 /// Kafka's default partitioner for keyed records: the Java client's murmur2 of the key's bytes, made
@@ -16,6 +17,6 @@ public static class KafkaPartitioner
         int length = Encoding.UTF8.GetByteCount(key);
         Span<byte> bytes = length <= 256 ? stackalloc byte[length] : new byte[length];
         Encoding.UTF8.GetBytes(key, bytes);
-        return (int)((Hashing.Murmur2.Hash(bytes) & 0x7fffffff) % (uint)partitions);
+        return (int)((Murmur2.Hash(bytes) & 0x7fffffff) % (uint)partitions);
     }
 }

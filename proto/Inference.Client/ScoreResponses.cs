@@ -1,4 +1,6 @@
-namespace Inference.Proto.V1;
+using Inference.Proto.V1;
+
+namespace Inference.Client;
 
 /// <summary>Putting the answers to parts of one Score request back together, in request order.</summary>
 public static class ScoreResponses

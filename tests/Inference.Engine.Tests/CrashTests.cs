@@ -1,9 +1,9 @@
 using System.Globalization;
 using Confluent.Kafka;
+using Inference.Demo;
 using Inference.Engine.Checkpoints;
 using Inference.Engine.Kafka;
 using Inference.Proto.V1;
-using Inference.Testing;
 using Xunit.Abstractions;
 
 namespace Inference.Engine.Tests;

@@ -1,6 +1,6 @@
 using Confluent.Kafka;
+using Inference.Demo;
 using Inference.Engine.Features;
-using Inference.Testing;
 using Inference.Proto.V1;
 using Xunit.Abstractions;
 

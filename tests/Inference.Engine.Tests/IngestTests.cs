@@ -3,6 +3,7 @@ using System.Text;
 using Confluent.Kafka;
 using Google.Protobuf;
 using Grpc.Core;
+using Inference.Demo;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;

@@ -2,8 +2,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Confluent.Kafka;
+using Inference.Demo;
 using Inference.Proto.V1;
-using Inference.Testing;
 
 namespace Inference.Engine.Tests;
 

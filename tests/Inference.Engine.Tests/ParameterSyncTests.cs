@@ -1,6 +1,6 @@
 using Confluent.Kafka;
+using Inference.Demo;
 using Inference.Engine.Kafka;
-using Inference.Testing;
 using Inference.Engine.Sync;
 using Inference.Models.Parameters;
 using Inference.Models.Registry;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Confluent.Kafka;
 using Grpc.Core;
+using Inference.Demo;
 using Inference.Engine.Kafka;
 using Inference.Engine.Sync;
 using Inference.Models;

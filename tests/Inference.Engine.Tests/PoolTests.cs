@@ -1,10 +1,10 @@
 using Confluent.Kafka;
 using Inference.Client;
+using Inference.Demo;
 using Inference.Engine.Kafka;
 using Inference.Engine.Pool;
 using Inference.Engine.Serving;
 using Inference.Proto.V1;
-using Inference.Testing;
 using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Tests;

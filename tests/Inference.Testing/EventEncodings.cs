@@ -1,5 +1,6 @@
 using Apache.Arrow;
 using Apache.Arrow.Ipc;
+using Inference.Demo;
 using Inference.Proto.V1;
 
 namespace Inference.Testing;

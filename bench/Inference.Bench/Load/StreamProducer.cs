@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Confluent.Kafka;
+using Inference.Demo;
 using Inference.Engine.Kafka;
-using Inference.Testing;
 
 namespace Inference.Bench.Load;
 

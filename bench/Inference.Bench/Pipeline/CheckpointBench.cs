@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using Confluent.Kafka;
 using Grpc.Net.Client;
+using Inference.Demo;
 using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
 using Inference.Engine.Hosting;

@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using Confluent.Kafka;
 using Grpc.Net.Client;
 using Inference.Bench.V1;
+using Inference.Demo;
 using Inference.Engine.Features;
 using Inference.Engine.Hosting;
 using Inference.Engine.Kafka;

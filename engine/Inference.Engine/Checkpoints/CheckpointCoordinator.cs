@@ -45,9 +45,6 @@ public sealed class CheckpointCoordinator : IConsumerCheckpoints, ITrainerCheckp
 
     public CheckpointOptions Options { get; }
 
-    /// <summary>Stream scoring, when on: checkpoints wait for its commits.</summary>
-    internal ICheckpointedOutput? Output { get; set; }
-
     public bool Enabled => Options.Enabled;
 
     /// <summary>The checkpoint the engine started from; null when it started empty.</summary>

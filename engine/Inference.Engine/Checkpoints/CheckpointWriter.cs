@@ -25,6 +25,7 @@ internal sealed class CheckpointWriter(
     KafkaConnection kafka,
     CheckpointMetrics metrics,
     IOptions<TrainingOptions> training,
+    IEnumerable<ICheckpointedOutput> outputs,
     ILogger<CheckpointWriter> logger) : BackgroundService
 {
     private const int TrainerWaitMs = 30_000;
@@ -32,6 +33,8 @@ internal sealed class CheckpointWriter(
     private const int FinalDeadLetterWaitMs = 10_000;
 
     private readonly SemaphoreSlim _one = new(1, 1);
+    // Stream scoring, when on: a checkpoint covers only what its committed transactions name.
+    private readonly ICheckpointedOutput? _output = outputs.SingleOrDefault();
     private (long Batches, long Labels, long LabelOffsets)? _last;
     private FeatureTableSnapshot? _spare;
 
@@ -125,7 +128,7 @@ internal sealed class CheckpointWriter(
             double pause = Stopwatch.GetElapsedTime(started).TotalSeconds;
             metrics.Paused(pause);
             long eventLetters = events?.DeadLettersProduced ?? 0;
-            long outputs = coordinator.Output?.Enqueued ?? 0;
+            long outputs = _output?.Enqueued ?? 0;
             // A checkpoint holds an offset past a malformed event only once that event is safely set aside.
             if (!await DeadLettersWritten(events, eventLetters, deadLetterWaitMs, cancellation)
                 || !await DeadLettersWritten(labels, labelLetters, deadLetterWaitMs, cancellation))
@@ -210,7 +213,7 @@ internal sealed class CheckpointWriter(
 
     private async Task<bool> OutputsCommitted(long enqueued, int giveUpAfterMs, CancellationToken cancellation)
     {
-        var output = coordinator.Output;
+        var output = _output;
         var waited = Stopwatch.StartNew();
         while (output is not null && output.Committed < enqueued)
         {

@@ -80,8 +80,6 @@ public sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDispo
         _entities = _table.Entities;
         _capacity = _table.Capacity;
         _nextTtlScan = Deadline.After(options.EvictionScanIntervalMs);
-        _metrics.ObserveEntities(() => Volatile.Read(ref _entities));
-        _servingMetrics.ObserveQueue(() => Volatile.Read(ref _queued));
         _publish = Publish;
         _thread = new Thread(Run) { IsBackground = true, Name = "inference-device" };
         ExecutorLog.Declared(logger, plan.Count, string.Join(", ", plan.Definitions.Select(d => $"{d.Name} ({d.Aggregation})")), plan.BytesPerEntity, device.Description);
@@ -155,6 +153,8 @@ public sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDispo
         if (!_started)
         {
             _started = true;
+            _metrics.ObserveEntities(() => Volatile.Read(ref _entities));
+            _servingMetrics.ObserveQueue(() => Volatile.Read(ref _queued));
             _thread.Start();
         }
         return Task.CompletedTask;

@@ -12,14 +12,15 @@ namespace Inference.Engine.Features;
 /// <summary>Registers the features stage: its options (declarations resolved), validator and metrics, and the device executor that owns the accelerator.</summary>
 internal static class FeatureStage
 {
-    public static void Add(IServiceCollection services, IConfiguration configuration, bool runs)
+    public static void AddOptions(IServiceCollection services, IConfiguration configuration)
     {
         services.AddStageOptions(configuration, FeatureOptions.Section, new FeatureOptionsValidator()).PostConfigure(FeatureDeclarations.Resolve);
         services.AddSingleton<FeatureMetrics>();
-        if (!runs)
-        {
-            return;
-        }
+    }
+
+    /// <summary>The device executor that owns the accelerator and the feature table, and the store the other stages read through.</summary>
+    public static void AddDevice(IServiceCollection services)
+    {
         services.AddSingleton(sp => DeviceContext.Create(sp.GetRequiredService<IOptions<FeatureOptions>>().Value.Accelerator));
         services.AddSingleton(sp =>
         {
@@ -28,17 +29,9 @@ internal static class FeatureStage
                 sp.GetRequiredService<GatherLimits>(), sp.GetRequiredService<FeatureMetrics>(), sp.GetRequiredService<IGatherMetrics>(),
                 sp.GetRequiredService<ILogger<DeviceExecutor>>(), sp.GetRequiredService<IOwnedPartitions>());
         });
-        // Registered before the stages that send it work: it starts before them and stops after them.
-        services.AddHostedService(sp => sp.GetRequiredService<DeviceExecutor>());
         services.AddSingleton<FeatureStore>();
     }
 
-    /// <summary>The events consumer that feeds the device executor (registered after stream scoring, which stops after it).</summary>
-    public static void AddIngestor(IServiceCollection services, bool runs)
-    {
-        if (runs)
-        {
-            services.AddHostedService<EventIngestor>();
-        }
-    }
+    /// <summary>The events consumer that feeds the device executor.</summary>
+    public static void AddIngestor(IServiceCollection services) => services.AddSingleton<EventIngestor>();
 }

@@ -4,7 +4,6 @@ using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
 using Inference.Engine.Outputs;
 using Inference.Engine.Pipeline;
-using Inference.Engine.Pool;
 using Inference.Engine.Security;
 using Inference.Engine.Serving;
 using Inference.Engine.Sync;
@@ -17,14 +16,6 @@ using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 
 namespace Inference.Engine.Hosting;
-
-/// <summary>What <see cref="InferenceServiceCollectionExtensions.AddInference"/> returns: the services and the role they were composed for.</summary>
-public interface IInferenceBuilder
-{
-    IServiceCollection Services { get; }
-
-    EngineRole Role { get; }
-}
 
 public static class InferenceServiceCollectionExtensions
 {
@@ -50,7 +41,6 @@ public static class InferenceServiceCollectionExtensions
             grpc.MaxReceiveMessageSize = serving.Value.MaxIngestBytes);
         services.AddOptions<Grpc.AspNetCore.Server.GrpcServiceOptions<ParameterGrpcService>>().Configure<IOptions<ServingOptions>>((grpc, serving) =>
             grpc.MaxReceiveMessageSize = serving.Value.MaxMessageBytes);
-        SecurityStage.Add(services, configuration);
         // The channels the engine calls others with: security's credentials, serving's message limit.
         services.AddSingleton(sp => new EngineChannels(sp.GetRequiredService<IOptions<SecurityOptions>>(), sp.GetRequiredService<IOptions<ServingOptions>>().Value.MaxMessageBytes));
         // How close to the end of its partitions a consumer counts as caught up (a serving option: readiness).
@@ -63,26 +53,16 @@ public static class InferenceServiceCollectionExtensions
         services.AddOpenTelemetry().ConfigureResource(resource => resource.AddService("inference")).WithMetrics(metrics => metrics.AddMeter(EngineMeter.Name).AddPrometheusExporter());
 
         var role = configuration.GetSection(InferenceOptions.Section).GetValue(nameof(InferenceOptions.Role), EngineRole.All);
-        bool pipeline = role != EngineRole.Ps;
-        // Order matters for hosted services: the device executor starts first and stops last.
-        PoolStage.AddOwnership(services);
-        FeatureStage.Add(services, configuration, pipeline);
-        // A pool worker's name: its sync id, else this machine's (stable across restarts: its checkpoints are found again).
-        string? poolWorker = role == EngineRole.Worker ? configuration[$"{SyncOptions.Section}:{nameof(SyncOptions.WorkerId)}"] ?? Environment.MachineName : null;
-        CheckpointStage.AddRestore(services, configuration, pipeline, poolWorker);
-        ServingStage.Add(services, configuration, pipeline);
-        PoolStage.AddMembership(services, worker: pipeline && role == EngineRole.Worker);
-        TrainingStage.Add(services, configuration, pipeline);
-        SyncStage.Add(services, configuration, holdsShard: role is EngineRole.All or EngineRole.Ps, isWorker: role == EngineRole.Worker, trains: pipeline);
-        PoolStage.AddRegistry(services, holdsShard: role is EngineRole.All or EngineRole.Ps);
-        CheckpointStage.AddShard(services, checkpointsShard: role == EngineRole.Ps);
-        // Before ingest: stream scoring stops after it, so what was applied is still committed.
-        OutputsStage.Add(services, configuration, pipeline);
-        IngestStage.Add(services, configuration, pipeline);
-        FeatureStage.AddIngestor(services, pipeline);
-        CheckpointStage.AddWriter(services, pipeline);
+        var inference = new InferenceBuilder(services, configuration, role).AddStageOptions();
+        _ = role switch
+        {
+            EngineRole.Ps => inference.AddParameterServer(),
+            EngineRole.Worker => inference.AddPipeline().AddPoolWorker(),
+            _ => inference.AddPipeline().AddLocalParameters(),
+        };
+        EngineLifecycle.Add(services);
         services.AddSingleton<InferenceMetrics>();
-        return new InferenceBuilder(services, role);
+        return inference;
     }
 
     /// <summary>
@@ -128,13 +108,6 @@ public static class InferenceServiceCollectionExtensions
         {
             throw new OptionsValidationException(InferenceOptions.Section, typeof(InferenceOptions), failures);
         }
-    }
-
-    private sealed class InferenceBuilder(IServiceCollection services, EngineRole role) : IInferenceBuilder
-    {
-        public IServiceCollection Services => services;
-
-        public EngineRole Role => role;
     }
 
     private sealed class EngineHealthCheck(IServiceProvider services) : IHealthCheck

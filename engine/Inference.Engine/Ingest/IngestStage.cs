@@ -5,17 +5,19 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Inference.Engine.Ingest;
 
-/// <summary>Registers the ingest stage: its options, validator and metrics, and (when it runs) the Kafka connection and the events consumer.</summary>
+/// <summary>Registers the ingest stage: its options, validator and metrics, and (where the pipeline runs) the Kafka connection.</summary>
 internal static class IngestStage
 {
-    public static void Add(IServiceCollection services, IConfiguration configuration, bool runs)
+    /// <summary>The options, checked in every role: every role but the parameter server consumes, so needs a broker.</summary>
+    public static void AddOptions(IServiceCollection services, IConfiguration configuration, EngineRole role)
     {
-        services.AddStageOptions(configuration, KafkaOptions.Section, new KafkaOptionsValidator(needsKafka: runs));
+        services.AddStageOptions(configuration, KafkaOptions.Section, new KafkaOptionsValidator(needsKafka: role != EngineRole.Ps));
         services.AddSingleton<IngestMetrics>();
-        if (runs)
-        {
-            services.AddSingleton<KafkaConnection>();
-            services.AddSingleton<MisroutedEvents>();
-        }
+    }
+
+    public static void AddConnection(IServiceCollection services)
+    {
+        services.AddSingleton<KafkaConnection>();
+        services.AddSingleton<MisroutedEvents>();
     }
 }

@@ -1,3 +1,4 @@
+using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
 using Inference.Engine.Pipeline;
 using Microsoft.Extensions.Configuration;
@@ -8,12 +9,11 @@ namespace Inference.Engine.Outputs;
 
 /// <summary>
 /// Registers the outputs: stream scoring to the scores topic, alerts (topic, Server-Sent Events,
-/// webhooks) and what the dashboard reads. Registered before ingest so that it stops after it (what
-/// was applied is still committed).
+/// webhooks) and what the dashboard reads.
 /// </summary>
 internal static class OutputsStage
 {
-    public static void Add(IServiceCollection services, IConfiguration configuration, bool runs)
+    public static void AddOptions(IServiceCollection services, IConfiguration configuration)
     {
         bool scoring = configuration.GetSection(ScoreOutputOptions.Section).GetValue(nameof(ScoreOutputOptions.Enabled), false);
         int requestFeatures = configuration.GetSection("Inference:Model").GetValue("RequestFeatures", 0);
@@ -21,18 +21,23 @@ internal static class OutputsStage
         services.AddStageOptions(configuration, AlertOptions.Section, new AlertOptionsValidator(scoring));
         services.AddSingleton<OutputMetrics>();
         services.AddSingleton(sp => new AlertHub(sp.GetRequiredService<IOptions<AlertOptions>>().Value.StreamBuffer));
-        if (!runs || !scoring)
+    }
+
+    /// <summary>Stream scoring and its webhooks, where <c>Inference:Outputs:Scores:Enabled</c> asks for them.</summary>
+    public static void AddStreamScoring(IServiceCollection services, IConfiguration configuration)
+    {
+        if (!configuration.GetSection(ScoreOutputOptions.Section).GetValue(nameof(ScoreOutputOptions.Enabled), false))
         {
             return;
         }
         services.AddSingleton<StreamScorer>();
-        services.AddHostedService(sp => sp.GetRequiredService<StreamScorer>());
         services.AddSingleton<IScoredBatchSink>(sp => sp.GetRequiredService<StreamScorer>());
+        services.AddSingleton<ICheckpointedOutput>(sp => sp.GetRequiredService<StreamScorer>());
         var webhooks = configuration.GetSection(AlertOptions.Section).GetSection(nameof(AlertOptions.Webhooks)).GetChildren().Count();
         for (int i = 0; i < webhooks; i++)
         {
             int index = i;
-            services.AddSingleton<Microsoft.Extensions.Hosting.IHostedService>(sp => ActivatorUtilities.CreateInstance<WebhookDispatcher>(sp, index));
+            services.AddSingleton(sp => ActivatorUtilities.CreateInstance<WebhookDispatcher>(sp, index));
         }
     }
 }

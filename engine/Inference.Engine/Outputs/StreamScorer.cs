@@ -93,15 +93,9 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
     private long _lastBackpressureLog;
 
     public StreamScorer(KafkaConnection kafka, ModelRegistry registry, DeviceExecutor executor, OutputMetrics metrics, AlertHub hub, IHostApplicationLifetime lifetime,
-        CheckpointCoordinator checkpoints, PartitionOwnership ownership, IOptions<ScoreOutputOptions> options, IOptions<AlertOptions> alerts, IOptions<SyncOptions> sync,
+        PartitionOwnership ownership, IOptions<ScoreOutputOptions> options, IOptions<AlertOptions> alerts, IOptions<SyncOptions> sync,
         IOptions<InferenceOptions> engine, ILogger<StreamScorer> logger)
     {
-        checkpoints.Output = this;
-        // On the embedded broker: the outputs' topics (the progress topic needs one partition only).
-        kafka.EnsureEmbeddedTopic(options.Value.Topic);
-        kafka.EnsureEmbeddedTopic(options.Value.ProgressTopic, partitions: 1);
-        kafka.EnsureEmbeddedTopic(alerts.Value.Topic);
-        kafka.EnsureEmbeddedTopic(alerts.Value.DeadLetterTopic);
         _kafka = kafka;
         _registry = registry;
         _metrics = metrics;
@@ -231,6 +225,16 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
         {
             _room.Wait(10, CancellationToken.None);
         }
+    }
+
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        // On the embedded broker: the outputs' topics (the progress topic needs one partition only).
+        _kafka.EnsureEmbeddedTopic(_options.Topic);
+        _kafka.EnsureEmbeddedTopic(_options.ProgressTopic, partitions: 1);
+        _kafka.EnsureEmbeddedTopic(_alerts.Topic);
+        _kafka.EnsureEmbeddedTopic(_alerts.DeadLetterTopic);
+        return base.StartAsync(cancellationToken);
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>

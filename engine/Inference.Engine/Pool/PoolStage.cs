@@ -19,26 +19,19 @@ internal static class PoolStage
         services.AddSingleton<IAssignmentListener>(sp => sp.GetRequiredService<PartitionOwnership>());
     }
 
-    /// <summary>A worker of a pool announces what it owns and routes Score rows to their owners.</summary>
-    public static void AddMembership(IServiceCollection services, bool worker)
+    /// <summary>A worker of a pool announces what it owns, routes Score rows to their owners and hands partitions over.</summary>
+    public static void AddMembership(IServiceCollection services)
     {
-        if (worker)
-        {
-            services.AddSingleton<PoolMembership>();
-            services.AddHostedService(sp => sp.GetRequiredService<PoolMembership>());
-            services.AddSingleton<ScoreRouter>();
-            services.AddSingleton<IScoreRouting>(sp => sp.GetRequiredService<ScoreRouter>());
-            services.AddSingleton<IPartitionHandoff, PartitionHandoff>();
-        }
+        services.AddSingleton<PoolMembership>();
+        services.AddSingleton<ScoreRouter>();
+        services.AddSingleton<IScoreRouting>(sp => sp.GetRequiredService<ScoreRouter>());
+        services.AddSingleton<IPartitionHandoff, PartitionHandoff>();
     }
 
     /// <summary>The process that holds the parameter shard keeps the pool's membership.</summary>
-    public static void AddRegistry(IServiceCollection services, bool holdsShard)
+    public static void AddRegistry(IServiceCollection services)
     {
-        if (holdsShard)
-        {
-            services.AddSingleton<PoolRegistry>();
-            services.AddSingleton<IPoolRegistry>(sp => sp.GetRequiredService<PoolRegistry>());
-        }
+        services.AddSingleton<PoolRegistry>();
+        services.AddSingleton<IPoolRegistry>(sp => sp.GetRequiredService<PoolRegistry>());
     }
 }

@@ -11,21 +11,20 @@ namespace Inference.Engine.Serving;
 /// <summary>Registers the serving stage: its options, validator and metrics, and the batcher that scores each dynamic batch.</summary>
 internal static class ServingStage
 {
-    public static void Add(IServiceCollection services, IConfiguration configuration, bool runs)
+    public static void AddOptions(IServiceCollection services, IConfiguration configuration)
     {
         services.AddStageOptions(configuration, ServingOptions.Section, new ServingOptionsValidator());
         services.AddSingleton<ServingMetrics>();
         // The device executor's serving queue is bounded and reported by this stage.
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<ServingOptions>>().Value.Gathers);
         services.AddSingleton<IGatherMetrics>(sp => sp.GetRequiredService<ServingMetrics>());
-        if (runs)
-        {
-            services.AddSingleton(sp => new ScoreBatcher(sp.GetRequiredService<ModelRegistry>(),
-                sp.GetRequiredService<IOptions<ModelOptions>>().Value.RequestFeatures, sp.GetRequiredService<ServingMetrics>()));
-        }
-        if (runs)
-        {
-            services.AddSingleton<EventWriter>();
-        }
+    }
+
+    /// <summary>Score's dynamic batches and the writer of events sent by gRPC.</summary>
+    public static void AddScoring(IServiceCollection services)
+    {
+        services.AddSingleton(sp => new ScoreBatcher(sp.GetRequiredService<ModelRegistry>(),
+            sp.GetRequiredService<IOptions<ModelOptions>>().Value.RequestFeatures, sp.GetRequiredService<ServingMetrics>()));
+        services.AddSingleton<EventWriter>();
     }
 }

@@ -7,32 +7,30 @@ using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Sync;
 
-/// <summary>Registers parameter sync: its options, validator and metrics, the parameter shard where this process holds it, and the client workers push and pull with.</summary>
+/// <summary>Registers parameter sync: its options, validator and metrics, the parameter shard where this process holds it, and the client trainers push and pull with.</summary>
 internal static class SyncStage
 {
-    public static void Add(IServiceCollection services, IConfiguration configuration, bool holdsShard, bool isWorker, bool trains)
+    public static void AddOptions(IServiceCollection services, IConfiguration configuration, EngineRole role)
     {
-        services.AddStageOptions(configuration, SyncOptions.Section, new SyncOptionsValidator(isWorker));
+        services.AddStageOptions(configuration, SyncOptions.Section, new SyncOptionsValidator(isWorker: role == EngineRole.Worker));
         services.AddSingleton<SyncMetrics>();
-        if (isWorker)
-        {
-            // The first hosted service: nothing (consumers, training, announcements) starts before the pool's parameter server answers.
-            services.Insert(0, ServiceDescriptor.Singleton<Microsoft.Extensions.Hosting.IHostedService, ParameterServerCheck>());
-        }
-        if (holdsShard)
-        {
-            services.AddSingleton<ParameterShard>();
-        }
-        if (!trains)
-        {
-            return;
-        }
+    }
+
+    public static void AddShard(IServiceCollection services) => services.AddSingleton<ParameterShard>();
+
+    /// <summary>The trainer of a single node pushes to and pulls from the shard this process holds.</summary>
+    public static void AddLocalClient(IServiceCollection services) =>
+        services.AddSingleton<IParameterClient>(sp => new LocalParameterClient(sp.GetRequiredService<ParameterShard>()));
+
+    /// <summary>
+    /// A pool worker's trainer syncs with the pool's parameter servers over gRPC (sharded across several), and
+    /// the check that they answer before anything starts.
+    /// </summary>
+    public static void AddRemoteClient(IServiceCollection services)
+    {
+        services.AddSingleton<ParameterServerCheck>();
         services.AddSingleton<IParameterClient>(sp =>
         {
-            if (holdsShard)
-            {
-                return new LocalParameterClient(sp.GetRequiredService<ParameterShard>());
-            }
             var sync = sp.GetRequiredService<IOptions<SyncOptions>>().Value;
             var channels = sp.GetRequiredService<EngineChannels>();
             string worker = sync.WorkerId ?? $"{Environment.MachineName}-{Environment.ProcessId}";

@@ -13,15 +13,20 @@ namespace Inference.Engine.Training;
 /// <summary>Registers the training stage: model and training options with their validators and metrics, the model registry, and the trainer.</summary>
 internal static class TrainingStage
 {
-    public static void Add(IServiceCollection services, IConfiguration configuration, bool runs)
+    public static void AddOptions(IServiceCollection services, IConfiguration configuration)
     {
         services.AddStageOptions(configuration, ModelOptions.Section, new ModelOptionsValidator());
         services.AddStageOptions(configuration, TrainingOptions.Section, new TrainingOptionsValidator());
         services.AddSingleton<TrainingMetrics>();
-        if (!runs)
-        {
-            return;
-        }
+    }
+
+    /// <summary>
+    /// The model registry, from <c>Inference:Model</c> (a new model, or the one of <c>Inference:Model:File</c>); it
+    /// loads (with libtorch) as the host starts, not on the first Score, so a model file that does not fit the
+    /// engine stops the start there, naming the key.
+    /// </summary>
+    public static void AddModel(IServiceCollection services, IConfiguration configuration)
+    {
         var section = configuration.GetSection(ModelOptions.Section);
         bool kindSet = section.GetSection(nameof(ModelOptions.Kind)).Exists();
         bool hiddenSet = section.GetSection(nameof(ModelOptions.Hidden)).Exists();
@@ -31,18 +36,19 @@ internal static class TrainingStage
             TorchRuntime.EnsureLoaded(model.IntraOpThreads);
             int width = sp.GetRequiredService<FeatureStore>().FeatureWidth;
             int inputs = width + model.RequestFeatures;
-            var registry = string.IsNullOrEmpty(model.File)
+            return string.IsNullOrEmpty(model.File)
                 ? new ModelRegistry(new ModelSpec(model.Kind, inputs, model.Hidden, model.Seed))
                 : Imported(model, width, kindSet, hiddenSet);
-            sp.GetRequiredService<TrainingMetrics>().ObserveModelVersion(() => registry.Version);
-            return registry;
         });
-        // The model (and libtorch) load as the host starts, not on the first Score: a model file that
-        // does not fit the engine stops the start there, naming the key.
-        services.AddHostedService<ModelStartup>();
+        services.AddSingleton<ModelStartup>();
+    }
+
+    /// <summary>The online trainer, unless <c>Inference:Training:Enabled</c> is false.</summary>
+    public static void AddTrainer(IServiceCollection services, IConfiguration configuration)
+    {
         if (configuration.GetSection(TrainingOptions.Section).GetValue(nameof(TrainingOptions.Enabled), true))
         {
-            services.AddHostedService<TrainingService>();
+            services.AddSingleton<TrainingService>();
         }
     }
 
@@ -84,12 +90,12 @@ internal static class TrainingStage
         new(ModelOptions.Section, typeof(ModelOptions), [message]);
 }
 
-/// <summary>Resolves the model registry when the host starts (its services are built then).</summary>
-internal sealed class ModelStartup(ModelRegistry registry) : IHostedService
+/// <summary>Resolves the model registry when the host starts (its services are built then) and reports its version.</summary>
+internal sealed class ModelStartup(ModelRegistry registry, TrainingMetrics metrics) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        GC.KeepAlive(registry);
+        metrics.ObserveModelVersion(() => registry.Version);
         return Task.CompletedTask;
     }
 

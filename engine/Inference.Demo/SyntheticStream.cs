@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Inference.Testing;
+namespace Inference.Demo;
 
 /// <summary>
 /// A synthetic event stream with a planted ground truth, for the demo, benchmarks and tests. Each

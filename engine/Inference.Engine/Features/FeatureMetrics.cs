@@ -14,6 +14,7 @@ public sealed class FeatureMetrics
     private readonly TotalCounter _evicted;
     private readonly Histogram<double> _applySeconds;
     private readonly Histogram<int> _batchEvents;
+    private long _applyNanoseconds;
 
     public FeatureMetrics(IMeterFactory meterFactory)
     {
@@ -40,8 +41,6 @@ public sealed class FeatureMetrics
 
     /// <summary>Time spent applying batches so far (what ingest is compared with: how much it adds on top).</summary>
     public double ApplySeconds => Interlocked.Read(ref _applyNanoseconds) / 1e9;
-
-    private long _applyNanoseconds;
 
     internal void BatchApplied(int events, double seconds)
     {

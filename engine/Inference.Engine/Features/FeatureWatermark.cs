@@ -9,6 +9,9 @@ namespace Inference.Engine.Features;
 public sealed class FeatureWatermark
 {
     public static readonly FeatureWatermark Empty = new([], 0, 0);
+    private readonly PartitionOffset[] _partitions;
+    private readonly Predicate<PartitionOffset>? _served;
+    private Proto.V1.FeatureWatermark? _message;
 
     // served: which partitions responses list (the owned ones in a pool); all when null.
     public FeatureWatermark(IReadOnlyList<PartitionOffset> partitions, long maxEventTimeMs, long batchesApplied, Predicate<PartitionOffset>? served = null)
@@ -19,9 +22,6 @@ public sealed class FeatureWatermark
         BatchesApplied = batchesApplied;
     }
 
-    private readonly PartitionOffset[] _partitions;
-    private readonly Predicate<PartitionOffset>? _served;
-
     public IReadOnlyList<PartitionOffset> Partitions => _partitions;
 
     public long MaxEventTimeMs { get; }
@@ -30,8 +30,6 @@ public sealed class FeatureWatermark
 
     /// <summary>The watermark as sent with responses: built once per applied batch, shared by every response that reads it.</summary>
     internal Proto.V1.FeatureWatermark Message => _message ??= BuildMessage();
-
-    private Proto.V1.FeatureWatermark? _message;
 
     private Proto.V1.FeatureWatermark BuildMessage()
     {

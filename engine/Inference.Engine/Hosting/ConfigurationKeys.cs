@@ -22,7 +22,7 @@ namespace Inference.Engine.Hosting;
 public static partial class ConfigurationKeys
 {
     /// <summary>The section of each options class, as the stages bind them.</summary>
-    public static IReadOnlyList<(string Section, Type Options)> Sections { get; } =
+    public static readonly IReadOnlyList<(string Section, Type Options)> Sections =
     [
         (InferenceOptions.Section, typeof(InferenceOptions)),
         (KafkaOptions.Section, typeof(KafkaOptions)),
@@ -38,7 +38,7 @@ public static partial class ConfigurationKeys
     ];
 
     /// <summary>Every declared key, e.g. <c>Inference:Kafka:GroupId</c>, <c>Inference:Security:Tokens:{n}</c>.</summary>
-    public static IReadOnlyList<string> All { get; } = Collect();
+    public static readonly IReadOnlyList<string> All = Collect();
 
     private static readonly string[][] Patterns = [.. All.Select(key => key.Split(':'))];
 

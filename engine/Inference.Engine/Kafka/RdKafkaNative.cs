@@ -11,6 +11,7 @@ namespace Inference.Engine.Kafka;
 internal static unsafe partial class RdKafkaNative
 {
     private const string LibraryName = "inference-librdkafka";
+    private static IntPtr _handle;
 
     static RdKafkaNative()
     {
@@ -23,8 +24,6 @@ internal static unsafe partial class RdKafkaNative
         Library.Load();
         _ = rd_kafka_version();
     }
-
-    private static IntPtr _handle;
 
     private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath)
     {

@@ -11,6 +11,8 @@ namespace Inference.Engine.Pool;
 public sealed class PartitionOwnership : IOwnedPartitions, IAssignmentListener
 {
     private readonly Lock _gate = new();
+    // Arriving partitions still replaying, with the offset they ended at when they arrived.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, long> _catchUp = new();
     private int[] _owned = [];
     private long _version;
 
@@ -38,8 +40,6 @@ public sealed class PartitionOwnership : IOwnedPartitions, IAssignmentListener
         }
         Change(topic, owned => owned.Except(partitions));
     }
-
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, long> _catchUp = new();
 
     /// <summary>
     /// An arriving partition is restored and replayed up to <paramref name="lastOffset"/> (where it ended

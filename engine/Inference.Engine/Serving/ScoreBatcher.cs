@@ -86,6 +86,8 @@ internal sealed class ScoreWork : GatherRequest
     // thread pool so the executor goes straight back to the device. (Running it inline was measured:
     // no better tail, lower saturated throughput.)
     private readonly TaskCompletionSource<ScoreResponse> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Set once the pooled key array is given back.
+    private int _returned;
 
     public ScoreWork(IGatheredBatchHandler handler, ScoreRequest request, ulong[] entities, ServerCallContext context, long started)
         : base(handler, entities, request.Rows.Count, context.CancellationToken, context.Deadline)
@@ -117,8 +119,6 @@ internal sealed class ScoreWork : GatherRequest
         };
         _completion.TrySetException(new RpcException(status));
     }
-
-    private int _returned;
 
     /// <summary>Gives the pooled key array back once, whichever way the request ends.</summary>
     private void ReturnEntities()

@@ -12,6 +12,7 @@ public sealed class TrainingMetrics
     private readonly TotalCounter _pointInTimeInexact;
     private readonly TotalCounter _skipped;
     private readonly TotalCounter _replayed;
+    private readonly Meter _meter;
     private double _onlineLogLoss = double.NaN;
 
     public TrainingMetrics(IMeterFactory meterFactory)
@@ -28,8 +29,6 @@ public sealed class TrainingMetrics
     }
 
     public long LabelsTrained => _labels.Total;
-
-    private readonly Meter _meter;
 
     /// <summary>Reports the published model's version (serving's model) as <c>inference.model.version</c>.</summary>
     public void ObserveModelVersion(Func<long> version) =>

@@ -165,17 +165,17 @@ internal struct VictimView
 internal readonly struct Column<T>(ArrayView<T> view, long host, long hostLength)
     where T : unmanaged
 {
-    public Column(ArrayView<T> view, long host)
-        : this(view, host, view.Length)
-    {
-    }
-
     public readonly ArrayView<T> View = view;
 
     public readonly long Host = host;
 
     /// <summary>Elements at <see cref="Host"/> (host memory outside any ILGPU buffer has no view to ask).</summary>
     public readonly long HostLength = hostLength;
+
+    public Column(ArrayView<T> view, long host)
+        : this(view, host, view.Length)
+    {
+    }
 
     public unsafe ref T this[long index]
     {

@@ -1,5 +1,4 @@
 using ILGPU;
-using ILGPU.Algorithms;
 
 namespace Inference.Kernels.Features;
 
@@ -32,10 +31,9 @@ internal static partial class FeatureKernels
                     Atomic.Add(ref batch.Late[f], 1L);
                     continue;
                 }
-                long width = (long)feature.BucketWidth;
                 int ring = feature.Size;
-                long epoch = time / width;
-                long pending = (long)slot * plan.LongStride + feature.LongOffset + ring + (int)(epoch % ring);
+                long epoch = EpochOf(time, (long)feature.BucketWidth);
+                long pending = (long)slot * plan.LongStride + feature.LongOffset + ring + BucketOf(epoch, ring);
                 Atomic.Max(ref slots.Longs[pending], epoch);
             }
         }
@@ -172,10 +170,8 @@ internal static partial class FeatureKernels
                     {
                         continue;
                     }
-                    long width = (long)feature.BucketWidth;
-                    int ring = feature.Size;
-                    long epoch = time / width;
-                    int b = (int)(epoch % ring);
+                    long epoch = EpochOf(time, (long)feature.BucketWidth);
+                    int b = BucketOf(epoch, feature.Size);
                     if (slots.Longs[(long)slot * plan.LongStride + feature.LongOffset + b] == epoch)
                     {
                         Add(ref slots.Doubles[d + 2 * b], 1.0, alone);
@@ -186,11 +182,7 @@ internal static partial class FeatureKernels
                 {
                     int precision = feature.Size;
                     ulong hash = batch.KeyColumns[feature.Source * batch.ColumnStride + i];
-                    int register = (int)(hash >> (64 - precision));
-                    // The guard bit caps the rank at 64 − p + 1 when the remaining bits are all zero.
-                    ulong rest = (hash << precision) | (1UL << (precision - 1));
-                    int rank = XMath.LeadingZeroCount(rest) + 1;
-                    Atomic.Max(ref slots.Registers[(long)slot * plan.IntStride + feature.IntOffset + register], rank);
+                    Atomic.Max(ref slots.Registers[(long)slot * plan.IntStride + feature.IntOffset + RegisterOf(hash, precision)], RankOf(hash, precision));
                 }
             }
         }

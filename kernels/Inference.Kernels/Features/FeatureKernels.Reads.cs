@@ -121,16 +121,15 @@ internal static partial class FeatureKernels
         }
         if (IsWindow(kind))
         {
-            long width = (long)feature.BucketWidth;
             int ring = feature.Size;
             int buckets = feature.WindowBuckets;
             long l = (long)slot * plan.LongStride + feature.LongOffset;
-            long newest = time / width;
+            long newest = EpochOf(time, (long)feature.BucketWidth);
             double n = 0, total = 0;
             for (int b = 0; b < ring; b++)
             {
                 long epoch = slots.Longs[l + b];
-                if (epoch > newest - buckets && epoch <= newest)
+                if (InWindow(epoch, newest, buckets))
                 {
                     n += slots.Doubles[d + 2 * b];
                     total += slots.Doubles[d + 2 * b + 1];
@@ -162,15 +161,7 @@ internal static partial class FeatureKernels
                     zeros++;
                 }
             }
-            double alpha = m == 16 ? 0.673 : m == 32 ? 0.697 : m == 64 ? 0.709 : 0.7213 / (1.0 + 1.079 / m);
-            double estimate = alpha * m * (double)m / harmonic;
-            // Small range: linear counting is the better estimate while registers are still empty.
-            if (estimate <= 2.5 * m && zeros > 0)
-            {
-                estimate = m * XMath.Log((double)m / zeros);
-            }
-            // A count is a whole number; rounding also makes small counts come out exact.
-            return XMath.Floor(estimate + 0.5);
+            return DistinctEstimate(harmonic, zeros, m);
         }
         return fallback;
     }

@@ -14,7 +14,7 @@ namespace Inference.Engine.Checkpoints;
 
 /// <summary>
 /// Takes a checkpoint every <see cref="CheckpointOptions.IntervalMs"/> and once more when a graceful
-/// stop begins (it is registered last, so it stops first, while ingest and training still run). The
+/// stop begins (it starts last in EngineLifecycle, so it stops first, while ingest and training still run). The
 /// state is copied on the executor and the trainer's thread; files are written here, off both; once
 /// durable, the consumers commit the offsets it holds.
 /// </summary>

@@ -26,6 +26,7 @@ namespace Inference.Engine.Features;
 public sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDisposable
 {
     private readonly DeviceContext _device;
+    private readonly IOwnedPartitions? _ownership;
     private readonly FeatureTable _table;
     private readonly FeatureOptions _options;
     private readonly GatherLimits _serving;
@@ -55,6 +56,9 @@ public sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDispo
     private bool _watermarkDirty;
     private int _entities;
     private int _capacity;
+    // In a pool: the ownership version last seen and the pool's newest event time (see PoolEventTimeMs).
+    private long _ownershipVersion;
+    private long _poolEventTimeMs;
 
     public DeviceExecutor(DeviceContext device, FeaturePlan plan, FeatureOptions options, GatherLimits serving, FeatureMetrics metrics, IGatherMetrics servingMetrics, ILogger<DeviceExecutor> logger, IOwnedPartitions? ownership = null)
     {
@@ -123,10 +127,6 @@ public sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDispo
         }
         return _watermark;
     }
-
-    private readonly IOwnedPartitions? _ownership;
-    private long _ownershipVersion;
-    private long _poolEventTimeMs;
 
     /// <summary>
     /// In a pool: the newest event time any worker applied, as the pool last said. Features are read as of

@@ -32,6 +32,9 @@ internal sealed unsafe partial class KafkaBatchSource<TSink> : IDisposable, IChe
     private readonly TSink _sink;
     private readonly ILogger _logger;
     private readonly IConsumer<Ignore, Ignore> _consumer;
+    // Follow mode: the ownership version last followed and the partitions assigned from it.
+    private readonly HashSet<int> _following = [];
+    private long _followed = -1;
     private readonly IntPtr _queue;
     private readonly IntPtr _rk;
     private readonly IntPtr[] _messages = new IntPtr[MaxMessagesPerCall];
@@ -82,9 +85,6 @@ internal sealed unsafe partial class KafkaBatchSource<TSink> : IDisposable, IChe
             _consumer.Subscribe(settings.Topic);
         }
     }
-
-    private long _followed = -1;
-    private readonly HashSet<int> _following = [];
 
     public string Topic => _settings.Topic;
 

@@ -11,6 +11,8 @@ namespace Inference.Engine.Kafka;
 public sealed partial class KafkaConnection : IDisposable
 {
     private readonly EmbeddedKafka? _embedded;
+    private readonly HashSet<string> _created = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _partitionCounts = new(StringComparer.Ordinal);
 
     public KafkaConnection(IOptions<KafkaOptions> options, ILogger<KafkaConnection> logger)
     {
@@ -62,8 +64,6 @@ public sealed partial class KafkaConnection : IDisposable
             }
         }
     }
-
-    private readonly HashSet<string> _created = [];
 
     /// <summary>The embedded broker, when this connection started one (tests inject faults through it).</summary>
     public EmbeddedKafka? Embedded => _embedded;
@@ -159,8 +159,6 @@ public sealed partial class KafkaConnection : IDisposable
 
     /// <summary>The partition count of <paramref name="topic"/> when it was already asked for; never asks the cluster.</summary>
     public int? KnownPartitionCount(string topic) => _partitionCounts.TryGetValue(topic, out int known) ? known : null;
-
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _partitionCounts = new(StringComparer.Ordinal);
 
     public void Dispose() => _embedded?.Dispose();
 

@@ -2,7 +2,6 @@ using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace Inference.Engine.Pool;
@@ -18,7 +17,7 @@ namespace Inference.Engine.Pool;
 /// storage every worker reads (ReadWriteMany), a moved partition resumes from the state its last owner
 /// handed over; on storage only its writer reads, the new owner rebuilds it from the topic.
 /// </summary>
-internal sealed class PartitionHandoff(DeviceExecutor executor, CheckpointCoordinator coordinator, IServiceProvider services, KafkaConnection kafka,
+internal sealed class PartitionHandoff(DeviceExecutor executor, CheckpointCoordinator coordinator, CheckpointWriter writer, KafkaConnection kafka,
     ILogger<PartitionHandoff> logger) : IPartitionHandoff
 {
     private readonly string _topic = kafka.Options.EventsTopic;
@@ -78,7 +77,8 @@ internal sealed class PartitionHandoff(DeviceExecutor executor, CheckpointCoordi
     {
         if (coordinator.Enabled && coordinator.IsRestored)
         {
-            services.GetRequiredService<CheckpointWriter>().TakeAsync(Timeout.Infinite, CancellationToken.None).GetAwaiter().GetResult();
+            // The Kafka rebalance callback is synchronous: the partition is released only once its state is written.
+            writer.TakeAsync(Timeout.Infinite, CancellationToken.None).GetAwaiter().GetResult();
         }
         executor.MovePartitions(_topic, Partitions, partitions.ToHashSet(), null, new HashSet<int>(), []);
     }

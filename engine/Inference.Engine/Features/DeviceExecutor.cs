@@ -32,6 +32,7 @@ public sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDispo
     private readonly FeatureMetrics _metrics;
     private readonly IGatherMetrics _servingMetrics;
     private readonly ILogger _logger;
+    private readonly TimeProvider _time;
     private readonly ConcurrentQueue<GatherRequest> _gathers = new();
     private readonly Func<FeatureWatermark> _publish;
     private readonly ConcurrentQueue<ApplyWork> _applies = new();
@@ -56,8 +57,9 @@ public sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDispo
     private int _entities;
     private int _capacity;
 
-    public DeviceExecutor(DeviceContext device, FeaturePlan plan, FeatureOptions options, GatherLimits serving, FeatureMetrics metrics, IGatherMetrics servingMetrics, ILogger<DeviceExecutor> logger, IOwnedPartitions? ownership = null)
+    public DeviceExecutor(DeviceContext device, FeaturePlan plan, FeatureOptions options, GatherLimits serving, FeatureMetrics metrics, IGatherMetrics servingMetrics, TimeProvider time, ILogger<DeviceExecutor> logger, IOwnedPartitions? ownership = null)
     {
+        _time = time;
         _ownership = ownership;
         _device = device;
         _options = options;
@@ -79,7 +81,7 @@ public sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDispo
         _batchFeatures = new float[batchRows * plan.Count];
         _entities = _table.Entities;
         _capacity = _table.Capacity;
-        _nextTtlScan = Deadline.After(options.EvictionScanIntervalMs);
+        _nextTtlScan = Deadline.After(time, options.EvictionScanIntervalMs);
         _metrics.ObserveEntities(() => Volatile.Read(ref _entities));
         _servingMetrics.ObserveQueue(() => Volatile.Read(ref _queued));
         _publish = Publish;
@@ -323,13 +325,13 @@ public sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDispo
         }
         try
         {
-            long started = Stopwatch.GetTimestamp();
+            long started = _time.GetTimestamp();
             var result = work.Apply(_table);
             _applied.Advance(work.Offsets, result.NewestTimeMs);
             _watermarkDirty = true;
             work.AfterApply(_table, _publish);
             Record(result);
-            _metrics.BatchApplied(result.Applied, Stopwatch.GetElapsedTime(started).TotalSeconds);
+            _metrics.BatchApplied(result.Applied, _time.GetElapsedTime(started).TotalSeconds);
             work.Complete(result.Applied);
         }
         catch (Exception error)

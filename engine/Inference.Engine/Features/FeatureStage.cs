@@ -26,7 +26,7 @@ internal static class FeatureStage
             var options = sp.GetRequiredService<IOptions<FeatureOptions>>().Value;
             return new DeviceExecutor(sp.GetRequiredService<DeviceContext>(), new FeaturePlan(options.Definitions), options,
                 sp.GetRequiredService<GatherLimits>(), sp.GetRequiredService<FeatureMetrics>(), sp.GetRequiredService<IGatherMetrics>(),
-                sp.GetRequiredService<ILogger<DeviceExecutor>>(), sp.GetRequiredService<IOwnedPartitions>());
+                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<DeviceExecutor>>(), sp.GetRequiredService<IOwnedPartitions>());
         });
         // Registered before the stages that send it work: it starts before them and stops after them.
         services.AddHostedService(sp => sp.GetRequiredService<DeviceExecutor>());

@@ -21,7 +21,7 @@ internal static class ServingStage
         if (runs)
         {
             services.AddSingleton(sp => new ScoreBatcher(sp.GetRequiredService<ModelRegistry>(),
-                sp.GetRequiredService<IOptions<ModelOptions>>().Value.RequestFeatures, sp.GetRequiredService<ServingMetrics>()));
+                sp.GetRequiredService<IOptions<ModelOptions>>().Value.RequestFeatures, sp.GetRequiredService<ServingMetrics>(), sp.GetRequiredService<TimeProvider>()));
         }
         if (runs)
         {

@@ -35,7 +35,7 @@ public sealed class CheckpointSegmentTests : IDisposable
         }
         var snapshot = table.Snapshot();
         var watermark = new FeatureWatermark([new PartitionOffset("events", 1, 41), new PartitionOffset("events", 4, 44)], now, 20);
-        var entry = CheckpointFiles.Write(_directory, new Checkpoint(snapshot, watermark, null, "model", segmentPartitions: Partitions));
+        var entry = CheckpointFiles.Write(_directory, new Checkpoint(snapshot, watermark, null, "model", segmentPartitions: Partitions), TimeProvider.System);
 
         var segments = entry.Manifest!.Table.Segments!;
         Assert.Equal(Partitions, entry.Manifest.Table.SegmentPartitions);

@@ -56,7 +56,7 @@ public sealed class CheckpointTests : IDisposable
         var parameters = new ParameterSet([new NamedParameter("w", [1, 3], [0.25f, -1.5f, 3.125e-7f]), new NamedParameter("b", [1], [float.Epsilon])]);
         var trainer = new TrainerCheckpoint(new LearnerState(parameters, 12.5, [1, 2, 3], [4, 5, 6]), [new PartitionOffset("labels", 1, 7)], 640, 64, 9, 0.1);
 
-        var written = CheckpointFiles.Write(_directory, new Checkpoint(table, events, trainer, "MODEL"));
+        var written = CheckpointFiles.Write(_directory, new Checkpoint(table, events, trainer, "MODEL"), TimeProvider.System);
         var read = CheckpointFiles.Read(written.Path);
 
         Assert.Equal(table.Heads, read.Table.Heads);
@@ -75,7 +75,7 @@ public sealed class CheckpointTests : IDisposable
         Assert.True(written.Manifest!.Files.Sum(f => f.Bytes) < heads.Length + longs.Length * 8L + doubles.Length * 8L + registers.Length * 4L);
 
         // A second checkpoint, then one byte of it flipped: it no longer verifies and says which file.
-        var second = CheckpointFiles.Write(_directory, new Checkpoint(table, events, null, "MODEL"));
+        var second = CheckpointFiles.Write(_directory, new Checkpoint(table, events, null, "MODEL"), TimeProvider.System);
         Assert.Equal(written.Sequence + 1, second.Sequence);
         string entities = Path.Combine(second.Path, "entities.arrow");
         var bytes = File.ReadAllBytes(entities);

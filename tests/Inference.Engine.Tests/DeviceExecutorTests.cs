@@ -54,9 +54,9 @@ public sealed class DeviceExecutorTests
         var serving = new ServingOptions { MaxBatchRows = 256, MaxQueuedRequests = 4_096 };
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         var metrics = new FeatureMetrics(services.GetRequiredService<IMeterFactory>());
-        var servingMetrics = new ServingMetrics(services.GetRequiredService<IMeterFactory>());
+        var servingMetrics = new ServingMetrics(services.GetRequiredService<IMeterFactory>(), TimeProvider.System);
         using var device = DeviceContext.Create(kind);
-        using var executor = new DeviceExecutor(device, plan, options, serving.Gathers, metrics, servingMetrics, NullLogger<DeviceExecutor>.Instance);
+        using var executor = new DeviceExecutor(device, plan, options, serving.Gathers, metrics, servingMetrics, TimeProvider.System, NullLogger<DeviceExecutor>.Instance);
         await executor.StartAsync(CancellationToken.None);
 
         // The stream: every hot entity in every batch (never idle long enough for the TTL), plus entities

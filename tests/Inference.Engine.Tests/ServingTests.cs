@@ -19,11 +19,11 @@ public sealed class ServingTests
     {
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         var meters = services.GetRequiredService<IMeterFactory>();
-        var serving = new ServingMetrics(meters);
+        var serving = new ServingMetrics(meters, TimeProvider.System);
         var definitions = new List<FeatureDefinition> { new() { Name = "count", Aggregation = Aggregation.Count } };
         using var device = DeviceContext.Create(AcceleratorKind.Cpu);
         using var executor = new DeviceExecutor(device, new FeaturePlan(definitions), new FeatureOptions { Definitions = definitions, InitialCapacity = 16, MaxBatchEvents = 16 },
-            new ServingOptions { MaxQueuedRequests = 3 }.Gathers, new FeatureMetrics(meters), serving, NullLogger<DeviceExecutor>.Instance);
+            new ServingOptions { MaxQueuedRequests = 3 }.Gathers, new FeatureMetrics(meters), serving, TimeProvider.System, NullLogger<DeviceExecutor>.Instance);
         var handler = new RecordingHandler();
         using var cancelled = new CancellationTokenSource();
 
@@ -55,7 +55,7 @@ public sealed class ServingTests
         var definitions = new List<FeatureDefinition> { new() { Name = "count", Aggregation = Aggregation.Count } };
         using var device = DeviceContext.Create(AcceleratorKind.Cpu);
         using var executor = new DeviceExecutor(device, new FeaturePlan(definitions), new FeatureOptions { Definitions = definitions, InitialCapacity = 16, MaxBatchEvents = 16 },
-            new ServingOptions { MaxWatermarkWaiters = 2, MaxQueuedReads = 2 }.Gathers, new FeatureMetrics(meters), new ServingMetrics(meters), NullLogger<DeviceExecutor>.Instance);
+            new ServingOptions { MaxWatermarkWaiters = 2, MaxQueuedReads = 2 }.Gathers, new FeatureMetrics(meters), new ServingMetrics(meters, TimeProvider.System), TimeProvider.System, NullLogger<DeviceExecutor>.Instance);
         using var ended = new CancellationTokenSource();
         PartitionOffset[] far = [new("events", 0, 1_000_000)];
         var first = executor.WaitForAsync(far, ended.Token);

@@ -27,7 +27,7 @@ public static partial class CheckpointFiles
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
     /// <summary>Writes <paramref name="checkpoint"/> as the next checkpoint in <paramref name="directory"/>, durably, and returns its entry.</summary>
-    public static CheckpointEntry Write(string directory, Checkpoint checkpoint)
+    public static CheckpointEntry Write(string directory, Checkpoint checkpoint, TimeProvider time)
     {
         var (sequence, final, temporary) = Begin(directory, Prefix);
         var files = new List<CheckpointFile>();
@@ -56,7 +56,7 @@ public static partial class CheckpointFiles
         var manifest = new CheckpointManifest(
             CheckpointManifest.CurrentFormat,
             sequence,
-            DateTimeOffset.UtcNow,
+            time.GetUtcNow(),
             checkpoint.PlanFingerprint,
             checkpoint.ModelFingerprint,
             new CheckpointTableSummary(table.Capacity, table.Entities, table.Sequence, table.PinMark,

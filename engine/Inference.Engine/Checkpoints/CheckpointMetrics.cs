@@ -10,11 +10,13 @@ public sealed class CheckpointMetrics
     private readonly TotalCounter _failed;
     private readonly Histogram<double> _pause;
     private readonly Histogram<double> _write;
+    private readonly TimeProvider _time;
     private long _bytes;
     private long _writtenAt;
 
-    public CheckpointMetrics(IMeterFactory meterFactory)
+    public CheckpointMetrics(IMeterFactory meterFactory, TimeProvider time)
     {
+        _time = time;
         var meter = meterFactory.Create(EngineMeter.Name);
         _written = new(meter, "inference.checkpoint.written", "{checkpoint}", "Checkpoints written durably.");
         _failed = new(meter, "inference.checkpoint.failed", "{checkpoint}", "Checkpoints that failed or were skipped.");
@@ -36,7 +38,7 @@ public sealed class CheckpointMetrics
         _written.Add(1);
         _write.Record(writeSeconds);
         Interlocked.Exchange(ref _bytes, bytes);
-        Interlocked.Exchange(ref _writtenAt, System.Diagnostics.Stopwatch.GetTimestamp());
+        Interlocked.Exchange(ref _writtenAt, _time.GetTimestamp());
     }
 
     private IEnumerable<Measurement<double>> Age()
@@ -44,7 +46,7 @@ public sealed class CheckpointMetrics
         long at = Interlocked.Read(ref _writtenAt);
         if (at != 0)
         {
-            yield return new Measurement<double>(System.Diagnostics.Stopwatch.GetElapsedTime(at).TotalSeconds);
+            yield return new Measurement<double>(_time.GetElapsedTime(at).TotalSeconds);
         }
     }
 

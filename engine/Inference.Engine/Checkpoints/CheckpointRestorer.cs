@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using Inference.Engine.Features;
 using Inference.Kernels.Features;
@@ -17,7 +16,7 @@ public sealed class CheckpointException(string message, Exception? inner = null)
 /// taken under other feature declarations or another model shape stops the start unless configuration
 /// says to discard it.
 /// </summary>
-internal sealed class CheckpointRestorer(CheckpointCoordinator coordinator, DeviceExecutor executor, ModelRegistry registry, ILogger<CheckpointRestorer> logger)
+internal sealed class CheckpointRestorer(CheckpointCoordinator coordinator, DeviceExecutor executor, ModelRegistry registry, TimeProvider time, ILogger<CheckpointRestorer> logger)
     : IHostedService
 {
     /// <summary>
@@ -74,7 +73,7 @@ internal sealed class CheckpointRestorer(CheckpointCoordinator coordinator, Devi
                 CheckpointLog.Discarded(logger, entry.Path, mismatch, setAside);
                 continue;
             }
-            long started = Stopwatch.GetTimestamp();
+            long started = time.GetTimestamp();
             Checkpoint checkpoint;
             try
             {
@@ -94,7 +93,7 @@ internal sealed class CheckpointRestorer(CheckpointCoordinator coordinator, Devi
                 throw new CheckpointException($"Checkpoint {entry.Path} cannot be restored: {error.Message}", error);
             }
             CheckpointLog.Restored(logger, entry.Path, checkpoint.Table.Entities, checkpoint.Events.Partitions.Count, checkpoint.Events.MaxEventTimeMs,
-                checkpoint.Trainer?.LabelsLearned ?? 0, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                checkpoint.Trainer?.LabelsLearned ?? 0, time.GetElapsedTime(started).TotalMilliseconds);
             coordinator.MarkRestored(checkpoint);
             return Task.CompletedTask;
         }

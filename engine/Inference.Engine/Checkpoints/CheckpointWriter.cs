@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
@@ -26,11 +25,16 @@ internal sealed class CheckpointWriter(
     CheckpointMetrics metrics,
     IOptions<TrainingOptions> training,
     IEnumerable<ICheckpointedOutput> outputs,
+    TimeProvider time,
     ILogger<CheckpointWriter> logger) : BackgroundService
 {
     private const int TrainerWaitMs = 30_000;
     private const int DeadLetterWarningMs = 5_000;
     private const int FinalDeadLetterWaitMs = 10_000;
+
+    // Not timeouts: how often the waits for committed outputs and for acknowledged dead letters look again.
+    private const int OutputsPollMs = 5;
+    private const int DeadLettersPollMs = 10;
 
     private readonly SemaphoreSlim _one = new(1, 1);
     // Stream scoring, when on: a checkpoint covers only what its committed transactions name.
@@ -45,13 +49,13 @@ internal sealed class CheckpointWriter(
             return;
         }
         // A fixed cadence: every interval from the start (a write that overran it is followed at once).
-        long next = Deadline.After(coordinator.Options.IntervalMs);
+        long next = Deadline.After(time, coordinator.Options.IntervalMs);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                await Task.Delay(Deadline.RemainingMs(next), stoppingToken);
-                next = Deadline.After(coordinator.Options.IntervalMs);
+                await Task.Delay(TimeSpan.FromMilliseconds(Deadline.RemainingMs(time, next)), time, stoppingToken);
+                next = Deadline.After(time, coordinator.Options.IntervalMs);
                 await TakeAsync(Timeout.Infinite, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -97,7 +101,7 @@ internal sealed class CheckpointWriter(
             {
                 try
                 {
-                    trainer = await coordinator.RequestTrainerState().WaitAsync(TimeSpan.FromMilliseconds(TrainerWaitMs), cancellation);
+                    trainer = await coordinator.RequestTrainerState().WaitAsync(TimeSpan.FromMilliseconds(TrainerWaitMs), time, cancellation);
                 }
                 catch (Exception error) when (error is TimeoutException or TaskCanceledException && !cancellation.IsCancellationRequested)
                 {
@@ -123,9 +127,9 @@ internal sealed class CheckpointWriter(
             {
                 spare = await Task.Run(() => FeatureTable.AllocateSnapshot(executor.Plan, executor.Capacity), cancellation);
             }
-            long started = Stopwatch.GetTimestamp();
+            long started = time.GetTimestamp();
             var (table, watermark) = await executor.SnapshotAsync(spare);
-            double pause = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            double pause = time.GetElapsedTime(started).TotalSeconds;
             metrics.Paused(pause);
             long eventLetters = events?.DeadLettersProduced ?? 0;
             long outputs = _output?.Enqueued ?? 0;
@@ -149,14 +153,14 @@ internal sealed class CheckpointWriter(
             int segments = coordinator.Options.PoolDirectory is null ? 0 : kafka.KnownPartitionCount(kafka.Options.EventsTopic) ?? 0;
             var checkpoint = new Checkpoint(table, watermark, trainer, Checkpoint.Fingerprint(registry.Spec), segments);
             string directory = coordinator.Options.Directory!;
-            long writeStarted = Stopwatch.GetTimestamp();
+            long writeStarted = time.GetTimestamp();
             var entry = await InBackground(() =>
             {
-                var written = CheckpointFiles.Write(directory, checkpoint);
+                var written = CheckpointFiles.Write(directory, checkpoint, time);
                 CheckpointFiles.Prune(directory, coordinator.Options.Keep);
                 return written;
             });
-            double write = Stopwatch.GetElapsedTime(writeStarted).TotalSeconds;
+            double write = time.GetElapsedTime(writeStarted).TotalSeconds;
             _last = Progress(watermark, trainer);
             _spare = table;
             long bytes = entry.Manifest!.Files.Sum(f => f.Bytes);
@@ -214,14 +218,14 @@ internal sealed class CheckpointWriter(
     private async Task<bool> OutputsCommitted(long enqueued, int giveUpAfterMs, CancellationToken cancellation)
     {
         var output = _output;
-        var waited = Stopwatch.StartNew();
+        long started = time.GetTimestamp();
         while (output is not null && output.Committed < enqueued)
         {
-            if (giveUpAfterMs >= 0 && waited.ElapsedMilliseconds > giveUpAfterMs)
+            if (giveUpAfterMs >= 0 && time.GetElapsedTime(started).TotalMilliseconds > giveUpAfterMs)
             {
                 return false;
             }
-            await Task.Delay(5, cancellation);
+            await Task.Delay(TimeSpan.FromMilliseconds(OutputsPollMs), time, cancellation);
         }
         return true;
     }
@@ -232,11 +236,11 @@ internal sealed class CheckpointWriter(
         {
             return true;
         }
-        long started = Stopwatch.GetTimestamp();
+        long started = time.GetTimestamp();
         long nextWarning = DeadLetterWarningMs;
         while (source.DeadLettersWritten < produced)
         {
-            double waited = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            double waited = time.GetElapsedTime(started).TotalMilliseconds;
             if (giveUpAfterMs != Timeout.Infinite && waited > giveUpAfterMs)
             {
                 return false;
@@ -246,7 +250,7 @@ internal sealed class CheckpointWriter(
                 CheckpointLog.WaitingForDeadLetters(logger, produced - source.DeadLettersWritten, source.Topic);
                 nextWarning += DeadLetterWarningMs;
             }
-            await Task.Delay(10, cancellation);
+            await Task.Delay(TimeSpan.FromMilliseconds(DeadLettersPollMs), time, cancellation);
         }
         return true;
     }

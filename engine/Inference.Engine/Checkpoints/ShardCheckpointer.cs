@@ -13,7 +13,7 @@ namespace Inference.Engine.Checkpoints;
 /// a graceful stop. A restart loses at most one interval of pushes; workers whose base is ahead of the
 /// restored version rebase on it (see the trainer's sync).
 /// </summary>
-internal sealed class ShardCheckpointer(ParameterShard shard, IOptions<CheckpointOptions> options, CheckpointMetrics metrics, ILogger<ShardCheckpointer> logger) : BackgroundService
+internal sealed class ShardCheckpointer(ParameterShard shard, IOptions<CheckpointOptions> options, CheckpointMetrics metrics, TimeProvider time, ILogger<ShardCheckpointer> logger) : BackgroundService
 {
     private readonly CheckpointOptions _options = options.Value;
     private long _written = -1;
@@ -39,13 +39,13 @@ internal sealed class ShardCheckpointer(ParameterShard shard, IOptions<Checkpoin
         {
             return;
         }
-        long next = Deadline.After(_options.IntervalMs);
+        long next = Deadline.After(time, _options.IntervalMs);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                await Task.Delay(Deadline.RemainingMs(next), stoppingToken);
-                next = Deadline.After(_options.IntervalMs);
+                await Task.Delay(TimeSpan.FromMilliseconds(Deadline.RemainingMs(time, next)), time, stoppingToken);
+                next = Deadline.After(time, _options.IntervalMs);
                 Take();
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -77,7 +77,7 @@ internal sealed class ShardCheckpointer(ParameterShard shard, IOptions<Checkpoin
         {
             return;
         }
-        string path = ShardCheckpoints.Write(_options.Directory!, state);
+        string path = ShardCheckpoints.Write(_options.Directory!, state, time);
         ShardCheckpoints.Prune(_options.Directory!, _options.Keep);
         _written = state.Version;
         SyncLog.ShardCheckpointed(logger, state.Version, path);

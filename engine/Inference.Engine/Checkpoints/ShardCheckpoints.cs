@@ -23,12 +23,12 @@ public static class ShardCheckpoints
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     /// <summary>Writes <paramref name="state"/> as the next checkpoint in <paramref name="directory"/>, durably, and returns its path.</summary>
-    public static string Write(string directory, ShardState state)
+    public static string Write(string directory, ShardState state, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(state);
         var (sequence, final, temporary) = CheckpointFiles.Begin(directory, Prefix);
         var file = CheckpointFiles.WriteFile(temporary, StateName, stream => JsonSerializer.Serialize(stream, state, Json));
-        var manifest = new ShardManifest(ShardManifest.CurrentFormat, sequence, DateTimeOffset.UtcNow, state.Version, state.Applied.Count, [file]);
+        var manifest = new ShardManifest(ShardManifest.CurrentFormat, sequence, time.GetUtcNow(), state.Version, state.Applied.Count, [file]);
         CheckpointFiles.WriteFile(temporary, CheckpointFiles.ManifestName, stream => JsonSerializer.Serialize(stream, manifest, Json));
         CheckpointFiles.Commit(directory, temporary, final);
         return final;

@@ -18,7 +18,7 @@ public sealed partial class DeviceExecutor
     private int Headroom => _options.MaxBatchEvents;
 
     private int MaintenanceWaitMs() =>
-        _options.EntityTtlMs > 0 ? Math.Clamp(Deadline.RemainingMs(_nextTtlScan), 1, 1_000) : 1_000;
+        _options.EntityTtlMs > 0 ? Math.Clamp(Deadline.RemainingMs(_time, _nextTtlScan), 1, 1_000) : 1_000;
 
     /// <summary>Runs one slice of whatever maintenance is due; false when none is.</summary>
     private bool MaintainOne()
@@ -49,7 +49,7 @@ public sealed partial class DeviceExecutor
             ScanSlice(_capacityScan);
             return true;
         }
-        if (!_ttlScan.Running && _options.EntityTtlMs > 0 && Deadline.RemainingMs(_nextTtlScan) == 0)
+        if (!_ttlScan.Running && _options.EntityTtlMs > 0 && Deadline.RemainingMs(_time, _nextTtlScan) == 0)
         {
             // In a pool, idle as of the pool's newest event time: the entities a single node would evict.
             _ttlScan.Start(Math.Max(_applied.MaxEventTimeMs, PoolEventTimeMs) - _options.EntityTtlMs, int.MaxValue);
@@ -59,7 +59,7 @@ public sealed partial class DeviceExecutor
             ScanSlice(_ttlScan);
             if (!_ttlScan.Running)
             {
-                _nextTtlScan = Deadline.After(_options.EvictionScanIntervalMs);
+                _nextTtlScan = Deadline.After(_time, _options.EvictionScanIntervalMs);
             }
             return true;
         }
@@ -70,7 +70,7 @@ public sealed partial class DeviceExecutor
     {
         _capacityScan.Stop();
         _ttlScan.Stop();
-        _nextTtlScan = Deadline.After(_options.EvictionScanIntervalMs);
+        _nextTtlScan = Deadline.After(_time, _options.EvictionScanIntervalMs);
     }
 
     /// <summary>Evicts, in the next slice of slots, entities idle since the scan's cutoff, up to what it still may.</summary>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Inference.Engine.Kafka;
 using Inference.Kernels.Features;
 
@@ -22,6 +21,7 @@ public sealed partial class DeviceExecutor
             Interlocked.Decrement(ref _queued);
             return false;
         }
+        request.EnqueuedTimestamp = _time.GetTimestamp();
         _gathers.Enqueue(request);
         _signal.Set();
         return true;
@@ -96,7 +96,7 @@ public sealed partial class DeviceExecutor
             {
                 _gathers.TryDequeue(out _);
                 Interlocked.Decrement(ref _queued);
-                if (next.Cancellation.IsCancellationRequested || DateTime.UtcNow >= next.DeadlineUtc)
+                if (next.Cancellation.IsCancellationRequested || _time.GetUtcNow().UtcDateTime >= next.DeadlineUtc)
                 {
                     var outcome = next.Cancellation.IsCancellationRequested ? GatherOutcome.Cancelled : GatherOutcome.DeadlineExceeded;
                     _servingMetrics.Abandoned(outcome == GatherOutcome.Cancelled ? "cancelled" : "deadline");
@@ -106,7 +106,7 @@ public sealed partial class DeviceExecutor
                 if (requests == 0)
                 {
                     handler = next.Handler;
-                    launchBy = next.EnqueuedTimestamp + _serving.MaxQueueDelayMicroseconds * Stopwatch.Frequency / 1_000_000;
+                    launchBy = next.EnqueuedTimestamp + _serving.MaxQueueDelayMicroseconds * _time.TimestampFrequency / 1_000_000;
                 }
                 next.Entities.AsSpan(0, next.Rows).CopyTo(_batchKeys.AsSpan(rows));
                 _batch[requests++] = next;
@@ -114,7 +114,7 @@ public sealed partial class DeviceExecutor
                 continue;
             }
             // Triton's max queue delay: a batch that is not full may wait a little for company.
-            if (requests == 0 || rows >= _serving.MaxBatchRows || !_gathers.IsEmpty || Stopwatch.GetTimestamp() >= launchBy)
+            if (requests == 0 || rows >= _serving.MaxBatchRows || !_gathers.IsEmpty || _time.GetTimestamp() >= launchBy)
             {
                 break;
             }

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
 using Inference.Engine.Pipeline;
@@ -33,6 +32,7 @@ public sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDispo
     private readonly FeatureMetrics _metrics;
     private readonly IGatherMetrics _servingMetrics;
     private readonly ILogger _logger;
+    private readonly TimeProvider _time;
     private readonly ConcurrentQueue<GatherRequest> _gathers = new();
     private readonly Func<FeatureWatermark> _publish;
     private readonly ConcurrentQueue<ApplyWork> _applies = new();
@@ -60,8 +60,9 @@ public sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDispo
     private long _ownershipVersion;
     private long _poolEventTimeMs;
 
-    public DeviceExecutor(DeviceContext device, FeaturePlan plan, FeatureOptions options, GatherLimits serving, FeatureMetrics metrics, IGatherMetrics servingMetrics, ILogger<DeviceExecutor> logger, IOwnedPartitions? ownership = null)
+    public DeviceExecutor(DeviceContext device, FeaturePlan plan, FeatureOptions options, GatherLimits serving, FeatureMetrics metrics, IGatherMetrics servingMetrics, TimeProvider time, ILogger<DeviceExecutor> logger, IOwnedPartitions? ownership = null)
     {
+        _time = time;
         _ownership = ownership;
         _device = device;
         _options = options;
@@ -83,7 +84,7 @@ public sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDispo
         _batchFeatures = new float[batchRows * plan.Count];
         _entities = _table.Entities;
         _capacity = _table.Capacity;
-        _nextTtlScan = Deadline.After(options.EvictionScanIntervalMs);
+        _nextTtlScan = Deadline.After(time, options.EvictionScanIntervalMs);
         _publish = Publish;
         _thread = new Thread(Run) { IsBackground = true, Name = "inference-device" };
         ExecutorLog.Declared(logger, plan.Count, string.Join(", ", plan.Definitions.Select(d => $"{d.Name} ({d.Aggregation})")), plan.BytesPerEntity, device.Description);
@@ -323,13 +324,13 @@ public sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDispo
         }
         try
         {
-            long started = Stopwatch.GetTimestamp();
+            long started = _time.GetTimestamp();
             var result = work.Apply(_table);
             _applied.Advance(work.Offsets, result.NewestTimeMs);
             _watermarkDirty = true;
             work.AfterApply(_table, _publish);
             Record(result);
-            _metrics.BatchApplied(result.Applied, Stopwatch.GetElapsedTime(started).TotalSeconds);
+            _metrics.BatchApplied(result.Applied, _time.GetElapsedTime(started).TotalSeconds);
             work.Complete(result.Applied);
         }
         catch (Exception error)

@@ -13,7 +13,7 @@ namespace Inference.Engine.Features;
 /// applied. Malformed events are counted, set aside on the dead-letter topic and skipped.
 /// </summary>
 internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor executor, IngestMetrics metrics, IConsumerCheckpoints checkpoints, IOptions<FeatureOptions> options,
-    ConsumerReadiness readiness, IAssignmentListener ownership, MisroutedEvents misrouted, ILogger<EventIngestor> logger, IScoredBatchSink? scoring = null,
+    ConsumerReadiness readiness, IAssignmentListener ownership, MisroutedEvents misrouted, TimeProvider time, ILogger<EventIngestor> logger, IScoredBatchSink? scoring = null,
     IPartitionHandoff? handoff = null)
     : BackgroundService
 {
@@ -51,11 +51,11 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
             scoring.Ready.Wait(stopping);
         }
         misrouted.Prepare();
-        using var sink = new EventSink(executor, features.MaxBatchEvents, features.MaxFutureMs, scoring, stopping, misrouted);
+        using var sink = new EventSink(executor, features.MaxBatchEvents, features.MaxFutureMs, time, scoring, stopping, misrouted);
         IngestLog.Started(logger, settings.Topic, settings.DefaultFormat, kafka.BootstrapServers, settings.GroupId, features.MaxBatchEvents, features.MaxBatchDelayMs);
         try
         {
-            using var source = new KafkaBatchSource<EventSink>(kafka, settings, sink, logger);
+            using var source = new KafkaBatchSource<EventSink>(kafka, settings, sink, time, logger);
             checkpoints.Register(source);
             try
             {

@@ -16,6 +16,7 @@ internal sealed class EventSink : IBatchSink, IDisposable
     private readonly ProtobufEventDecoder _protobuf;
     private readonly ArrowEventDecoder _arrow;
     private readonly long _maxFutureMs;
+    private readonly TimeProvider _time;
     private int _current;
     private int _sinceClock;
 
@@ -28,17 +29,18 @@ internal sealed class EventSink : IBatchSink, IDisposable
 
     /// <summary>
     /// Two micro-batches of <paramref name="capacity"/> events; events dated more than
-    /// <paramref name="maxFutureMs"/> ahead of the wall clock are refused (0: any time). With
+    /// <paramref name="maxFutureMs"/> ahead of <paramref name="time"/>'s wall clock are refused (0: any time). With
     /// <paramref name="scoring"/>, the events its selector takes are handed to it once applied; with
     /// <paramref name="misrouted"/>, each message's entities are checked against its partition.
     /// </summary>
-    public EventSink(DeviceExecutor executor, int capacity, long maxFutureMs, IScoredBatchSink? scoring = null, CancellationToken stopping = default, MisroutedEvents? misrouted = null)
+    public EventSink(DeviceExecutor executor, int capacity, long maxFutureMs, TimeProvider time, IScoredBatchSink? scoring = null, CancellationToken stopping = default, MisroutedEvents? misrouted = null)
     {
         _scoring = scoring;
         _misrouted = misrouted;
         _stopping = stopping;
         _executor = executor;
         _maxFutureMs = maxFutureMs;
+        _time = time;
         var plan = executor.Plan;
         _batches =
         [
@@ -54,7 +56,7 @@ internal sealed class EventSink : IBatchSink, IDisposable
     /// <summary>The newest event time taken now: the wall clock plus the allowance (read every few thousand events, not per event).</summary>
     private void RefreshClock()
     {
-        _json.MaxTimeMs = _protobuf.MaxTimeMs = _arrow.MaxTimeMs = FeatureOptions.LatestEventTimeMs(_maxFutureMs);
+        _json.MaxTimeMs = _protobuf.MaxTimeMs = _arrow.MaxTimeMs = FeatureOptions.LatestEventTimeMs(_time, _maxFutureMs);
         _sinceClock = 0;
     }
 

@@ -49,9 +49,9 @@ public sealed class FeatureOptions
     /// </summary>
     public long MaxFutureMs { get; set; } = DefaultMaxFutureMs;
 
-    /// <summary>The newest event time taken now: the wall clock plus <see cref="MaxFutureMs"/> (no limit when 0).</summary>
-    public static long LatestEventTimeMs(long maxFutureMs) =>
-        maxFutureMs <= 0 ? long.MaxValue : DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + maxFutureMs;
+    /// <summary>The newest event time taken now: <paramref name="time"/>'s wall clock plus <see cref="MaxFutureMs"/> (no limit when 0).</summary>
+    public static long LatestEventTimeMs(TimeProvider time, long maxFutureMs) =>
+        maxFutureMs <= 0 ? long.MaxValue : time.GetUtcNow().ToUnixTimeMilliseconds() + maxFutureMs;
 
     public AcceleratorKind Accelerator { get; set; } = AcceleratorKind.Auto;
 

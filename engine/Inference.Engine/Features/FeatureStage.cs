@@ -27,7 +27,7 @@ internal static class FeatureStage
             var options = sp.GetRequiredService<IOptions<FeatureOptions>>().Value;
             return new DeviceExecutor(sp.GetRequiredService<DeviceContext>(), new FeaturePlan(options.Definitions), options,
                 sp.GetRequiredService<GatherLimits>(), sp.GetRequiredService<FeatureMetrics>(), sp.GetRequiredService<IGatherMetrics>(),
-                sp.GetRequiredService<ILogger<DeviceExecutor>>(), sp.GetRequiredService<IOwnedPartitions>());
+                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<DeviceExecutor>>(), sp.GetRequiredService<IOwnedPartitions>());
         });
         services.AddSingleton<FeatureStore>();
     }

@@ -17,7 +17,6 @@ public abstract class GatherRequest
         Rows = rows;
         Cancellation = cancellation;
         DeadlineUtc = deadlineUtc;
-        EnqueuedTimestamp = Stopwatch.GetTimestamp();
     }
 
     /// <summary>Who answers the request once its rows are read; a batch holds requests of one handler.</summary>
@@ -33,8 +32,8 @@ public abstract class GatherRequest
     /// <summary>The call's deadline (<see cref="DateTime.MaxValue"/> for none).</summary>
     public DateTime DeadlineUtc { get; }
 
-    /// <summary>When the request entered the queue (<see cref="Stopwatch"/> clock).</summary>
-    public long EnqueuedTimestamp { get; }
+    /// <summary>When the request entered the queue (a timestamp of the executor's <see cref="TimeProvider"/>), set as it is queued.</summary>
+    public long EnqueuedTimestamp { get; internal set; }
 
     /// <summary>Ends a request that will not be launched: cancelled, past its deadline, or the executor stopped.</summary>
     public abstract void Abandon(GatherOutcome outcome);

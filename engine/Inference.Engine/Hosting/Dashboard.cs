@@ -21,14 +21,18 @@ namespace Inference.Engine.Hosting;
 internal static class Dashboard
 {
     private const string ResourcePrefix = "dashboard/";
+
+    // Not timeouts: how often an idle stream gets a comment, and how often the live view samples.
+    private static readonly TimeSpan KeepAliveInterval = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan SampleInterval = TimeSpan.FromSeconds(1);
     private static readonly ConcurrentDictionary<string, byte[]?> Files = new();
 
     public static void Map(WebApplication app, string host)
     {
-        app.MapGet("/alerts/stream", (HttpContext context, AlertHub hub) =>
-            StreamAsync(context, Alerts(hub, LastEventId(context), context.RequestAborted))).RequireHost(host);
-        app.MapGet("/dashboard/stream", (HttpContext context) =>
-            StreamAsync(context, Live(context.RequestServices, context.RequestAborted))).RequireHost(host);
+        app.MapGet("/alerts/stream", (HttpContext context, AlertHub hub, TimeProvider time) =>
+            StreamAsync(context, time, Alerts(hub, LastEventId(context), context.RequestAborted))).RequireHost(host);
+        app.MapGet("/dashboard/stream", (HttpContext context, TimeProvider time) =>
+            StreamAsync(context, time, Live(context.RequestServices, time, context.RequestAborted))).RequireHost(host);
         app.MapGet("/", () => File("index.html")).RequireHost(host);
         app.MapGet("/dashboard.js", () => File("dashboard.js")).RequireHost(host);
         app.MapGet("/vendor/{name}", (string name) => File("vendor/" + name)).RequireHost(host);
@@ -39,7 +43,7 @@ internal static class Dashboard
     /// knows it is connected before the first event, and a comment every 15 s so that idle connections
     /// survive proxies.
     /// </summary>
-    private static async Task StreamAsync(HttpContext context, IAsyncEnumerable<SseItem<string>> items)
+    private static async Task StreamAsync(HttpContext context, TimeProvider time, IAsyncEnumerable<SseItem<string>> items)
     {
         var response = context.Response;
         response.ContentType = "text/event-stream";
@@ -69,8 +73,8 @@ internal static class Dashboard
         {
             while (!context.RequestAborted.IsCancellationRequested)
             {
-                using var heartbeat = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-                heartbeat.CancelAfter(TimeSpan.FromSeconds(15));
+                using var keepAlive = new CancellationTokenSource(KeepAliveInterval, time);
+                using var heartbeat = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, keepAlive.Token);
                 bool more;
                 try
                 {
@@ -140,7 +144,7 @@ internal static class Dashboard
         }
     }
 
-    private static async IAsyncEnumerable<SseItem<string>> Live(IServiceProvider services, [EnumeratorCancellation] CancellationToken cancellation)
+    private static async IAsyncEnumerable<SseItem<string>> Live(IServiceProvider services, TimeProvider time, [EnumeratorCancellation] CancellationToken cancellation)
     {
         var metrics = services.GetRequiredService<InferenceMetrics>();
         var outputs = services.GetRequiredService<OutputMetrics>();
@@ -150,7 +154,7 @@ internal static class Dashboard
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellation, stopping);
         long lastAlert = Math.Max(0, hub.Latest - 50);
         var before = Counters(metrics, outputs);
-        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long started = time.GetTimestamp();
         double previous = 0;
         bool first = true;
         while (!linked.IsCancellationRequested)
@@ -162,14 +166,15 @@ internal static class Dashboard
                 yield return new SseItem<string>(entry.Json, "alert");
             }
             var now = Counters(metrics, outputs);
-            double elapsed = Math.Max(1e-3, clock.Elapsed.TotalSeconds - previous);
-            previous = clock.Elapsed.TotalSeconds;
-            var latency = metrics.Serving.Recent.Percentiles(TimeSpan.FromSeconds(1));
+            double clock = time.GetElapsedTime(started).TotalSeconds;
+            double elapsed = Math.Max(1e-3, clock - previous);
+            previous = clock;
+            var latency = metrics.Serving.Recent.Percentiles(SampleInterval);
             long batches = now.Batches - before.Batches;
             double loss = metrics.OnlineLogLoss;
             var sample = new
             {
-                t = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1e3,
+                t = time.GetUtcNow().ToUnixTimeMilliseconds() / 1e3,
                 // Rates need an interval: none on the first sample of a connection.
                 eventsPerSecond = first ? (double?)null : Math.Round((now.Events - before.Events) / elapsed, 1),
                 lag = metrics.ConsumerLag,
@@ -186,7 +191,7 @@ internal static class Dashboard
             yield return new SseItem<string>(JsonSerializer.Serialize(sample), "metrics");
             try
             {
-                await Task.Delay(1_000, linked.Token);
+                await Task.Delay(SampleInterval, time, linked.Token);
             }
             catch (OperationCanceledException)
             {

@@ -10,6 +10,7 @@ using Inference.Engine.Sync;
 using Inference.Engine.Training;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
@@ -28,6 +29,8 @@ public static class InferenceServiceCollectionExtensions
     {
         services.AddOptions<InferenceOptions>().Bind(configuration.GetSection(InferenceOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<InferenceOptions>, InferenceOptionsValidator>();
+        // Every clock read and timer of the engine goes through this one clock; a test replaces it (FakeTimeProvider) before AddInference.
+        services.TryAddSingleton(TimeProvider.System);
         services.AddMetrics();
         services.AddGrpc(grpc => grpc.EnableDetailedErrors = false);
         // Requests are bounded per service, by their length prefix before they are read: Score, GetFeatures,

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 using Confluent.Kafka;
@@ -87,27 +86,27 @@ internal sealed unsafe partial class KafkaBatchSource<TSink>
         {
             return true;
         }
-        long started = Stopwatch.GetTimestamp();
-        long nextWarning = Deadline.After(DeadLetterWarningMs);
+        long started = _time.GetTimestamp();
+        long nextWarning = Deadline.After(_time, DeadLetterWarningMs);
         while (true)
         {
             while (_deadLetterRetries.TryDequeue(out var letter))
             {
                 ProduceDeadLetter(letter);
             }
-            _deadLetters.Flush(TimeSpan.FromMilliseconds(100));
+            _deadLetters.Flush(TimeSpan.FromMilliseconds(DeadLetterFlushPollMs));
             if (DeadLettersWritten == DeadLettersProduced)
             {
                 return true;
             }
-            if (giveUpAfterMs != Timeout.Infinite && Stopwatch.GetElapsedTime(started).TotalMilliseconds > giveUpAfterMs)
+            if (giveUpAfterMs != Timeout.Infinite && _time.GetElapsedTime(started).TotalMilliseconds > giveUpAfterMs)
             {
                 return false;
             }
-            if (Stopwatch.GetTimestamp() >= nextWarning)
+            if (_time.GetTimestamp() >= nextWarning)
             {
                 IngestLog.DeadLettersHeld(_logger, _settings.DeadLetterTopic, DeadLettersProduced - DeadLettersWritten);
-                nextWarning = Deadline.After(DeadLetterWarningMs);
+                nextWarning = Deadline.After(_time, DeadLetterWarningMs);
             }
         }
     }

@@ -67,7 +67,7 @@ internal sealed unsafe partial class KafkaBatchSource<TSink>
         }
         try
         {
-            long end = _consumer.QueryWatermarkOffsets(partition, TimeSpan.FromSeconds(5)).High.Value - 1;
+            long end = _consumer.QueryWatermarkOffsets(partition, TimeSpan.FromMilliseconds(_kafka.AssignmentQueryTimeoutMs)).High.Value - 1;
             if (end > held)
             {
                 ownership.CatchUp(partition.Partition.Value, end);
@@ -126,12 +126,12 @@ internal sealed unsafe partial class KafkaBatchSource<TSink>
     {
         var targets = new Dictionary<int, long>();
         var assigned = _consumer.Assignment;
-        var committed = _consumer.Committed(assigned, TimeSpan.FromSeconds(10));
+        var committed = _consumer.Committed(assigned, TimeSpan.FromMilliseconds(_kafka.MetadataTimeoutMs));
         foreach (var partition in assigned)
         {
             // Nothing to read past the committed offset: no target. (What a restored checkpoint holds is
             // already held, so a partition it covers to the end is caught up as it is.)
-            var ends = _consumer.QueryWatermarkOffsets(partition, TimeSpan.FromSeconds(10));
+            var ends = _consumer.QueryWatermarkOffsets(partition, TimeSpan.FromMilliseconds(_kafka.MetadataTimeoutMs));
             long start = committed.Find(c => c.Partition == partition.Partition)?.Offset.Value ?? Offset.Unset;
             if (ends.High.Value > Math.Max(start, ends.Low.Value))
             {

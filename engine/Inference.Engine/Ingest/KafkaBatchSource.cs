@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Confluent.Kafka;
 using Inference.Engine.Kafka;
 using Inference.Engine.Pipeline;
@@ -26,10 +25,14 @@ internal sealed unsafe partial class KafkaBatchSource<TSink> : IDisposable, IChe
     private const int MaxMessagesPerCall = 4_096;
     private const int LagIntervalMs = 500;
     private const int DeadLetterWarningMs = 5_000;
-    private const int ShutdownDeadLetterWaitMs = 10_000;
+
+    // Not a timeout: how long one flush of the dead-letter producer waits before the loop that writes them retries what failed.
+    private const int DeadLetterFlushPollMs = 100;
 
     private readonly BatchSourceSettings _settings;
     private readonly TSink _sink;
+    private readonly TimeProvider _time;
+    private readonly KafkaOptions _kafka;
     private readonly ILogger _logger;
     private readonly IConsumer<Ignore, Ignore> _consumer;
     // Follow mode: the ownership version last followed and the partitions assigned from it.
@@ -55,8 +58,10 @@ internal sealed unsafe partial class KafkaBatchSource<TSink> : IDisposable, IChe
     private long _nextLag;
     private bool _disposed;
 
-    public KafkaBatchSource(KafkaConnection kafka, BatchSourceSettings settings, TSink sink, ILogger logger)
+    public KafkaBatchSource(KafkaConnection kafka, BatchSourceSettings settings, TSink sink, TimeProvider time, ILogger logger)
     {
+        _time = time;
+        _kafka = kafka.Options;
         _settings = settings;
         _sink = sink;
         _logger = logger;
@@ -134,7 +139,7 @@ internal sealed unsafe partial class KafkaBatchSource<TSink> : IDisposable, IChe
                 // Idle: wake on the first message.
                 got = Consume(idleWaitMs, 1);
             }
-            else if ((_sink.CloseWhenIdle && !_sink.Busy) || Stopwatch.GetTimestamp() >= _deadline)
+            else if ((_sink.CloseWhenIdle && !_sink.Busy) || _time.GetTimestamp() >= _deadline)
             {
                 Flush();
                 return;
@@ -143,7 +148,7 @@ internal sealed unsafe partial class KafkaBatchSource<TSink> : IDisposable, IChe
             {
                 // The device is busy with the previous batch (or the sink wants full batches): wait
                 // for more, briefly when the batch closes as soon as the device is free.
-                int remaining = Deadline.RemainingMs(_deadline);
+                int remaining = Deadline.RemainingMs(_time, _deadline);
                 got = Consume(_sink.CloseWhenIdle ? Math.Min(1, remaining) : remaining, want);
             }
         }
@@ -152,14 +157,14 @@ internal sealed unsafe partial class KafkaBatchSource<TSink> : IDisposable, IChe
             Handle(_messages[i]);
             _messages[i] = IntPtr.Zero;
         }
-        if (_isOpen && (_sink.IsFull || Stopwatch.GetTimestamp() >= _deadline))
+        if (_isOpen && (_sink.IsFull || _time.GetTimestamp() >= _deadline))
         {
             Flush();
         }
-        if (_settings.Lag is not null && Stopwatch.GetTimestamp() >= _nextLag)
+        if (_settings.Lag is not null && _time.GetTimestamp() >= _nextLag)
         {
             _settings.Lag(MeasureLag());
-            _nextLag = Deadline.After(LagIntervalMs);
+            _nextLag = Deadline.After(_time, LagIntervalMs);
         }
     }
 
@@ -256,7 +261,7 @@ internal sealed unsafe partial class KafkaBatchSource<TSink> : IDisposable, IChe
         if (!_isOpen)
         {
             _isOpen = true;
-            _deadline = Deadline.After(_settings.MaxBatchDelayMs);
+            _deadline = Deadline.After(_time, _settings.MaxBatchDelayMs);
         }
     }
 
@@ -319,7 +324,7 @@ internal sealed unsafe partial class KafkaBatchSource<TSink> : IDisposable, IChe
         {
             // Shutdown: apply what was read, set aside what was malformed, then commit; a dead-letter
             // topic still unwritable after a while leaves those offsets uncommitted instead.
-            FlushAndCommit(ShutdownDeadLetterWaitMs);
+            FlushAndCommit(_kafka.DeadLetterShutdownTimeoutMs);
         }
         finally
         {
@@ -333,7 +338,7 @@ internal sealed unsafe partial class KafkaBatchSource<TSink> : IDisposable, IChe
                 IngestLog.KafkaError(_logger, error.Error.Reason);
             }
             _consumer.Dispose();
-            _deadLetters?.Flush(TimeSpan.FromSeconds(5));
+            _deadLetters?.Flush(TimeSpan.FromMilliseconds(_kafka.FlushTimeoutMs));
             _deadLetters?.Dispose();
         }
     }

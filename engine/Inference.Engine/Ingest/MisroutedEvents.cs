@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using Inference.Engine.Kafka;
+using Inference.Engine.Pipeline;
 using Inference.Kernels.Features;
 using Microsoft.Extensions.Logging;
 
@@ -13,7 +13,7 @@ namespace Inference.Engine.Ingest;
 /// (<c>inference.ingest.misrouted</c>), the first of each partition is logged with the fix, and in a
 /// pool readiness says so while any arrived within <see cref="ReadyWindowMs"/>.
 /// </summary>
-internal sealed class MisroutedEvents(KafkaConnection kafka, IngestMetrics metrics, ILogger<MisroutedEvents> logger)
+internal sealed class MisroutedEvents(KafkaConnection kafka, IngestMetrics metrics, TimeProvider time, ILogger<MisroutedEvents> logger)
 {
     /// <summary>How long after the last misrouted event readiness still reports it.</summary>
     public const int ReadyWindowMs = 60_000;
@@ -53,7 +53,7 @@ internal sealed class MisroutedEvents(KafkaConnection kafka, IngestMetrics metri
             return;
         }
         metrics.Misrouted(_tags[partition], misrouted);
-        if (Interlocked.Exchange(ref _lastSeen[partition], Stopwatch.GetTimestamp()) == 0)
+        if (Interlocked.Exchange(ref _lastSeen[partition], time.GetTimestamp()) == 0)
         {
             IngestLog.Misrouted(logger, kafka.Options.EventsTopic, partition, _partitions);
         }
@@ -62,7 +62,7 @@ internal sealed class MisroutedEvents(KafkaConnection kafka, IngestMetrics metri
     /// <summary>What readiness reports: the partitions that had misrouted events within the window; null when none.</summary>
     public string? Problem()
     {
-        long since = Stopwatch.GetTimestamp() - ReadyWindowMs * Stopwatch.Frequency / 1000;
+        long since = time.GetTimestamp() - ReadyWindowMs * time.TimestampFrequency / 1000;
         var seen = Volatile.Read(ref _lastSeen);
         var recent = Enumerable.Range(0, seen.Length).Where(p => Volatile.Read(ref seen[p]) is long at && at != 0 && at >= since).ToList();
         return recent.Count == 0 ? null
@@ -76,11 +76,11 @@ internal sealed class MisroutedEvents(KafkaConnection kafka, IngestMetrics metri
         {
             return true;
         }
-        if (Stopwatch.GetTimestamp() < _nextLookup)
+        if (time.GetTimestamp() < _nextLookup)
         {
             return false;
         }
-        _nextLookup = Stopwatch.GetTimestamp() + PartitionCountRetryMs * Stopwatch.Frequency / 1000;
+        _nextLookup = Deadline.After(time, PartitionCountRetryMs);
         try
         {
             int partitions = kafka.PartitionCount(kafka.Options.EventsTopic) ?? 0;

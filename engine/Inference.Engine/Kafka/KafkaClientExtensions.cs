@@ -5,6 +5,9 @@ namespace Inference.Engine.Kafka;
 /// <summary>What the engine's consume loops and the stream producers (demo, bench) do the same way.</summary>
 public static class KafkaClientExtensions
 {
+    // Not a timeout: how long a producer with a full local queue serves delivery reports before it tries again.
+    private const int QueueFullPollMs = 10;
+
     /// <summary>Commits the stored offsets now; having none stored is not an error.</summary>
     internal static void CommitStored<TKey, TValue>(this IConsumer<TKey, TValue> consumer)
     {
@@ -39,7 +42,7 @@ public static class KafkaClientExtensions
             }
             catch (ProduceException<TKey, TValue> error) when (error.Error.Code == ErrorCode.Local_QueueFull)
             {
-                producer.Poll(TimeSpan.FromMilliseconds(10));
+                producer.Poll(TimeSpan.FromMilliseconds(QueueFullPollMs));
             }
         }
     }

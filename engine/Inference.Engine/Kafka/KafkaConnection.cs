@@ -144,7 +144,7 @@ public sealed partial class KafkaConnection : IDisposable
         try
         {
             using var admin = new AdminClientBuilder(config).Build();
-            var found = admin.GetMetadata(topic, TimeSpan.FromSeconds(10)).Topics.Find(t => t.Topic == topic);
+            var found = admin.GetMetadata(topic, TimeSpan.FromMilliseconds(Options.MetadataTimeoutMs)).Topics.Find(t => t.Topic == topic);
             if (found is null || found.Error.IsError || found.Partitions.Count == 0)
             {
                 return null;

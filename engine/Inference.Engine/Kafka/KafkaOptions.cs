@@ -48,6 +48,23 @@ public sealed class KafkaOptions
     /// <summary>gRPC ingestion: batches of one stream written but not yet acked; beyond it the server stops reading the stream.</summary>
     public int MaxUnackedIngestBatches { get; set; } = DefaultMaxUnackedIngestBatches;
 
+    public const int DefaultMetadataTimeoutMs = 10_000;
+    public const int DefaultAssignmentQueryTimeoutMs = 5_000;
+    public const int DefaultFlushTimeoutMs = 5_000;
+    public const int DefaultDeadLetterShutdownTimeoutMs = 10_000;
+
+    /// <summary>How long a metadata request (a topic's partitions), a committed-offsets request or a watermark query may take, in ms.</summary>
+    public int MetadataTimeoutMs { get; set; } = DefaultMetadataTimeoutMs;
+
+    /// <summary>How long the rebalance callback waits for the end offset of a newly assigned partition, in ms; past it the partition is not marked as catching up.</summary>
+    public int AssignmentQueryTimeoutMs { get; set; } = DefaultAssignmentQueryTimeoutMs;
+
+    /// <summary>How long a stopping producer (dead letters, gRPC ingestion) waits for its queued messages to be delivered, in ms.</summary>
+    public int FlushTimeoutMs { get; set; } = DefaultFlushTimeoutMs;
+
+    /// <summary>How long a stopping consumer waits for its dead letters to be acknowledged before it leaves their offsets uncommitted, in ms.</summary>
+    public int DeadLetterShutdownTimeoutMs { get; set; } = DefaultDeadLetterShutdownTimeoutMs;
+
     /// <summary>Further librdkafka settings for the consumers (e.g. security.protocol, sasl.*).</summary>
     public Dictionary<string, string> Consumer { get; set; } = [];
 }

@@ -21,6 +21,10 @@ internal sealed class KafkaOptionsValidator(bool needsKafka) : IValidateOptions<
             rules.Require(kafka.EmbeddedPartitions is > 0 and <= 10_000, "EmbeddedPartitions", kafka.EmbeddedPartitions, "must be between 1 and 10000");
             rules.Require(kafka.MaxUnackedIngestBatches is > 0 and <= 10_000, "MaxUnackedIngestBatches", kafka.MaxUnackedIngestBatches, "must be between 1 and 10000");
             rules.Require(kafka.SessionTimeoutMs is >= 1_000 and <= 3_600_000, "SessionTimeoutMs", kafka.SessionTimeoutMs, "must be between 1000 and 3600000");
+            rules.Require(kafka.MetadataTimeoutMs is > 0 and <= 600_000, "MetadataTimeoutMs", kafka.MetadataTimeoutMs, "must be between 1 and 600000");
+            rules.Require(kafka.AssignmentQueryTimeoutMs is > 0 and <= 600_000, "AssignmentQueryTimeoutMs", kafka.AssignmentQueryTimeoutMs, "must be between 1 and 600000");
+            rules.Require(kafka.FlushTimeoutMs is > 0 and <= 600_000, "FlushTimeoutMs", kafka.FlushTimeoutMs, "must be between 1 and 600000");
+            rules.Require(kafka.DeadLetterShutdownTimeoutMs is > 0 and <= 600_000, "DeadLetterShutdownTimeoutMs", kafka.DeadLetterShutdownTimeoutMs, "must be between 1 and 600000");
         }
         return rules.Result;
     }

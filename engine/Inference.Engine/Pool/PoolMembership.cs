@@ -23,8 +23,9 @@ public sealed record PartitionOwner(string WorkerId, string Endpoint);
 /// server (the first shard) and takes back the live members: the map Score routing forwards rows by.
 /// </summary>
 public sealed class PoolMembership(PartitionOwnership ownership, DeviceExecutor executor, KafkaConnection kafka, EngineChannels channels, IServer server, IHostApplicationLifetime lifetime,
-    IOptions<SyncOptions> sync, IOptions<ServingOptions> serving, IOptions<KafkaOptions> kafkaOptions, ILogger<PoolMembership> logger) : BackgroundService
+    IOptions<SyncOptions> sync, IOptions<ServingOptions> serving, IOptions<KafkaOptions> kafkaOptions, TimeProvider time, ILogger<PoolMembership> logger) : BackgroundService
 {
+    // Not a timeout: how often the loop looks for a change of the owned partitions to announce at once.
     private const int ChangePollMs = 50;
     private PartitionOwner?[] _owners = [];
 
@@ -82,25 +83,25 @@ public sealed class PoolMembership(PartitionOwnership ownership, DeviceExecutor 
                 {
                     partitions = kafka.PartitionCount(topic) ?? 0;
                 }
-                if (partitions > 0 && (ownership.Version != announced || Deadline.RemainingMs(next) == 0))
+                if (partitions > 0 && (ownership.Version != announced || Deadline.RemainingMs(time, next) == 0))
                 {
                     long version = ownership.Version;
                     var request = new AnnounceRequest { WorkerId = WorkerId, Endpoint = Endpoint, Topic = topic, PartitionCount = partitions, MaxEventTimeMs = executor.Watermark.MaxEventTimeMs };
                     request.Partitions.Add(ownership.Owned);
-                    var members = await registry.AnnounceAsync(request, channels.Headers, deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: stoppingToken);
+                    var members = await registry.AnnounceAsync(request, channels.Headers, deadline: time.GetUtcNow().UtcDateTime.AddMilliseconds(sync.Value.AnnounceTimeoutMs), cancellationToken: stoppingToken);
                     Take(members, partitions);
                     executor.PoolEventTimeMs = members.MaxEventTimeMs;
                     announced = version;
-                    next = Deadline.After(sync.Value.IntervalMs);
+                    next = Deadline.After(time, sync.Value.IntervalMs);
                 }
             }
             catch (Exception error) when (error is RpcException or Confluent.Kafka.KafkaException && !stoppingToken.IsCancellationRequested)
             {
                 // Routing goes on with the last map; the next interval tries again.
                 ServingLog.AnnounceFailed(logger, error.Message);
-                next = Deadline.After(sync.Value.IntervalMs);
+                next = Deadline.After(time, sync.Value.IntervalMs);
             }
-            await Task.Delay(ChangePollMs, stoppingToken).ConfigureAwait(false);
+            await Task.Delay(TimeSpan.FromMilliseconds(ChangePollMs), time, stoppingToken).ConfigureAwait(false);
         }
     }
 

@@ -111,9 +111,13 @@ internal sealed class EventWriter : IDisposable
     private static readonly byte[] ContentType = "application/x-protobuf"u8.ToArray();
 
     private readonly long _maxFutureMs;
+    private readonly TimeProvider _time;
+    private readonly int _flushTimeoutMs;
 
-    public EventWriter(Kafka.KafkaConnection kafka, DeviceExecutor executor, IOptions<FeatureOptions> features)
+    public EventWriter(Kafka.KafkaConnection kafka, DeviceExecutor executor, IOptions<FeatureOptions> features, TimeProvider time)
     {
+        _time = time;
+        _flushTimeoutMs = kafka.Options.FlushTimeoutMs;
         _topic = kafka.Options.EventsTopic;
         _maxFutureMs = features.Value.MaxFutureMs;
         _decoder = new ProtobufEventDecoder(executor.Plan.NumericFields, executor.Plan.KeyFields);
@@ -130,7 +134,7 @@ internal sealed class EventWriter : IDisposable
     public DecodeError Check(ReadOnlySpan<byte> payload, long maxTimeMs) => _decoder.Check(payload, maxTimeMs);
 
     /// <summary>The newest event time taken now.</summary>
-    public long MaxTimeMs() => FeatureOptions.LatestEventTimeMs(_maxFutureMs);
+    public long MaxTimeMs() => FeatureOptions.LatestEventTimeMs(_time, _maxFutureMs);
 
     /// <summary>Writes the non-null payloads keyed by entity; returns, per partition, the offset of the last one once all are durable.</summary>
     public async Task<List<PartitionOffset>> WriteAsync(EventBatch batch, byte[]?[] payloads, CancellationToken cancellation)
@@ -168,7 +172,7 @@ internal sealed class EventWriter : IDisposable
 
     public void Dispose()
     {
-        _producer.Flush(TimeSpan.FromSeconds(5));
+        _producer.Flush(TimeSpan.FromMilliseconds(_flushTimeoutMs));
         _producer.Dispose();
     }
 }

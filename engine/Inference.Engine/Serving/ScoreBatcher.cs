@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Diagnostics;
 using Grpc.Core;
 using Inference.Engine.Features;
 using Inference.Models.Registry;
@@ -12,7 +11,7 @@ namespace Inference.Engine.Serving;
 /// in one read, then this scores them in one forward pass with the leased model and answers each
 /// request with its own rows' scores, the model version and the watermark of the batch.
 /// </summary>
-internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, ServingMetrics metrics) : IGatheredBatchHandler
+internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, ServingMetrics metrics, TimeProvider time) : IGatheredBatchHandler
 {
     private float[] _inputs = [];
     private float[] _scores = [];
@@ -65,7 +64,7 @@ internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, Ser
                 response.RequestIds.Add(work.Request.Rows[r].RequestId);
             }
             at += work.Rows;
-            metrics.Scored(work.Rows, Stopwatch.GetElapsedTime(work.Started).TotalSeconds);
+            metrics.Scored(work.Rows, time.GetElapsedTime(work.Started).TotalSeconds);
             work.Complete(response);
         }
     }

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Diagnostics;
 using Grpc.Core;
 using Inference.Engine.Features;
 using Inference.Engine.Kafka;
@@ -20,7 +19,7 @@ namespace Inference.Engine.Serving;
 /// once with RESOURCE_EXHAUSTED; a call cancelled or past its deadline before launch is dropped.
 /// </summary>
 internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore features, ScoreBatcher batcher, ServingMetrics metrics, IOptions<ServingOptions> serving, IOptions<ModelOptions> model,
-    IOptions<KafkaOptions> kafka, ModelRegistry registry, IScoreRouting? router = null)
+    IOptions<KafkaOptions> kafka, ModelRegistry registry, TimeProvider time, IScoreRouting? router = null)
     : ScoringService.ScoringServiceBase
 {
     private readonly int _requestWidth = model.Value.RequestFeatures;
@@ -30,7 +29,7 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
 
     public override Task<ScoreResponse> Score(ScoreRequest request, ServerCallContext context)
     {
-        long started = Stopwatch.GetTimestamp();
+        long started = time.GetTimestamp();
         int rows = request.Rows.Count;
         Validate(request, rows);
         if (router?.Partitions(request) is { } partitions)
@@ -72,7 +71,7 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
             }
             catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
             {
-                throw new RpcException(new Status(context.Deadline <= DateTime.UtcNow ? StatusCode.DeadlineExceeded : StatusCode.Cancelled,
+                throw new RpcException(new Status(context.Deadline <= time.GetUtcNow().UtcDateTime ? StatusCode.DeadlineExceeded : StatusCode.Cancelled,
                     $"The features did not reach the requested watermark before the call ended (applied: {Describe(executor.Watermark)})."));
             }
             catch (OperationCanceledException)

@@ -17,8 +17,9 @@ public sealed class ServingMetrics : IGatherMetrics
     private readonly Histogram<double> _seconds;
     private readonly Histogram<long> _batchRows;
 
-    public ServingMetrics(IMeterFactory meterFactory)
+    public ServingMetrics(IMeterFactory meterFactory, TimeProvider time)
     {
+        Recent = new LatencyWindow(time);
         var meter = _meter = meterFactory.Create(EngineMeter.Name);
         _rows = new(meter, "inference.serving.rows", "{row}", "Rows scored.");
         _batches = new(meter, "inference.serving.batches", "{batch}", "Dynamic batches: one gather and one forward pass each.");
@@ -46,7 +47,7 @@ public sealed class ServingMetrics : IGatherMetrics
     }
 
     /// <summary>The latest Score durations (the dashboard's percentiles).</summary>
-    internal LatencyWindow Recent { get; } = new();
+    internal LatencyWindow Recent { get; }
 
     public void Batch(int rows)
     {

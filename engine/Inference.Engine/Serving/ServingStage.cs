@@ -24,7 +24,7 @@ internal static class ServingStage
     public static void AddScoring(IServiceCollection services)
     {
         services.AddSingleton(sp => new ScoreBatcher(sp.GetRequiredService<ModelRegistry>(),
-            sp.GetRequiredService<IOptions<ModelOptions>>().Value.RequestFeatures, sp.GetRequiredService<ServingMetrics>()));
+            sp.GetRequiredService<IOptions<ModelOptions>>().Value.RequestFeatures, sp.GetRequiredService<ServingMetrics>(), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<EventWriter>();
     }
 }

@@ -44,9 +44,14 @@ internal sealed class GrpcParameterClient : IParameterClient, IDisposable
     private readonly ParameterService.ParameterServiceClient _client;
     private readonly string _workerId;
     private readonly Metadata _headers;
+    private readonly TimeProvider _time;
+    private readonly int _rpcTimeoutMs;
 
-    public GrpcParameterClient(string address, string workerId, EngineChannels channels)
+    /// <summary>Calls with a deadline of <paramref name="rpcTimeoutMs"/> (<see cref="SyncOptions.RpcTimeoutMs"/>) on <paramref name="time"/>'s clock.</summary>
+    public GrpcParameterClient(string address, string workerId, EngineChannels channels, TimeProvider time, int rpcTimeoutMs)
     {
+        _time = time;
+        _rpcTimeoutMs = rpcTimeoutMs;
         _channel = channels.Open(address);
         _client = new ParameterService.ParameterServiceClient(_channel);
         _workerId = workerId;
@@ -55,7 +60,7 @@ internal sealed class GrpcParameterClient : IParameterClient, IDisposable
 
     public (long Version, ParameterSet? Parameters, InputMoments? Moments) Pull()
     {
-        var response = _client.Pull(new PullRequest { WorkerId = _workerId }, _headers, deadline: DateTime.UtcNow.AddSeconds(10));
+        var response = _client.Pull(new PullRequest { WorkerId = _workerId }, _headers, deadline: Deadline());
         return (response.Version, response.Version == 0 ? null : response.Tensors.ToParameterSet(), response.Moments.ToMoments());
     }
 
@@ -65,7 +70,7 @@ internal sealed class GrpcParameterClient : IParameterClient, IDisposable
         delta.WriteTo(request.Deltas);
         try
         {
-            var response = _client.Push(request, _headers, deadline: DateTime.UtcNow.AddSeconds(10));
+            var response = _client.Push(request, _headers, deadline: Deadline());
             return new PushResult(response.Version, response.Duplicate);
         }
         catch (RpcException error) when (error.StatusCode == StatusCode.FailedPrecondition && error.Status.Detail.Contains("pull first", StringComparison.Ordinal))
@@ -78,8 +83,10 @@ internal sealed class GrpcParameterClient : IParameterClient, IDisposable
     {
         var request = new PushRequest { WorkerId = _workerId, Initialize = true };
         parameters.WriteTo(request.Deltas);
-        return _client.Push(request, _headers, deadline: DateTime.UtcNow.AddSeconds(10)).Version;
+        return _client.Push(request, _headers, deadline: Deadline()).Version;
     }
 
     public void Dispose() => _channel.Dispose();
+
+    private DateTime Deadline() => _time.GetUtcNow().UtcDateTime.AddMilliseconds(_rpcTimeoutMs);
 }

@@ -13,14 +13,15 @@ namespace Inference.Engine.Sync;
 /// bad configuration naming the key (exit 3), rather than a worker that runs on and never joins its pool.
 /// A shard lost later is retried every interval, as before.
 /// </summary>
-internal sealed class ParameterServerCheck(EngineChannels channels, IOptions<SyncOptions> options) : IHostedService
+internal sealed class ParameterServerCheck(EngineChannels channels, IOptions<SyncOptions> options, TimeProvider time) : IHostedService
 {
+    // Not a timeout: how long a worker waits before it asks a shard that did not answer again.
     private const int RetryMs = 250;
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var sync = options.Value;
-        long deadline = Deadline.After(sync.StartTimeoutMs);
+        long deadline = Deadline.After(time, sync.StartTimeoutMs);
         foreach (string address in sync.ParameterServers)
         {
             using var channel = channels.Open(address);
@@ -29,7 +30,7 @@ internal sealed class ParameterServerCheck(EngineChannels channels, IOptions<Syn
             {
                 try
                 {
-                    await client.MembersAsync(new MembersRequest(), channels.Headers, deadline: DateTime.UtcNow.AddMilliseconds(Math.Clamp(Deadline.RemainingMs(deadline), 1, 2_000)),
+                    await client.MembersAsync(new MembersRequest(), channels.Headers, deadline: time.GetUtcNow().UtcDateTime.AddMilliseconds(Math.Clamp(Deadline.RemainingMs(time, deadline), 1, sync.StartProbeTimeoutMs)),
                         cancellationToken: cancellationToken).ConfigureAwait(false);
                     break;
                 }
@@ -39,12 +40,12 @@ internal sealed class ParameterServerCheck(EngineChannels channels, IOptions<Syn
                 }
                 catch (RpcException error) when (!cancellationToken.IsCancellationRequested)
                 {
-                    if (Deadline.RemainingMs(deadline) == 0)
+                    if (Deadline.RemainingMs(time, deadline) == 0)
                     {
                         throw Fail("Inference:Sync:ParameterServer",
                             $"no parameter server answered at {address} within {sync.StartTimeoutMs} ms (Inference:Sync:StartTimeoutMs): {error.StatusCode}: {error.Status.Detail}");
                     }
-                    await Task.Delay(RetryMs, cancellationToken).ConfigureAwait(false);
+                    await Task.Delay(TimeSpan.FromMilliseconds(RetryMs), time, cancellationToken).ConfigureAwait(false);
                 }
             }
         }

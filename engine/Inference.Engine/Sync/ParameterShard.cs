@@ -34,7 +34,7 @@ public sealed class InvalidParametersException(string reason, string message) : 
 /// the shard keeps every worker's latest and derives <c>input_mean</c> and <c>input_scale</c> from their
 /// sum (count-weighted moments, as one node over all the rows); deltas of those two are ignored.
 /// </summary>
-public sealed class ParameterShard(IOptions<SyncOptions> options)
+public sealed class ParameterShard(IOptions<SyncOptions> options, TimeProvider time)
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, ulong> _applied = new(StringComparer.Ordinal);
@@ -43,7 +43,7 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
     private readonly int _maxStaleness = options.Value.MaxStaleness;
     private readonly double _maxNorm = options.Value.MaxUpdateNorm;
     private readonly WeightMerge _merge = options.Value.Merge;
-    private readonly long _activeTicks = options.Value.MemberTimeoutMs * System.Diagnostics.Stopwatch.Frequency / 1000;
+    private readonly long _activeTicks = options.Value.MemberTimeoutMs * time.TimestampFrequency / 1000;
     private readonly Dictionary<string, long> _lastPush = new(StringComparer.Ordinal);
     private ParameterSet? _parameters;
     private long _version;
@@ -181,7 +181,7 @@ public sealed class ParameterShard(IOptions<SyncOptions> options)
             {
                 // Each push counts for one of the workers pushing lately: a round of N pushes moves the
                 // weights by their mean, as one worker's step would.
-                long now = System.Diagnostics.Stopwatch.GetTimestamp();
+                long now = time.GetTimestamp();
                 _lastPush[worker] = now;
                 int active = _lastPush.Values.Count(at => now - at <= _activeTicks);
                 delta = delta.Scaled(1f / active);

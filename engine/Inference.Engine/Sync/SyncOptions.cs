@@ -47,6 +47,19 @@ public sealed class SyncOptions
     /// <summary>A worker: how long it waits at start for its parameter server shards to answer before it fails (exit 3).</summary>
     public int StartTimeoutMs { get; set; } = 30_000;
 
+    public const int DefaultRpcTimeoutMs = 10_000;
+    public const int DefaultStartProbeTimeoutMs = 2_000;
+    public const int DefaultAnnounceTimeoutMs = 5_000;
+
+    /// <summary>The deadline of a worker's push and pull calls to its parameter server, in ms.</summary>
+    public int RpcTimeoutMs { get; set; } = DefaultRpcTimeoutMs;
+
+    /// <summary>At start, the deadline of one call that checks a parameter-server shard answers (within <see cref="StartTimeoutMs"/> in all), in ms.</summary>
+    public int StartProbeTimeoutMs { get; set; } = DefaultStartProbeTimeoutMs;
+
+    /// <summary>The deadline of a pool worker's announcement to the parameter server, in ms.</summary>
+    public int AnnounceTimeoutMs { get; set; } = DefaultAnnounceTimeoutMs;
+
     /// <summary>Names this worker to the parameter server; defaults to host name and process id.</summary>
     public string? WorkerId { get; set; }
 

@@ -19,6 +19,9 @@ internal sealed class SyncOptionsValidator(bool isWorker) : IValidateOptions<Syn
         rules.Require(sync.MemberTimeoutMs is >= 100 and <= 3_600_000, "MemberTimeoutMs", sync.MemberTimeoutMs, "must be between 100 and 3600000");
         rules.Require(sync.MaxTensorPartValues >= 1, "MaxTensorPartValues", sync.MaxTensorPartValues, "must be at least 1");
         rules.Require(sync.StartTimeoutMs is >= 0 and <= 3_600_000, "StartTimeoutMs", sync.StartTimeoutMs, "must be between 0 and 3600000");
+        rules.Require(sync.RpcTimeoutMs is > 0 and <= 3_600_000, "RpcTimeoutMs", sync.RpcTimeoutMs, "must be between 1 and 3600000");
+        rules.Require(sync.StartProbeTimeoutMs is > 0 and <= 3_600_000, "StartProbeTimeoutMs", sync.StartProbeTimeoutMs, "must be between 1 and 3600000");
+        rules.Require(sync.AnnounceTimeoutMs is > 0 and <= 3_600_000, "AnnounceTimeoutMs", sync.AnnounceTimeoutMs, "must be between 1 and 3600000");
         rules.Require(sync.IntervalMs is >= 10 and <= 3_600_000, "IntervalMs", sync.IntervalMs, "must be between 10 and 3600000");
         rules.Require(sync.MaxStaleness is >= 0 and <= 1_000_000, "MaxStaleness", sync.MaxStaleness, "must be between 0 and 1000000");
         rules.Require(sync.MaxUpdateNorm > 0 && double.IsFinite(sync.MaxUpdateNorm), "MaxUpdateNorm", sync.MaxUpdateNorm, "must be a positive number");

@@ -33,14 +33,15 @@ internal static class SyncStage
         {
             var sync = sp.GetRequiredService<IOptions<SyncOptions>>().Value;
             var channels = sp.GetRequiredService<EngineChannels>();
+            var time = sp.GetRequiredService<TimeProvider>();
             string worker = sync.WorkerId ?? $"{Environment.MachineName}-{Environment.ProcessId}";
             var servers = sync.ParameterServers;
             if (servers.Count == 1)
             {
-                return new GrpcParameterClient(servers[0], worker, channels);
+                return new GrpcParameterClient(servers[0], worker, channels, time, sync.RpcTimeoutMs);
             }
             var registry = sp.GetRequiredService<ModelRegistry>();
-            return new ShardedParameterClient([.. servers.Select(address => new GrpcParameterClient(address, worker, channels))],
+            return new ShardedParameterClient([.. servers.Select(address => new GrpcParameterClient(address, worker, channels, time, sync.RpcTimeoutMs))],
                 new ParameterPlacement(servers.Count, sync.MaxTensorPartValues), registry.CurrentParameters);
         });
     }

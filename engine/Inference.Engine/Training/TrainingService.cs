@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
@@ -38,6 +37,7 @@ internal sealed class TrainingService : BackgroundService
     private readonly long _readyLag;
     private readonly IOwnedPartitions _ownership;
     private readonly bool _isWorker;
+    private readonly TimeProvider _time;
     private bool _coPartitioned;
 
     private ParameterSet? _base;
@@ -47,13 +47,15 @@ internal sealed class TrainingService : BackgroundService
     private InputMoments? _pushedMoments;
 
     // Push sequence numbers continue across restarts of this worker: they start from the clock.
-    private ulong _sequence = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() << 16;
+    private ulong _sequence;
 
     public TrainingService(KafkaConnection kafka, FeatureStore features, ModelRegistry registry, IParameterClient parameters,
         TrainingMetrics metrics, SyncMetrics syncMetrics, IOptions<TrainingOptions> training, IOptions<ModelOptions> model, IOptions<SyncOptions> sync,
         IConsumerCheckpoints checkpoints, ITrainerCheckpoints trainerCheckpoints, ConsumerReadiness readiness, IOwnedPartitions ownership, IOptions<InferenceOptions> engine,
-        ILogger<TrainingService> logger)
+        TimeProvider time, ILogger<TrainingService> logger)
     {
+        _time = time;
+        _sequence = (ulong)time.GetUtcNow().ToUnixTimeMilliseconds() << 16;
         _ownership = ownership;
         _isWorker = engine.Value.Role == EngineRole.Worker;
         _checkpoints = checkpoints;
@@ -208,7 +210,7 @@ internal sealed class TrainingService : BackgroundService
         {
             sink.Restore(restored.LabelOffsets);
         }
-        using var source = new KafkaBatchSource<LabelSink>(_kafka, settings, sink, _logger);
+        using var source = new KafkaBatchSource<LabelSink>(_kafka, settings, sink, _time, _logger);
         _checkpoints.Register(source);
         _trainerCheckpoints.Attach();
         TrainingLog.Started(_logger, spec.Kind.ToString(), spec.Inputs, settings.Topic, batchSize, training.LearningRate);
@@ -216,13 +218,13 @@ internal sealed class TrainingService : BackgroundService
         try
         {
             long nextPublish = 0;
-            long nextSync = Deadline.After(_sync.IntervalMs);
+            long nextSync = Deadline.After(_time, _sync.IntervalMs);
             while (!stopping.IsCancellationRequested)
             {
                 source.Poll(IdlePollMs);
                 // Between two mini-batches: the weights, statistics and label offsets agree.
                 _trainerCheckpoints.Serve(() => new TrainerCheckpoint(learner.ExportState(), sink.Done, learned, skipped, _baseVersion, training.LearningRate));
-                long now = Stopwatch.GetTimestamp();
+                long now = _time.GetTimestamp();
                 if (dirty && now >= nextPublish)
                 {
                     var parameters = learner.Export();
@@ -239,12 +241,12 @@ internal sealed class TrainingService : BackgroundService
                         TrainingLog.SkippedBatch(_logger, 0, "a non-finite model");
                     }
                     dirty = false;
-                    nextPublish = Deadline.After(training.PublishIntervalMs);
+                    nextPublish = Deadline.After(_time, training.PublishIntervalMs);
                 }
                 if (now >= nextSync)
                 {
                     Sync(learner);
-                    nextSync = Deadline.After(_sync.IntervalMs);
+                    nextSync = Deadline.After(_time, _sync.IntervalMs);
                 }
             }
         }

@@ -28,7 +28,12 @@ public sealed partial class FeatureTable
     /// Copies host values into a device buffer at <paramref name="offset"/> (every host → device copy goes
     /// here). On the CPU backend the buffer is host memory: a plain copy, no ILGPU transfer objects.
     /// </summary>
-    private void Upload<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, ReadOnlySpan<T> source, long offset = 0)
+    /// <remarks>
+    /// ILGPU copies to and from a host address as given (its copies take the address as pinned), and the
+    /// GC may move a managed array in the middle of one: host memory stays pinned while it is copied, or
+    /// a read lands where the array used to be and the caller finds what it held before.
+    /// </remarks>
+    private unsafe void Upload<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, ReadOnlySpan<T> source, long offset = 0)
         where T : unmanaged
     {
         if (source.Length == 0)
@@ -40,11 +45,14 @@ public sealed partial class FeatureTable
             source.CopyTo(HostMemory(buffer, offset, source.Length));
             return;
         }
-        buffer.View.SubView(offset, source.Length).CopyFromCPU(ref MemoryMarshal.GetReference(source), source.Length);
+        fixed (T* pinned = source)
+        {
+            buffer.View.SubView(offset, source.Length).CopyFromCPU(ref *pinned, source.Length);
+        }
     }
 
-    /// <summary>Copies device values at <paramref name="offset"/> into a host span (every device → host copy goes here).</summary>
-    private void Download<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, Span<T> target, long offset = 0)
+    /// <summary>Copies device values at <paramref name="offset"/> into a host span (every device → host copy goes here; pinned, as in <see cref="Upload"/>).</summary>
+    private unsafe void Download<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, Span<T> target, long offset = 0)
         where T : unmanaged
     {
         if (target.Length == 0)
@@ -56,7 +64,10 @@ public sealed partial class FeatureTable
             HostMemory(buffer, offset, target.Length).CopyTo(target);
             return;
         }
-        buffer.View.SubView(offset, target.Length).CopyToCPU(ref MemoryMarshal.GetReference(target), target.Length);
+        fixed (T* pinned = target)
+        {
+            buffer.View.SubView(offset, target.Length).CopyToCPU(ref *pinned, target.Length);
+        }
     }
 
     /// <summary>Zeroes a device buffer (on the CPU backend, directly).</summary>

@@ -17,6 +17,9 @@ namespace Inference.Host;
 /// </summary>
 internal static class ModelCommand
 {
+    // The deadline of `model export`'s GetModel call.
+    private const int ExportTimeoutSeconds = 30;
+
     /// <summary>Reads and checks a model file; prints the model it holds and how to start the engine from it.</summary>
     public static int Import(string file)
     {
@@ -96,7 +99,7 @@ internal static class ModelCommand
         try
         {
             using var channel = channels.Open(address);
-            response = await new ScoringService.ScoringServiceClient(channel).GetModelAsync(new GetModelRequest(), channels.Headers, deadline: DateTime.UtcNow.AddSeconds(30));
+            response = await new ScoringService.ScoringServiceClient(channel).GetModelAsync(new GetModelRequest(), channels.Headers, deadline: TimeProvider.System.GetUtcNow().UtcDateTime.AddSeconds(ExportTimeoutSeconds));
         }
         catch (Exception error) when (error is System.Security.Cryptography.CryptographicException or IOException)
         {

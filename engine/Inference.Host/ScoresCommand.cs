@@ -11,7 +11,7 @@ internal static class ScoresCommand
         ScoresReport report;
         try
         {
-            report = ScoresVerifier.Verify(new ConsumerConfig { BootstrapServers = bootstrapServers }, topic, progressTopic, eventsTopic, complete, timeout);
+            report = ScoresVerifier.Verify(TimeProvider.System, new ConsumerConfig { BootstrapServers = bootstrapServers }, topic, progressTopic, eventsTopic, complete, timeout);
         }
         catch (Exception error) when (error is KafkaException or TimeoutException or InvalidOperationException)
         {

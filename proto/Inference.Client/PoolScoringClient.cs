@@ -17,17 +17,23 @@ public sealed class PoolScoringClient : IDisposable
     private readonly Func<string, GrpcChannel> _connect;
     private readonly Metadata? _headers;
     private readonly TimeSpan _refresh;
+    private readonly TimeSpan _membersTimeout;
+    private readonly TimeProvider _time;
     private readonly Dictionary<string, (GrpcChannel Channel, ScoringService.ScoringServiceClient Client)> _workers = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private readonly GrpcChannel _registryChannel;
-    private (PoolMembers Members, DateTime At)? _members;
+    private (PoolMembers Members, DateTimeOffset At)? _members;
 
     /// <param name="parameterServer">The pool's first parameter-server shard, e.g. "http://pool-ps-0.pool-ps:50052".</param>
     /// <param name="headers">Sent with every call (e.g. "authorization: Bearer …" where the pool requires a token).</param>
     /// <param name="connect">Opens a channel to an address (TLS settings, handlers); default <see cref="GrpcChannel.ForAddress(string)"/>.</param>
     /// <param name="refresh">How long the members read from the parameter server are used before reading them again (1 s).</param>
-    public PoolScoringClient(string parameterServer, Metadata? headers = null, Func<string, GrpcChannel>? connect = null, TimeSpan? refresh = null)
+    /// <param name="membersTimeout">The deadline of the call that reads the members (5 s).</param>
+    /// <param name="time">The clock of the refresh and the deadline (the system clock).</param>
+    public PoolScoringClient(string parameterServer, Metadata? headers = null, Func<string, GrpcChannel>? connect = null, TimeSpan? refresh = null, TimeSpan? membersTimeout = null, TimeProvider? time = null)
     {
+        _time = time ?? TimeProvider.System;
+        _membersTimeout = membersTimeout ?? TimeSpan.FromSeconds(5);
         _connect = connect ?? (address => GrpcChannel.ForAddress(address));
         _registryChannel = _connect(parameterServer);
         _registry = new ParameterService.ParameterServiceClient(_registryChannel);
@@ -70,18 +76,18 @@ public sealed class PoolScoringClient : IDisposable
             }
             return (Rows: (IReadOnlyList<int>)group.Value, Answer: Worker(group.Key).ScoreAsync(part, _headers, deadline, cancellationToken).ResponseAsync);
         }).ToList();
-        await Task.WhenAll(calls.Select(c => c.Answer)).ConfigureAwait(false);
-        return ScoreResponses.Merge(request.Rows.Count, [.. calls.Select(c => (c.Rows, c.Answer.Result))]);
+        var answers = await Task.WhenAll(calls.Select(c => c.Answer)).ConfigureAwait(false);
+        return ScoreResponses.Merge(request.Rows.Count, [.. calls.Select((c, i) => (c.Rows, answers[i]))]);
     }
 
     private async Task<PoolMembers> MembersAsync(CancellationToken cancellationToken)
     {
-        if (_members is { } cached && DateTime.UtcNow - cached.At < _refresh)
+        if (_members is { } cached && _time.GetUtcNow() - cached.At < _refresh)
         {
             return cached.Members;
         }
-        var members = await _registry.MembersAsync(new MembersRequest(), _headers, DateTime.UtcNow.AddSeconds(5), cancellationToken).ResponseAsync.ConfigureAwait(false);
-        _members = (members, DateTime.UtcNow);
+        var members = await _registry.MembersAsync(new MembersRequest(), _headers, (_time.GetUtcNow() + _membersTimeout).UtcDateTime, cancellationToken).ResponseAsync.ConfigureAwait(false);
+        _members = (members, _time.GetUtcNow());
         return members;
     }
 

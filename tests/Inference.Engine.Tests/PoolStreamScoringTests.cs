@@ -78,7 +78,7 @@ public sealed class PoolStreamScoringTests
     }
 
     private static ScoresReport Verify(string bootstrapServers) =>
-        ScoresVerifier.Verify(new ConsumerConfig { BootstrapServers = bootstrapServers }, "scores", "scores.progress", "events", complete: true, TimeSpan.FromSeconds(60));
+        ScoresVerifier.Verify(TimeProvider.System, new ConsumerConfig { BootstrapServers = bootstrapServers }, "scores", "scores.progress", "events", complete: true, TimeSpan.FromSeconds(60));
 
     private static async Task Produce(string bootstrapServers, SkewedStream stream, int from, int to)
     {

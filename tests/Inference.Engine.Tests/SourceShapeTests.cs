@@ -38,6 +38,49 @@ public sealed class SourceShapeTests
         Assert.True(scattered.Count == 0, $"Fields declared after other members (move them to the top of their type):\n{string.Join("\n", scattered)}");
     }
 
+    /// <summary>
+    /// Clocks and timers go through a <see cref="TimeProvider"/> (a test can drive them), and no thread
+    /// blocks on a task: a dedicated thread waits on an event, everything else awaits.
+    /// </summary>
+    [Fact]
+    public void Clocks_and_timers_go_through_a_time_provider_and_no_thread_blocks_on_a_task()
+    {
+        string[] clocks = ["DateTime.UtcNow", "DateTime.Now", "DateTimeOffset.UtcNow", "DateTimeOffset.Now", "Environment.TickCount", "Environment.TickCount64", "Thread.Sleep"];
+        string[] timers = ["Timer", "System.Threading.Timer", "PeriodicTimer"];
+        var found = new List<string>();
+        foreach (var file in new[] { "engine", "kernels", "models", "proto" }.SelectMany(folder => ProductFiles(Path.Combine(Repository.Root, folder))))
+        {
+            var root = CSharpSyntaxTree.ParseText(File.ReadAllText(file)).GetRoot();
+            void Found(SyntaxNode node, string what) =>
+                found.Add($"{Path.GetRelativePath(Repository.Root, file)}:{node.GetLocation().GetLineSpan().StartLinePosition.Line + 1}: {what}");
+            foreach (var access in root.DescendantNodes().OfType<MemberAccessExpressionSyntax>())
+            {
+                string text = access.ToString();
+                if (clocks.Contains(text) || access.Expression.ToString() is "Stopwatch" or "System.Diagnostics.Stopwatch")
+                {
+                    Found(access, text);
+                }
+                if (access.Name.Identifier.Text == "GetResult" && access.Expression is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.Text: "GetAwaiter" } })
+                {
+                    Found(access, "GetAwaiter().GetResult() blocks on a task");
+                }
+                if (text == "Task.Delay" && access.Parent is InvocationExpressionSyntax delay
+                    && !delay.ArgumentList.Arguments.Any(argument => argument.Expression is IdentifierNameSyntax { Identifier.Text: "time" or "_time" or "Clock" } or MemberAccessExpressionSyntax { Name.Identifier.Text: "Time" or "Clock" }))
+                {
+                    Found(access, "Task.Delay without a TimeProvider");
+                }
+            }
+            foreach (var creation in root.DescendantNodes().OfType<ObjectCreationExpressionSyntax>())
+            {
+                if (timers.Contains(creation.Type.ToString()))
+                {
+                    Found(creation, $"new {creation.Type} (use TimeProvider.CreateTimer)");
+                }
+            }
+        }
+        Assert.True(found.Count == 0, $"Clock reads, timers or blocking waits outside TimeProvider:\n{string.Join("\n", found.Distinct())}");
+    }
+
     private static bool IsConstant(MemberDeclarationSyntax member) =>
         member is FieldDeclarationSyntax field && field.Modifiers.Any(modifier => modifier.IsKind(SyntaxKind.ConstKeyword));
 

@@ -254,7 +254,7 @@ public sealed class StreamScoringTests(ITestOutputHelper output) : IDisposable
     {
         var deadline = DateTime.UtcNow + timeout;
         ScoresReport report;
-        while ((report = ScoresVerifier.Verify(new ConsumerConfig { BootstrapServers = bootstrapServers }, "scores", "scores.progress", "events", complete: true, TimeSpan.FromSeconds(60))).Uncovered > 0)
+        while ((report = ScoresVerifier.Verify(TimeProvider.System, new ConsumerConfig { BootstrapServers = bootstrapServers }, "scores", "scores.progress", "events", complete: true, TimeSpan.FromSeconds(60))).Uncovered > 0)
         {
             Assert.False(engine.HasExited, $"The engine exited. Its log:\n{engine.Tail()}");
             Assert.True(DateTime.UtcNow < deadline, $"{report.Uncovered} events still past the committed progress after {timeout.TotalSeconds:0} s:\n{string.Join("\n", ScoresVerifier.Describe(report))}");

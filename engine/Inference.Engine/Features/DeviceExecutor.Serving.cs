@@ -76,8 +76,14 @@ public sealed partial class DeviceExecutor
         return task;
     }
 
-    /// <summary>Runs <paramref name="read"/> on the executor and waits for it (for dedicated threads such as the trainer's).</summary>
-    public T Read<T>(Func<FeatureTable, FeatureWatermark, T> read) => ReadAsync(read).GetAwaiter().GetResult();
+    /// <summary>Runs <paramref name="read"/> on the executor and waits for it on an event, not a task (for dedicated threads such as the trainer's).</summary>
+    public T Read<T>(Func<FeatureTable, FeatureWatermark, T> read)
+    {
+        var work = new BlockingReadWork<T>(read);
+        _reads.Enqueue(work);
+        _signal.Set();
+        return work.Wait();
+    }
 
     /// <summary>One dynamic batch of waiting gathers: a read of all their rows, then their handler.</summary>
     private bool Serve()
@@ -186,6 +192,38 @@ public sealed partial class DeviceExecutor
     private abstract class ReadWork
     {
         public abstract void Run(FeatureTable table, FeatureWatermark watermark);
+    }
+
+    /// <summary>A read whose caller blocks its own thread until the executor has run it.</summary>
+    private sealed class BlockingReadWork<T>(Func<FeatureTable, FeatureWatermark, T> read) : ReadWork
+    {
+        private readonly ManualResetEventSlim _done = new(false);
+        private T? _result;
+        private Exception? _failure;
+
+        public override void Run(FeatureTable table, FeatureWatermark watermark)
+        {
+            try
+            {
+                _result = read(table, watermark);
+            }
+            catch (Exception error)
+            {
+                _failure = error;
+            }
+            _done.Set();
+        }
+
+        public T Wait()
+        {
+            _done.Wait();
+            _done.Dispose();
+            if (_failure is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(_failure);
+            }
+            return _result!;
+        }
     }
 
     private sealed class ReadWork<T>(Func<FeatureTable, FeatureWatermark, T> read) : ReadWork

@@ -19,8 +19,15 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
 {
     private const int IdleWaitMs = 100;
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.Factory.StartNew(() => Run(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (scoring is not null)
+        {
+            // Nothing is scored before the committed progress is known (what a restart must not score again).
+            await scoring.Ready.WaitAsync(stoppingToken).ConfigureAwait(false);
+        }
+        await Task.Factory.StartNew(() => Run(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
+    }
 
     private void Run(CancellationToken stopping)
     {
@@ -45,11 +52,6 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
             Publishes = ownership,
             Handoff = handoff,
         };
-        if (scoring is not null)
-        {
-            // Nothing is scored before the committed progress is known (what a restart must not score again).
-            scoring.Ready.Wait(stopping);
-        }
         misrouted.Prepare();
         using var sink = new EventSink(executor, features.MaxBatchEvents, features.MaxFutureMs, time, scoring, stopping, misrouted);
         IngestLog.Started(logger, settings.Topic, settings.DefaultFormat, kafka.BootstrapServers, settings.GroupId, features.MaxBatchEvents, features.MaxBatchDelayMs);

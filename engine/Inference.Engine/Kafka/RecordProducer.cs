@@ -10,11 +10,16 @@ namespace Inference.Engine.Kafka;
 /// </summary>
 internal sealed unsafe class RecordProducer
 {
+    // Not a timeout: how long a record waits in librdkafka's poll for room in a full queue before it is queued again.
+    private const int QueueFullPollMs = 1;
+
+    private readonly IProducer<Null, Null> _producer;
     private readonly IntPtr _rk;
     private readonly Dictionary<string, byte[]> _topics = new(StringComparer.Ordinal);
 
-    public RecordProducer(IClient producer)
+    public RecordProducer(IProducer<Null, Null> producer)
     {
+        _producer = producer;
         _rk = RdKafkaNative.HandleOf(producer);
     }
 
@@ -68,7 +73,7 @@ internal sealed unsafe class RecordProducer
                 }
                 // The queue drains as the broker acknowledges: wait for room (backpressure, counted).
                 QueueFull?.Invoke();
-                Thread.Sleep(1);
+                _producer.Poll(TimeSpan.FromMilliseconds(QueueFullPollMs));
             }
         }
     }

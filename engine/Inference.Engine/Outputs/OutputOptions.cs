@@ -68,6 +68,16 @@ public sealed class ScoreOutputOptions
 
     public const int DefaultProgressReadTimeoutMs = 60_000;
 
+    /// <summary>The producer's transaction timeout: the broker aborts a transaction left open this long (by a producer that crashed), in ms.</summary>
+    public int TransactionTimeoutMs { get; set; } = DefaultTransactionTimeoutMs;
+
+    public const int DefaultTransactionTimeoutMs = 10_000;
+
+    /// <summary>How long a transaction's commit or abort may take before it counts as failed and is tried again, in ms.</summary>
+    public int CommitTimeoutMs { get; set; } = DefaultCommitTimeoutMs;
+
+    public const int DefaultCommitTimeoutMs = 60_000;
+
     public bool SelectsAll => string.Equals(Select, "All", StringComparison.OrdinalIgnoreCase);
 }
 

@@ -20,6 +20,8 @@ internal sealed class ScoreOutputOptionsValidator(int requestFeatures) : IValida
             rules.Require(options.Compression is "none" or "gzip" or "snappy" or "lz4" or "zstd", "Compression", options.Compression, "must be none, gzip, snappy, lz4 or zstd");
             rules.Require(options.IdleCommitMs is > 0 and <= 60_000, "IdleCommitMs", options.IdleCommitMs, "must be between 1 and 60000");
             rules.Require(options.ProgressReadTimeoutMs is >= 1_000 and <= 600_000, "ProgressReadTimeoutMs", options.ProgressReadTimeoutMs, "must be between 1000 and 600000");
+            rules.Require(options.TransactionTimeoutMs is >= 1_000 and <= 900_000, "TransactionTimeoutMs", options.TransactionTimeoutMs, "must be between 1000 and 900000");
+            rules.Require(options.CommitTimeoutMs is >= 1_000 and <= 600_000, "CommitTimeoutMs", options.CommitTimeoutMs, "must be between 1000 and 600000");
             rules.Require(requestFeatures == 0, "Enabled", options.Enabled,
                 "needs Inference:Model:RequestFeatures = 0: events carry no request features to score with");
         }

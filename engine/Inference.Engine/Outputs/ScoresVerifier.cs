@@ -66,16 +66,17 @@ public static class ScoresVerifier
 
     /// <param name="scoresTopic">The scores topic.</param>
     /// <param name="progressTopic">Its progress topic.</param>
+    /// <param name="time">The clock of the timeout.</param>
     /// <param name="timeout">How long reading each topic may take.</param>
     /// <param name="config">Consumer settings (bootstrap servers, security); a group id of its own is set.</param>
     /// <param name="eventsTopic">When given, every event of it within the committed progress must be scored (with <c>Select=All</c>; index 0 of each message).</param>
     /// <param name="complete">Every event of the events topic must be within the committed progress.</param>
-    public static ScoresReport Verify(ConsumerConfig config, string scoresTopic, string progressTopic, string? eventsTopic, bool complete, TimeSpan timeout)
+    public static ScoresReport Verify(TimeProvider time, ConsumerConfig config, string scoresTopic, string progressTopic, string? eventsTopic, bool complete, TimeSpan timeout)
     {
         config.GroupId ??= "inference-scores-verify-" + Guid.NewGuid().ToString("N");
         var examples = new List<string>();
         var truncated = new List<string>();
-        var progress = ProgressTopic.ReadAll(new ConsumerConfig(config.ToDictionary(p => p.Key, p => p.Value)), progressTopic, timeout);
+        var progress = ProgressTopic.ReadAll(time, new ConsumerConfig(config.ToDictionary(p => p.Key, p => p.Value)), progressTopic, timeout);
 
         // Committed: every transaction some record names as its base (and records of the format before names, as they were trusted).
         var committed = new HashSet<(string Producer, TransactionName Name)>();
@@ -101,7 +102,7 @@ public static class ScoresVerifier
         var scored = new HashSet<(string Topic, int Partition, long Offset, int Index)>();
         var found = new Dictionary<(string, TransactionName), int>();
         long records = 0, duplicates = 0, discarded = 0, unattributed = 0;
-        ReadAll(config, scoresTopic, timeout, truncated, (partition, offset, message) =>
+        ReadAll(time, config, scoresTopic, timeout, truncated, (partition, offset, message) =>
         {
             if (!TryHeader(message.Headers, "inference.producer", out string? producer) || !TryHeader(message.Headers, "inference.transaction", out string? transaction)
                 || !TryName(transaction!, out var name))
@@ -138,7 +139,7 @@ public static class ScoresVerifier
         long missingEvents = 0, uncovered = 0;
         if (eventsTopic is not null)
         {
-            ReadAll(config, eventsTopic, timeout, truncated, (partition, offset, _) =>
+            ReadAll(time, config, eventsTopic, timeout, truncated, (partition, offset, _) =>
             {
                 if (!covered.TryGetValue((eventsTopic, partition), out var upTo) || new ScoredPosition(offset, 0).CompareTo(upTo) > 0)
                 {
@@ -245,7 +246,7 @@ public static class ScoresVerifier
             : ScoredEvent.Parser.ParseJson(Encoding.UTF8.GetString(message.Value));
 
     /// <summary>Every record of every partition of <paramref name="topic"/>, from its start to its end now (read_uncommitted).</summary>
-    private static void ReadAll(ConsumerConfig settings, string topic, TimeSpan timeout, List<string> truncated, Action<int, long, Message<Ignore, byte[]>> handle)
+    private static void ReadAll(TimeProvider time, ConsumerConfig settings, string topic, TimeSpan timeout, List<string> truncated, Action<int, long, Message<Ignore, byte[]>> handle)
     {
         var config = new ConsumerConfig(settings.ToDictionary(p => p.Key, p => p.Value))
         {
@@ -278,10 +279,10 @@ public static class ScoresVerifier
             }
         }
         consumer.Assign(assignment);
-        var deadline = DateTime.UtcNow + timeout;
+        long started = time.GetTimestamp();
         while (open.Count > 0)
         {
-            if (DateTime.UtcNow > deadline)
+            if (time.GetElapsedTime(started) > timeout)
             {
                 throw new TimeoutException($"topic '{topic}' was not read to its end within {timeout.TotalSeconds:0} s");
             }

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Diagnostics;
 using System.Text.Json;
 using Confluent.Kafka;
 
@@ -124,10 +123,10 @@ internal sealed record ProgressRecord(string TransactionalId, string Topic, Tran
 /// </summary>
 internal static class ProgressTopic
 {
-    public static List<(long Offset, ProgressRecord Record)> ReadAll(ConsumerConfig config, string topic, TimeSpan timeout, bool readCommitted = false)
+    public static List<(long Offset, ProgressRecord Record)> ReadAll(TimeProvider time, ConsumerConfig config, string topic, TimeSpan timeout, bool readCommitted = false)
     {
         var records = new List<(long, ProgressRecord)>();
-        Read(config, topic, timeout, readCommitted, 0, (offset, value) =>
+        Read(time, config, topic, timeout, readCommitted, 0, (offset, value) =>
         {
             if (ProgressRecord.Parse(value) is { } record)
             {
@@ -143,11 +142,11 @@ internal static class ProgressTopic
     /// from <paramref name="from"/> on (the probe of a transaction that was aborted: a broker that
     /// filters aborted transactions hides it).
     /// </summary>
-    public static bool IsVisibleCommitted(ConsumerConfig config, string topic, long from, ReadOnlySpan<byte> value, TimeSpan timeout)
+    public static bool IsVisibleCommitted(TimeProvider time, ConsumerConfig config, string topic, long from, ReadOnlySpan<byte> value, TimeSpan timeout)
     {
         byte[] wanted = value.ToArray();
         bool seen = false;
-        Read(config, topic, timeout, readCommitted: true, from, (_, record) =>
+        Read(time, config, topic, timeout, readCommitted: true, from, (_, record) =>
         {
             seen = record.SequenceEqual(wanted);
             return !seen;
@@ -162,14 +161,14 @@ internal static class ProgressTopic
         return consumer.QueryWatermarkOffsets(new TopicPartition(topic, 0), timeout).High.Value;
     }
 
-    private static void Read(ConsumerConfig config, string topic, TimeSpan timeout, bool readCommitted, long from, Func<long, byte[], bool> handle)
+    private static void Read(TimeProvider time, ConsumerConfig config, string topic, TimeSpan timeout, bool readCommitted, long from, Func<long, byte[], bool> handle)
     {
         config.EnableAutoCommit = false;
         config.IsolationLevel = readCommitted ? IsolationLevel.ReadCommitted : IsolationLevel.ReadUncommitted;
         config.EnablePartitionEof = true;
         using var consumer = new ConsumerBuilder<Ignore, byte[]>(config).Build();
         var partition = new TopicPartition(topic, 0);
-        var started = Stopwatch.StartNew();
+        long started = time.GetTimestamp();
         WatermarkOffsets marks;
         try
         {
@@ -187,7 +186,7 @@ internal static class ProgressTopic
         consumer.Assign(new TopicPartitionOffset(partition, next));
         while (next < marks.High.Value)
         {
-            var left = timeout - started.Elapsed;
+            var left = timeout - time.GetElapsedTime(started);
             if (left <= TimeSpan.Zero)
             {
                 throw new TimeoutException($"the progress topic '{topic}' was not read to its end ({marks.High.Value}) within {timeout.TotalSeconds:0} s: at offset {next}");

@@ -25,12 +25,12 @@ internal sealed partial class StreamScorer
             throw new TimeoutException($"the probe record to the progress topic '{_options.ProgressTopic}' was not delivered within {timeout.TotalSeconds:0} s");
         }
         producer.AbortTransaction(timeout);
-        return !ProgressTopic.IsVisibleCommitted(_kafka.ConsumerConfig($"{_transactionalId}-progress-reader"), _options.ProgressTopic, from, probe, timeout);
+        return !ProgressTopic.IsVisibleCommitted(_time, _kafka.ConsumerConfig($"{_transactionalId}-progress-reader"), _options.ProgressTopic, from, probe, timeout);
     }
 
     /// <summary>The progress topic's records: those of committed transactions only where the broker filters, else all.</summary>
     private List<(long Offset, ProgressRecord Record)> ReadProgress() =>
-        ProgressTopic.ReadAll(_kafka.ConsumerConfig($"{_transactionalId}-progress-reader"), _options.ProgressTopic, TimeSpan.FromMilliseconds(_options.ProgressReadTimeoutMs),
+        ProgressTopic.ReadAll(_time, _kafka.ConsumerConfig($"{_transactionalId}-progress-reader"), _options.ProgressTopic, TimeSpan.FromMilliseconds(_options.ProgressReadTimeoutMs),
             readCommitted: _filtersAborted);
 
     /// <summary>The progress a record proves committed: its own where the broker filters aborted transactions, else its base's.</summary>

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Confluent.Kafka;
 using Google.Protobuf;
 using Inference.Engine.Kafka;
+using Inference.Engine.Pipeline;
 using Inference.Proto.V1;
 
 namespace Inference.Engine.Outputs;
@@ -49,7 +50,7 @@ internal sealed partial class StreamScorer
                 // Always partition 0: a restart reads the progress from there, whatever the topic's partition count.
                 records.Produce(_options.ProgressTopic, _producerValue, _progressBuffer.WrittenSpan,
                     new(ProducerHeader, _producerValue), new(TransactionHeader, transaction), new(ContentTypeHeader, JsonContentType), default, partition: 0);
-                producer.CommitTransaction(TimeSpan.FromSeconds(60));
+                producer.CommitTransaction(TimeSpan.FromMilliseconds(_options.CommitTimeoutMs));
             }
             catch (KafkaException error) when (!IsFatal(error))
             {
@@ -57,7 +58,7 @@ internal sealed partial class StreamScorer
                 OutputsLog.Retrying(_logger, name.ToString(), error.Message);
                 try
                 {
-                    producer.AbortTransaction(TimeSpan.FromSeconds(30));
+                    producer.AbortTransaction(TimeSpan.FromMilliseconds(_options.CommitTimeoutMs));
                 }
                 catch (KafkaException abort) when (!IsFatal(abort))
                 {
@@ -67,7 +68,8 @@ internal sealed partial class StreamScorer
                 {
                     return Stop(abort.Message);
                 }
-                Thread.Sleep(RetryDelayMs);
+                // Not cut short by a stop: a graceful stop still commits what was applied before it.
+                Deadline.Sleep(_time, RetryDelayMs, CancellationToken.None);
                 continue;
             }
             catch (KafkaException error)
@@ -76,7 +78,7 @@ internal sealed partial class StreamScorer
             }
             _committed = progress;
             _base = name;
-            long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            long now = _time.GetUtcNow().ToUnixTimeMilliseconds();
             foreach (var item in items)
             {
                 foreach (long timestamp in item.TimestampsMs)

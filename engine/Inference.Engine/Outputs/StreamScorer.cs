@@ -1,8 +1,7 @@
 using System.Buffers;
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using System.Threading.Channels;
+using System.Collections.Concurrent;
 using Confluent.Kafka;
 using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
@@ -44,6 +43,7 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
     // milliseconds under load, never one so large that its commit stalls ingest (backpressure) for long.
     private const int MaxBatchesPerTransaction = 64;
     private const int MaxRowsPerTransaction = 16_384;
+    // Not a timeout: how long a failed transaction waits before it is tried again.
     private const int RetryDelayMs = 1_000;
     private const int BackpressureLogIntervalMs = 10_000;
     private static readonly byte[] ProducerHeader = "inference.producer\0"u8.ToArray();
@@ -59,6 +59,7 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
     private readonly AlertHub _hub;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger<StreamScorer> _logger;
+    private readonly TimeProvider _time;
     private readonly PartitionOwnership? _ownership;
     private readonly ScoreOutputOptions _options;
     private readonly AlertOptions _alerts;
@@ -70,7 +71,9 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
     private readonly int _width;
     private readonly ScoreRecordEncoder _encoder;
     private readonly ArrayBufferWriter<byte> _progressBuffer = new(4_096);
-    private readonly Channel<ScoredBatch> _queue = Channel.CreateUnbounded<ScoredBatch>(new UnboundedChannelOptions { SingleReader = true });
+    // Applied batches waiting for their transaction (written by the device thread, read by the scorer's), and its wake-up.
+    private readonly ConcurrentQueue<ScoredBatch> _queue = new();
+    private readonly ManualResetEventSlim _arrived = new(false);
     private readonly SemaphoreSlim _room = new(0);
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -94,8 +97,9 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
 
     public StreamScorer(KafkaConnection kafka, ModelRegistry registry, DeviceExecutor executor, OutputMetrics metrics, AlertHub hub, IHostApplicationLifetime lifetime,
         PartitionOwnership ownership, IOptions<ScoreOutputOptions> options, IOptions<AlertOptions> alerts, IOptions<SyncOptions> sync,
-        IOptions<InferenceOptions> engine, ILogger<StreamScorer> logger)
+        IOptions<InferenceOptions> engine, TimeProvider time, ILogger<StreamScorer> logger)
     {
+        _time = time;
         _kafka = kafka;
         _registry = registry;
         _metrics = metrics;
@@ -185,7 +189,8 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
             table.Gather(keys, state.MaxEventTimeMs, item.Raw, transform: false);
         }
         Interlocked.Increment(ref _enqueued);
-        _queue.Writer.TryWrite(item);
+        _queue.Enqueue(item);
+        _arrived.Set();
     }
 
     /// <summary>On the ingest thread: waits while too many applied batches wait for their transaction (Kafka not keeping up).</summary>
@@ -195,15 +200,16 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
         {
             return;
         }
-        long started = Stopwatch.GetTimestamp();
+        long started = _time.GetTimestamp();
         while (Enqueued - Produced >= _options.MaxPendingBatches && !cancellation.IsCancellationRequested)
         {
             _room.Wait(100, CancellationToken.None);
         }
-        double waited = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        double waited = _time.GetElapsedTime(started).TotalSeconds;
         _metrics.Backpressure(waited);
-        long now = Environment.TickCount64;
-        if (waited >= 0.1 && now - Interlocked.Read(ref _lastBackpressureLog) >= BackpressureLogIntervalMs)
+        long now = _time.GetTimestamp();
+        long last = Interlocked.Read(ref _lastBackpressureLog);
+        if (waited >= 0.1 && (last == 0 || _time.GetElapsedTime(last, now).TotalMilliseconds >= BackpressureLogIntervalMs))
         {
             Interlocked.Exchange(ref _lastBackpressureLog, now);
             OutputsLog.Backpressure(_logger, waited * 1e3, _options.MaxPendingBatches, _options.Topic);
@@ -219,9 +225,9 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
     public void WaitSettled()
     {
         long enqueued = Enqueued;
-        var waited = Stopwatch.StartNew();
+        long started = _time.GetTimestamp();
         // Not cut short by a stop: the scorer stops after ingest, and a graceful stop must hand over as a rebalance does.
-        while (Committed < enqueued && ExecuteTask is { IsCompleted: false } && waited.ElapsedMilliseconds < _options.ProgressReadTimeoutMs)
+        while (Committed < enqueued && ExecuteTask is { IsCompleted: false } && _time.GetElapsedTime(started).TotalMilliseconds < _options.ProgressReadTimeoutMs)
         {
             _room.Wait(10, CancellationToken.None);
         }
@@ -254,7 +260,7 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
         }
         // A transaction here lasts milliseconds. The broker aborts one left open by a crashed producer at
         // this timeout at the latest (Kafka's default is 60 s; a restart may wait that long for the fence).
-        config.TransactionTimeoutMs = 10_000;
+        config.TransactionTimeoutMs = _options.TransactionTimeoutMs;
         using var producer = new ProducerBuilder<Null, Null>(config).Build();
         _records = new RecordProducer(producer) { QueueFull = _metrics.QueueFull };
         try
@@ -275,45 +281,39 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
             _generation, Describe(_committed, _base), _filtersAborted ? "filters aborted transactions" : "does not filter aborted transactions");
         _ready.TrySetResult();
         var items = new List<ScoredBatch>();
-        var reader = _queue.Reader;
-        Task<bool>? waiting = null;
         while (true)
         {
             items.Clear();
-            if (!reader.TryPeek(out _))
+            if (_queue.IsEmpty)
             {
-                bool more;
+                // Idle with a transaction that no record names yet: name it (an empty transaction) when
+                // nothing comes within IdleCommitMs, so that checkpoints and restarts can count on it.
+                bool arrived;
                 try
                 {
-                    // Idle with a transaction that no record names yet: name it (an empty transaction) when
-                    // nothing comes within IdleCommitMs, so that checkpoints and restarts can count on it.
-                    // One wait at a time (a single-reader channel): an unfinished one is waited on again.
-                    waiting ??= reader.WaitToReadAsync(stopping).AsTask();
-                    if (_unconfirmed > 0 && !((IAsyncResult)waiting).AsyncWaitHandle.WaitOne(_options.IdleCommitMs))
-                    {
-                        if (!Commit(producer, items))
-                        {
-                            return;
-                        }
-                        continue;
-                    }
-                    var finished = waiting;
-                    waiting = null;
-                    more = finished.GetAwaiter().GetResult();
+                    _arrived.Reset();
+                    arrived = !_queue.IsEmpty || _arrived.Wait(_unconfirmed > 0 ? _options.IdleCommitMs : Timeout.Infinite, stopping);
                 }
                 catch (OperationCanceledException)
                 {
                     // Stopping: what was applied before the stop is still committed below.
-                    waiting = null;
-                    more = reader.TryPeek(out _);
+                    if (_queue.IsEmpty)
+                    {
+                        break;
+                    }
+                    arrived = true;
                 }
-                if (!more && !reader.TryPeek(out _))
+                if (!arrived)
                 {
-                    break;
+                    if (!Commit(producer, items))
+                    {
+                        return;
+                    }
+                    continue;
                 }
             }
             int rows = 0;
-            while (items.Count < MaxBatchesPerTransaction && rows < MaxRowsPerTransaction && reader.TryRead(out var item))
+            while (items.Count < MaxBatchesPerTransaction && rows < MaxRowsPerTransaction && _queue.TryDequeue(out var item))
             {
                 items.Add(item);
                 rows += item.Rows;
@@ -348,6 +348,7 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
     public override void Dispose()
     {
         _room.Dispose();
+        _arrived.Dispose();
         base.Dispose();
     }
 }

@@ -26,7 +26,11 @@ namespace Inference.Engine.Outputs;
 /// </summary>
 internal sealed class WebhookDispatcher : BackgroundService
 {
+    // Not a timeout: how long a dispatcher whose consumer failed waits before it starts again.
+    private const int RestartDelayMs = 1_000;
+
     private readonly KafkaConnection _kafka;
+    private readonly TimeProvider _time;
     private readonly OutputMetrics _metrics;
     private readonly ILogger<WebhookDispatcher> _logger;
     private readonly AlertOptions _alerts;
@@ -36,8 +40,9 @@ internal sealed class WebhookDispatcher : BackgroundService
     private readonly HttpClient _http = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { Timeout = Timeout.InfiniteTimeSpan };
     private readonly ResiliencePipeline<HttpResponseMessage> _pipeline;
 
-    public WebhookDispatcher(KafkaConnection kafka, OutputMetrics metrics, IOptions<AlertOptions> alerts, ILogger<WebhookDispatcher> logger, int index)
+    public WebhookDispatcher(KafkaConnection kafka, OutputMetrics metrics, IOptions<AlertOptions> alerts, TimeProvider time, ILogger<WebhookDispatcher> logger, int index)
     {
+        _time = time;
         _kafka = kafka;
         _metrics = metrics;
         _logger = logger;
@@ -45,7 +50,7 @@ internal sealed class WebhookDispatcher : BackgroundService
         _hook = _alerts.Webhooks[index];
         _secret = Secret(_hook.Secret);
         _groupId = $"{kafka.Options.GroupId}-webhook-{index}";
-        _pipeline = new ResiliencePipelineBuilder<HttpResponseMessage>()
+        _pipeline = new ResiliencePipelineBuilder<HttpResponseMessage> { TimeProvider = time }
             .AddRetry(new RetryStrategyOptions<HttpResponseMessage>
             {
                 MaxRetryAttempts = _hook.MaxAttempts - 1,
@@ -94,7 +99,7 @@ internal sealed class WebhookDispatcher : BackgroundService
             catch (Exception error) when (error is KafkaException or InvalidOperationException or IOException)
             {
                 OutputsLog.WebhookFailed(_logger, _hook.Url, error.Message);
-                await Task.Delay(1_000, stopping);
+                await Task.Delay(TimeSpan.FromMilliseconds(RestartDelayMs), _time, stopping);
             }
         }
     }
@@ -169,7 +174,7 @@ internal sealed class WebhookDispatcher : BackgroundService
             using var response = await _pipeline.ExecuteAsync(async token =>
             {
                 attempts++;
-                long timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+                long timestamp = _time.GetUtcNow().ToUnixTimeSeconds();
                 using var request = new HttpRequestMessage(HttpMethod.Post, _hook.Url)
                 {
                     Content = new StringContent(body, Encoding.UTF8, new MediaTypeHeaderValue("application/json")),
@@ -201,14 +206,14 @@ internal sealed class WebhookDispatcher : BackgroundService
     }
 
     /// <summary>The Standard Webhooks payload: type, timestamp and the alert as data.</summary>
-    private static string Body(Alert alert)
+    private string Body(Alert alert)
     {
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer))
         {
             json.WriteStartObject();
             json.WriteString("type", "inference.alert");
-            json.WriteString("timestamp", DateTimeOffset.UtcNow);
+            json.WriteString("timestamp", _time.GetUtcNow());
             json.WritePropertyName("data");
             json.WriteRawValue(JsonFormatter.Default.Format(alert));
             json.WriteEndObject();

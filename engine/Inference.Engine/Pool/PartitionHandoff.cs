@@ -77,8 +77,30 @@ internal sealed class PartitionHandoff(DeviceExecutor executor, CheckpointCoordi
     {
         if (coordinator.Enabled && coordinator.IsRestored)
         {
-            // The Kafka rebalance callback is synchronous: the partition is released only once its state is written.
-            writer.TakeAsync(Timeout.Infinite, CancellationToken.None).GetAwaiter().GetResult();
+            // The Kafka rebalance callback is synchronous: the partition is released only once its state is
+            // written. The checkpoint is taken on the thread pool; the consumer's thread waits on an event.
+            using var written = new ManualResetEventSlim(false);
+            Exception? failure = null;
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await writer.TakeAsync(Timeout.Infinite, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception error)
+                {
+                    failure = error;
+                }
+                finally
+                {
+                    written.Set();
+                }
+            });
+            written.Wait();
+            if (failure is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+            }
         }
         executor.MovePartitions(_topic, Partitions, partitions.ToHashSet(), null, new HashSet<int>(), []);
     }

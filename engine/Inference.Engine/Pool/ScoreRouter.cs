@@ -96,16 +96,17 @@ public sealed class ScoreRouter(PoolMembership pool, PartitionOwnership ownershi
             parts.Add((rows, CallOwnerAsync(owner, rows.Select(r => partitions[r]).Distinct(), "read them",
                 client => client.GetFeaturesAsync(Subset(rows), _forwarded, deadline: Deadline(context), cancellationToken: context.CancellationToken).ResponseAsync)));
         }
-        await Task.WhenAll(parts.Select(p => p.Answer)).ConfigureAwait(false);
+        var answers = await Task.WhenAll(parts.Select(p => p.Answer)).ConfigureAwait(false);
         metrics.Forwarded(partitions.Length - here.Count);
-        var merged = new GetFeaturesResponse { Watermark = parts[0].Answer.Result.Watermark };
-        merged.FeatureNames.Add(parts[0].Answer.Result.FeatureNames);
+        var merged = new GetFeaturesResponse { Watermark = answers[0].Watermark };
+        merged.FeatureNames.Add(answers[0].FeatureNames);
         var entities = new EntityFeatures[partitions.Length];
-        foreach (var (rows, answer) in parts)
+        for (int part = 0; part < parts.Count; part++)
         {
+            var rows = parts[part].Rows;
             for (int i = 0; i < rows.Count; i++)
             {
-                entities[rows[i]] = answer.Result.Entities[i];
+                entities[rows[i]] = answers[part].Entities[i];
             }
         }
         merged.Entities.Add(entities);
@@ -189,9 +190,9 @@ public sealed class ScoreRouter(PoolMembership pool, PartitionOwnership ownershi
             parts.Add((rows, CallOwnerAsync(owner, rows.Select(r => partitions[r]).Distinct(), "score them",
                 client => client.ScoreAsync(subset, _forwarded, deadline: Deadline(context), cancellationToken: context.CancellationToken).ResponseAsync)));
         }
-        await Task.WhenAll(parts.Select(p => p.Answer)).ConfigureAwait(false);
+        var answers = await Task.WhenAll(parts.Select(p => p.Answer)).ConfigureAwait(false);
         metrics.Forwarded(partitions.Length - here.Count);
-        return ScoreResponses.Merge(partitions.Length, [.. parts.Select(p => ((IReadOnlyList<int>)p.Rows, p.Answer.Result))]);
+        return ScoreResponses.Merge(partitions.Length, [.. parts.Select((p, i) => ((IReadOnlyList<int>)p.Rows, answers[i]))]);
     }
 
     private static DateTime? Deadline(ServerCallContext context) => context.Deadline == DateTime.MaxValue ? null : context.Deadline;

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Confluent.Kafka;
 using Grpc.Net.Client;
@@ -22,6 +21,7 @@ internal static class DemoRunner
     private const int LabelsPerThousandEvents = 50;
     private const int ScoreRequestsPerSecond = 100;
     private const int RowsPerScoreRequest = 4;
+    private static readonly TimeProvider Clock = TimeProvider.System;
 
     public static async Task<int> RunAsync(TimeSpan? duration, int rate, int entities, int port, int httpPort, string? accelerator)
     {
@@ -81,26 +81,26 @@ internal static class DemoRunner
 
         var stream = new SyntheticStream(entities, seed: 2026);
         var latencies = new LatencyRecorder();
-        var started = Stopwatch.StartNew();
-        var producing = Task.Run(() => Produce(kafka.BootstrapServers, stream, rate, stop.Token));
+        long started = Clock.GetTimestamp();
+        var producing = Task.Run(() => ProduceAsync(kafka.BootstrapServers, stream, rate, stop.Token));
         var scoring = Task.Run(() => Score(address, stream, latencies, stop.Token));
 
         Console.WriteLine("  time   events/s      lag   scores/s   p50 ms   p99 ms   model v   log loss   accelerator");
         long lastEvents = 0;
         double firstLoss = double.NaN;
-        var lastTick = Stopwatch.StartNew();
+        long lastTick = Clock.GetTimestamp();
         while (!stop.IsCancellationRequested)
         {
             try
             {
-                await Task.Delay(1000, stop.Token);
+                await Task.Delay(TimeSpan.FromSeconds(1), Clock, stop.Token);
             }
             catch (OperationCanceledException)
             {
                 break;
             }
-            double seconds = lastTick.Elapsed.TotalSeconds;
-            lastTick.Restart();
+            double seconds = Clock.GetElapsedTime(lastTick).TotalSeconds;
+            lastTick = Clock.GetTimestamp();
             long events = metrics.EventsApplied;
             var window = latencies.TakeWindow();
             double loss = metrics.OnlineLogLoss;
@@ -109,13 +109,13 @@ internal static class DemoRunner
                 firstLoss = loss;
             }
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{started.Elapsed.TotalSeconds,5:0}s {(events - lastEvents) / seconds,10:N0} {metrics.ConsumerLag,8:N0} {window.Count * RowsPerScoreRequest / seconds,10:N0} {window.P50,8:F2} {window.P99,8:F2} {registry.Version,9} {loss,10:F4}   {features.AcceleratorDescription}"));
+                $"{Clock.GetElapsedTime(started).TotalSeconds,5:0}s {(events - lastEvents) / seconds,10:N0} {metrics.ConsumerLag,8:N0} {window.Count * RowsPerScoreRequest / seconds,10:N0} {window.P50,8:F2} {window.P99,8:F2} {registry.Version,9} {loss,10:F4}   {features.AcceleratorDescription}"));
             lastEvents = events;
         }
 
         await Task.WhenAll(producing, scoring);
         var total = latencies.Total();
-        double elapsed = started.Elapsed.TotalSeconds;
+        double elapsed = Clock.GetElapsedTime(started).TotalSeconds;
         Console.WriteLine();
         Console.WriteLine("Summary");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  ran              {elapsed:F1} s on {features.AcceleratorDescription}"));
@@ -130,15 +130,15 @@ internal static class DemoRunner
         return 0;
     }
 
-    private static void Produce(string bootstrapServers, SyntheticStream stream, int rate, CancellationToken stop)
+    private static async Task ProduceAsync(string bootstrapServers, SyntheticStream stream, int rate, CancellationToken stop)
     {
         using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = bootstrapServers, LingerMs = 5, EnableIdempotence = true }).Build();
-        var clock = Stopwatch.StartNew();
+        long clock = Clock.GetTimestamp();
         long produced = 0;
         var random = new Random(7);
         while (!stop.IsCancellationRequested)
         {
-            long due = (long)(clock.Elapsed.TotalSeconds * rate);
+            long due = (long)(Clock.GetElapsedTime(clock).TotalSeconds * rate);
             for (; produced < due && !stop.IsCancellationRequested; produced++)
             {
                 var e = stream.NextEvent();
@@ -150,7 +150,14 @@ internal static class DemoRunner
                     producer.ProduceWaiting("labels", new Message<string, byte[]> { Key = stream.Key(label.Entity), Value = label.Json });
                 }
             }
-            Thread.Sleep(5);
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(5), Clock, stop);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
         }
         producer.Flush(TimeSpan.FromSeconds(5));
     }
@@ -161,7 +168,7 @@ internal static class DemoRunner
         var client = new ScoringService.ScoringServiceClient(channel);
         var random = new Random(11);
         var interval = TimeSpan.FromSeconds(1.0 / ScoreRequestsPerSecond);
-        var clock = Stopwatch.StartNew();
+        long clock = Clock.GetTimestamp();
         long sent = 0;
         while (!stop.IsCancellationRequested)
         {
@@ -170,11 +177,11 @@ internal static class DemoRunner
             {
                 request.Rows.Add(new ScoreRow { Entity = stream.Key(random.Next(stream.Entities)), RequestId = $"demo-{sent}-{r}" });
             }
-            long begin = Stopwatch.GetTimestamp();
+            long begin = Clock.GetTimestamp();
             try
             {
                 await client.ScoreAsync(request, cancellationToken: stop);
-                latencies.Record(Stopwatch.GetElapsedTime(begin).TotalMilliseconds);
+                latencies.Record(Clock.GetElapsedTime(begin).TotalMilliseconds);
             }
             catch (Grpc.Core.RpcException) when (stop.IsCancellationRequested)
             {
@@ -182,12 +189,12 @@ internal static class DemoRunner
             }
             sent++;
             // Fixed request rate (open loop): wait for the next slot, not a fixed pause.
-            var wait = sent * interval - clock.Elapsed;
+            var wait = sent * interval - Clock.GetElapsedTime(clock);
             if (wait > TimeSpan.Zero)
             {
                 try
                 {
-                    await Task.Delay(wait, stop);
+                    await Task.Delay(wait, Clock, stop);
                 }
                 catch (OperationCanceledException)
                 {

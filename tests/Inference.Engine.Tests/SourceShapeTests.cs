@@ -81,6 +81,24 @@ public sealed class SourceShapeTests
         Assert.True(found.Count == 0, $"Clock reads, timers or blocking waits outside TimeProvider:\n{string.Join("\n", found.Distinct())}");
     }
 
+    /// <summary>
+    /// The engine's public surface is what a host needs: composing it (<c>AddInference</c>, its builder, the
+    /// application), its options and the types they hold, and the errors a start reports. The rest is internal.
+    /// </summary>
+    [Fact]
+    public void The_engine_exports_only_what_a_host_needs()
+    {
+        string[] expected =
+        [
+            "AlertOptions", "AlertRule", "CheckpointException", "CheckpointOptions", "ClientCertificates", "ClientSecurityOptions", "DecodeError",
+            "EngineRole", "EventFormat", "FeatureOptions", "GatherLimits", "IInferenceBuilder", "InferenceApplication", "InferenceOptions",
+            "InferenceServiceCollectionExtensions", "KafkaOptions", "ModelOptions", "OutputFormat", "ScopedToken", "ScoreOutputOptions",
+            "SecurityOptions", "ServingOptions", "SyncOptions", "TlsOptions", "TrainingOptions", "WebhookOptions", "WeightMerge",
+        ];
+        var exported = typeof(Hosting.InferenceApplication).Assembly.GetExportedTypes().Where(type => !type.IsNested).Select(type => type.Name).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(expected.Order(StringComparer.Ordinal), exported);
+    }
+
     private static bool IsConstant(MemberDeclarationSyntax member) =>
         member is FieldDeclarationSyntax field && field.Modifiers.Any(modifier => modifier.IsKind(SyntaxKind.ConstKeyword));
 

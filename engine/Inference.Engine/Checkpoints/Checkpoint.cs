@@ -12,7 +12,7 @@ namespace Inference.Engine.Checkpoints;
 /// includes (taken on the device executor between two batches) and the trainer's state with the
 /// label offsets it includes (taken on the trainer's thread between two mini-batches).
 /// </summary>
-public sealed class Checkpoint
+internal sealed class Checkpoint
 {
     // segmentPartitions: in a pool, the events topic's partition count: entities are written one file per partition.
     public Checkpoint(FeatureTableSnapshot table, FeatureWatermark events, TrainerCheckpoint? trainer, string modelFingerprint, int segmentPartitions = 0)

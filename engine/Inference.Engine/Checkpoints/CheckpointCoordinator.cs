@@ -22,7 +22,7 @@ internal interface ICheckpointedOutput
 /// consumers), the consumers that commit once a checkpoint is durable, the trainer's answer to "your
 /// state, please" on its own thread, and readiness (restored and replayed).
 /// </summary>
-public sealed class CheckpointCoordinator : IConsumerCheckpoints, ITrainerCheckpoints
+internal sealed class CheckpointCoordinator : IConsumerCheckpoints, ITrainerCheckpoints
 {
     private readonly ConcurrentDictionary<string, ICheckpointedSource> _sources = new();
     private readonly ConcurrentQueue<TaskCompletionSource<TrainerCheckpoint>> _trainerRequests = new();

@@ -6,7 +6,7 @@ using Inference.Engine.Training;
 namespace Inference.Engine.Checkpoints;
 
 /// <summary>Reading checkpoints back: the manifest, the checks against it, the whole state or some partitions' share.</summary>
-public static partial class CheckpointFiles
+internal static partial class CheckpointFiles
 {
     /// <summary>Reads a checkpoint's manifest (no checksums verified).</summary>
     public static CheckpointManifest ReadManifest(string path)

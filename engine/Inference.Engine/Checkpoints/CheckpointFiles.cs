@@ -6,7 +6,7 @@ using Inference.Kernels.Features;
 namespace Inference.Engine.Checkpoints;
 
 /// <summary>A checkpoint found in a directory: its path and manifest, or why it cannot be restored.</summary>
-public sealed record CheckpointEntry(string Path, long Sequence, CheckpointManifest? Manifest, string? Problem);
+internal sealed record CheckpointEntry(string Path, long Sequence, CheckpointManifest? Manifest, string? Problem);
 
 /// <summary>
 /// Checkpoints on disk. Each is a directory <c>checkpoint-NNNNNNNNNNNN</c>: the entity state as Arrow
@@ -15,7 +15,7 @@ public sealed record CheckpointEntry(string Path, long Sequence, CheckpointManif
 /// written into a temporary directory, each file fsynced, then renamed into place and the parent
 /// directory fsynced: a checkpoint is either whole or absent, never half-written.
 /// </summary>
-public static partial class CheckpointFiles
+internal static partial class CheckpointFiles
 {
     public const string Prefix = "checkpoint-";
     public const string ManifestName = "manifest.json";

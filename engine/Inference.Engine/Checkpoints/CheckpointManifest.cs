@@ -7,7 +7,7 @@ namespace Inference.Engine.Checkpoints;
 /// of each part, and every other file with its size and SHA-256 (a checkpoint whose files do not
 /// match is never restored).
 /// </summary>
-public sealed record CheckpointManifest(
+internal sealed record CheckpointManifest(
     int Format,
     long Sequence,
     DateTimeOffset CreatedUtc,
@@ -27,17 +27,17 @@ public sealed record CheckpointManifest(
 /// partition (<see cref="Segments"/>, over <see cref="SegmentPartitions"/> partitions), so a worker taking
 /// some partitions over reads and verifies only theirs; otherwise in one file.
 /// </summary>
-public sealed record CheckpointTableSummary(int Capacity, int Entities, int Sequence, int PinMark, int LongsPerSlot, int DoublesPerSlot, int RegistersPerSlot,
+internal sealed record CheckpointTableSummary(int Capacity, int Entities, int Sequence, int PinMark, int LongsPerSlot, int DoublesPerSlot, int RegistersPerSlot,
     int SegmentPartitions = 0, IReadOnlyList<CheckpointSegment>? Segments = null);
 
 /// <summary>The entities of one events partition and the file that holds them.</summary>
-public sealed record CheckpointSegment(int Partition, string File, int Entities);
+internal sealed record CheckpointSegment(int Partition, string File, int Entities);
 
 /// <summary>The events the feature state includes.</summary>
-public sealed record CheckpointEventSummary(long MaxEventTimeMs, long BatchesApplied, IReadOnlyList<PartitionOffset> Offsets);
+internal sealed record CheckpointEventSummary(long MaxEventTimeMs, long BatchesApplied, IReadOnlyList<PartitionOffset> Offsets);
 
 /// <summary>The labels the trainer's state includes.</summary>
-public sealed record CheckpointTrainerSummary(long LabelsLearned, long LabelsSkipped, long BaseVersion, IReadOnlyList<PartitionOffset> Offsets);
+internal sealed record CheckpointTrainerSummary(long LabelsLearned, long LabelsSkipped, long BaseVersion, IReadOnlyList<PartitionOffset> Offsets);
 
 /// <summary>One file of a checkpoint.</summary>
-public sealed record CheckpointFile(string Name, long Bytes, string Sha256);
+internal sealed record CheckpointFile(string Name, long Bytes, string Sha256);

@@ -4,7 +4,7 @@ using Inference.Engine.Pipeline;
 namespace Inference.Engine.Checkpoints;
 
 /// <summary>The checkpoints' instruments: how many, how long the state copy paused the executor, how long writing took, how big.</summary>
-public sealed class CheckpointMetrics
+internal sealed class CheckpointMetrics
 {
     private readonly TotalCounter _written;
     private readonly TotalCounter _failed;

@@ -4,7 +4,7 @@ using Inference.Engine.Sync;
 namespace Inference.Engine.Checkpoints;
 
 /// <summary>The manifest of a parameter shard's checkpoint: which version it holds and every file with its size and SHA-256.</summary>
-public sealed record ShardManifest(int Format, long Sequence, DateTimeOffset CreatedAt, long Version, int Workers, IReadOnlyList<CheckpointFile> Files)
+internal sealed record ShardManifest(int Format, long Sequence, DateTimeOffset CreatedAt, long Version, int Workers, IReadOnlyList<CheckpointFile> Files)
 {
     public const int CurrentFormat = 1;
 }
@@ -15,7 +15,7 @@ public sealed record ShardManifest(int Format, long Sequence, DateTimeOffset Cre
 /// worker's last applied sequence and input statistics) and <c>manifest.json</c> with its size and
 /// SHA-256, written into a temporary directory, fsynced and renamed into place: whole or absent.
 /// </summary>
-public static class ShardCheckpoints
+internal static class ShardCheckpoints
 {
     public const string Prefix = "parameters-";
     private const string StateName = "shard.json";

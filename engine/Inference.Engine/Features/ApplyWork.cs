@@ -8,7 +8,7 @@ namespace Inference.Engine.Features;
 /// events came from. Reusable: an ingest thread keeps two and alternates (decode one while the
 /// device applies the other), so the steady state allocates nothing per batch for the handoff.
 /// </summary>
-public abstract class ApplyWork
+internal abstract class ApplyWork
 {
     private readonly ManualResetEventSlim _done = new(true);
     private PartitionOffset[] _offsets = new PartitionOffset[16];

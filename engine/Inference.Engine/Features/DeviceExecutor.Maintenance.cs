@@ -5,7 +5,7 @@ namespace Inference.Engine.Features;
 // Maintenance between batches, a bounded slice at a time: growth ahead of need (new arrays built
 // beside the live ones, a slice of rows at a time, applies held back until the switch), capacity
 // eviction of the idlest entities when the table is at its maximum, and the TTL scan.
-public sealed partial class DeviceExecutor
+internal sealed partial class DeviceExecutor
 {
     /// <summary>Slots one maintenance slice scans: short enough that a waiting request barely notices.</summary>
     public const int SliceSlots = 16_384;

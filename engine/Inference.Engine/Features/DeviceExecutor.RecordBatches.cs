@@ -5,7 +5,7 @@ using Inference.Kernels.Features;
 namespace Inference.Engine.Features;
 
 /// <summary>The device executor's apply of one Arrow record batch at a time, for callers that do not decode into micro-batches.</summary>
-public sealed partial class DeviceExecutor
+internal sealed partial class DeviceExecutor
 {
     /// <summary>
     /// Applies one micro-batch (entity: uint64, ts: int64, a float column per numeric field, a uint64

@@ -4,7 +4,7 @@ using Inference.Kernels.Features;
 namespace Inference.Engine.Features;
 
 /// <summary>The device executor's serving side: gathers queued for Score, reads between units of work, read-your-writes waiters; each bounded.</summary>
-public sealed partial class DeviceExecutor
+internal sealed partial class DeviceExecutor
 {
     /// <summary>
     /// Queues a serving gather. Returns false at once when <see cref="GatherLimits.MaxQueuedRequests"/>

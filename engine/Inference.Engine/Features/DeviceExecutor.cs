@@ -22,7 +22,7 @@ namespace Inference.Engine.Features;
 /// already running. When the device is idle a request is launched at once; requests that arrive
 /// while it is busy go together in the next gather (up to <see cref="GatherLimits.MaxBatchRows"/>).
 /// </remarks>
-public sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDisposable
+internal sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDisposable
 {
     private readonly DeviceContext _device;
     private readonly IOwnedPartitions? _ownership;

@@ -4,7 +4,7 @@ using Inference.Engine.Pipeline;
 namespace Inference.Engine.Features;
 
 /// <summary>The features stage's instruments: applies on the device executor, evictions, lateness.</summary>
-public sealed class FeatureMetrics
+internal sealed class FeatureMetrics
 {
     private readonly Meter _meter;
     private readonly TotalCounter _events;

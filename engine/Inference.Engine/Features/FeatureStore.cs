@@ -9,7 +9,7 @@ namespace Inference.Engine.Features;
 /// each as work sent to the <see cref="DeviceExecutor"/> (the only code that touches the device).
 /// A read sees either none or all of a batch and reports the watermark it saw.
 /// </summary>
-public sealed class FeatureStore(DeviceExecutor executor)
+internal sealed class FeatureStore(DeviceExecutor executor)
 {
     public FeaturePlan Plan => executor.Plan;
 

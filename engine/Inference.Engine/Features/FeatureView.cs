@@ -6,7 +6,7 @@ namespace Inference.Engine.Features;
 /// What code that runs on the device thread after an apply may do with the feature state: read rows,
 /// never change them. Valid only during the call it is handed to.
 /// </summary>
-public readonly struct FeatureView
+internal readonly struct FeatureView
 {
     private readonly FeatureTable _table;
 

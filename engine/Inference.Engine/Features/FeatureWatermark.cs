@@ -6,7 +6,7 @@ namespace Inference.Engine.Features;
 /// How fresh the features are: per partition the last applied offset, the newest event time applied
 /// and the batches applied. An immutable snapshot, taken by the device executor when it is read.
 /// </summary>
-public sealed class FeatureWatermark
+internal sealed class FeatureWatermark
 {
     public static readonly FeatureWatermark Empty = new([], 0, 0);
     private readonly PartitionOffset[] _partitions;

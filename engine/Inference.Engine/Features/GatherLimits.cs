@@ -26,7 +26,7 @@ public sealed record GatherLimits
 }
 
 /// <summary>What the device executor reports of its serving queue (the serving stage's instruments implement it).</summary>
-public interface IGatherMetrics
+internal interface IGatherMetrics
 {
     /// <summary>A dynamic batch of <paramref name="rows"/> rows was gathered.</summary>
     void Batch(int rows);

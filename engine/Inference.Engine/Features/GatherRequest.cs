@@ -7,7 +7,7 @@ namespace Inference.Engine.Features;
 /// together are gathered together: one read of the feature table for all their rows, then one
 /// <see cref="IGatheredBatchHandler.Handle"/> call for the batch.
 /// </summary>
-public abstract class GatherRequest
+internal abstract class GatherRequest
 {
     protected GatherRequest(IGatheredBatchHandler handler, ulong[] entities, int rows, CancellationToken cancellation, DateTime deadlineUtc)
     {
@@ -40,7 +40,7 @@ public abstract class GatherRequest
 }
 
 /// <summary>Why a request left the queue without being served.</summary>
-public enum GatherOutcome
+internal enum GatherOutcome
 {
     Cancelled,
     DeadlineExceeded,
@@ -48,7 +48,7 @@ public enum GatherOutcome
 }
 
 /// <summary>Turns one gathered batch into answers (serving: one forward pass, results split per request).</summary>
-public interface IGatheredBatchHandler
+internal interface IGatheredBatchHandler
 {
     /// <summary>
     /// Called on the executor's thread right after the read: <paramref name="features"/> holds

@@ -6,7 +6,7 @@ namespace Inference.Engine.Features;
 /// Receives the selected events of each applied micro-batch, on the device executor right after the
 /// apply, with a read-only view of the state they were applied to (stream scoring).
 /// </summary>
-public interface IScoredBatchSink
+internal interface IScoredBatchSink
 {
     /// <summary>Which events of each message to take (on the ingest thread, after it decoded).</summary>
     ScoreSelector Selector { get; }

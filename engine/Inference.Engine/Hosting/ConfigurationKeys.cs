@@ -19,7 +19,7 @@ namespace Inference.Engine.Hosting;
 /// <c>{n}</c>, a dictionary entry <c>{name}</c>), and the check that refuses a key under
 /// <c>Inference:</c> that none declares: a misspelled key would otherwise be ignored without a word.
 /// </summary>
-public static partial class ConfigurationKeys
+internal static partial class ConfigurationKeys
 {
     /// <summary>The section of each options class, as the stages bind them.</summary>
     public static readonly IReadOnlyList<(string Section, Type Options)> Sections =
@@ -196,4 +196,4 @@ public static partial class ConfigurationKeys
 }
 
 /// <summary>A declared configuration key, its type (an enum as its names) and its default as text (empty when none).</summary>
-public sealed record DeclaredKey(string Key, string Type, string Default);
+internal sealed record DeclaredKey(string Key, string Type, string Default);

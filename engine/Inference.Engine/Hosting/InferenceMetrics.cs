@@ -10,7 +10,7 @@ namespace Inference.Engine.Hosting;
 /// The running totals of every stage's instruments in one place, for in-process readers (the demo's
 /// progress line, tests, the pipeline bench). The instruments themselves belong to the stages.
 /// </summary>
-public sealed class InferenceMetrics(IngestMetrics ingest, FeatureMetrics features, ServingMetrics serving, TrainingMetrics training, SyncMetrics sync)
+internal sealed class InferenceMetrics(IngestMetrics ingest, FeatureMetrics features, ServingMetrics serving, TrainingMetrics training, SyncMetrics sync)
 {
     public IngestMetrics Ingest => ingest;
 

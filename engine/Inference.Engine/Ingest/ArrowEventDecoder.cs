@@ -17,7 +17,7 @@ namespace Inference.Engine.Ingest;
 /// ignored. A message is all or nothing: a missing column, a wrong type, a null or a bad value rejects
 /// it whole, batch unchanged.
 /// </summary>
-public sealed class ArrowEventDecoder
+internal sealed class ArrowEventDecoder
 {
     private readonly string[] _fields;
     private readonly string[] _keyFields;

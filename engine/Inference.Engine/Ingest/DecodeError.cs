@@ -22,7 +22,7 @@ public enum DecodeError
 }
 
 /// <summary>The reasons messages are set aside with, and what every decoder checks the same way.</summary>
-public static class DecodeErrors
+internal static class DecodeErrors
 {
     /// <summary>The reason as written to the dead-letter header <c>inference.error</c> and the metrics, e.g. "missing_field".</summary>
     public static string Describe(this DecodeError error) => error switch

@@ -24,4 +24,4 @@ internal interface IConsumerCheckpoints
 }
 
 /// <summary>How far behind the end of its partitions a consumer may be and still count as caught up (<c>Inference:Serving:ReadyLagEvents</c>).</summary>
-public sealed record ConsumerReadiness(long CaughtUpWithinEvents);
+internal sealed record ConsumerReadiness(long CaughtUpWithinEvents);

@@ -6,7 +6,7 @@ namespace Inference.Engine.Ingest;
 /// The events partitions this node owns, as its consumer group assigned them (every partition on a
 /// single node, a share of them in a pool): what the labels source follows and what Score's watermark lists.
 /// </summary>
-public interface IOwnedPartitions
+internal interface IOwnedPartitions
 {
     /// <summary>Changes each time the owned set changes.</summary>
     long Version { get; }
@@ -19,7 +19,7 @@ public interface IOwnedPartitions
 }
 
 /// <summary>What the events source reports as its consumer group moves partitions (the pool's ownership records it).</summary>
-public interface IAssignmentListener
+internal interface IAssignmentListener
 {
     /// <summary>Partitions about to be assigned, before their state is handed over.</summary>
     void Arriving(IEnumerable<int> partitions);

@@ -4,7 +4,7 @@ using Inference.Engine.Pipeline;
 namespace Inference.Engine.Ingest;
 
 /// <summary>The ingest stage's instruments (meter "Inference").</summary>
-public sealed class IngestMetrics
+internal sealed class IngestMetrics
 {
     private readonly TotalCounter _malformed;
     private readonly TotalCounter _dataLoss;

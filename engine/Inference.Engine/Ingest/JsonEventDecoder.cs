@@ -11,7 +11,7 @@ namespace Inference.Engine.Ingest;
 /// use must be a number, every key field a string or number (hashed like entity keys). A numeric key
 /// is taken by its JSON text, so 42 and "42" name the same entity.
 /// </summary>
-public sealed class JsonEventDecoder
+internal sealed class JsonEventDecoder
 {
     private static readonly byte[] EntityName = "entity"u8.ToArray();
     private static readonly byte[] TimeName = "ts"u8.ToArray();

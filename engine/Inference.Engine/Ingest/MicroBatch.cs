@@ -15,7 +15,7 @@ namespace Inference.Engine.Ingest;
 /// The columns are <c>mlock</c>ed and, on CUDA, registered with the device through the executor
 /// (<see cref="IPageLocker"/>), so uploads from them are DMA without a staging copy.
 /// </remarks>
-public sealed class MicroBatch : IDisposable
+internal sealed class MicroBatch : IDisposable
 {
     private readonly PinnedMemory _entities;
     private readonly PinnedMemory _times;

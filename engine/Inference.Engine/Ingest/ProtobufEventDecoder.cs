@@ -10,7 +10,7 @@ namespace Inference.Engine.Ingest;
 /// fields are skipped, as protobuf readers do. An <c>EventBatch</c> is all or nothing: a bad event
 /// rejects the message, which is set aside whole.
 /// </summary>
-public sealed class ProtobufEventDecoder
+internal sealed class ProtobufEventDecoder
 {
     private const int WireVarint = 0;
     private const int WireFixed64 = 1;

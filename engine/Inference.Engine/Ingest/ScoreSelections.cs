@@ -9,7 +9,7 @@ namespace Inference.Engine.Ingest;
 /// The events of a micro-batch chosen for stream scoring, in row order: the row, the entity key as
 /// sent, where the event came from and the Kafka timestamp of its message. Reused with its batch.
 /// </summary>
-public sealed class ScoreSelections
+internal sealed class ScoreSelections
 {
     private int[] _rows = new int[64];
     private int[] _entityEnds = new int[64];
@@ -100,7 +100,7 @@ public sealed class ScoreSelections
 /// the ingest thread after an event decoded; costs a second look at selected messages only when every
 /// event is selected, a look at each message otherwise.
 /// </summary>
-public sealed class ScoreSelector(string? field)
+internal sealed class ScoreSelector(string? field)
 {
     private static readonly byte[] EntityName = "entity"u8.ToArray();
     private readonly byte[]? _field = field is null ? null : Encoding.UTF8.GetBytes(field);

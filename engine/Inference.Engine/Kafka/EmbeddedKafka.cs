@@ -8,7 +8,7 @@ namespace Inference.Engine.Kafka;
 /// keeps at most ~5 MiB or 100,000 produce batches per partition and silently drops older data, so
 /// spread large streams over enough partitions. Production points the engine at a real cluster.
 /// </summary>
-public sealed unsafe class EmbeddedKafka : IDisposable
+internal sealed unsafe class EmbeddedKafka : IDisposable
 {
     private const int ProducerType = 0; // RD_KAFKA_PRODUCER
     private readonly int _brokers;

@@ -20,7 +20,7 @@ public enum EventFormat
 }
 
 /// <summary>Content types of the event formats, as producers set them in a message's <c>content-type</c> header.</summary>
-public static class EventContentTypes
+internal static class EventContentTypes
 {
     public const string Json = "application/json";
     public const string Protobuf = "application/x-protobuf";

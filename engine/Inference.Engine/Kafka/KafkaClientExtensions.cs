@@ -3,7 +3,7 @@ using Confluent.Kafka;
 namespace Inference.Engine.Kafka;
 
 /// <summary>What the engine's consume loops and the stream producers (demo, bench) do the same way.</summary>
-public static class KafkaClientExtensions
+internal static class KafkaClientExtensions
 {
     // Not a timeout: how long a producer with a full local queue serves delivery reports before it tries again.
     private const int QueueFullPollMs = 10;

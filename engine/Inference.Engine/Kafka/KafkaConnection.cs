@@ -8,7 +8,7 @@ namespace Inference.Engine.Kafka;
 /// Where the engine's Kafka clients connect: the configured cluster, or an embedded broker this
 /// object starts (with the engine's topics) when <c>Inference:Kafka:Embedded</c> is set.
 /// </summary>
-public sealed partial class KafkaConnection : IDisposable
+internal sealed partial class KafkaConnection : IDisposable
 {
     private readonly EmbeddedKafka? _embedded;
     private readonly HashSet<string> _created = [];

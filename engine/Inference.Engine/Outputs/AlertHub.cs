@@ -1,13 +1,13 @@
 namespace Inference.Engine.Outputs;
 
 /// <summary>One committed alert as browsers receive it: a sequence number for Last-Event-ID and its JSON.</summary>
-public sealed record AlertEntry(long Sequence, string Id, string Json);
+internal sealed record AlertEntry(long Sequence, string Id, string Json);
 
 /// <summary>
 /// The latest committed alerts in a bounded buffer, numbered in commit order, for Server-Sent Events
 /// clients: a client that reconnects with Last-Event-ID gets what it missed while that is still held.
 /// </summary>
-public sealed class AlertHub(int capacity)
+internal sealed class AlertHub(int capacity)
 {
     private readonly AlertEntry[] _buffer = new AlertEntry[Math.Max(1, capacity)];
     private readonly Lock _gate = new();

@@ -4,7 +4,7 @@ using Inference.Engine.Pipeline;
 namespace Inference.Engine.Outputs;
 
 /// <summary>The outputs' instruments (meter "Inference"): stream scoring, alerts and their deliveries.</summary>
-public sealed class OutputMetrics
+internal sealed class OutputMetrics
 {
     private readonly TotalCounter _scored;
     private readonly TotalCounter _replayed;

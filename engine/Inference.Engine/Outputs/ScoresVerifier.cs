@@ -7,7 +7,7 @@ using Inference.Proto.V1;
 namespace Inference.Engine.Outputs;
 
 /// <summary>What <see cref="ScoresVerifier"/> found on a scores topic.</summary>
-public sealed record ScoresReport
+internal sealed record ScoresReport
 {
     /// <summary>Score records of committed transactions.</summary>
     public long Records { get; init; }
@@ -60,7 +60,7 @@ public sealed record ScoresReport
 /// on brokers that do not filter aborted transactions (the embedded one) as on those that do, and it
 /// reads every topic with <c>read_uncommitted</c>.
 /// </summary>
-public static class ScoresVerifier
+internal static class ScoresVerifier
 {
     private const int MaxExamples = 20;
 

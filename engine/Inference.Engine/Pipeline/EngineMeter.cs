@@ -1,7 +1,7 @@
 namespace Inference.Engine.Pipeline;
 
 /// <summary>The meter every stage's instruments belong to, as a Prometheus or OpenTelemetry setup names it.</summary>
-public static class EngineMeter
+internal static class EngineMeter
 {
     public const string Name = "Inference";
 }

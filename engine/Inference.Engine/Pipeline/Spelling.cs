@@ -1,7 +1,7 @@
 namespace Inference.Engine.Pipeline;
 
 /// <summary>Suggestions for a misspelled name: the candidate at the least edit distance.</summary>
-public static class Spelling
+internal static class Spelling
 {
     /// <summary>The nearest candidate, or null when none is within a third of the name's length (at least two edits): a far one would only mislead.</summary>
     public static string? Nearest(string name, IEnumerable<string> candidates)

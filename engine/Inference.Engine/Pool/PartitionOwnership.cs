@@ -8,7 +8,7 @@ namespace Inference.Engine.Pool;
 /// records each assignment and revocation; the labels source follows it (a label meets its entity's
 /// features on the worker that holds them), Score's watermark lists only these, and routing publishes them.
 /// </summary>
-public sealed class PartitionOwnership : IOwnedPartitions, IAssignmentListener
+internal sealed class PartitionOwnership : IOwnedPartitions, IAssignmentListener
 {
     private readonly Lock _gate = new();
     // Arriving partitions still replaying, with the offset they ended at when they arrived.

@@ -15,14 +15,14 @@ using Microsoft.Extensions.Options;
 namespace Inference.Engine.Pool;
 
 /// <summary>Who owns an events partition, as the pool last said: the worker and where its Score endpoint is.</summary>
-public sealed record PartitionOwner(string WorkerId, string Endpoint);
+internal sealed record PartitionOwner(string WorkerId, string Endpoint);
 
 /// <summary>
 /// A worker's place in its pool (role Worker): every sync interval, and as soon as its consumer group
 /// changes what it owns, it announces its Score endpoint and owned events partitions to the parameter
 /// server (the first shard) and takes back the live members: the map Score routing forwards rows by.
 /// </summary>
-public sealed class PoolMembership(PartitionOwnership ownership, DeviceExecutor executor, KafkaConnection kafka, EngineChannels channels, IServer server, IHostApplicationLifetime lifetime,
+internal sealed class PoolMembership(PartitionOwnership ownership, DeviceExecutor executor, KafkaConnection kafka, EngineChannels channels, IServer server, IHostApplicationLifetime lifetime,
     IOptions<SyncOptions> sync, IOptions<ServingOptions> serving, IOptions<KafkaOptions> kafkaOptions, TimeProvider time, ILogger<PoolMembership> logger) : BackgroundService
 {
     // Not a timeout: how often the loop looks for a change of the owned partitions to announce at once.

@@ -9,7 +9,7 @@ namespace Inference.Engine.Pool;
 /// partitions it owns, as it last announced them. Members silent for longer than
 /// <see cref="SyncOptions.MemberTimeoutMs"/> are dropped (a worker that died no longer receives rows).
 /// </summary>
-public sealed class PoolRegistry(IOptions<SyncOptions> options, TimeProvider time) : IPoolRegistry
+internal sealed class PoolRegistry(IOptions<SyncOptions> options, TimeProvider time) : IPoolRegistry
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, (AnnounceRequest Announced, long At)> _members = new(StringComparer.Ordinal);

@@ -15,7 +15,7 @@ namespace Inference.Engine.Pool;
 /// scored here, and the answers are put back in request order with each row's origin. Rows of a
 /// partition no live worker announced are scored here, as the origin says.
 /// </summary>
-public sealed class ScoreRouter(PoolMembership pool, PartitionOwnership ownership, EngineChannels channels, ServingMetrics metrics) : IScoreRouting
+internal sealed class ScoreRouter(PoolMembership pool, PartitionOwnership ownership, EngineChannels channels, ServingMetrics metrics) : IScoreRouting
 {
     /// <summary>The metadata a forwarded request carries: the receiver scores it itself, never forwards again.</summary>
     private readonly ConcurrentDictionary<string, ScoringService.ScoringServiceClient> _clients = new(StringComparer.Ordinal);

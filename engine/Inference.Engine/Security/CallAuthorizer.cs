@@ -7,10 +7,10 @@ using Microsoft.Extensions.Options;
 namespace Inference.Engine.Security;
 
 /// <summary>What a call brought: a token, a verified client certificate, where it came from.</summary>
-public readonly record struct PresentedCredentials(string? Authorization, bool HasClientCertificate, IPAddress? Peer);
+internal readonly record struct PresentedCredentials(string? Authorization, bool HasClientCertificate, IPAddress? Peer);
 
 /// <summary>Why a call may not go on: unauthenticated (no or an unknown credential) or denied (a credential without the scope).</summary>
-public readonly record struct Refusal(bool Denied, string Message);
+internal readonly record struct Refusal(bool Denied, string Message);
 
 /// <summary>
 /// Decides per call whether its credentials grant the scope its method needs (<see cref="ScopeNames"/>):
@@ -19,7 +19,7 @@ public readonly record struct Refusal(bool Denied, string Message);
 /// <see cref="Middleware"/> applies it to every request before its body is read, so a refused call costs
 /// no more than its headers.
 /// </summary>
-public sealed class CallAuthorizer
+internal sealed class CallAuthorizer
 {
     private readonly SecurityOptions _options;
     private readonly (byte[] Hash, Scopes Scopes)[] _tokens;

@@ -4,7 +4,7 @@ using System.Security.Cryptography.X509Certificates;
 namespace Inference.Engine.Security;
 
 /// <summary>Loading certificates from configuration and verifying a peer's against a configured authority.</summary>
-public static class Certificates
+internal static class Certificates
 {
     /// <summary>
     /// Loads a certificate with its private key: PKCS#12 (.pfx, .p12) or PEM (key in <paramref name="key"/>,

@@ -10,7 +10,7 @@ namespace Inference.Engine.Security;
 /// another worker), with <c>Inference:Security:Client</c>: the servers' authority for https addresses, a
 /// client certificate, and the bearer token each call carries.
 /// </summary>
-public sealed class EngineChannels(IOptions<SecurityOptions> options, int maxMessageBytes)
+internal sealed class EngineChannels(IOptions<SecurityOptions> options, int maxMessageBytes)
 {
     private readonly ClientSecurityOptions _client = options.Value.Client;
 

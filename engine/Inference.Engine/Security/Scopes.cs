@@ -2,7 +2,7 @@ namespace Inference.Engine.Security;
 
 /// <summary>What a credential may do: one scope per kind of method.</summary>
 [Flags]
-public enum Scopes
+internal enum Scopes
 {
     None = 0,
 
@@ -25,7 +25,7 @@ public enum Scopes
 }
 
 /// <summary>Scopes as configuration writes them, and the scope each method needs.</summary>
-public static class ScopeNames
+internal static class ScopeNames
 {
     /// <summary>Parses "score,features" (case-insensitive); null when a name is unknown or none is given.</summary>
     public static Scopes? Parse(string? names)

@@ -8,7 +8,7 @@ namespace Inference.Engine.Serving;
 /// rows other workers own sent to them, and each row's origin said. The pool implements it; a single
 /// node has none and scores every row itself.
 /// </summary>
-public interface IScoreRouting
+internal interface IScoreRouting
 {
     /// <summary>The header a forwarded request carries: its receiver scores every row itself.</summary>
     const string ForwardedHeader = "inference-forwarded";

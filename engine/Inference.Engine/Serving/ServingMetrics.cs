@@ -5,7 +5,7 @@ using Inference.Engine.Pipeline;
 namespace Inference.Engine.Serving;
 
 /// <summary>The serving stage's instruments: rows scored, latency, dynamic batches, shed and abandoned calls.</summary>
-public sealed class ServingMetrics : IGatherMetrics
+internal sealed class ServingMetrics : IGatherMetrics
 {
     private readonly Meter _meter;
     private readonly TotalCounter _rows;

@@ -12,7 +12,7 @@ namespace Inference.Engine.Sync;
 /// large embedding or layer spreads over the shards. The standardisation (<c>input_mean</c>,
 /// <c>input_scale</c>) stays whole on one shard, the one that merges the workers' input statistics.
 /// </summary>
-public sealed class ParameterPlacement
+internal sealed class ParameterPlacement
 {
     public const int DefaultMaxPartValues = 1 << 20;
 

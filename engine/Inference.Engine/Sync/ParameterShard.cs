@@ -6,19 +6,19 @@ using Microsoft.Extensions.Options;
 namespace Inference.Engine.Sync;
 
 /// <summary>What a push did: the shard's version after it, and whether it had been applied before.</summary>
-public readonly record struct PushResult(long Version, bool Duplicate);
+internal readonly record struct PushResult(long Version, bool Duplicate);
 
 /// <summary>
 /// A shard's whole state, what its checkpoint holds: the version, the merged parameters (null before a
 /// worker initialised it), per worker the last sequence applied and its latest input statistics.
 /// </summary>
-public sealed record ShardState(long Version, ParameterSet? Parameters, IReadOnlyDictionary<string, ulong> Applied, IReadOnlyDictionary<string, InputMoments> Moments);
+internal sealed record ShardState(long Version, ParameterSet? Parameters, IReadOnlyDictionary<string, ulong> Applied, IReadOnlyDictionary<string, InputMoments> Moments);
 
 /// <summary>A push refused because its base is too old: the worker pulls first.</summary>
-public sealed class StalePushException(string message) : Exception(message);
+internal sealed class StalePushException(string message) : Exception(message);
 
 /// <summary>Parameters refused as they are: <see cref="Reason"/> is the metric's tag (not_finite, norm, shape).</summary>
-public sealed class InvalidParametersException(string reason, string message) : ArgumentException(message)
+internal sealed class InvalidParametersException(string reason, string message) : ArgumentException(message)
 {
     public string Reason { get; } = reason;
 }
@@ -34,7 +34,7 @@ public sealed class InvalidParametersException(string reason, string message) : 
 /// the shard keeps every worker's latest and derives <c>input_mean</c> and <c>input_scale</c> from their
 /// sum (count-weighted moments, as one node over all the rows); deltas of those two are ignored.
 /// </summary>
-public sealed class ParameterShard(IOptions<SyncOptions> options, TimeProvider time)
+internal sealed class ParameterShard(IOptions<SyncOptions> options, TimeProvider time)
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, ulong> _applied = new(StringComparer.Ordinal);

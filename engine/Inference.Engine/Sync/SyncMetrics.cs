@@ -4,7 +4,7 @@ using Inference.Engine.Pipeline;
 namespace Inference.Engine.Sync;
 
 /// <summary>The sync stage's instruments.</summary>
-public sealed class SyncMetrics
+internal sealed class SyncMetrics
 {
     private readonly TotalCounter _rounds;
     private readonly TotalCounter _failures;

@@ -13,7 +13,7 @@ namespace Inference.Engine.Training;
 /// <param name="LabelsSkipped">Labels in mini-batches skipped for non-finite values, since the first start.</param>
 /// <param name="BaseVersion">The parameter-server version the weights were last merged with (0: none).</param>
 /// <param name="LearningRate">The SGD learning rate (plain SGD keeps no other optimizer state).</param>
-public sealed record TrainerCheckpoint(
+internal sealed record TrainerCheckpoint(
     LearnerState Learner,
     IReadOnlyList<PartitionOffset> LabelOffsets,
     long LabelsLearned,

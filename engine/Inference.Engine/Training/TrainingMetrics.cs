@@ -4,7 +4,7 @@ using Inference.Engine.Pipeline;
 namespace Inference.Engine.Training;
 
 /// <summary>The training stage's instruments.</summary>
-public sealed class TrainingMetrics
+internal sealed class TrainingMetrics
 {
     private readonly TotalCounter _labels;
     private readonly TotalCounter _malformedLabels;

@@ -1,6 +1,7 @@
 using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
 using Inference.Engine.Hosting;
+using Inference.Engine.Kafka;
 using Inference.Engine.Outputs;
 using Inference.Engine.Pool;
 using Inference.Engine.Sync;
@@ -35,7 +36,7 @@ public sealed class LifecycleTests : IDisposable
         settings["Inference:Outputs:Alerts:Webhooks:0:Url"] = "http://127.0.0.1:9/hook";
         settings["Inference:Outputs:Alerts:Webhooks:0:Secret"] = "whsec_" + Convert.ToBase64String(new byte[32]);
         await StartReadyAndStop(settings,
-            [typeof(DeviceExecutor), typeof(CheckpointRestorer), typeof(ModelStartup), typeof(TrainingService), typeof(StreamScorer),
+            [typeof(KafkaConnection), typeof(DeviceExecutor), typeof(CheckpointRestorer), typeof(ModelStartup), typeof(TrainingService), typeof(StreamScorer),
              typeof(WebhookDispatcher), typeof(EventIngestor), typeof(CheckpointWriter)]);
     }
 
@@ -44,7 +45,7 @@ public sealed class LifecycleTests : IDisposable
     {
         var settings = Node();
         settings["Inference:Training:Enabled"] = "false";
-        await StartReadyAndStop(settings, [typeof(DeviceExecutor), typeof(CheckpointRestorer), typeof(ModelStartup), typeof(EventIngestor), typeof(CheckpointWriter)]);
+        await StartReadyAndStop(settings, [typeof(KafkaConnection), typeof(DeviceExecutor), typeof(CheckpointRestorer), typeof(ModelStartup), typeof(EventIngestor), typeof(CheckpointWriter)]);
     }
 
     [Fact]
@@ -58,7 +59,7 @@ public sealed class LifecycleTests : IDisposable
         settings["Inference:Sync:ParameterServer"] = ps.Address;
         settings["Inference:Sync:WorkerId"] = "worker-a";
         await StartReadyAndStop(settings,
-            [typeof(ParameterServerCheck), typeof(DeviceExecutor), typeof(CheckpointRestorer), typeof(PoolMembership), typeof(ModelStartup),
+            [typeof(KafkaConnection), typeof(ParameterServerCheck), typeof(DeviceExecutor), typeof(CheckpointRestorer), typeof(PoolMembership), typeof(ModelStartup),
              typeof(TrainingService), typeof(EventIngestor), typeof(CheckpointWriter)]);
     }
 
@@ -78,8 +79,8 @@ public sealed class LifecycleTests : IDisposable
         var running = engine.App.Services.GetServices<IHostedService>().Select(s => s.GetType()).Where(EngineLifecycle.StartOrder.Contains).ToList();
         Assert.Equal(expected, running);
         Assert.Equal(running.OrderBy(t => IndexOf(t)), running);
-        await EngineHarness.WaitUntil(() => Readiness.Problem(engine.App.Services) is null, TimeSpan.FromSeconds(60),
-            () => $"the engine to be ready (it says: {Readiness.Problem(engine.App.Services)})");
+        await EngineHarness.WaitUntil(() => engine.Get<Readiness>().Problem() is null, TimeSpan.FromSeconds(60),
+            () => $"the engine to be ready (it says: {engine.Get<Readiness>().Problem()})");
 
         using var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await engine.App.StopAsync(stopping.Token);

@@ -1,4 +1,5 @@
 using Inference.Engine.Kafka;
+using Inference.Engine.Pipeline;
 using Inference.Kernels.Features;
 
 namespace Inference.Engine.Features;
@@ -10,14 +11,12 @@ namespace Inference.Engine.Features;
 /// </summary>
 internal abstract class ApplyWork
 {
-    private readonly ManualResetEventSlim _done = new(true);
+    private readonly BlockingResult<int> _applied = new(idle: true);
     private PartitionOffset[] _offsets = new PartitionOffset[16];
     private int _offsetCount;
-    private int _applied;
-    private Exception? _error;
 
     /// <summary>True when no apply of this work is queued or running.</summary>
-    public bool IsIdle => _done.IsSet;
+    public bool IsIdle => _applied.IsSet;
 
     /// <summary>The offsets the watermark advances to once this batch is applied.</summary>
     public ReadOnlySpan<PartitionOffset> Offsets => _offsets.AsSpan(0, _offsetCount);
@@ -36,37 +35,28 @@ internal abstract class ApplyWork
     /// <summary>Waits for the device to finish this batch; returns the events applied or rethrows the apply's failure.</summary>
     public int Wait()
     {
-        _done.Wait();
-        if (_error is not null)
+        try
         {
-            var error = _error;
-            _error = null;
+            return _applied.Wait();
+        }
+        catch (Exception error)
+        {
             throw new InvalidOperationException("Applying a micro-batch failed.", error);
         }
-        return _applied;
     }
 
     internal void Begin()
     {
-        if (!_done.IsSet)
+        if (!_applied.IsSet)
         {
             throw new InvalidOperationException("This apply is already queued.");
         }
-        _error = null;
-        _done.Reset();
+        _applied.Reset();
     }
 
-    internal void Complete(int applied)
-    {
-        _applied = applied;
-        _done.Set();
-    }
+    internal void Complete(int applied) => _applied.Complete(applied);
 
-    internal void Fail(Exception error)
-    {
-        _error = error;
-        _done.Set();
-    }
+    internal void Fail(Exception error) => _applied.Fail(error);
 
     /// <summary>Applies the batch to the table (on the executor thread).</summary>
     protected internal abstract ApplyResult Apply(FeatureTable table);

@@ -1,4 +1,5 @@
 using Inference.Engine.Kafka;
+using Inference.Engine.Pipeline;
 using Inference.Kernels.Features;
 
 namespace Inference.Engine.Features;
@@ -197,33 +198,21 @@ internal sealed partial class DeviceExecutor
     /// <summary>A read whose caller blocks its own thread until the executor has run it.</summary>
     private sealed class BlockingReadWork<T>(Func<FeatureTable, FeatureWatermark, T> read) : ReadWork
     {
-        private readonly ManualResetEventSlim _done = new(false);
-        private T? _result;
-        private Exception? _failure;
+        private readonly BlockingResult<T> _result = new();
 
         public override void Run(FeatureTable table, FeatureWatermark watermark)
         {
             try
             {
-                _result = read(table, watermark);
+                _result.Complete(read(table, watermark));
             }
             catch (Exception error)
             {
-                _failure = error;
+                _result.Fail(error);
             }
-            _done.Set();
         }
 
-        public T Wait()
-        {
-            _done.Wait();
-            _done.Dispose();
-            if (_failure is not null)
-            {
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(_failure);
-            }
-            return _result!;
-        }
+        public T Wait() => _result.Wait();
     }
 
     private sealed class ReadWork<T>(Func<FeatureTable, FeatureWatermark, T> read) : ReadWork

@@ -1,5 +1,6 @@
 using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
+using Inference.Engine.Kafka;
 using Inference.Engine.Outputs;
 using Inference.Engine.Pool;
 using Inference.Engine.Sync;
@@ -19,6 +20,8 @@ internal static class EngineLifecycle
     /// <summary>The services that run, in start order.</summary>
     public static readonly IReadOnlyList<Type> StartOrder =
     [
+        // Where Kafka is (the embedded broker started, when configured): every client connects after.
+        typeof(KafkaConnection),
         // A pool worker: nothing (consumers, training, announcements) starts before the pool's parameter server answers.
         typeof(ParameterServerCheck),
         // Before every stage that sends it work; it stops after all of them.

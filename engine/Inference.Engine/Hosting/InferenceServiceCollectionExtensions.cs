@@ -50,6 +50,7 @@ public static class InferenceServiceCollectionExtensions
         services.AddSingleton(sp => new ConsumerReadiness(sp.GetRequiredService<IOptions<ServingOptions>>().Value.ReadyLagEvents));
         // grpc.health.v1.Health: SERVING once the state is restored and replayed (with checkpoints) and
         // while the device executor takes work.
+        services.AddSingleton<Readiness>();
         services.AddGrpcHealthChecks().AddCheck<EngineHealthCheck>("engine");
         services.AddGrpcReflection();
         // Every instrument of the engine's meter, for Prometheus to scrape at /metrics on the HTTP port.
@@ -113,11 +114,11 @@ public static class InferenceServiceCollectionExtensions
         }
     }
 
-    private sealed class EngineHealthCheck(IServiceProvider services) : IHealthCheck
+    private sealed class EngineHealthCheck(Readiness readiness) : IHealthCheck
     {
         public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
         {
-            return Task.FromResult(Readiness.Problem(services) is { } problem ? HealthCheckResult.Unhealthy(problem) : HealthCheckResult.Healthy());
+            return Task.FromResult(readiness.Problem() is { } problem ? HealthCheckResult.Unhealthy(problem) : HealthCheckResult.Healthy());
         }
     }
 

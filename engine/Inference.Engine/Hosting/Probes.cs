@@ -20,8 +20,8 @@ internal static class Probes
         int port = app.Services.GetRequiredService<IOptions<Serving.ServingOptions>>().Value.HttpPort;
         string host = port == 0 ? "*" : $"*:{port}";
         app.MapPrometheusScrapingEndpoint("/metrics").RequireHost(host);
-        app.MapGet("/healthz", (HttpContext context) => Answer(context, Readiness.Alive(context.RequestServices))).RequireHost(host);
-        app.MapGet("/readyz", (HttpContext context) => Answer(context, Readiness.Problem(context.RequestServices))).RequireHost(host);
+        app.MapGet("/healthz", (HttpContext context, Readiness readiness) => Answer(context, readiness.Alive())).RequireHost(host);
+        app.MapGet("/readyz", (HttpContext context, Readiness readiness) => Answer(context, readiness.Problem())).RequireHost(host);
         Dashboard.Map(app, host);
     }
 

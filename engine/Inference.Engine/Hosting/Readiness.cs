@@ -2,7 +2,6 @@ using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
 using Inference.Engine.Pipeline;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Hosting;
@@ -11,30 +10,33 @@ namespace Inference.Engine.Hosting;
 /// What the readiness probes report (<c>/readyz</c> and the gRPC health service alike): null when ready,
 /// else why not. Not ready while stopping, while state is restored or replayed, and in a pool (role
 /// Worker) while events arrive on other partitions than their entity's (their state is not where a
-/// row is routed).
+/// row is routed). A parameter server (role Ps) holds no features: the stages it lacks are absent here.
 /// </summary>
-internal static class Readiness
+internal sealed class Readiness(
+    IOptions<InferenceOptions> inference,
+    DeviceExecutor? executor = null,
+    CheckpointCoordinator? checkpoints = null,
+    MisroutedEvents? misrouted = null)
 {
-    /// <summary>Liveness: null unless the engine is stopping.</summary>
-    public static string? Alive(IServiceProvider services) =>
-        services.GetService<DeviceExecutor>() is { IsStopping: true } ? "the engine is stopping" : null;
+    private readonly bool _pool = inference.Value.Role == EngineRole.Worker;
 
-    public static string? Problem(IServiceProvider services)
+    /// <summary>Liveness: null unless the engine is stopping.</summary>
+    public string? Alive() => executor is { IsStopping: true } ? "the engine is stopping" : null;
+
+    public string? Problem()
     {
-        if (Alive(services) is { } stopping)
+        if (Alive() is { } stopping)
         {
             return stopping;
         }
-        if (services.GetService<DeviceExecutor>() is null)
+        if (executor is null)
         {
             return null;
         }
-        var checkpoints = services.GetRequiredService<CheckpointCoordinator>();
-        if (!checkpoints.Ready)
+        if (checkpoints is { Ready: false })
         {
             return $"not ready: {checkpoints.Waiting}";
         }
-        bool pool = services.GetRequiredService<IOptions<InferenceOptions>>().Value.Role == EngineRole.Worker;
-        return pool && services.GetService<MisroutedEvents>()?.Problem() is { } misrouted ? $"not ready: {misrouted}" : null;
+        return _pool && misrouted?.Problem() is { } problem ? $"not ready: {problem}" : null;
     }
 }

@@ -1,4 +1,5 @@
 using Confluent.Kafka;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -6,17 +7,33 @@ namespace Inference.Engine.Kafka;
 
 /// <summary>
 /// Where the engine's Kafka clients connect: the configured cluster, or an embedded broker this
-/// object starts (with the engine's topics) when <c>Inference:Kafka:Embedded</c> is set.
+/// service starts (with the engine's topics) when <c>Inference:Kafka:Embedded</c> is set. It is the
+/// first service the host starts (see the engine's start order); nothing reads where to connect before.
 /// </summary>
-internal sealed partial class KafkaConnection : IDisposable
+internal sealed partial class KafkaConnection(IOptions<KafkaOptions> options, ILogger<KafkaConnection> logger) : IHostedService, IDisposable
 {
-    private readonly EmbeddedKafka? _embedded;
     private readonly HashSet<string> _created = [];
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _partitionCounts = new(StringComparer.Ordinal);
+    private EmbeddedKafka? _embedded;
+    private string? _bootstrapServers;
 
-    public KafkaConnection(IOptions<KafkaOptions> options, ILogger<KafkaConnection> logger)
+    /// <summary>
+    /// How long the broker may hold a fetch that has no new data: at low load an event reaches the
+    /// consumer at most this long after it is written (real brokers answer as soon as data arrives).
+    /// </summary>
+    public const int FetchWaitMaxMs = 5;
+
+    public KafkaOptions Options { get; } = options.Value;
+
+    /// <summary>The brokers to connect to; known once the connection has started.</summary>
+    public string BootstrapServers => _bootstrapServers
+        ?? throw new InvalidOperationException("The Kafka connection is read before it started (it starts first of the engine's services).");
+
+    public bool IsEmbedded => _embedded is not null;
+
+    /// <summary>Loads librdkafka and, when configured, starts the embedded broker with the engine's topics.</summary>
+    public Task StartAsync(CancellationToken cancellationToken)
     {
-        Options = options.Value;
         Library.Load();
         if (Options.Embedded && string.IsNullOrWhiteSpace(Options.BootstrapServers))
         {
@@ -25,26 +42,18 @@ internal sealed partial class KafkaConnection : IDisposable
             {
                 EnsureEmbeddedTopic(topic);
             }
-            BootstrapServers = _embedded.BootstrapServers;
-            Log.EmbeddedBroker(logger, BootstrapServers, Options.EmbeddedPartitions);
+            _bootstrapServers = _embedded.BootstrapServers;
+            Log.EmbeddedBroker(logger, _bootstrapServers, Options.EmbeddedPartitions);
         }
         else
         {
-            BootstrapServers = Options.BootstrapServers!;
+            _bootstrapServers = Options.BootstrapServers!;
         }
+        return Task.CompletedTask;
     }
 
-    /// <summary>
-    /// How long the broker may hold a fetch that has no new data: at low load an event reaches the
-    /// consumer at most this long after it is written (real brokers answer as soon as data arrives).
-    /// </summary>
-    public const int FetchWaitMaxMs = 5;
-
-    public KafkaOptions Options { get; }
-
-    public string BootstrapServers { get; }
-
-    public bool IsEmbedded => _embedded is not null;
+    /// <summary>The broker (when embedded) stays up until the host disposes the connection, after every client stopped.</summary>
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>
     /// Creates a topic on the embedded broker if it has none of that name (every topic the engine uses); a real

@@ -2,6 +2,7 @@ using Inference.Engine.Checkpoints;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
+using Inference.Engine.Pipeline;
 using Microsoft.Extensions.Logging;
 
 namespace Inference.Engine.Pool;
@@ -79,28 +80,7 @@ internal sealed class PartitionHandoff(DeviceExecutor executor, CheckpointCoordi
         {
             // The Kafka rebalance callback is synchronous: the partition is released only once its state is
             // written. The checkpoint is taken on the thread pool; the consumer's thread waits on an event.
-            using var written = new ManualResetEventSlim(false);
-            Exception? failure = null;
-            _ = Task.Run(async () =>
-            {
-                try
-                {
-                    await writer.TakeAsync(Timeout.Infinite, CancellationToken.None).ConfigureAwait(false);
-                }
-                catch (Exception error)
-                {
-                    failure = error;
-                }
-                finally
-                {
-                    written.Set();
-                }
-            });
-            written.Wait();
-            if (failure is not null)
-            {
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
-            }
+            BlockingResult.RunOnPool(() => writer.TakeAsync(Timeout.Infinite, CancellationToken.None));
         }
         executor.MovePartitions(_topic, Partitions, partitions.ToHashSet(), null, new HashSet<int>(), []);
     }

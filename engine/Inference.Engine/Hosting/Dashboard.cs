@@ -6,8 +6,8 @@ using Inference.Engine.Outputs;
 using Inference.Models.Registry;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 namespace Inference.Engine.Hosting;
@@ -31,8 +31,9 @@ internal static class Dashboard
     {
         app.MapGet("/alerts/stream", (HttpContext context, AlertHub hub, TimeProvider time) =>
             StreamAsync(context, time, Alerts(hub, LastEventId(context), context.RequestAborted))).RequireHost(host);
-        app.MapGet("/dashboard/stream", (HttpContext context, TimeProvider time) =>
-            StreamAsync(context, time, Live(context.RequestServices, time, context.RequestAborted))).RequireHost(host);
+        app.MapGet("/dashboard/stream", (HttpContext context, TimeProvider time, InferenceMetrics metrics, OutputMetrics outputs, AlertHub hub,
+                [FromServices] ModelRegistry? registry, IHostApplicationLifetime lifetime) =>
+            StreamAsync(context, time, Live(metrics, outputs, hub, registry, time, lifetime.ApplicationStopping, context.RequestAborted))).RequireHost(host);
         app.MapGet("/", () => File("index.html")).RequireHost(host);
         app.MapGet("/dashboard.js", () => File("dashboard.js")).RequireHost(host);
         app.MapGet("/vendor/{name}", (string name) => File("vendor/" + name)).RequireHost(host);
@@ -144,13 +145,9 @@ internal static class Dashboard
         }
     }
 
-    private static async IAsyncEnumerable<SseItem<string>> Live(IServiceProvider services, TimeProvider time, [EnumeratorCancellation] CancellationToken cancellation)
+    private static async IAsyncEnumerable<SseItem<string>> Live(InferenceMetrics metrics, OutputMetrics outputs, AlertHub hub, ModelRegistry? registry,
+        TimeProvider time, CancellationToken stopping, [EnumeratorCancellation] CancellationToken cancellation)
     {
-        var metrics = services.GetRequiredService<InferenceMetrics>();
-        var outputs = services.GetRequiredService<OutputMetrics>();
-        var hub = services.GetRequiredService<AlertHub>();
-        var registry = services.GetService<ModelRegistry>();
-        var stopping = services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellation, stopping);
         long lastAlert = Math.Max(0, hub.Latest - 50);
         var before = Counters(metrics, outputs);

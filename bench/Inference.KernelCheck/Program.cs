@@ -48,6 +48,12 @@ foreach (var kind in kinds)
             : string.Join("; ", report.Mismatches.Take(3));
         rows.Add($"| {name} | self-check vs oracle, all 14 aggregations | {(report.Passed ? "pass" : "FAIL")} | {detail} |");
     }
+    {
+        // Copies between the device and managed arrays the GC moves: the same check as the kernel tests.
+        var torn = TransferSelfCheck.Run(device, reads: 250);
+        allPassed &= torn.Count == 0;
+        rows.Add($"| {name} | reads into fresh arrays while the GC compacts | {(torn.Count == 0 ? "pass" : "FAIL")} | {(torn.Count == 0 ? "250 gathers, every value whole" : string.Join("; ", torn.Take(3)))} |");
+    }
     double peak = Bench.CopyBandwidth(device, quick ? 64 << 20 : 256 << 20);
     rows.Add(Invariant($"| {name} | device copy bandwidth (read + write) | {peak / 1e9:F1} GB/s | the peak for the rows below |"));
     double applySeconds = quick ? 2 : 5;
@@ -78,10 +84,10 @@ foreach (var kind in kinds)
     }
     {
         // Checkpoints: state copied to the host, restored here and on the CPU backend, then applied on.
-        var (mismatches, held) = SnapshotCheck.RoundTrip(device, seed: 303);
+        var (mismatches, held) = SnapshotSelfCheck.Run(device, seed: 303);
         allPassed &= mismatches.Count == 0;
         rows.Add($"| {name} | snapshot → restore (same accelerator and CPU backend; two of six partitions dropped and taken back), then apply on | {(mismatches.Count == 0 ? "pass" : "FAIL")} | {(mismatches.Count == 0 ? $"{held} entities, all 14 aggregations, read before and after 20 more batches" : string.Join("; ", mismatches.Take(3)))} |");
-        var (copy, restore, bytes) = SnapshotCheck.Timing(device, entities, 8);
+        var (copy, restore, bytes) = SnapshotTiming.Measure(device, entities, 8);
         rows.Add(Invariant($"| {name} | snapshot of {entities:N0} entities, 8 features (the checkpoint pause) | {1e3 * copy:F1} ms | {bytes / 1e6:F0} MB to host, {bytes / copy / 1e9:F2} GB/s; restore (upload + hash rebuild) {1e3 * restore:F1} ms |"));
     }
     foreach (int size in new[] { 1, 64, 1024 })

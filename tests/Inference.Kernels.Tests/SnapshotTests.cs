@@ -44,6 +44,17 @@ public sealed class SnapshotTests
 
     [Theory]
     [MemberData(nameof(Accelerators.Available), MemberType = typeof(Accelerators))]
+    public void A_snapshot_restores_on_its_accelerator_and_on_the_cpu_backend_and_partitions_go_and_come_back_exactly(AcceleratorKind kind)
+    {
+        // The body the GPU check runs on CUDA (bench/Inference.KernelCheck).
+        using var device = DeviceContext.Create(kind);
+        var (mismatches, entities) = SnapshotSelfCheck.Run(device, seed: 303);
+        Assert.True(mismatches.Count == 0, string.Join("\n", mismatches));
+        Assert.True(entities > 0, "the check compared no entity");
+    }
+
+    [Theory]
+    [MemberData(nameof(Accelerators.Available), MemberType = typeof(Accelerators))]
     public void A_restore_over_a_growth_in_progress_then_growing_again_keeps_every_entity(AcceleratorKind kind)
     {
         var plan = new FeaturePlan(FeatureSelfCheck.AllAggregations());

@@ -13,13 +13,12 @@ using Microsoft.Extensions.Options;
 namespace Inference.Engine.Training;
 
 /// <summary>
-/// The training stage, on one thread that owns the trainer's weights: consumes labels, joins each
-/// with its entity's current features, scores it before learning from it (progressive log loss),
-/// runs mini-batch SGD, publishes to serving on an interval and syncs with the parameter server.
+/// The training stage, on one thread that owns the trainer's weights: consumes labels in mini-batches
+/// (each learned by <see cref="MiniBatchTrainer"/>), publishes to serving on an interval and syncs with
+/// the parameter server.
 /// </summary>
 internal sealed class TrainingService : BackgroundService
 {
-    private const double LossSmoothing = 0.05;
     private const int IdlePollMs = 100;
 
     private readonly KafkaConnection _kafka;
@@ -104,143 +103,39 @@ internal sealed class TrainingService : BackgroundService
     private void Run(CancellationToken stopping)
     {
         var training = _training;
-        var spec = _registry.Spec;
-        int width = _features.FeatureWidth;
-        int requestWidth = _model.RequestFeatures;
-        int batchSize = training.BatchSize;
-        var inexact = new bool[batchSize];
-        var inputs = new float[batchSize * spec.Inputs];
-        // Without request features the gathered matrix is the model input: no copy between them.
-        var gathered = requestWidth == 0 ? inputs : new float[batchSize * width];
-        var predictions = new float[batchSize];
-        double smoothedLoss = double.NaN;
-        bool dirty = false;
-        long learned = 0;
-        long skipped = 0;
-
-        using var learner = new OnlineLearner(spec, training.LearningRate);
         var restored = _trainerCheckpoints.Restored;
-        if (restored is not null)
-        {
-            // Go on exactly where the checkpoint was taken: its weights, statistics and counters; the
-            // labels after its offsets are read again and learned once.
-            learner.ImportState(restored.Learner);
-            _registry.Publish(restored.Learner.Parameters);
-            learned = restored.LabelsLearned;
-            skipped = restored.LabelsSkipped;
-            _baseVersion = restored.BaseVersion;
-        }
-        else
-        {
-            learner.Import(_registry.CurrentParameters());
-            if (_registry.Imported)
-            {
-                // A model trained elsewhere: its standardisation counts as a full horizon of rows already
-                // seen, so learning refines it gradually instead of replacing it with the first mini-batch's.
-                learner.AdoptStandardisation(OnlineLearner.StatisticsHorizonRows);
-            }
-        }
+        using var learner = StartLearner(restored);
         TryJoinParameterServer(learner);
-
-        void Train(LabelSink batch)
-        {
-            int count = batch.Count;
-            // Point in time: each label sees its entity's features as of the label's event time.
-            _metrics.PointInTimeInexact(_features.GatherAsOf(batch.Entities, batch.Times, count, gathered, inexact));
-            if (requestWidth > 0)
-            {
-                for (int r = 0; r < count; r++)
-                {
-                    gathered.AsSpan(r * width, width).CopyTo(inputs.AsSpan(r * spec.Inputs));
-                    batch.RequestFeatures.AsSpan(r * requestWidth, requestWidth).CopyTo(inputs.AsSpan(r * spec.Inputs + width));
-                }
-            }
-            // A mini-batch with a non-finite input or label would poison the standardisation and the
-            // weights for good: it is skipped and counted, never learned from.
-            if (!Finite.All(inputs.AsSpan(0, count * spec.Inputs)) || !Finite.All(batch.Labels.AsSpan(0, count)))
-            {
-                skipped += count;
-                _metrics.Skipped(count, "non_finite_input");
-                TrainingLog.SkippedBatch(_logger, count, "a non-finite input or label");
-                return;
-            }
-            // Progressive validation: score each label with the weights that have not seen it.
-            learner.Predict(inputs, count, predictions);
-            double loss = 0;
-            var labels = batch.Labels;
-            for (int r = 0; r < count; r++)
-            {
-                double p = Math.Clamp(predictions[r], 1e-7, 1 - 1e-7);
-                loss -= labels[r] * Math.Log(p) + (1 - labels[r]) * Math.Log(1 - p);
-            }
-            loss /= count;
-            smoothedLoss = double.IsNaN(smoothedLoss) ? loss : smoothedLoss + LossSmoothing * (loss - smoothedLoss);
-            double stepLoss = learner.Step(inputs, labels, count);
-            if (!double.IsFinite(stepLoss) || !double.IsFinite(loss))
-            {
-                // The weights the step produced are not trusted: back to the last published ones.
-                learner.Import(_registry.CurrentParameters());
-                skipped += count;
-                _metrics.Skipped(count, "non_finite_loss");
-                TrainingLog.SkippedBatch(_logger, count, "a non-finite loss");
-                return;
-            }
-            _metrics.Trained(count, smoothedLoss);
-            learned += count;
-            dirty = true;
-            _learnedSinceSync = true;
-        }
-
-        var sink = new LabelSink(batchSize, requestWidth, Train);
-        var settings = new BatchSourceSettings
-        {
-            Topic = _kafka.Options.LabelsTopic,
-            GroupId = _kafka.Options.GroupId + ".labels",
-            DeadLetterTopic = _kafka.Options.LabelsDeadLetterTopic,
-            MaxBatchDelayMs = training.MaxBatchDelayMs,
-            Malformed = _ => _metrics.MalformedLabel(),
-            Replayed = _metrics.ReplayedLabel,
-            Resume = restored?.LabelOffsets ?? [],
-            CommitsFollowCheckpoints = _checkpoints.Enabled,
-            CaughtUp = _checkpoints.Enabled ? () => _checkpoints.CaughtUp(_kafka.Options.LabelsTopic, _logger) : null,
-            CaughtUpWithin = _readyLag,
-            Follows = _coPartitioned ? _ownership : null,
-        };
+        var trainer = new MiniBatchTrainer(_features, learner, _registry, training.BatchSize, _model.RequestFeatures, _metrics, _logger,
+            restored?.LabelsLearned ?? 0, restored?.LabelsSkipped ?? 0);
+        var sink = new LabelSink(training.BatchSize, _model.RequestFeatures, trainer.Train);
         if (restored is not null)
         {
             sink.Restore(restored.LabelOffsets);
         }
+        var settings = LabelSourceSettings(restored);
         using var source = new KafkaBatchSource<LabelSink>(_kafka, settings, sink, _time, _logger);
         _checkpoints.Register(source);
         _trainerCheckpoints.Attach();
-        TrainingLog.Started(_logger, spec.Kind.ToString(), spec.Inputs, settings.Topic, batchSize, training.LearningRate);
+        TrainingLog.Started(_logger, _registry.Spec.Kind.ToString(), _registry.Spec.Inputs, settings.Topic, training.BatchSize, training.LearningRate);
 
         try
         {
+            long published = trainer.Learned;
             long nextPublish = 0;
             long nextSync = Deadline.After(_time, _sync.IntervalMs);
             while (!stopping.IsCancellationRequested)
             {
+                long before = trainer.Learned;
                 source.Poll(IdlePollMs);
+                _learnedSinceSync |= trainer.Learned != before;
                 // Between two mini-batches: the weights, statistics and label offsets agree.
-                _trainerCheckpoints.Serve(() => new TrainerCheckpoint(learner.ExportState(), sink.Done, learned, skipped, _baseVersion, training.LearningRate));
+                _trainerCheckpoints.Serve(() => new TrainerCheckpoint(learner.ExportState(), sink.Done, trainer.Learned, trainer.Skipped, _baseVersion, training.LearningRate));
                 long now = _time.GetTimestamp();
-                if (dirty && now >= nextPublish)
+                if (trainer.Learned != published && now >= nextPublish)
                 {
-                    var parameters = learner.Export();
-                    if (parameters.IsFinite())
-                    {
-                        _registry.Publish(parameters);
-                        _metrics.Published();
-                    }
-                    else
-                    {
-                        // Never serve or push a non-finite model: back to the last published weights.
-                        learner.Import(_registry.CurrentParameters());
-                        _metrics.Skipped(0, "non_finite_model");
-                        TrainingLog.SkippedBatch(_logger, 0, "a non-finite model");
-                    }
-                    dirty = false;
+                    Publish(learner);
+                    published = trainer.Learned;
                     nextPublish = Deadline.After(_time, training.PublishIntervalMs);
                 }
                 if (now >= nextSync)
@@ -256,6 +151,61 @@ internal sealed class TrainingService : BackgroundService
             _trainerCheckpoints.Detach();
             _checkpoints.Unregister(source);
         }
+    }
+
+    /// <summary>
+    /// The trainer's learner: exactly where the checkpoint left it (weights, statistics, base version; the
+    /// labels after its offsets are read again and learned once), else the serving model's weights.
+    /// </summary>
+    private OnlineLearner StartLearner(TrainerCheckpoint? restored)
+    {
+        var learner = new OnlineLearner(_registry.Spec, _training.LearningRate);
+        if (restored is not null)
+        {
+            learner.ImportState(restored.Learner);
+            _registry.Publish(restored.Learner.Parameters);
+            _baseVersion = restored.BaseVersion;
+            return learner;
+        }
+        learner.Import(_registry.CurrentParameters());
+        if (_registry.Imported)
+        {
+            // A model trained elsewhere: its standardisation counts as a full horizon of rows already
+            // seen, so learning refines it gradually instead of replacing it with the first mini-batch's.
+            learner.AdoptStandardisation(OnlineLearner.StatisticsHorizonRows);
+        }
+        return learner;
+    }
+
+    /// <summary>The labels consumer: its group, dead letters, resume offsets, commits and catch-up rules.</summary>
+    private BatchSourceSettings LabelSourceSettings(TrainerCheckpoint? restored) => new()
+    {
+        Topic = _kafka.Options.LabelsTopic,
+        GroupId = _kafka.Options.GroupId + ".labels",
+        DeadLetterTopic = _kafka.Options.LabelsDeadLetterTopic,
+        MaxBatchDelayMs = _training.MaxBatchDelayMs,
+        Malformed = _ => _metrics.MalformedLabel(),
+        Replayed = _metrics.ReplayedLabel,
+        Resume = restored?.LabelOffsets ?? [],
+        CommitsFollowCheckpoints = _checkpoints.Enabled,
+        CaughtUp = _checkpoints.Enabled ? () => _checkpoints.CaughtUp(_kafka.Options.LabelsTopic, _logger) : null,
+        CaughtUpWithin = _readyLag,
+        Follows = _coPartitioned ? _ownership : null,
+    };
+
+    /// <summary>Publishes the learner's weights to serving; a non-finite model is never served or pushed.</summary>
+    private void Publish(OnlineLearner learner)
+    {
+        var parameters = learner.Export();
+        if (parameters.IsFinite())
+        {
+            _registry.Publish(parameters);
+            _metrics.Published();
+            return;
+        }
+        learner.Import(_registry.CurrentParameters());
+        _metrics.Skipped(0, "non_finite_model");
+        TrainingLog.SkippedBatch(_logger, 0, "a non-finite model");
     }
 
     /// <summary>Starts from the shard's parameters, or seeds an empty shard with ours.</summary>

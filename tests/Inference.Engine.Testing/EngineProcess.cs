@@ -97,7 +97,23 @@ internal sealed partial class EngineProcess : IDisposable
         }
     }
 
-    /// <summary>SIGKILL: the process dies at once, mid-whatever (a crash, an OOM kill, a lost node).</summary>
+    /// <summary>Waits until the process has exited and its output is all in the log; false when it still runs after <paramref name="timeout"/>.</summary>
+    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        try
+        {
+            // Waits for the end of the redirected output too, not only for the exit.
+            await _process.WaitForExitAsync(deadline.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+        /// <summary>SIGKILL: the process dies at once, mid-whatever (a crash, an OOM kill, a lost node).</summary>
     public void Crash()
     {
         _process.Kill();

@@ -1,3 +1,4 @@
+using Inference.Kernels.Accelerators;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -162,8 +163,8 @@ public sealed partial class FeatureTable
         long zero = ((long)end - start) * width - copy;
         if (_device.IsHost)
         {
-            HostMemory(live, from, copy).CopyTo(HostMemory(next, from, copy));
-            HostMemory(next, from + copy, zero).Clear();
+            DeviceMemory.HostMemory(live, from, copy).CopyTo(DeviceMemory.HostMemory(next, from, copy));
+            DeviceMemory.HostMemory(next, from + copy, zero).Clear();
             return;
         }
         ArrayView<T> source = live.View;

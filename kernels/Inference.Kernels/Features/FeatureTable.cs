@@ -298,7 +298,7 @@ public sealed partial class FeatureTable : IDisposable
 
     /// <summary>A buffer as the kernels index it (with its host address on the CPU backend).</summary>
     private Column<T> Col<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer)
-        where T : unmanaged => new(buffer.View, _device.IsHost ? buffer.NativePtr.ToInt64() : 0);
+        where T : unmanaged => DeviceMemory.Col(_device, buffer);
 
     private PlanView PlanView() => new()
     {

@@ -209,8 +209,7 @@ public sealed class StreamScoringTests(ITestOutputHelper output) : IDisposable
         kafka.SetTopicError("scores.progress", ErrorCode.LeaderNotAvailable);
         string[] switches = [.. ServeSwitches(kafka, Path.Combine(_root, "checkpoints")), "--Inference:Outputs:Scores:ProgressReadTimeoutMs=3000"];
         using var engine = EngineProcess.Start(switches, log);
-        await EngineHarness.WaitUntil(() => engine.HasExited, TimeSpan.FromSeconds(90), () => $"the engine to exit without its progress. Its log:\n{engine.Tail()}");
-        Assert.True(engine.HasExited, $"the engine kept running without its progress. Its log:\n{engine.Tail()}");
+        Assert.True(await engine.WaitForExitAsync(TimeSpan.FromSeconds(90)), $"the engine kept running without its progress. Its log:\n{engine.Tail()}");
         string text = engine.Tail(200);
         Assert.Contains("scores.progress", text, StringComparison.Ordinal);
         Assert.Contains("Stream scoring cannot start", text, StringComparison.Ordinal);

@@ -209,7 +209,10 @@ public sealed class ParameterSyncTests
         }
         Labels(200);
         await EngineHarness.WaitUntil(() => a.Metrics.LabelsTrained == 100 && b.Metrics.LabelsTrained == 100, TimeSpan.FromSeconds(60), () => "100 labels trained by each worker");
-        await EngineHarness.WaitUntil(() => ps.Get<ParameterShard>().Current.Version > 3, TimeSpan.FromSeconds(30), () => "pushes from both workers");
+        // A whole sync round of each after its last label: everything it learned is pushed (the version alone
+        // cannot say so: a worker that learned all its labels between two rounds pushes them at once).
+        long roundsA = a.Metrics.SyncRounds, roundsB = b.Metrics.SyncRounds;
+        await EngineHarness.WaitUntil(() => a.Metrics.SyncRounds > roundsA + 1 && b.Metrics.SyncRounds > roundsB + 1, TimeSpan.FromSeconds(30), () => "pushes from both workers");
 
         // The parameter server restarts with nothing: its state was in memory.
         long failuresA = a.Get<SyncMetrics>().Failures, failuresB = b.Get<SyncMetrics>().Failures;

@@ -4,7 +4,7 @@ using Inference.Bench.Load;
 using Inference.Bench.Pipeline;
 using Inference.Engine.Kafka;
 
-// Inference.Bench pipeline | checkpoint | stream | watch | freshness | consume-baseline | micro — `--help` on each.
+// Inference.Bench pipeline | checkpoint | learn-ids | stream | watch | freshness | consume-baseline | micro — `--help` on each.
 var root = new RootCommand("Inference benchmarks: the end-to-end harness, load and freshness probes, micro-benchmarks (docs/benchmarks.md).");
 
 Option<int> Positive(string name, int fallback, string description, int min = 1) => new(name) { Description = description, DefaultValueFactory = _ => fallback, CustomParser = result => AtLeast(result, fallback, min) };
@@ -31,6 +31,14 @@ Option<string> Required(string name, string description) => new(name) { Descript
     var rounds = Positive("--rounds", 2, "Rounds of (checkpoints off, checkpoints on)");
     var command = new Command("checkpoint", "Ingest with checkpoints against checkpoints off, Score windows, checkpoint size, read and restore") { events, entities, partitions, interval, scoreRate, rounds };
     command.SetAction((p, _) => CheckpointBench.RunAsync(p.GetValue(events), p.GetValue(entities), p.GetValue(partitions), p.GetValue(interval), p.GetValue(scoreRate), p.GetValue(rounds)));
+    root.Subcommands.Add(command);
+}
+{
+    var dimension = Positive("--dimension", 16, "Values per id embedding");
+    var batch = Positive("--batch", 256, "Labels per mini-batch");
+    var seconds = Positive("--seconds", 10, "How long both paths are timed, in alternating turns");
+    var command = new Command("learn-ids", "Labels learned per second by a model over two id inputs against the logistic model, in one process") { dimension, batch, seconds };
+    command.SetAction(p => IdLearningBench.Run(p.GetValue(dimension), p.GetValue(batch), p.GetValue(seconds)));
     root.Subcommands.Add(command);
 }
 {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Inference.Kernels.Accelerators;
+using Inference.Kernels.Embeddings;
 using Inference.Testing;
 using Inference.KernelCheck;
 
@@ -89,6 +90,18 @@ foreach (var kind in kinds)
         rows.Add($"| {name} | snapshot → restore (same accelerator and CPU backend; two of six partitions dropped and taken back), then apply on | {(mismatches.Count == 0 ? "pass" : "FAIL")} | {(mismatches.Count == 0 ? $"{held} entities, all 14 aggregations, read before and after 20 more batches" : string.Join("; ", mismatches.Take(3)))} |");
         var (copy, restore, bytes) = SnapshotTiming.Measure(device, entities, 8);
         rows.Add(Invariant($"| {name} | snapshot of {entities:N0} entities, 8 features (the checkpoint pause) | {1e3 * copy:F1} ms | {bytes / 1e6:F0} MB to host, {bytes / copy / 1e9:F2} GB/s; restore (upload + hash rebuild) {1e3 * restore:F1} ms |"));
+    }
+    foreach (var optimizer in new[] { SparseOptimizerKind.Adagrad, SparseOptimizerKind.Ftrl })
+    {
+        // Embedding tables: the kernel tests' randomised check against a plain dictionary.
+        var report = EmbeddingSelfCheck.Run(device, seed: 41, optimizer);
+        allPassed &= report.Passed;
+        rows.Add($"| {name} | embedding table vs dictionary, {optimizer} | {(report.Passed ? "pass" : "FAIL")} | {(report.Passed ? $"{report.Batches} calls, {report.Growths} growths, {report.Forgotten} forgotten, {report.Restores} restores" : string.Join("; ", report.Mismatches.Take(3)))} |");
+    }
+    {
+        var (gather, step) = EmbeddingThroughput.Measure(device, quick ? 100_000 : 1_000_000, dimension: 16, batch: 4_096, seconds: quick ? 0.5 : 2);
+        rows.Add(Invariant($"| {name} | embedding gather, 4,096 ids of {(quick ? 100_000 : 1_000_000):N0}, dimension 16 | {gather:N0} rows/s | Touch (find, count, date) + gather |"));
+        rows.Add(Invariant($"| {name} | embedding Adagrad step, 4,096 rows, dimension 16 | {step:N0} rows/s | gradients summed per row, one step per touched row |"));
     }
     foreach (int size in new[] { 1, 64, 1024 })
     {

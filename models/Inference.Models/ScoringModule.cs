@@ -5,7 +5,12 @@ using static TorchSharp.torch;
 
 namespace Inference.Models;
 
-/// <summary>The TorchSharp module behind every scoring model: model inputs [rows × inputs] → logits [rows].</summary>
+/// <summary>
+/// The TorchSharp module behind every scoring model: model inputs [rows × inputs] (and, for the models over
+/// ids, the rows' id embeddings [rows × embedding width], gathered from the embedding tables) → logits [rows].
+/// The embeddings are inputs here, not parameters: the tables own them and learn them from the gradient
+/// the learner hands back.
+/// </summary>
 /// <remarks>
 /// Inputs are standardised inside the model, <c>(x − input_mean) · input_scale</c>, with both vectors
 /// non-trainable parameters that the trainer keeps at the running statistics of what it has seen.
@@ -24,14 +29,18 @@ public sealed class ScoringModule : nn.Module<Tensor, Tensor>
     public ScoringModule(ModelSpec spec)
         : base(nameof(ScoringModule))
     {
+        if (spec.Problem() is { } problem)
+        {
+            throw new ArgumentException($"The model's shape: {problem}.", nameof(spec));
+        }
         Spec = spec;
         TorchRuntime.EnsureLoaded();
         torch.random.manual_seed(spec.Seed);
         _layers = spec.Kind switch
         {
-            ModelKind.Logistic => nn.Sequential(("linear", nn.Linear(spec.Inputs, 1))),
-            ModelKind.Mlp => nn.Sequential(
-                ("hidden", nn.Linear(spec.Inputs, spec.Hidden)),
+            ModelKind.Logistic or ModelKind.DotProduct => nn.Sequential(("linear", nn.Linear(spec.Inputs, 1))),
+            ModelKind.Mlp or ModelKind.EmbeddingMlp => nn.Sequential(
+                ("hidden", nn.Linear(spec.Inputs + spec.EmbeddingWidth, spec.Hidden)),
                 ("relu", nn.ReLU()),
                 ("output", nn.Linear(spec.Hidden, 1))),
             _ => throw new ArgumentOutOfRangeException(nameof(spec), spec.Kind, "Unknown model kind."),
@@ -58,7 +67,42 @@ public sealed class ScoringModule : nn.Module<Tensor, Tensor>
         return torch.from_array(inputs).narrow(0, 0, rows * Spec.Inputs).view(rows, Spec.Inputs);
     }
 
-    public override Tensor forward(Tensor input) => _layers.forward((input - _inputMean) * _inputScale).squeeze(-1);
+    /// <summary>
+    /// The first <paramref name="rows"/> rows of a row-major embedding array as a [rows × embedding width]
+    /// tensor that reads the array in place.
+    /// </summary>
+    public Tensor Embeddings(float[] embeddings, int rows)
+    {
+        int width = Spec.EmbeddingWidth;
+        if (embeddings.Length < rows * width)
+        {
+            throw new ArgumentException($"{rows} rows need {rows * width} embedding values; the array holds {embeddings.Length}.", nameof(embeddings));
+        }
+        return torch.from_array(embeddings).narrow(0, 0, rows * width).view(rows, width);
+    }
+
+    public override Tensor forward(Tensor input) => Forward(input, null);
+
+    /// <summary>Logits of the rows: standardised inputs, with the rows' embeddings for the models over ids.</summary>
+    public Tensor Forward(Tensor input, Tensor? embeddings)
+    {
+        var standardised = (input - _inputMean) * _inputScale;
+        if (!Spec.HasIds)
+        {
+            return _layers.forward(standardised).squeeze(-1);
+        }
+        if (embeddings is null)
+        {
+            throw new ArgumentNullException(nameof(embeddings), $"A {Spec.Kind} model scores rows with their id embeddings.");
+        }
+        if (Spec.Kind == ModelKind.EmbeddingMlp)
+        {
+            return _layers.forward(torch.cat([standardised, embeddings], 1)).squeeze(-1);
+        }
+        int d = Spec.Ids[0];
+        var dot = (embeddings.narrow(1, 0, d) * embeddings.narrow(1, d, d)).sum(1);
+        return _layers.forward(standardised).squeeze(-1) + dot;
+    }
 
     /// <summary>Sets the input standardisation (the trainer's running statistics).</summary>
     public void SetInputStandardisation(ReadOnlySpan<float> mean, ReadOnlySpan<float> scale)
@@ -99,5 +143,4 @@ public sealed class ScoringModule : nn.Module<Tensor, Tensor>
         }
     }
 
-    internal IEnumerable<Parameter> TrainableParameters() => parameters().Where(p => p.requires_grad);
 }

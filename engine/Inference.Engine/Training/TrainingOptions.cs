@@ -1,3 +1,5 @@
+using Inference.Models.Training;
+
 namespace Inference.Engine.Training;
 
 /// <summary>The training stage, section <c>Inference:Training</c>.</summary>
@@ -19,6 +21,9 @@ public sealed class TrainingOptions
     public int MaxBatchDelayMs { get; set; } = DefaultMaxBatchDelayMs;
 
     public double LearningRate { get; set; } = DefaultLearningRate;
+
+    /// <summary>The dense part's optimizer: Sgd, Adam or Adagrad (its state is checkpointed with the weights).</summary>
+    public DenseOptimizerKind Optimizer { get; set; } = DenseOptimizerKind.Sgd;
 
     /// <summary>The trainer publishes its weights to serving at most this often.</summary>
     public int PublishIntervalMs { get; set; } = DefaultPublishIntervalMs;

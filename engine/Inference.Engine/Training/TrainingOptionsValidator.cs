@@ -1,4 +1,5 @@
 using Inference.Engine.Pipeline;
+using Inference.Models;
 using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Training;
@@ -13,6 +14,7 @@ internal sealed class TrainingOptionsValidator : IValidateOptions<TrainingOption
         rules.Require(training.MaxBatchDelayMs is > 0 and <= 600_000, "MaxBatchDelayMs", training.MaxBatchDelayMs, "must be between 1 and 600000");
         rules.Require(training.LearningRate > 0 && double.IsFinite(training.LearningRate), "LearningRate", training.LearningRate, "must be a positive number");
         rules.Require(training.PublishIntervalMs is >= 0 and <= 3_600_000, "PublishIntervalMs", training.PublishIntervalMs, "must be between 0 and 3600000");
+        rules.Require(Enum.IsDefined(training.Optimizer), "Optimizer", training.Optimizer, "must be Sgd, Adam or Adagrad");
         return rules.Result;
     }
 }
@@ -23,7 +25,8 @@ internal sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
     public ValidateOptionsResult Validate(string? name, ModelOptions model)
     {
         var rules = new ConfigurationRules(ModelOptions.Section);
-        rules.Require(Enum.IsDefined(model.Kind), "Kind", model.Kind, "must be Logistic or Mlp");
+        rules.Require(model.Kind is ModelKind.Logistic or ModelKind.Mlp, "Kind", model.Kind,
+            "must be Logistic or Mlp: the models over ids (EmbeddingMlp, DotProduct) and their embedding tables are built in the engine's kernels and models but not yet served or trained by it");
         rules.Require(model.Hidden is > 0 and <= 65_536, "Hidden", model.Hidden, "must be between 1 and 65536");
         rules.Require(model.RequestFeatures is >= 0 and <= 4_096, "RequestFeatures", model.RequestFeatures, "must be between 0 and 4096");
         rules.Require(model.IntraOpThreads is > 0 and <= 1_024, "IntraOpThreads", model.IntraOpThreads, "must be between 1 and 1024");

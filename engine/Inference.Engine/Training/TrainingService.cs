@@ -159,7 +159,7 @@ internal sealed class TrainingService : BackgroundService
     /// </summary>
     private OnlineLearner StartLearner(TrainerCheckpoint? restored)
     {
-        var learner = new OnlineLearner(_registry.Spec, _training.LearningRate);
+        var learner = new OnlineLearner(_registry.Spec, _training.LearningRate, _training.Optimizer);
         if (restored is not null)
         {
             learner.ImportState(restored.Learner);

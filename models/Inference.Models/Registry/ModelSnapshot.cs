@@ -31,7 +31,13 @@ public sealed class ModelSnapshot
     public ParameterSet Parameters { get; }
 
     /// <summary>Probabilities for <paramref name="rows"/> rows of model input (row-major, <see cref="ModelSpec.Inputs"/> wide).</summary>
-    public void Score(float[] inputs, int rows, Span<float> scores)
+    public void Score(float[] inputs, int rows, Span<float> scores) => Score(inputs, null, rows, scores);
+
+    /// <summary>
+    /// Probabilities for <paramref name="rows"/> rows of model input and, for the models over ids, the rows'
+    /// embeddings (row-major, <see cref="ModelSpec.EmbeddingWidth"/> wide).
+    /// </summary>
+    public void Score(float[] inputs, float[]? embeddings, int rows, Span<float> scores)
     {
         Debug.Assert(Volatile.Read(ref _references) > 0, "Scoring needs a lease on the snapshot.");
         if (scores.Length < rows)
@@ -40,7 +46,7 @@ public sealed class ModelSnapshot
         }
         using var inference = torch.inference_mode();
         using var scope = torch.NewDisposeScope();
-        var probabilities = torch.sigmoid(_module.forward(_module.Inputs(inputs, rows)));
+        var probabilities = torch.sigmoid(_module.Forward(_module.Inputs(inputs, rows), embeddings is null ? null : _module.Embeddings(embeddings, rows)));
         probabilities.data<float>().CopyTo(scores[..rows]);
     }
 

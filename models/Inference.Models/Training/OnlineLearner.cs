@@ -13,7 +13,8 @@ namespace Inference.Models.Training;
 /// <param name="Rows">Rows the statistics weigh (at most <see cref="OnlineLearner.StatisticsHorizonRows"/>).</param>
 /// <param name="Sums">Per input, the weighted sum of values.</param>
 /// <param name="SumsOfSquares">Per input, the weighted sum of squared values.</param>
-public sealed record LearnerState(ParameterSet Parameters, double Rows, double[] Sums, double[] SumsOfSquares);
+/// <param name="Optimizer">The dense optimizer's state (Adam's or Adagrad's moments; none for SGD or from an older checkpoint).</param>
+public sealed record LearnerState(ParameterSet Parameters, double Rows, double[] Sums, double[] SumsOfSquares, ParameterSet? Optimizer = null);
 
 /// <summary>
 /// The trainer's own copy of the weights and its optimizer. Only the trainer thread touches it:
@@ -28,7 +29,7 @@ public sealed class OnlineLearner : IDisposable
     public const double StatisticsHorizonRows = 100_000;
 
     private readonly ScoringModule _module;
-    private readonly optim.Optimizer _optimizer;
+    private readonly DenseOptimizer _optimizer;
     private readonly double[] _sum;
     private readonly double[] _sumOfSquares;
     private readonly float[] _mean;
@@ -36,7 +37,7 @@ public sealed class OnlineLearner : IDisposable
     private double _rows;
     private InputMoments _others;
 
-    public OnlineLearner(ModelSpec spec, double learningRate)
+    public OnlineLearner(ModelSpec spec, double learningRate, DenseOptimizerKind optimizer = DenseOptimizerKind.Sgd)
     {
         if (!(learningRate > 0) || double.IsInfinity(learningRate))
         {
@@ -44,7 +45,7 @@ public sealed class OnlineLearner : IDisposable
         }
         _module = new ScoringModule(spec);
         _module.train();
-        _optimizer = optim.SGD(_module.TrainableParameters(), learningRate);
+        _optimizer = new DenseOptimizer(optimizer, _module.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)), learningRate);
         Spec = spec;
         _sum = new double[spec.Inputs];
         _sumOfSquares = new double[spec.Inputs];
@@ -56,25 +57,46 @@ public sealed class OnlineLearner : IDisposable
     public ModelSpec Spec { get; }
 
     /// <summary>Probabilities under the current trainer weights (for progressive validation).</summary>
-    public void Predict(float[] inputs, int rows, Span<float> probabilities)
+    public void Predict(float[] inputs, int rows, Span<float> probabilities) => Predict(inputs, null, rows, probabilities);
+
+    /// <summary>Probabilities under the current trainer weights, with the rows' id embeddings for the models over ids.</summary>
+    public void Predict(float[] inputs, float[]? embeddings, int rows, Span<float> probabilities)
     {
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        torch.sigmoid(_module.forward(_module.Inputs(inputs, rows))).data<float>().CopyTo(probabilities[..rows]);
+        var logits = _module.Forward(_module.Inputs(inputs, rows), embeddings is null ? null : _module.Embeddings(embeddings, rows));
+        torch.sigmoid(logits).data<float>().CopyTo(probabilities[..rows]);
     }
 
-    /// <summary>One SGD step on the mean binary cross-entropy of a mini-batch; returns that loss before the step.</summary>
-    public double Step(float[] inputs, float[] labels, int rows)
+    /// <summary>One optimizer step on the mean binary cross-entropy of a mini-batch; returns that loss before the step.</summary>
+    public double Step(float[] inputs, float[] labels, int rows) => Step(inputs, null, labels, rows, null);
+
+    /// <summary>
+    /// One optimizer step of the dense part on the mean binary cross-entropy of a mini-batch, with the rows'
+    /// id embeddings for the models over ids; the loss's gradient with respect to each row's embeddings goes
+    /// into <paramref name="embeddingGradients"/> (rows × embedding width) for the embedding tables' own
+    /// optimizers. Returns the loss before the step.
+    /// </summary>
+    public double Step(float[] inputs, float[]? embeddings, float[] labels, int rows, float[]? embeddingGradients)
     {
         UpdateStandardisation(inputs, rows);
         using var scope = torch.NewDisposeScope();
         var y = torch.from_array(labels).narrow(0, 0, rows);
-        _optimizer.zero_grad();
-        var loss = nn.functional.binary_cross_entropy_with_logits(_module.forward(_module.Inputs(inputs, rows)), y);
+        _module.zero_grad();
+        // A leaf over the caller's array: backward leaves the embeddings' gradient on it.
+        var e = embeddings is null ? null : _module.Embeddings(embeddings, rows).detach().requires_grad_(true);
+        var loss = nn.functional.binary_cross_entropy_with_logits(_module.Forward(_module.Inputs(inputs, rows), e), y);
         loss.backward();
-        _optimizer.step();
+        _optimizer.Step();
+        if (e?.grad is { } gradient && embeddingGradients is not null)
+        {
+            gradient.data<float>().CopyTo(embeddingGradients.AsSpan(0, rows * Spec.EmbeddingWidth));
+        }
         return loss.item<float>();
     }
+
+    /// <summary>The dense optimizer in use.</summary>
+    public DenseOptimizerKind Optimizer => _optimizer.Kind;
 
     private void UpdateStandardisation(float[] inputs, int rows)
     {
@@ -139,7 +161,8 @@ public sealed class OnlineLearner : IDisposable
     public ParameterSet Export() => _module.Export();
 
     /// <summary>The weights and the standardisation statistics (for checkpoints).</summary>
-    public LearnerState ExportState() => new(_module.Export(), _rows, (double[])_sum.Clone(), (double[])_sumOfSquares.Clone());
+    public LearnerState ExportState() => new(_module.Export(), _rows, (double[])_sum.Clone(), (double[])_sumOfSquares.Clone(),
+        _optimizer.Kind == DenseOptimizerKind.Sgd ? null : _optimizer.Export());
 
     /// <summary>Goes on from <paramref name="state"/>: its weights, and its statistics for the steps to come.</summary>
     public void ImportState(LearnerState state)
@@ -150,6 +173,10 @@ public sealed class OnlineLearner : IDisposable
             throw new ArgumentException($"The state has statistics for {state.Sums.Length} inputs; the model has {Spec.Inputs}.", nameof(state));
         }
         _module.Import(state.Parameters);
+        if (state.Optimizer is { } optimizer)
+        {
+            _optimizer.Import(optimizer);
+        }
         _rows = state.Rows;
         state.Sums.CopyTo(_sum, 0);
         state.SumsOfSquares.CopyTo(_sumOfSquares, 0);

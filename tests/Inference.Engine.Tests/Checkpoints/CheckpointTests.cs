@@ -91,8 +91,10 @@ public sealed class CheckpointTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(_directory, "checkpoint-000000000009.tmp-1")));
     }
 
-    [Fact]
-    public async Task A_restart_restores_features_model_and_offsets_and_replays_nothing_twice()
+    [Theory]
+    [InlineData("Sgd")]
+    [InlineData("Adam")]
+    public async Task A_restart_restores_features_model_and_offsets_and_replays_nothing_twice(string optimizer)
     {
         using var kafka = new EmbeddedKafka();
         foreach (var topic in new[] { "events", "labels", "events.dead-letter", "labels.dead-letter" })
@@ -100,6 +102,7 @@ public sealed class CheckpointTests : IDisposable
             kafka.CreateTopic(topic, 4);
         }
         var settings = Settings(kafka);
+        settings["Inference:Training:Optimizer"] = optimizer;
         var oracle = new Dictionary<string, List<float>>();
         var random = new Random(11);
         long time = 1_767_225_600_000;

@@ -127,8 +127,11 @@ public sealed class PoolAcceptanceTests(ITestOutputHelper output) : IDisposable
                 Path.Combine(_root, "w3.log"));
             await w3.WaitUpAsync(TimeSpan.FromSeconds(90));
             var registry = new ParameterService.ParameterServiceClient(shards[0].Channel);
-            await EngineHarness.WaitUntil(() => registry.Members(new MembersRequest(), Bearer) is { } m && m.Members.Count == 3 && m.Members.Sum(x => x.Partitions.Count) == Partitions,
-                TimeSpan.FromSeconds(90), () => "three workers announcing all 12 partitions");
+            // Each of the three owning some: a member that joined last may first announce an empty share while the
+            // others still hold every partition, and the rebalance that gives it its share would then fall mid-test.
+            await EngineHarness.WaitUntil(() => registry.Members(new MembersRequest(), Bearer) is { } m && m.Members.Count == 3 && m.Members.All(x => x.Partitions.Count > 0)
+                    && m.Members.Sum(x => x.Partitions.Count) == Partitions,
+                TimeSpan.FromSeconds(90), () => "three workers announcing all 12 partitions, each some");
 
             var stream = new SyntheticStream(entities: Entities, seed: 12);
             using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers, Partitioner = Partitioner.Murmur2Random, LingerMs = 2 }).Build();

@@ -20,6 +20,9 @@ internal sealed class FeatureStore(DeviceExecutor executor)
 
     public int Entities => executor.Entities;
 
+    /// <summary>The watermark the executor published after its last apply (no round trip; what Score answers with).</summary>
+    public FeatureWatermark Published => executor.Watermark;
+
     /// <summary>The watermark of the state as it is now (a round trip through the executor).</summary>
     public FeatureWatermark Watermark => executor.Read((_, watermark) => watermark);
 

@@ -16,6 +16,12 @@ internal interface IOwnedPartitions
 
     /// <summary>True for a position of another topic, or of an owned partition of the events topic.</summary>
     bool Serves(PartitionOffset offset);
+
+    /// <summary>
+    /// Whether an owned partition's state here is whole, given the offset applied from it (-1: none): not
+    /// still being restored or replayed after it arrived.
+    /// </summary>
+    bool IsWhole(int partition, long applied);
 }
 
 /// <summary>What the events source reports as its consumer group moves partitions (the pool's ownership records it).</summary>

@@ -30,6 +30,8 @@ internal sealed class PartitionOwnership : IOwnedPartitions, IAssignmentListener
     /// <summary>Whether a watermark entry is served: any other topic's, and the events topic's owned partitions.</summary>
     public bool Serves(PartitionOffset offset) => offset.Topic != Topic || Owns(offset.Partition);
 
+    public bool IsWhole(int partition, long applied) => Owns(partition) && !CatchingUp(partition, applied, out _);
+
     public void Assigned(string topic, IEnumerable<int> partitions) => Change(topic, owned => owned.Union(partitions));
 
     public void Revoked(string topic, IEnumerable<int> partitions)

@@ -26,6 +26,7 @@ public sealed class PoolAcceptanceTests(ITestOutputHelper output) : IDisposable
     private const int Entities = 90;
     private const int IntervalMs = 1_000;
     private const string Token = "pool-token-0123456789abcdef";
+    private static readonly TimeSpan ShardDowntime = TimeSpan.FromMilliseconds(300);
     private readonly string _root = Path.Combine(Path.GetTempPath(), "inference-pool-" + Guid.NewGuid().ToString("N"));
 
     public void Dispose()
@@ -213,10 +214,9 @@ public sealed class PoolAcceptanceTests(ITestOutputHelper output) : IDisposable
             }
             ProduceLabels(Labels / 2);
             await EngineHarness.WaitUntil(() => reference.Metrics.LabelsTrained == Labels / 2, TimeSpan.FromSeconds(60), () => "the first half of the labels learned");
-            long failures1 = w1.Get<SyncMetrics>().Failures, failures2 = w2.Get<SyncMetrics>().Failures;
             await shards[0].DisposeAsync();
-            await EngineHarness.WaitUntil(() => w1.Get<SyncMetrics>().Failures > failures1 && w2.Get<SyncMetrics>().Failures > failures2, TimeSpan.FromSeconds(30),
-                () => "both in-process workers to find the first shard gone");
+            // The fault itself: a shard down for a moment (a quick restart), not a wait for something.
+            await Task.Delay(ShardDowntime);
             shards[0] = await EngineHarness.StartAsync(Shard(ports[0], 0));
             var restarted = Stopwatch.StartNew();
             long rounds1 = w1.Metrics.SyncRounds, rounds2 = w2.Metrics.SyncRounds;

@@ -190,7 +190,7 @@ internal sealed class TrainingService : BackgroundService
         CommitsFollowCheckpoints = _checkpoints.Enabled,
         CaughtUp = _checkpoints.Enabled ? () => _checkpoints.CaughtUp(_kafka.Options.LabelsTopic, _logger) : null,
         CaughtUpWithin = _readyLag,
-        Follows = _coPartitioned ? new WholePartitions(_ownership, _features, _kafka.Options.EventsTopic) : null,
+        Follows = _coPartitioned ? new WholePartitions(_ownership, () => _features.Published, _kafka.Options.EventsTopic) : null,
     };
 
     /// <summary>Publishes the learner's weights to serving; a non-finite model is never served or pushed.</summary>

@@ -10,13 +10,12 @@ namespace Inference.Engine.Training;
 /// with an entity's state that is still missing events (it would learn from features the entity does not
 /// have); its labels wait in Kafka meanwhile, nothing is lost.
 /// </summary>
-internal sealed class WholePartitions(IOwnedPartitions ownership, FeatureStore features, string eventsTopic) : IOwnedPartitions
+internal sealed class WholePartitions(IOwnedPartitions ownership, Func<FeatureWatermark> published, string eventsTopic) : IOwnedPartitions
 {
-    private long _ownedVersion = -1;
     private int[] _whole = [];
     private long _version;
 
-    /// <summary>Changes when the owned set changes or another owned partition becomes whole.</summary>
+    /// <summary>Changes when the set of whole owned partitions changes.</summary>
     public long Version
     {
         get
@@ -41,29 +40,33 @@ internal sealed class WholePartitions(IOwnedPartitions ownership, FeatureStore f
 
     private void Refresh()
     {
-        long owned = ownership.Version;
-        var watermark = features.Published;
+        var watermark = published();
         var partitions = ownership.Owned;
+        var whole = Volatile.Read(ref _whole);
         int count = 0;
-        foreach (int partition in partitions)
-        {
-            count += ownership.IsWhole(partition, watermark.OffsetOf(eventsTopic, partition)) ? 1 : 0;
-        }
-        // Within one owned set, partitions only become whole: the count tells the sets apart.
-        if (owned == _ownedVersion && count == _whole.Length)
-        {
-            return;
-        }
-        var whole = new List<int>(count);
+        bool same = true;
         foreach (int partition in partitions)
         {
             if (ownership.IsWhole(partition, watermark.OffsetOf(eventsTopic, partition)))
             {
-                whole.Add(partition);
+                same &= count < whole.Length && whole[count] == partition;
+                count++;
             }
         }
-        _ownedVersion = owned;
-        Volatile.Write(ref _whole, [.. whole]);
+        if (same && count == whole.Length)
+        {
+            return;
+        }
+        // Built again rather than sized by the count: a partition may become whole between the two passes.
+        var next = new List<int>(count);
+        foreach (int partition in partitions)
+        {
+            if (ownership.IsWhole(partition, watermark.OffsetOf(eventsTopic, partition)))
+            {
+                next.Add(partition);
+            }
+        }
+        Volatile.Write(ref _whole, [.. next]);
         Interlocked.Increment(ref _version);
     }
 }

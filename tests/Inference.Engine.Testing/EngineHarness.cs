@@ -78,18 +78,8 @@ internal sealed class EngineHarness : IAsyncDisposable
         new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = bootstrapServers, LingerMs = 2, EnableIdempotence = true }).Build();
 
     /// <summary>Waits for a condition, failing with what was expected when the deadline passes.</summary>
-    public static async Task WaitUntil(Func<bool> condition, TimeSpan timeout, Func<string> expectation)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"Timed out after {timeout.TotalSeconds:0} s waiting for: {expectation()}");
-            }
-            await Task.Delay(PollInterval);
-        }
-    }
+    public static Task WaitUntil(Func<bool> condition, TimeSpan timeout, Func<string> expectation) =>
+        WaitUntilAsync(() => Task.FromResult(condition()), timeout, expectation);
 
     /// <summary>Waits for a condition that takes a call to check, failing with what was expected when the deadline passes.</summary>
     public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> expectation)

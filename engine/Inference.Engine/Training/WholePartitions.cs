@@ -12,6 +12,8 @@ namespace Inference.Engine.Training;
 /// </summary>
 internal sealed class WholePartitions(IOwnedPartitions ownership, Func<FeatureWatermark> published, string eventsTopic) : IOwnedPartitions
 {
+    // The labels source's thread is the only caller: one list reused for every look.
+    private readonly List<int> _scratch = [];
     private int[] _whole = [];
     private long _version;
 
@@ -41,32 +43,19 @@ internal sealed class WholePartitions(IOwnedPartitions ownership, Func<FeatureWa
     private void Refresh()
     {
         var watermark = published();
-        var partitions = ownership.Owned;
-        var whole = Volatile.Read(ref _whole);
-        int count = 0;
-        bool same = true;
-        foreach (int partition in partitions)
+        _scratch.Clear();
+        foreach (int partition in ownership.Owned)
         {
             if (ownership.IsWhole(partition, watermark.OffsetOf(eventsTopic, partition)))
             {
-                same &= count < whole.Length && whole[count] == partition;
-                count++;
+                _scratch.Add(partition);
             }
         }
-        if (same && count == whole.Length)
+        if (_scratch.SequenceEqual(_whole))
         {
             return;
         }
-        // Built again rather than sized by the count: a partition may become whole between the two passes.
-        var next = new List<int>(count);
-        foreach (int partition in partitions)
-        {
-            if (ownership.IsWhole(partition, watermark.OffsetOf(eventsTopic, partition)))
-            {
-                next.Add(partition);
-            }
-        }
-        Volatile.Write(ref _whole, [.. next]);
+        Volatile.Write(ref _whole, [.. _scratch]);
         Interlocked.Increment(ref _version);
     }
 }

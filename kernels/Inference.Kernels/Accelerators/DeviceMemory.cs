@@ -56,22 +56,10 @@ internal static class DeviceMemory
 
     /// <summary>Zeroes a device buffer.</summary>
     public static void Clear<T>(DeviceContext device, MemoryBuffer1D<T, Stride1D.Dense> buffer)
-        where T : unmanaged
-    {
-        if (device.IsHost)
-        {
-            HostMemory(buffer, 0, buffer.Length).Clear();
-            return;
-        }
-        buffer.MemSetToZero();
-    }
+        where T : unmanaged => Clear(device, buffer, 0, buffer.Length);
 
-    /// <summary>A buffer as a kernel column (on the CPU backend it carries the host address too).</summary>
-    public static Column<T> Col<T>(DeviceContext device, MemoryBuffer1D<T, Stride1D.Dense> buffer)
-        where T : unmanaged => new(buffer.View, device.IsHost ? buffer.NativePtr.ToInt64() : 0);
-
-    /// <summary>Copies <paramref name="count"/> elements from the start of one device buffer to the start of another.</summary>
-    public static void Copy<T>(DeviceContext device, MemoryBuffer1D<T, Stride1D.Dense> source, MemoryBuffer1D<T, Stride1D.Dense> target, long count)
+    /// <summary>Zeroes <paramref name="count"/> elements of a device buffer from <paramref name="offset"/>.</summary>
+    public static void Clear<T>(DeviceContext device, MemoryBuffer1D<T, Stride1D.Dense> buffer, long offset, long count)
         where T : unmanaged
     {
         if (count == 0)
@@ -80,17 +68,38 @@ internal static class DeviceMemory
         }
         if (device.IsHost)
         {
-            HostMemory(source, 0, count).CopyTo(HostMemory(target, 0, count));
+            HostMemory(buffer, offset, count).Clear();
+            return;
+        }
+        ArrayView<T> view = buffer.View;
+        view.SubView(offset, count).MemSetToZero();
+    }
+
+    /// <summary>Copies <paramref name="count"/> elements at <paramref name="offset"/> from one device buffer to the same place in another.</summary>
+    public static void Copy<T>(DeviceContext device, MemoryBuffer1D<T, Stride1D.Dense> source, MemoryBuffer1D<T, Stride1D.Dense> target, long offset, long count)
+        where T : unmanaged
+    {
+        if (count == 0)
+        {
+            return;
+        }
+        if (device.IsHost)
+        {
+            HostMemory(source, offset, count).CopyTo(HostMemory(target, offset, count));
             return;
         }
         ArrayView<T> from = source.View;
         ArrayView<T> to = target.View;
-        var destination = to.SubView(0, count);
-        from.SubView(0, count).CopyTo(in destination);
+        var destination = to.SubView(offset, count);
+        from.SubView(offset, count).CopyTo(in destination);
     }
 
+    /// <summary>A buffer as a kernel column (on the CPU backend it carries the host address too).</summary>
+    public static Column<T> Col<T>(DeviceContext device, MemoryBuffer1D<T, Stride1D.Dense> buffer)
+        where T : unmanaged => new(buffer.View, device.IsHost ? buffer.NativePtr.ToInt64() : 0);
+
     /// <summary>On the CPU backend, part of a buffer as the host memory it is.</summary>
-    public static unsafe Span<T> HostMemory<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, long offset, long length)
+    private static unsafe Span<T> HostMemory<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, long offset, long length)
         where T : unmanaged
     {
         Debug.Assert(length == 0 || (offset >= 0 && offset + length <= buffer.Length), "A host copy stays inside its buffer.");

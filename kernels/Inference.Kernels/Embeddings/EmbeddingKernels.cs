@@ -100,14 +100,14 @@ internal static class EmbeddingKernels
     }
 
     /// <summary>Per value of the output: row <c>Rows[i]</c>'s coordinate <c>d</c> at <c>i × D + d</c>.</summary>
-    public static void Gather(Index1D thread, int stride, IdBatchView batch, RowsView rows, GradientView output)
+    public static void Gather(Index1D thread, int stride, IdBatchView batch, RowsView rows)
     {
         long total = (long)batch.Count * rows.Dimension;
         for (long e = thread; e < total; e += stride)
         {
             long i = e / rows.Dimension;
             long d = e - i * rows.Dimension;
-            output.Output[e] = rows.Values[(long)batch.Rows[i] * rows.Dimension + d];
+            batch.Output[e] = rows.Values[(long)batch.Rows[i] * rows.Dimension + d];
         }
     }
 

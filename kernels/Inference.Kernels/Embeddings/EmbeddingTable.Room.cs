@@ -61,9 +61,9 @@ public sealed partial class EmbeddingTable
         int oldCapacity = Capacity;
         var free = new int[_free];
         Download(freeList, free);
-        AllocateRows(capacity, heldRows: 0, keepFree: free, keepFrom: oldCapacity);
-        DeviceMemory.Copy(_device, values, _values, (long)oldCapacity * _dimension);
-        DeviceMemory.Copy(_device, state, _state, (long)oldCapacity * _stateWidth * _dimension);
+        AllocateRows(capacity, firstFree: oldCapacity, keptFree: free);
+        DeviceMemory.Copy(_device, values, _values, 0, (long)oldCapacity * _dimension);
+        DeviceMemory.Copy(_device, state, _state, 0, (long)oldCapacity * _stateWidth * _dimension);
         values.Dispose();
         state.Dispose();
         freeList.Dispose();
@@ -134,11 +134,11 @@ public sealed partial class EmbeddingTable
     }
 
     /// <summary>
-    /// Allocates the rows' values, state and free stack for <paramref name="capacity"/> rows. Rows
-    /// [1, <paramref name="heldRows"/>] are held; the rest are free, with <paramref name="keepFree"/> (rows
-    /// below <paramref name="keepFrom"/> freed earlier) on top of the stack, handed out first.
+    /// Allocates the rows' values, state and free stack for <paramref name="capacity"/> rows: rows from
+    /// <paramref name="firstFree"/> on are free, with <paramref name="keptFree"/> (rows below it freed earlier) on
+    /// top of the stack, handed out first.
     /// </summary>
-    private void AllocateRows(int capacity, int heldRows, int[]? keepFree = null, int keepFrom = 0)
+    private void AllocateRows(int capacity, int firstFree, int[]? keptFree = null)
     {
         var accelerator = _device.Accelerator;
         _values = accelerator.Allocate1D<float>((long)capacity * _dimension);
@@ -147,16 +147,15 @@ public sealed partial class EmbeddingTable
         _freeTop ??= accelerator.Allocate1D<int>(1);
         Clear(_values);
         Clear(_state);
-        int first = keepFree is null ? heldRows + 1 : keepFrom;
-        keepFree ??= [];
-        var free = new int[capacity - first + keepFree.Length];
+        keptFree ??= [];
+        var free = new int[capacity - firstFree + keptFree.Length];
         int at = 0;
         // The stack pops from its end: the lowest new rows last in the list, the rows kept on top.
-        for (int row = capacity - 1; row >= first; row--)
+        for (int row = capacity - 1; row >= firstFree; row--)
         {
             free[at++] = row;
         }
-        keepFree.CopyTo(free, at);
+        keptFree.CopyTo(free, at);
         Upload(_freeList, free);
         int top = free.Length;
         Upload(_freeTop, new ReadOnlySpan<int>(in top));

@@ -71,7 +71,7 @@ public sealed partial class EmbeddingTable
         _values.Dispose();
         _state.Dispose();
         _freeList.Dispose();
-        AllocateRows(capacity, held);
+        AllocateRows(capacity, firstFree: held + 1);
         Upload(_values, snapshot.Values);
         Upload(_state, snapshot.State);
 

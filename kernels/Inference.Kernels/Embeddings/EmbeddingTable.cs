@@ -51,7 +51,7 @@ public sealed partial class EmbeddingTable : IDisposable
     private readonly Action<Index1D, int, IdHashView, IdBatchView, RowsView, OptimizerView> _touch;
     private readonly Action<Index1D, int, IdHashView, IdBatchView> _resolve;
     private readonly Action<Index1D, int, IdHashView, IdBatchView> _lookup;
-    private readonly Action<Index1D, int, IdBatchView, RowsView, GradientView> _gather;
+    private readonly Action<Index1D, int, IdBatchView, RowsView> _gather;
     private readonly Action<Index1D, int, GradientView, RowsView, OptimizerView> _step;
     private readonly Action<Index1D, int, IdHashView, ForgetView, RowsView> _forgetBuckets;
     private readonly Action<Index1D, int, IdHashView, ForgetView, RowsView> _forgetOlderThan;
@@ -105,13 +105,13 @@ public sealed partial class EmbeddingTable : IDisposable
         _touch = _kernels.Load<IdHashView, IdBatchView, RowsView, OptimizerView>(EmbeddingKernels.Touch);
         _resolve = _kernels.Load<IdHashView, IdBatchView>(EmbeddingKernels.Resolve);
         _lookup = _kernels.Load<IdHashView, IdBatchView>(EmbeddingKernels.Lookup);
-        _gather = _kernels.Load<IdBatchView, RowsView, GradientView>(EmbeddingKernels.Gather);
+        _gather = _kernels.Load<IdBatchView, RowsView>(EmbeddingKernels.Gather);
         _step = _kernels.Load<GradientView, RowsView, OptimizerView>(EmbeddingKernels.Step);
         _forgetBuckets = _kernels.Load<IdHashView, ForgetView, RowsView>(EmbeddingKernels.ForgetBuckets);
         _forgetOlderThan = _kernels.Load<IdHashView, ForgetView, RowsView>(EmbeddingKernels.ForgetOlderThan);
         _rehash = _kernels.Load<IdHashView, IdHashView>(EmbeddingKernels.Rehash);
 
-        AllocateRows(options.InitialCapacity, heldRows: 0);
+        AllocateRows(options.InitialCapacity, firstFree: 1);
         UploadDefaultRow();
         _hash = AllocateHash(HashSizeFor(options.InitialCapacity + batch), out _hashMask);
     }
@@ -193,7 +193,7 @@ public sealed partial class EmbeddingTable : IDisposable
         Upload(_rows, rows);
         long values = (long)n * _dimension;
         int threads = _kernels.Threads(values);
-        _gather(threads, threads, BatchView(n, 0), RowsView(), GradientView(0));
+        _gather(threads, threads, BatchView(n, 0), RowsView());
         Download(_output, output[..(int)values]);
     }
 
@@ -311,6 +311,7 @@ public sealed partial class EmbeddingTable : IDisposable
         Bucket = Col(_buckets),
         Rows = Col(_rows),
         Counters = Col(_counters),
+        Output = Col(_output),
         Count = count,
         NowMs = nowMs,
         MinCount = _options.MinCount,
@@ -332,7 +333,6 @@ public sealed partial class EmbeddingTable : IDisposable
         Offsets = Col(_offsets),
         Positions = Col(_positions),
         Gradients = Col(_gradients),
-        Output = Col(_output),
         Unique = unique,
     };
 

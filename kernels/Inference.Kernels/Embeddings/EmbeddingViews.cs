@@ -41,6 +41,7 @@ internal struct IdBatchView
     public Column<int> Bucket;
     public Column<int> Rows;
     public Column<int> Counters;  // [0]: ids new to the table
+    public Column<float> Output;  // gathered values, Count × dimension
     public int Count;
     public long NowMs;
     public int MinCount;
@@ -53,7 +54,6 @@ internal struct GradientView
     public Column<int> Offsets;
     public Column<int> Positions;
     public Column<float> Gradients;
-    public Column<float> Output;
     public int Unique;
 }
 

@@ -160,24 +160,8 @@ public sealed partial class FeatureTable
         }
         long from = (long)start * width;
         long copy = (long)copied * width;
-        long zero = ((long)end - start) * width - copy;
-        if (_device.IsHost)
-        {
-            DeviceMemory.HostMemory(live, from, copy).CopyTo(DeviceMemory.HostMemory(next, from, copy));
-            DeviceMemory.HostMemory(next, from + copy, zero).Clear();
-            return;
-        }
-        ArrayView<T> source = live.View;
-        ArrayView<T> target = next.View;
-        if (copy > 0)
-        {
-            var destination = target.SubView(from, copy);
-            source.SubView(from, copy).CopyTo(in destination);
-        }
-        if (zero > 0)
-        {
-            target.SubView(from + copy, zero).MemSetToZero();
-        }
+        DeviceMemory.Copy(_device, live, next, from, copy);
+        DeviceMemory.Clear(_device, next, from + copy, ((long)end - start) * width - copy);
     }
 
     /// <summary>The arrays and hash table a growth builds beside the live ones, and how far it has come.</summary>

@@ -80,14 +80,14 @@ internal sealed class DenseOptimizer : IDisposable
         }
     }
 
-    /// <summary>The state as named tensors (none for SGD): each parameter's moments, and the step count.</summary>
-    public ParameterSet Export()
+    /// <summary>The state as named tensors: each parameter's moments and the step count; null for SGD, which keeps none.</summary>
+    public ParameterSet? Export()
     {
-        var result = new List<NamedParameter>();
         if (Kind == DenseOptimizerKind.Sgd)
         {
-            return new ParameterSet(result);
+            return null;
         }
+        var result = new List<NamedParameter>();
         // A float holds the count exactly to 2^24 steps; past a few thousand steps Adam's bias correction is 1 anyway.
         result.Add(new NamedParameter(Prefix + "steps", [1], [_steps]));
         foreach (var (name, _, first, second) in _parameters)
@@ -102,14 +102,14 @@ internal sealed class DenseOptimizer : IDisposable
     }
 
     /// <summary>
-    /// Goes on from an exported state of this optimizer and model; false (nothing taken) when the state is
-    /// another optimizer's: the configuration changed, and this one starts from fresh moments.
+    /// Goes on from an exported state of this optimizer and model. A state of another optimizer (the
+    /// configuration changed) is left aside: this one starts from fresh moments.
     /// </summary>
-    public bool Import(ParameterSet state)
+    public void Import(ParameterSet state)
     {
         if (Kind == DenseOptimizerKind.Sgd || state.Find(Prefix + "steps") is not { } steps)
         {
-            return false;
+            return;
         }
         using var noGrad = torch.no_grad();
         _steps = (long)steps.Values[0];
@@ -121,7 +121,6 @@ internal sealed class DenseOptimizer : IDisposable
                 Copy(state, $"{Prefix}second.{name}", second);
             }
         }
-        return true;
     }
 
     public void Dispose()

@@ -95,9 +95,6 @@ public sealed class OnlineLearner : IDisposable
         return loss.item<float>();
     }
 
-    /// <summary>The dense optimizer in use.</summary>
-    public DenseOptimizerKind Optimizer => _optimizer.Kind;
-
     private void UpdateStandardisation(float[] inputs, int rows)
     {
         int width = Spec.Inputs;
@@ -161,8 +158,7 @@ public sealed class OnlineLearner : IDisposable
     public ParameterSet Export() => _module.Export();
 
     /// <summary>The weights and the standardisation statistics (for checkpoints).</summary>
-    public LearnerState ExportState() => new(_module.Export(), _rows, (double[])_sum.Clone(), (double[])_sumOfSquares.Clone(),
-        _optimizer.Kind == DenseOptimizerKind.Sgd ? null : _optimizer.Export());
+    public LearnerState ExportState() => new(_module.Export(), _rows, (double[])_sum.Clone(), (double[])_sumOfSquares.Clone(), _optimizer.Export());
 
     /// <summary>Goes on from <paramref name="state"/>: its weights, and its statistics for the steps to come.</summary>
     public void ImportState(LearnerState state)

@@ -28,10 +28,12 @@ public sealed class PoolAcceptanceTests(ITestOutputHelper output) : IDisposable
     private const string Token = "pool-token-0123456789abcdef";
     private static readonly TimeSpan ShardDowntime = TimeSpan.FromMilliseconds(300);
     private readonly string _root = Path.Combine(Path.GetTempPath(), "inference-pool-" + Guid.NewGuid().ToString("N"));
+    private bool _passed;
 
+    /// <summary>The run's logs and checkpoints are kept when it fails, for the reader of its output.</summary>
     public void Dispose()
     {
-        if (Directory.Exists(_root))
+        if (_passed && Directory.Exists(_root))
         {
             Directory.Delete(_root, recursive: true);
         }
@@ -161,14 +163,15 @@ public sealed class PoolAcceptanceTests(ITestOutputHelper output) : IDisposable
             async Task<string?> Differs(string worker, ScoreResponse expected)
             {
                 var actual = await clients[worker].ScoreAsync(request, Bearer);
-                for (int r = 0; r < Entities; r++)
+                var differing = Enumerable.Range(0, Entities).Where(r => Math.Abs(expected.Scores[r] - actual.Scores[r]) > 1e-6).ToList();
+                if (differing.Count == 0)
                 {
-                    if (Math.Abs(expected.Scores[r] - actual.Scores[r]) > 1e-6)
-                    {
-                        return $"via {worker}, row {r} (partition {actual.Origins[r].Partition}, scored by {actual.Origins[r].WorkerId}): {actual.Scores[r]} against {expected.Scores[r]}";
-                    }
+                    return null;
                 }
-                return null;
+                int at = differing[0];
+                var partitions = differing.Select(r => actual.Origins[r].Partition).Distinct().Order();
+                return $"via {worker}, row {at} (partition {actual.Origins[at].Partition}, scored by {actual.Origins[at].WorkerId}): {actual.Scores[at]} against {expected.Scores[at]}; "
+                    + $"{differing.Count} rows differ, of partitions {string.Join(' ', partitions)}; model version {actual.ModelVersion} against {expected.ModelVersion}";
             }
             async Task Agree(IEnumerable<string> workers, Func<Task<ScoreResponse>> expected, string what)
             {
@@ -196,7 +199,7 @@ public sealed class PoolAcceptanceTests(ITestOutputHelper output) : IDisposable
                     }
                     await Task.Delay(200);
                 }
-                Assert.Fail($"{what}: {difference}");
+                Assert.Fail($"{what}: {difference}; w1 learned {w1.Metrics.LabelsTrained} labels");
             }
             await Agree(["w1", "w2", "w3"], async () => await single1.ScoreAsync(request), "every entity from any worker as on the single node");
             output.WriteLine("scores from every worker equal the single node's");
@@ -291,6 +294,7 @@ public sealed class PoolAcceptanceTests(ITestOutputHelper output) : IDisposable
             // rebalance, the handover and one announcement) every entity scores exactly as just before.
             // Learning is over: the models no longer change.
             var settled = await clients["w1"].ScoreAsync(request, Bearer);
+            output.WriteLine($"settled: w1 learned {w1.Metrics.LabelsTrained} labels, model version {settled.ModelVersion}");
             await w2.DisposeAsync();
             w2 = null;
             clients.Remove("w2");
@@ -300,6 +304,7 @@ public sealed class PoolAcceptanceTests(ITestOutputHelper output) : IDisposable
             clients.Remove("w3");
             await Agree(["w1"], () => Task.FromResult(settled), "after w3 was killed");
             output.WriteLine("w3 killed: its entities score as before");
+            _passed = true;
         }
         finally
         {

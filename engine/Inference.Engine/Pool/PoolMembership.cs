@@ -86,11 +86,14 @@ internal sealed class PoolMembership(PartitionOwnership ownership, DeviceExecuto
                 if (partitions > 0 && (ownership.Version != announced || Deadline.RemainingMs(time, next) == 0))
                 {
                     long version = ownership.Version;
-                    var request = new AnnounceRequest { WorkerId = WorkerId, Endpoint = Endpoint, Topic = topic, PartitionCount = partitions, MaxEventTimeMs = executor.Watermark.MaxEventTimeMs };
+                    var request = new AnnounceRequest { WorkerId = WorkerId, Endpoint = Endpoint, Topic = topic, PartitionCount = partitions, MaxEventTimeMs = executor.AsOf(executor.Watermark) };
                     request.Partitions.Add(ownership.Owned);
                     var members = await registry.AnnounceAsync(request, channels.Headers, deadline: time.GetUtcNow().UtcDateTime.AddMilliseconds(sync.Value.AnnounceTimeoutMs), cancellationToken: stoppingToken);
                     Take(members, partitions);
-                    executor.PoolEventTimeMs = members.MaxEventTimeMs;
+                    // The pool's newest event time only moves forward, as one node's does: a member that leaves the map
+                    // takes its announcement with it, not the time the pool had reached (its partitions' new owners
+                    // hold their state as of that time, restored from its checkpoints without replaying its events).
+                    executor.PoolEventTimeMs = Math.Max(executor.PoolEventTimeMs, members.MaxEventTimeMs);
                     announced = version;
                     next = Deadline.After(time, sync.Value.IntervalMs);
                 }

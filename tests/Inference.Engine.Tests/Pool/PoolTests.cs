@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Confluent.Kafka;
 using Inference.Client;
 using Inference.Demo;
@@ -28,6 +29,10 @@ public sealed class PoolTests
         settings["Inference:Sync:WorkerId"] = name;
         return settings;
     }
+
+    /// <summary>Features read as of the newest event time (the pool's, for a worker): a shift of it shows in the scores.</summary>
+    private static readonly (string, string, string?, string?)[] TimeRelative =
+        [("count", "Count", null, null), ("amount_mean", "Mean", "amount", null), ("idle_ms", "TimeSinceLast", null, null)];
 
     private static EmbeddedKafka CoPartitioned()
     {
@@ -205,11 +210,15 @@ public sealed class PoolTests
         string pool = Path.Combine(Path.GetTempPath(), "inference-pool-" + Guid.NewGuid().ToString("N"));
         var psSettings = EngineHarness.BaseSettings();
         psSettings["Inference:Role"] = "Ps";
+        // A stopped worker leaves the pool's map soon: the test then sees the pool without it.
+        psSettings["Inference:Sync:MemberTimeoutMs"] = "1500";
         await using var ps = await EngineHarness.StartAsync(psSettings);
+        var registry = new ParameterService.ParameterServiceClient(ps.Channel);
         Dictionary<string, string?> Member(string name)
         {
             var settings = PoolWorker(kafka, ps.Address, name);
             settings["Inference:Training:Enabled"] = "false";
+            EngineHarness.Declare(settings, TimeRelative);
             if (sharedCheckpoints)
             {
                 settings["Inference:Checkpoints:Directory"] = pool;
@@ -226,6 +235,7 @@ public sealed class PoolTests
             single["Inference:Kafka:GroupId"] = "reference";
             single["Inference:Kafka:DeadLetterTopic"] = "";
             single["Inference:Training:Enabled"] = "false";
+            EngineHarness.Declare(single, TimeRelative);
             await using var reference = await EngineHarness.StartAsync(single);
             var ownedA = a.Get<PartitionOwnership>();
             var ownedB = b.Get<PartitionOwnership>();
@@ -246,7 +256,17 @@ public sealed class PoolTests
                 producer.FlushAll();
             }
             Produce(2_000);
-            await EngineHarness.WaitUntil(() => a.Metrics.EventsApplied + b.Metrics.EventsApplied == 2_000 && reference.Metrics.EventsApplied == 2_000,
+            // The newest event time of the stream in one of b's partitions: once b has left the pool's map, a
+            // still reads time-relative features as of it (as the single node does).
+            int late = Enumerable.Range(0, 80).First(e => ownedB.Owned.Contains(KafkaPartitioner.PartitionOf(stream.Key(e), Partitions)));
+            for (int i = 0; i < 5; i++)
+            {
+                var e = stream.NextEvent(late);
+                perPartition[KafkaPartitioner.PartitionOf(stream.Key(late), Partitions)]++;
+                producer.Produce("events", new Message<string, byte[]> { Key = stream.Key(late), Value = e.Json });
+            }
+            producer.FlushAll();
+            await EngineHarness.WaitUntil(() => a.Metrics.EventsApplied + b.Metrics.EventsApplied == 2_005 && reference.Metrics.EventsApplied == 2_005,
                 TimeSpan.FromSeconds(60), () => "every event applied");
 
             var request = new ScoreRequest();
@@ -288,6 +308,13 @@ public sealed class PoolTests
             await b.DisposeAsync();
             await EngineHarness.WaitUntil(() => ownedA.Owned.Count == Partitions, TimeSpan.FromSeconds(60), () => "a to own every partition");
             Assert.Null(await Agree());
+            // And once b is out of the pool's map and a has announced since: still the same answers.
+            var alone = Stopwatch.StartNew();
+            await EngineHarness.WaitUntil(() => registry.Members(new MembersRequest()).Members.Count == 1, TimeSpan.FromSeconds(30), () => "b to leave the pool's map");
+            alone.Restart();
+            await EngineHarness.WaitUntil(() => registry.Members(new MembersRequest()).Members.Single().AnnouncedMsAgo < alone.ElapsedMilliseconds,
+                TimeSpan.FromSeconds(30), () => "a to announce once b has left the map");
+            Assert.Null(await Differs());
             long replayed = a.Metrics.EventsApplied - appliedByA;
             if (sharedCheckpoints)
             {
@@ -306,7 +333,7 @@ public sealed class PoolTests
 
             // And it goes on like the single node.
             Produce(1_000);
-            await EngineHarness.WaitUntil(() => reference.Metrics.EventsApplied == 3_000 && a.Metrics.EventsApplied - replayed == 3_000 - (2_000 - appliedByA),
+            await EngineHarness.WaitUntil(() => reference.Metrics.EventsApplied == 3_005 && a.Metrics.EventsApplied - replayed == 3_005 - (2_005 - appliedByA),
                 TimeSpan.FromSeconds(60), () => $"the new events applied (a {a.Metrics.EventsApplied}, reference {reference.Metrics.EventsApplied})");
             Assert.Null(await Agree());
         }

@@ -3,8 +3,9 @@ using BenchmarkDotNet.Running;
 using Inference.Bench.Load;
 using Inference.Bench.Pipeline;
 using Inference.Engine.Kafka;
+using Inference.Testing;
 
-// Inference.Bench pipeline | checkpoint | learn-ids | stream | watch | freshness | consume-baseline | micro — `--help` on each.
+// Inference.Bench pipeline | checkpoint | learn-ids | planted-ids | stream | watch | freshness | consume-baseline | micro — `--help` on each.
 var root = new RootCommand("Inference benchmarks: the end-to-end harness, load and freshness probes, micro-benchmarks (docs/benchmarks.md).");
 
 Option<int> Positive(string name, int fallback, string description, int min = 1) => new(name) { Description = description, DefaultValueFactory = _ => fallback, CustomParser = result => AtLeast(result, fallback, min) };
@@ -39,6 +40,23 @@ Option<string> Required(string name, string description) => new(name) { Descript
     var seconds = Positive("--seconds", 10, "How long both paths are timed, in alternating turns");
     var command = new Command("learn-ids", "Labels learned per second by a model over two id inputs against the logistic model, in one process") { dimension, batch, seconds };
     command.SetAction(p => IdLearningBench.Run(p.GetValue(dimension), p.GetValue(batch), p.GetValue(seconds)));
+    root.Subcommands.Add(command);
+}
+{
+    var users = Positive("--users", 100_000, "Distinct users (drawn by Zipf's law)");
+    var items = Positive("--items", 10_000, "Distinct items (drawn by Zipf's law)");
+    var labels = Positive("--labels", 1_000_000, "Labels streamed per model");
+    var measured = Positive("--measured", 100_000, "The last labels whose progressive log loss is measured");
+    var heldOut = Positive("--held-out", 20_000, "Labels scored after learning, never sent");
+    var partitions = Positive("--partitions", 16, "Partitions of the events and labels topics");
+    var kinds = new Option<string>("--kinds") { Description = "Model kinds, comma-separated", DefaultValueFactory = _ => "DotProduct,EmbeddingMlp,Logistic" };
+    var reference = new Option<bool>("--reference") { Description = "Train the PyTorch batch reference (python3-torch) on the same labels" };
+    var dimension = Positive("--dimension", PlantedIds.Dimension, "Values per embedding row of each id input");
+    var backlog = Positive("--backlog", 200_000, "Labels produced at once after the run, to time learning alone (0: none)", min: 0);
+    var set = new Option<string[]>("--set") { Description = "Engine settings over the bench's, KEY=VALUE (e.g. Inference:Training:EmbeddingLearningRate=0.2)", AllowMultipleArgumentsPerToken = true };
+    var command = new Command("planted-ids", "The planted-ids workload through the engine: progressive and held-out log loss of the models over ids against the planted model, the aggregates alone and PyTorch") { users, items, labels, measured, heldOut, partitions, kinds, reference, dimension, backlog, set };
+    command.SetAction((p, _) => PlantedIdsBench.RunAsync(p.GetValue(users), p.GetValue(items), p.GetValue(labels), p.GetValue(measured), p.GetValue(heldOut), p.GetValue(partitions), p.GetValue(kinds)!, p.GetValue(reference), p.GetValue(dimension), p.GetValue(backlog),
+        (p.GetValue(set) ?? []).Select(s => s.Split('=', 2)).ToDictionary(kv => kv[0], kv => (string?)(kv.Length > 1 ? kv[1] : ""))));
     root.Subcommands.Add(command);
 }
 {

@@ -109,9 +109,16 @@ internal static class ModelCommand
         {
             throw new ExportException($"the engine at {address} did not answer GetModel: {error.Status.StatusCode} {error.Status.Detail}");
         }
+        if (response.Kind is nameof(ModelKind.EmbeddingMlp) or nameof(ModelKind.DotProduct))
+        {
+            throw new ExportException(NoTables(response.Kind));
+        }
         var parameters = new ParameterSet(response.Tensors.Select(t => new NamedParameter(t.Name, [.. t.Shape], [.. t.Values])).ToList());
         return (parameters, string.Create(CultureInfo.InvariantCulture, $"the engine at {address}, model version {response.Version}"));
     }
+
+    private static string NoTables(string kind) =>
+        $"the engine's model is a {kind}: exporting its embedding tables (safetensors with an id vocabulary) is not built yet, and its dense part alone would not score as the engine does.";
 
     private static (ParameterSet, string) FromCheckpoints(string directory)
     {
@@ -132,6 +139,10 @@ internal static class ModelCommand
                 {
                     reasons.Add($"{Path.GetFileName(path)}: no model (training was off)");
                     continue;
+                }
+                if (trainer.Embeddings is not null)
+                {
+                    throw new ExportException(NoTables("model over ids"));
                 }
                 return (trainer.Learner.Parameters, $"checkpoint {path}");
             }

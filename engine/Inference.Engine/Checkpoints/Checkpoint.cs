@@ -39,7 +39,9 @@ internal sealed class Checkpoint
 
     public string ModelFingerprint { get; }
 
-    /// <summary>A digest of the model's shape (kind, inputs, hidden units): weights only load into the same shape.</summary>
+    /// <summary>A digest of the model's shape (kind, inputs, hidden units, id dimensions): weights and tables only load into the same shape.</summary>
     public static string Fingerprint(ModelSpec spec) =>
-        Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{spec.Kind}/{spec.Inputs}/{spec.Hidden}")));
+        Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(spec.Ids.Count == 0
+            ? $"{spec.Kind}/{spec.Inputs}/{spec.Hidden}"
+            : $"{spec.Kind}/{spec.Inputs}/{spec.Hidden}/ids:{string.Join(',', spec.Ids)}")));
 }

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Inference.Engine.Features;
 using Inference.Engine.Training;
+using Inference.Kernels.Embeddings;
 
 namespace Inference.Engine.Checkpoints;
 
@@ -56,7 +57,7 @@ internal static partial class CheckpointFiles
     public static TrainerCheckpoint? ReadTrainer(string path)
     {
         var manifest = Verify(path);
-        return manifest.Trainer is null ? null : ReadTrainerFile(path);
+        return manifest.Trainer is null ? null : ReadTrainerFile(path, manifest.Trainer);
     }
 
     /// <summary>Reads and verifies a whole checkpoint.</summary>
@@ -70,7 +71,7 @@ internal static partial class CheckpointFiles
         }
         var files = manifest.Table.Segments?.Select(s => s.File) ?? [EntitiesName];
         var table = EntityCodec.ReadTable(path, manifest, files, free);
-        var trainer = manifest.Trainer is null ? null : ReadTrainerFile(path);
+        var trainer = manifest.Trainer is null ? null : ReadTrainerFile(path, manifest.Trainer);
         return new Checkpoint(table, Watermark(manifest), trainer, manifest.ModelFingerprint);
     }
 
@@ -96,9 +97,24 @@ internal static partial class CheckpointFiles
     private static FeatureWatermark Watermark(CheckpointManifest manifest) =>
         new(manifest.Events.Offsets, manifest.Events.MaxEventTimeMs, manifest.Events.BatchesApplied);
 
-    private static TrainerCheckpoint ReadTrainerFile(string path)
+    private static TrainerCheckpoint ReadTrainerFile(string path, CheckpointTrainerSummary summary)
     {
-        using var stream = File.OpenRead(Path.Combine(path, TrainerName));
-        return JsonSerializer.Deserialize<TrainerCheckpoint>(stream, Json) ?? throw new InvalidDataException($"{TrainerName} is empty.");
+        TrainerCheckpoint trainer;
+        using (var stream = File.OpenRead(Path.Combine(path, TrainerName)))
+        {
+            trainer = JsonSerializer.Deserialize<TrainerCheckpoint>(stream, Json) ?? throw new InvalidDataException($"{TrainerName} is empty.");
+        }
+        if (summary.EmbeddingTables == 0)
+        {
+            return trainer;
+        }
+        var tables = new EmbeddingSnapshot[summary.EmbeddingTables];
+        for (int t = 0; t < tables.Length; t++)
+        {
+            string name = EmbeddingCodec.FileName(t);
+            using var stream = File.OpenRead(Path.Combine(path, name));
+            tables[t] = EmbeddingCodec.Read(stream, name);
+        }
+        return trainer with { Embeddings = tables };
     }
 }

@@ -11,7 +11,7 @@ internal sealed record CheckpointEntry(string Path, long Sequence, CheckpointMan
 /// <summary>
 /// Checkpoints on disk. Each is a directory <c>checkpoint-NNNNNNNNNNNN</c>: the entity state as Arrow
 /// IPC files compressed with LZ4 frames (one column per state word, a record batch per 64k occupied slots),
-/// the trainer's state as JSON, and <c>manifest.json</c> with every file's size and SHA-256. It is
+/// the trainer's state as JSON (a model over ids: its embedding tables in files of their own), and <c>manifest.json</c> with every file's size and SHA-256. It is
 /// written into a temporary directory, each file fsynced, then renamed into place and the parent
 /// directory fsynced: a checkpoint is either whole or absent, never half-written.
 /// </summary>
@@ -51,6 +51,12 @@ internal static partial class CheckpointFiles
         if (checkpoint.Trainer is not null)
         {
             files.Add(WriteFile(temporary, TrainerName, stream => JsonSerializer.Serialize(stream, checkpoint.Trainer, Json)));
+            var embeddings = checkpoint.Trainer.Embeddings ?? [];
+            for (int t = 0; t < embeddings.Count; t++)
+            {
+                var snapshot = embeddings[t];
+                files.Add(WriteFile(temporary, EmbeddingCodec.FileName(t), stream => EmbeddingCodec.Write(stream, snapshot)));
+            }
         }
         var table = checkpoint.Table;
         var manifest = new CheckpointManifest(
@@ -64,7 +70,7 @@ internal static partial class CheckpointFiles
                 checkpoint.SegmentPartitions, segments),
             new CheckpointEventSummary(checkpoint.Events.MaxEventTimeMs, checkpoint.Events.BatchesApplied, checkpoint.Events.Partitions),
             checkpoint.Trainer is { } trainer
-                ? new CheckpointTrainerSummary(trainer.LabelsLearned, trainer.LabelsSkipped, trainer.BaseVersion, trainer.LabelOffsets)
+                ? new CheckpointTrainerSummary(trainer.LabelsLearned, trainer.LabelsSkipped, trainer.BaseVersion, trainer.LabelOffsets, trainer.Embeddings?.Count ?? 0)
                 : null,
             files);
         WriteFile(temporary, ManifestName, stream => JsonSerializer.Serialize(stream, manifest, Json));

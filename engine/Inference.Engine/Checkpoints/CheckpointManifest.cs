@@ -36,8 +36,8 @@ internal sealed record CheckpointSegment(int Partition, string File, int Entitie
 /// <summary>The events the feature state includes.</summary>
 internal sealed record CheckpointEventSummary(long MaxEventTimeMs, long BatchesApplied, IReadOnlyList<PartitionOffset> Offsets);
 
-/// <summary>The labels the trainer's state includes.</summary>
-internal sealed record CheckpointTrainerSummary(long LabelsLearned, long LabelsSkipped, long BaseVersion, IReadOnlyList<PartitionOffset> Offsets);
+/// <summary>The labels the trainer's state includes (and, for a model over ids, how many embedding tables, one file each: <c>embeddings-NN.bin</c>).</summary>
+internal sealed record CheckpointTrainerSummary(long LabelsLearned, long LabelsSkipped, long BaseVersion, IReadOnlyList<PartitionOffset> Offsets, int EmbeddingTables = 0);
 
 /// <summary>One file of a checkpoint.</summary>
 internal sealed record CheckpointFile(string Name, long Bytes, string Sha256);

@@ -57,7 +57,7 @@ internal sealed class CheckpointRestorer(CheckpointCoordinator coordinator, Devi
                 continue;
             }
             string? mismatch = entry.Manifest!.PlanFingerprint != plan ? "feature declarations"
-                : entry.Manifest.ModelFingerprint != model ? "model shape (kind, inputs or hidden units)"
+                : entry.Manifest.ModelFingerprint != model ? "model shape (kind, inputs, hidden units or id dimensions)"
                 : null;
             if (mismatch is not null)
             {
@@ -87,6 +87,10 @@ internal sealed class CheckpointRestorer(CheckpointCoordinator coordinator, Devi
             try
             {
                 executor.Restore(checkpoint.Table, checkpoint.Events);
+                if (checkpoint.Trainer?.Embeddings is { } embeddings)
+                {
+                    executor.RestoreEmbeddings(embeddings);
+                }
             }
             catch (InvalidOperationException error)
             {

@@ -60,6 +60,9 @@ internal static class EntityCodec
         int heads = FeatureTableSnapshot.HeadColumns.Count;
         var schema = Schema(longs, doubles, registers);
         using var writer = new ArrowFileWriter(stream, schema, leaveOpen: true, options: Compressed);
+        // The file's magic and schema now: the writer writes them with the first record batch, and a table
+        // with no entity (labels learned before any event) has none: without this it would not read back.
+        writer.WriteStart();
         // Column arrays for one record batch, pinned, reused batch after batch (the writer is done with
         // a batch when WriteRecordBatch returns).
         var slots = GC.AllocateUninitializedArray<byte>(SlotsPerBatch * sizeof(int), pinned: true);
@@ -241,6 +244,9 @@ internal static class EntityCodec
     {
         var schema = new Schema.Builder().Field(f => f.Name("slot").DataType(Int32Type.Default).Nullable(false)).Build();
         using var writer = new ArrowFileWriter(stream, schema, leaveOpen: true, options: Compressed);
+        // The file's magic and schema now: the writer writes them with the first record batch, and a table
+        // with no entity (labels learned before any event) has none: without this it would not read back.
+        writer.WriteStart();
         for (int start = 0; start < free.Length; start += 16 * SlotsPerBatch)
         {
             int count = Math.Min(16 * SlotsPerBatch, free.Length - start);

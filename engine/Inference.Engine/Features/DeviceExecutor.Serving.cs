@@ -116,6 +116,10 @@ internal sealed partial class DeviceExecutor
                     launchBy = next.EnqueuedTimestamp + _serving.MaxQueueDelayMicroseconds * _time.TimestampFrequency / 1_000_000;
                 }
                 next.Entities.AsSpan(0, next.Rows).CopyTo(_batchKeys.AsSpan(rows));
+                if (_embeddings is { } store)
+                {
+                    next.Ids.AsSpan(0, next.Rows * store.Count).CopyTo(_batchIds.AsSpan(rows * store.Count));
+                }
                 _batch[requests++] = next;
                 rows += next.Rows;
                 continue;
@@ -136,8 +140,9 @@ internal sealed partial class DeviceExecutor
             int width = _table.Width;
             var watermark = Publish();
             _table.Gather(_batchKeys.AsSpan(0, rows), AsOf(watermark), _batchFeatures.AsSpan(0, rows * width));
+            _embeddings?.Lookup(_batchIds, rows, _batchEmbeddings);
             _servingMetrics.Batch(rows);
-            handler!.Handle(_batch.AsSpan(0, requests), _batchFeatures, width, watermark);
+            handler!.Handle(_batch.AsSpan(0, requests), _batchFeatures, width, _embeddings is null ? null : _batchEmbeddings, watermark);
         }
         catch (Exception error)
         {

@@ -44,6 +44,9 @@ internal sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDis
     private readonly GatherRequest[] _batch;
     private readonly ulong[] _batchKeys;
     private readonly float[] _batchFeatures;
+    private readonly EmbeddingStore? _embeddings;
+    private readonly ulong[] _batchIds = [];
+    private readonly float[] _batchEmbeddings = [];
     private int _queued;
     private int _queuedReads;
     private int _watermarkWaiters;
@@ -60,7 +63,8 @@ internal sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDis
     private long _ownershipVersion;
     private long _poolEventTimeMs;
 
-    public DeviceExecutor(DeviceContext device, FeaturePlan plan, FeatureOptions options, GatherLimits serving, FeatureMetrics metrics, IGatherMetrics servingMetrics, TimeProvider time, ILogger<DeviceExecutor> logger, IOwnedPartitions? ownership = null)
+    public DeviceExecutor(DeviceContext device, FeaturePlan plan, FeatureOptions options, GatherLimits serving, FeatureMetrics metrics, IGatherMetrics servingMetrics, TimeProvider time, ILogger<DeviceExecutor> logger, IOwnedPartitions? ownership = null,
+        EmbeddingStore? embeddings = null)
     {
         _time = time;
         _ownership = ownership;
@@ -82,6 +86,12 @@ internal sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDis
         _batch = new GatherRequest[batchRows];
         _batchKeys = new ulong[batchRows];
         _batchFeatures = new float[batchRows * plan.Count];
+        _embeddings = embeddings;
+        if (embeddings is not null)
+        {
+            _batchIds = new ulong[batchRows * embeddings.Count];
+            _batchEmbeddings = new float[batchRows * embeddings.Width];
+        }
         _entities = _table.Entities;
         _capacity = _table.Capacity;
         _nextTtlScan = Deadline.After(time, options.EvictionScanIntervalMs);
@@ -252,7 +262,7 @@ internal sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDis
         });
 
     /// <summary>Runs device work on the executor thread while it runs; before start or after stop, here.</summary>
-    private T OnDevice<T>(Func<T> work) =>
+    internal T OnDevice<T>(Func<T> work) =>
         _started && !_stopping && Thread.CurrentThread != _thread ? Read((_, _) => work()) : work();
 
     private void Run()
@@ -375,6 +385,7 @@ internal sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDis
         _disposed = true;
         Stop();
         _table.Dispose();
+        _embeddings?.Dispose();
         _signal.Dispose();
     }
 }

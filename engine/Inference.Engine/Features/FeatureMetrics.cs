@@ -57,6 +57,13 @@ internal sealed class FeatureMetrics
 
     internal void Evicted(int entities, string reason) => _evicted.Add(entities, "reason", reason);
 
+    /// <summary>A model over ids: its embedding tables' rows and forgotten ids, by id input.</summary>
+    internal void ObserveEmbeddings(EmbeddingStore store)
+    {
+        _meter.CreateObservableGauge("inference.embeddings.rows", store.RowsHeld, "{row}", "Ids holding an embedding row of their own, by id input (the shared default row not counted).");
+        _meter.CreateObservableCounter("inference.embeddings.forgotten", store.Forgotten, "{id}", "Ids the embedding tables forgot (TTL, or room for new ids), by id input.");
+    }
+
     internal void ObserveEntities(Func<int> entities) =>
         _meter.CreateObservableGauge("inference.features.entities", entities, "{entity}", "Entities held in the feature table.");
 }

@@ -18,16 +18,22 @@ internal static class FeatureStage
         services.AddSingleton<FeatureMetrics>();
     }
 
-    /// <summary>The device executor that owns the accelerator and the feature table, and the store the other stages read through.</summary>
+    /// <summary>The device executor that owns the accelerator, the feature table and (a model over ids) the embedding tables, and the store the other stages read through.</summary>
     public static void AddDevice(IServiceCollection services)
     {
         services.AddSingleton(sp => DeviceContext.Create(sp.GetRequiredService<IOptions<FeatureOptions>>().Value.Accelerator));
         services.AddSingleton(sp =>
         {
             var options = sp.GetRequiredService<IOptions<FeatureOptions>>().Value;
+            var embeddings = sp.GetService<EmbeddingStore>();
+            var metrics = sp.GetRequiredService<FeatureMetrics>();
+            if (embeddings is not null)
+            {
+                metrics.ObserveEmbeddings(embeddings);
+            }
             return new DeviceExecutor(sp.GetRequiredService<DeviceContext>(), new FeaturePlan(options.Definitions), options,
-                sp.GetRequiredService<GatherLimits>(), sp.GetRequiredService<FeatureMetrics>(), sp.GetRequiredService<IGatherMetrics>(),
-                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<DeviceExecutor>>(), sp.GetRequiredService<IOwnedPartitions>());
+                sp.GetRequiredService<GatherLimits>(), metrics, sp.GetRequiredService<IGatherMetrics>(),
+                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<DeviceExecutor>>(), sp.GetRequiredService<IOwnedPartitions>(), embeddings);
         });
         services.AddSingleton<FeatureStore>();
     }

@@ -33,20 +33,51 @@ internal sealed class FeatureStore(DeviceExecutor executor)
     /// </summary>
     public int Apply(RecordBatch batch, ReadOnlySpan<PartitionOffset> offsets) => executor.Apply(batch, offsets);
 
+    /// <summary>Id inputs per row of a model over ids (0 without one).</summary>
+    public int IdInputs => executor.Embeddings?.Count ?? 0;
+
+    /// <summary>Embedding values per row of a model over ids (0 without one).</summary>
+    public int EmbeddingWidth => executor.Embeddings?.Width ?? 0;
+
     /// <summary>
     /// Point-in-time model inputs for the first <paramref name="rows"/> entities: each row as of its own
-    /// event time (training joins labels this way). Returns how many rows are inexact.
+    /// event time (training joins labels this way). For a model over ids, in the same read, the rows' ids
+    /// (<see cref="IdInputs"/> per row) are counted and dated at the newest of the times, and their table
+    /// rows and embeddings written out for the learning step. Returns how many rows are inexact.
     /// </summary>
-    public int GatherAsOf(ulong[] entities, long[] timesMs, int rows, float[] output, bool[] inexact) =>
+    public int GatherAsOf(ulong[] entities, long[] timesMs, int rows, float[] output, bool[] inexact, LearnedIds? ids = null) =>
         executor.Read((table, _) =>
         {
             table.GatherAsOf(entities.AsSpan(0, rows), timesMs.AsSpan(0, rows), output, inexact);
+            if (ids is not null && executor.Embeddings is { } store)
+            {
+                long newest = long.MinValue;
+                foreach (long time in timesMs.AsSpan(0, rows))
+                {
+                    newest = Math.Max(newest, time);
+                }
+                store.Touch(ids.Ids, rows, newest, ids.Rows, ids.Embeddings);
+            }
             int count = 0;
             foreach (bool flag in inexact.AsSpan(0, rows))
             {
                 count += flag ? 1 : 0;
             }
             return count;
+        });
+
+    /// <summary>A model over ids: the ids holding a row of their own in each table, in declaration order (one read between units of work).</summary>
+    public Task<long[]> EmbeddingRowsAsync() => executor.ReadAsync((_, _) => executor.Embeddings is { } store ? store.Tables.Select(t => (long)t.Rows).ToArray() : []);
+
+    /// <summary>A model over ids: every embedding table's state (for the trainer's part of a checkpoint); null without one.</summary>
+    public IReadOnlyList<Inference.Kernels.Embeddings.EmbeddingSnapshot>? SnapshotEmbeddings() => executor.SnapshotEmbeddings();
+
+    /// <summary>One optimizer step of the embedding tables on the rows the last <see cref="GatherAsOf"/> of <paramref name="ids"/> touched.</summary>
+    public void StepEmbeddings(LearnedIds ids, int rows) =>
+        executor.Read((_, _) =>
+        {
+            executor.Embeddings!.Step(ids.Rows, rows, ids.Gradients);
+            return 0;
         });
 
     /// <summary>
@@ -99,4 +130,17 @@ internal sealed class FeatureStore(DeviceExecutor executor)
         }
         return result;
     }
+}
+
+/// <summary>A mini-batch's ids on their way through learning: ids in, then their table rows, embeddings and the loss's gradient for them.</summary>
+internal sealed class LearnedIds(int batchSize, int idInputs, int embeddingWidth)
+{
+    /// <summary>Per row, one hashed id per id input.</summary>
+    public ulong[] Ids { get; } = new ulong[batchSize * idInputs];
+
+    public int[] Rows { get; } = new int[batchSize * idInputs];
+
+    public float[] Embeddings { get; } = new float[batchSize * embeddingWidth];
+
+    public float[] Gradients { get; } = new float[batchSize * embeddingWidth];
 }

@@ -9,11 +9,12 @@ namespace Inference.Engine.Features;
 /// </summary>
 internal abstract class GatherRequest
 {
-    protected GatherRequest(IGatheredBatchHandler handler, ulong[] entities, int rows, CancellationToken cancellation, DateTime deadlineUtc)
+    protected GatherRequest(IGatheredBatchHandler handler, ulong[] entities, int rows, CancellationToken cancellation, DateTime deadlineUtc, ulong[]? ids = null)
     {
         Debug.Assert(rows > 0 && rows <= entities.Length, "A request has at least one row and one entity per row.");
         Handler = handler;
         Entities = entities;
+        Ids = ids;
         Rows = rows;
         Cancellation = cancellation;
         DeadlineUtc = deadlineUtc;
@@ -24,6 +25,9 @@ internal abstract class GatherRequest
 
     /// <summary>Entity keys (hashed), <see cref="Rows"/> of them; the array may be longer (pooled).</summary>
     public ulong[] Entities { get; }
+
+    /// <summary>A model over ids: the rows' ids (hashed), one per id input per row, row after row; the array may be longer (pooled).</summary>
+    public ulong[]? Ids { get; }
 
     public int Rows { get; }
 
@@ -53,7 +57,8 @@ internal interface IGatheredBatchHandler
     /// <summary>
     /// Called on the executor's thread right after the read: <paramref name="features"/> holds
     /// <paramref name="width"/> columns per row, the requests' rows one after another, all read
-    /// from the state of <paramref name="watermark"/>. Must not block.
+    /// from the state of <paramref name="watermark"/>; for a model over ids, <paramref name="embeddings"/>
+    /// holds the rows' embeddings (<see cref="EmbeddingStore.Width"/> per row). Must not block.
     /// </summary>
-    void Handle(ReadOnlySpan<GatherRequest> requests, float[] features, int width, FeatureWatermark watermark);
+    void Handle(ReadOnlySpan<GatherRequest> requests, float[] features, int width, float[]? embeddings, FeatureWatermark watermark);
 }

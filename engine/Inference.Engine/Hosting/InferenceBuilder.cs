@@ -42,7 +42,7 @@ internal sealed class InferenceBuilder(IServiceCollection services, IConfigurati
         string? poolWorker = role == EngineRole.Worker ? configuration[$"{SyncOptions.Section}:{nameof(SyncOptions.WorkerId)}"] ?? Environment.MachineName : null;
         CheckpointStage.AddOptions(services, configuration, poolWorker);
         ServingStage.AddOptions(services, configuration);
-        TrainingStage.AddOptions(services, configuration);
+        TrainingStage.AddOptions(services, configuration, role);
         SyncStage.AddOptions(services, configuration, role);
         OutputsStage.AddOptions(services, configuration);
         // Every role owns partitions: a single node all of them, a pool worker those Kafka assigns it.
@@ -54,6 +54,7 @@ internal sealed class InferenceBuilder(IServiceCollection services, IConfigurati
     public InferenceBuilder AddPipeline()
     {
         IngestStage.AddConnection(services);
+        TrainingStage.AddEmbeddings(services, configuration);
         FeatureStage.AddDevice(services);
         FeatureStage.AddIngestor(services);
         TrainingStage.AddModel(services, configuration);

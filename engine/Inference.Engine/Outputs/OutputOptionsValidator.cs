@@ -4,7 +4,7 @@ using Microsoft.Extensions.Options;
 namespace Inference.Engine.Outputs;
 
 /// <summary>Checks <c>Inference:Outputs:Scores</c> at start.</summary>
-internal sealed class ScoreOutputOptionsValidator(int requestFeatures) : IValidateOptions<ScoreOutputOptions>
+internal sealed class ScoreOutputOptionsValidator(int requestFeatures, int idInputs = 0) : IValidateOptions<ScoreOutputOptions>
 {
     public ValidateOptionsResult Validate(string? name, ScoreOutputOptions options)
     {
@@ -24,6 +24,8 @@ internal sealed class ScoreOutputOptionsValidator(int requestFeatures) : IValida
             rules.Require(options.CommitTimeoutMs is >= 1_000 and <= 600_000, "CommitTimeoutMs", options.CommitTimeoutMs, "must be between 1000 and 600000");
             rules.Require(requestFeatures == 0, "Enabled", options.Enabled,
                 "needs Inference:Model:RequestFeatures = 0: events carry no request features to score with");
+            rules.Require(idInputs == 0, "Enabled", options.Enabled,
+                "needs a model without Inference:Model:Ids: stream scoring of the models over ids is not built yet");
         }
         return rules.Result;
     }

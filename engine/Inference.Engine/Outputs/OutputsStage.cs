@@ -17,7 +17,8 @@ internal static class OutputsStage
     {
         bool scoring = configuration.GetSection(ScoreOutputOptions.Section).GetValue(nameof(ScoreOutputOptions.Enabled), false);
         int requestFeatures = configuration.GetSection("Inference:Model").GetValue("RequestFeatures", 0);
-        services.AddStageOptions(configuration, ScoreOutputOptions.Section, new ScoreOutputOptionsValidator(requestFeatures));
+        int idInputs = configuration.GetSection("Inference:Model:Ids").GetChildren().Count();
+        services.AddStageOptions(configuration, ScoreOutputOptions.Section, new ScoreOutputOptionsValidator(requestFeatures, idInputs));
         services.AddStageOptions(configuration, AlertOptions.Section, new AlertOptionsValidator(scoring));
         services.AddSingleton<OutputMetrics>();
         services.AddSingleton(sp => new AlertHub(sp.GetRequiredService<IOptions<AlertOptions>>().Value.StreamBuffer));

@@ -16,7 +16,7 @@ internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, Ser
     private float[] _inputs = [];
     private float[] _scores = [];
 
-    public void Handle(ReadOnlySpan<GatherRequest> requests, float[] features, int width, Features.FeatureWatermark watermark)
+    public void Handle(ReadOnlySpan<GatherRequest> requests, float[] features, int width, float[]? embeddings, Features.FeatureWatermark watermark)
     {
         int rows = 0;
         foreach (var request in requests)
@@ -49,7 +49,7 @@ internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, Ser
         long version;
         using (var lease = registry.Acquire())
         {
-            lease.Snapshot.Score(inputs, rows, _scores);
+            lease.Snapshot.Score(inputs, embeddings, rows, _scores);
             version = lease.Snapshot.Version;
         }
         var message = watermark.Message;
@@ -88,8 +88,8 @@ internal sealed class ScoreWork : GatherRequest
     // Set once the pooled key array is given back.
     private int _returned;
 
-    public ScoreWork(IGatheredBatchHandler handler, ScoreRequest request, ulong[] entities, ServerCallContext context, long started)
-        : base(handler, entities, request.Rows.Count, context.CancellationToken, context.Deadline)
+    public ScoreWork(IGatheredBatchHandler handler, ScoreRequest request, ulong[] entities, ulong[]? ids, ServerCallContext context, long started)
+        : base(handler, entities, request.Rows.Count, context.CancellationToken, context.Deadline, ids)
     {
         Request = request;
         Started = started;
@@ -119,12 +119,16 @@ internal sealed class ScoreWork : GatherRequest
         _completion.TrySetException(new RpcException(status));
     }
 
-    /// <summary>Gives the pooled key array back once, whichever way the request ends.</summary>
+    /// <summary>Gives the pooled key arrays back once, whichever way the request ends.</summary>
     private void ReturnEntities()
     {
         if (Interlocked.Exchange(ref _returned, 1) == 0)
         {
             ArrayPool<ulong>.Shared.Return(Entities);
+            if (Ids is not null)
+            {
+                ArrayPool<ulong>.Shared.Return(Ids);
+            }
         }
     }
 }

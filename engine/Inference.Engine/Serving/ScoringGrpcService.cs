@@ -23,6 +23,7 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
     : ScoringService.ScoringServiceBase
 {
     private readonly int _requestWidth = model.Value.RequestFeatures;
+    private readonly RequestIds? _ids = model.Value.Ids.Count == 0 ? null : new RequestIds(model.Value.Ids);
     private readonly int _maxRows = serving.Value.MaxRowsPerRequest;
     private readonly string _eventsTopic = kafka.Value.EventsTopic;
     private readonly bool _requireCaughtUp = serving.Value.RequireCaughtUp;
@@ -82,7 +83,7 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
         return await Enqueue(request, context, started).ConfigureAwait(false);
     }
 
-    public override Task<GetModelResponse> GetModel(GetModelRequest request, ServerCallContext context)
+    public override async Task<GetModelResponse> GetModel(GetModelRequest request, ServerCallContext context)
     {
         var (version, parameters) = registry.Current();
         var spec = registry.Spec;
@@ -91,8 +92,14 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
             Version = version,
             Kind = spec.Kind.ToString(),
             Inputs = spec.Inputs,
-            Hidden = spec.Kind == ModelKind.Mlp ? spec.Hidden : 0,
+            Hidden = spec.Kind is ModelKind.Mlp or ModelKind.EmbeddingMlp ? spec.Hidden : 0,
         };
+        var inputs = model.Value.Ids;
+        long[] rows = inputs.Count == 0 ? [] : await features.EmbeddingRowsAsync().ConfigureAwait(false);
+        for (int i = 0; i < inputs.Count; i++)
+        {
+            response.Ids.Add(new IdInput { Name = inputs[i].Name, Source = inputs[i].Source.ToString(), Dimension = inputs[i].Dimension, Rows = rows[i] });
+        }
         foreach (var definition in features.Plan.Definitions)
         {
             response.InputNames.Add(definition.Name);
@@ -108,7 +115,7 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
             tensor.Values.Add(parameter.Values);
             response.Tensors.Add(tensor);
         }
-        return Task.FromResult(response);
+        return response;
     }
 
     public override async Task<GetFeaturesResponse> GetFeatures(GetFeaturesRequest request, ServerCallContext context)
@@ -193,10 +200,15 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
         {
             entities[r] = EntityKey.Hash(request.Rows[r].Entity);
         }
-        var work = new ScoreWork(batcher, request, entities, context, started);
+        var ids = _ids?.Hash(request, entities);
+        var work = new ScoreWork(batcher, request, entities, ids, context, started);
         if (!executor.TryEnqueue(work))
         {
             ArrayPool<ulong>.Shared.Return(entities);
+            if (ids is not null)
+            {
+                ArrayPool<ulong>.Shared.Return(ids);
+            }
             if (executor.IsStopping)
             {
                 throw new RpcException(new Status(StatusCode.Unavailable, "The engine is stopping."));
@@ -235,6 +247,14 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
                 {
                     throw Invalid($"rows[{r}].request_features[{j}] is {row.RequestFeatures[j]}; features must be finite numbers.");
                 }
+            }
+            if (_ids?.Problem(row) is { } problem)
+            {
+                throw Invalid($"rows[{r}].{problem}");
+            }
+            if (_ids is null && row.Ids.Count > 0)
+            {
+                throw Invalid($"rows[{r}].ids names {string.Join(", ", row.Ids.Keys.Order())}; the model reads no ids (Inference:Model:Ids).");
             }
         }
     }

@@ -1,4 +1,6 @@
+using System.Text;
 using System.Text.Json;
+using Inference.Engine.Features;
 using Inference.Engine.Ingest;
 
 namespace Inference.Engine.Training;
@@ -15,15 +17,21 @@ internal struct Label
 /// Decodes <c>{"entity": "&lt;key&gt;", "ts": &lt;epoch ms&gt;, "label": 0|1|true|false, "request_id": "...",
 /// "request_features": [..]}</c>. The label may be any number in [0, 1] (a soft label);
 /// <c>request_id</c> is accepted and not used yet; request features, when the model takes them, are
-/// written to the span given (missing ones read as 0).
+/// written to the span given (missing ones read as 0). A model over ids reads each id input of source
+/// <c>Request</c> from the field of its name (a string or an integer, as entity keys are read); a label
+/// without one of them is malformed.
 /// </summary>
 internal static class LabelDecoder
 {
-    public static bool TryDecode(ReadOnlySpan<byte> json, Span<float> requestFeatures, out Label label)
+    public static bool TryDecode(ReadOnlySpan<byte> json, Span<float> requestFeatures, out Label label) =>
+        TryDecode(json, requestFeatures, out label, null, []);
+
+    public static bool TryDecode(ReadOnlySpan<byte> json, Span<float> requestFeatures, out Label label, LabelIdFields? idFields, Span<ulong> ids)
     {
         label = default;
         requestFeatures.Clear();
         bool hasEntity = false, hasTime = false, hasLabel = false;
+        ulong idsFound = 0;
         try
         {
             var reader = new Utf8JsonReader(json);
@@ -81,6 +89,15 @@ internal static class LabelDecoder
                         requestFeatures[index++] = value;
                     }
                 }
+                else if (idFields?.Find(ref reader) is int input)
+                {
+                    reader.Read();
+                    if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.Number) || !JsonEventDecoder.TryHashKey(ref reader, out ids[input]))
+                    {
+                        return false;
+                    }
+                    idsFound |= 1UL << input;
+                }
                 else
                 {
                     reader.Read();
@@ -92,6 +109,61 @@ internal static class LabelDecoder
         {
             return false;
         }
-        return hasEntity && hasTime && hasLabel;
+        if (!(hasEntity && hasTime && hasLabel))
+        {
+            return false;
+        }
+        return idFields is null || idFields.Complete(idsFound, label.Entity, ids);
+    }
+}
+
+/// <summary>The id inputs a label brings: those of source <c>Request</c> by field name, the <c>Entity</c> ones from its entity.</summary>
+internal sealed class LabelIdFields
+{
+    /// <summary>Id inputs a model may declare (a bit each in a mask).</summary>
+    public const int MaxInputs = 64;
+
+    private readonly byte[]?[] _fields;
+    private readonly ulong _required;
+
+    public LabelIdFields(IReadOnlyList<IdInputOptions> inputs)
+    {
+        _fields = [.. inputs.Select(input => input.Source == IdSource.Request ? Encoding.UTF8.GetBytes(input.Name) : null)];
+        for (int i = 0; i < _fields.Length; i++)
+        {
+            _required |= _fields[i] is null ? 0 : 1UL << i;
+        }
+    }
+
+    public int Count => _fields.Length;
+
+    /// <summary>The id input the property under the reader names, or null.</summary>
+    public int? Find(ref Utf8JsonReader reader)
+    {
+        for (int i = 0; i < _fields.Length; i++)
+        {
+            if (_fields[i] is { } field && reader.ValueTextEquals(field))
+            {
+                return i;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Fills in the entity's ids; false when a field the model reads was missing.</summary>
+    public bool Complete(ulong found, ulong entity, Span<ulong> ids)
+    {
+        if ((found & _required) != _required)
+        {
+            return false;
+        }
+        for (int i = 0; i < _fields.Length; i++)
+        {
+            if (_fields[i] is null)
+            {
+                ids[i] = entity;
+            }
+        }
+        return true;
     }
 }

@@ -9,9 +9,10 @@ namespace Inference.Engine.Training;
 /// closed mini-batch to the trainer, which learns from it before returning. Mini-batches close when
 /// full or due (never early: a mini-batch's size is part of how the model learns).
 /// </summary>
-internal sealed class LabelSink(int batchSize, int requestWidth, Action<LabelSink> train) : IBatchSink
+internal sealed class LabelSink(int batchSize, int requestWidth, Action<LabelSink> train, LabelIdFields? idFields = null) : IBatchSink
 {
     private readonly WatermarkBuilder _done = new();
+    private readonly int _idInputs = idFields?.Count ?? 0;
 
     public ulong[] Entities { get; } = new ulong[batchSize];
 
@@ -21,6 +22,9 @@ internal sealed class LabelSink(int batchSize, int requestWidth, Action<LabelSin
 
     /// <summary>Request features, <c>requestWidth</c> per label.</summary>
     public float[] RequestFeatures { get; } = new float[batchSize * requestWidth];
+
+    /// <summary>A model over ids: per label, one hashed id per id input.</summary>
+    public ulong[] Ids { get; } = new ulong[batchSize * (idFields?.Count ?? 0)];
 
     public int Count { get; private set; }
 
@@ -44,7 +48,8 @@ internal sealed class LabelSink(int batchSize, int requestWidth, Action<LabelSin
         {
             return DecodeError.UnknownContentType;
         }
-        if (!LabelDecoder.TryDecode(new ReadOnlySpan<byte>(payload, length), RequestFeatures.AsSpan(Count * requestWidth, requestWidth), out var label))
+        if (!LabelDecoder.TryDecode(new ReadOnlySpan<byte>(payload, length), RequestFeatures.AsSpan(Count * requestWidth, requestWidth), out var label,
+            idFields, Ids.AsSpan(Count * _idInputs, _idInputs)))
         {
             return DecodeError.BadLabel;
         }

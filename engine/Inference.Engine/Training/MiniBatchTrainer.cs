@@ -8,8 +8,8 @@ namespace Inference.Engine.Training;
 
 /// <summary>
 /// Learns one mini-batch of labels, on the trainer's thread: joins each label with its entity's features
-/// as of the label's event time, scores it with weights that have not seen it (progressive log loss),
-/// then steps the learner. A batch with a non-finite input, label or loss is skipped and counted, never
+/// as of the label's event time (and, for a model over ids, with its ids' embeddings), scores it with
+/// weights that have not seen it (progressive log loss), then steps the learner and the embedding rows. A batch with a non-finite input, label or loss is skipped and counted, never
 /// learned from. Owns the batch buffers and the counters a trainer checkpoint records.
 /// </summary>
 internal sealed class MiniBatchTrainer
@@ -28,6 +28,7 @@ internal sealed class MiniBatchTrainer
     private readonly float[] _inputs;
     private readonly float[] _gathered;
     private readonly float[] _predictions;
+    private readonly LearnedIds? _ids;
     private double _smoothedLoss = double.NaN;
 
     public MiniBatchTrainer(FeatureStore features, OnlineLearner learner, ModelRegistry registry, int batchSize, int requestWidth,
@@ -46,6 +47,7 @@ internal sealed class MiniBatchTrainer
         // Without request features the gathered matrix is the model input: no copy between them.
         _gathered = requestWidth == 0 ? _inputs : new float[batchSize * _featureWidth];
         _predictions = new float[batchSize];
+        _ids = features.IdInputs == 0 ? null : new LearnedIds(batchSize, features.IdInputs, features.EmbeddingWidth);
         Learned = learned;
         Skipped = skipped;
     }
@@ -60,7 +62,11 @@ internal sealed class MiniBatchTrainer
     public void Train(LabelSink batch)
     {
         int count = batch.Count;
-        _metrics.PointInTimeInexact(_features.GatherAsOf(batch.Entities, batch.Times, count, _gathered, _inexact));
+        if (_ids is not null)
+        {
+            batch.Ids.AsSpan(0, count * _features.IdInputs).CopyTo(_ids.Ids);
+        }
+        _metrics.PointInTimeInexact(_features.GatherAsOf(batch.Entities, batch.Times, count, _gathered, _inexact, _ids));
         if (_requestWidth > 0)
         {
             for (int r = 0; r < count; r++)
@@ -76,13 +82,23 @@ internal sealed class MiniBatchTrainer
             return;
         }
         double loss = ProgressiveLoss(batch.Labels, count);
-        double stepLoss = _learner.Step(_inputs, batch.Labels, count);
-        if (!double.IsFinite(stepLoss) || !double.IsFinite(loss))
+        double stepLoss = _learner.Step(_inputs, _ids?.Embeddings, batch.Labels, count, _ids?.Gradients);
+        if (!double.IsFinite(stepLoss) || !double.IsFinite(loss) || (_ids is not null && !Finite.All(_ids.Gradients.AsSpan(0, count * _features.EmbeddingWidth))))
         {
             // The weights the step produced are not trusted: back to the last published ones.
             _learner.Import(_registry.CurrentParameters());
             Skip(count, "non_finite_loss", "a non-finite loss");
             return;
+        }
+        if (_ids is not null)
+        {
+            // The rows learn with their tables' own optimizer from each label's own loss: the gradient of the
+            // batch's sum, not its mean (a row's step does not shrink as the mini-batch grows).
+            foreach (ref float gradient in _ids.Gradients.AsSpan(0, count * _features.EmbeddingWidth))
+            {
+                gradient *= count;
+            }
+            _features.StepEmbeddings(_ids, count);
         }
         _smoothedLoss = double.IsNaN(_smoothedLoss) ? loss : _smoothedLoss + LossSmoothing * (loss - _smoothedLoss);
         _metrics.Trained(count, _smoothedLoss);
@@ -92,7 +108,7 @@ internal sealed class MiniBatchTrainer
     /// <summary>The batch's mean log loss under the weights that have not seen it yet.</summary>
     private double ProgressiveLoss(float[] labels, int count)
     {
-        _learner.Predict(_inputs, count, _predictions);
+        _learner.Predict(_inputs, _ids?.Embeddings, count, _predictions);
         double loss = 0;
         for (int r = 0; r < count; r++)
         {

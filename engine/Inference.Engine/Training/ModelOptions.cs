@@ -1,3 +1,4 @@
+using Inference.Engine.Features;
 using Inference.Models;
 
 namespace Inference.Engine.Training;
@@ -23,6 +24,12 @@ public sealed class ModelOptions
 
     /// <summary>Features each score request row brings, appended after the entity features.</summary>
     public int RequestFeatures { get; set; }
+
+    /// <summary>
+    /// Id inputs of the models over ids (<see cref="ModelKind.EmbeddingMlp"/>, <see cref="ModelKind.DotProduct"/>),
+    /// in model-input order: one embedding table each.
+    /// </summary>
+    public List<IdInputOptions> Ids { get; set; } = [];
 
     public long Seed { get; set; } = DefaultSeed;
 

@@ -1,4 +1,6 @@
+using System.Text.Json.Serialization;
 using Inference.Engine.Kafka;
+using Inference.Kernels.Embeddings;
 using Inference.Models.Training;
 
 namespace Inference.Engine.Training;
@@ -19,7 +21,12 @@ internal sealed record TrainerCheckpoint(
     long LabelsLearned,
     long LabelsSkipped,
     long BaseVersion,
-    double LearningRate);
+    double LearningRate)
+{
+    /// <summary>A model over ids: its embedding tables (rows and their optimizer state), one per id input, at the same cut; files of their own in a checkpoint.</summary>
+    [JsonIgnore]
+    public IReadOnlyList<EmbeddingSnapshot>? Embeddings { get; init; }
+}
 
 /// <summary>Where the trainer meets the checkpoints: the state it starts from, and its answers to "your state, please" on its own thread.</summary>
 internal interface ITrainerCheckpoints

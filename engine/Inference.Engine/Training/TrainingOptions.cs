@@ -1,3 +1,4 @@
+using Inference.Kernels.Embeddings;
 using Inference.Models.Training;
 
 namespace Inference.Engine.Training;
@@ -24,6 +25,38 @@ public sealed class TrainingOptions
 
     /// <summary>The dense part's optimizer: Sgd, Adam or Adagrad (its state is checkpointed with the weights).</summary>
     public DenseOptimizerKind Optimizer { get; set; } = DenseOptimizerKind.Sgd;
+
+    /// <summary>The optimizer of the embedding rows (models over ids): applied to the rows a mini-batch touched.</summary>
+    public SparseOptimizerKind EmbeddingOptimizer { get; set; } = SparseOptimizerKind.Adagrad;
+
+    /// <summary>Adagrad's learning rate, FTRL's α, for the embedding rows.</summary>
+    public float EmbeddingLearningRate { get; set; } = 0.05f;
+
+    /// <summary>Each coordinate's accumulator when its row is created (Adagrad's initial accumulator, FTRL's n).</summary>
+    public float EmbeddingInitialAccumulator { get; set; } = 0.1f;
+
+    /// <summary>FTRL's β.</summary>
+    public float EmbeddingBeta { get; set; } = 1f;
+
+    /// <summary>FTRL's L1 strength (drives coordinates to exactly zero).</summary>
+    public float EmbeddingL1 { get; set; }
+
+    /// <summary>FTRL's L2 strength.</summary>
+    public float EmbeddingL2 { get; set; }
+
+    /// <summary>A new embedding row's values are drawn uniformly from ±this, by a hash of its id (the same on every node).</summary>
+    public float EmbeddingInitScale { get; set; } = 0.01f;
+
+    /// <summary>The embedding rows' sparse optimizer as these options set it.</summary>
+    internal SparseOptimizer Sparse => new()
+    {
+        Kind = EmbeddingOptimizer,
+        LearningRate = EmbeddingLearningRate,
+        InitialAccumulator = EmbeddingInitialAccumulator,
+        Beta = EmbeddingBeta,
+        L1 = EmbeddingL1,
+        L2 = EmbeddingL2,
+    };
 
     /// <summary>The trainer publishes its weights to serving at most this often.</summary>
     public int PublishIntervalMs { get; set; } = DefaultPublishIntervalMs;

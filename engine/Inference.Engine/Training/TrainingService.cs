@@ -108,7 +108,7 @@ internal sealed class TrainingService : BackgroundService
         TryJoinParameterServer(learner);
         var trainer = new MiniBatchTrainer(_features, learner, _registry, training.BatchSize, _model.RequestFeatures, _metrics, _logger,
             restored?.LabelsLearned ?? 0, restored?.LabelsSkipped ?? 0);
-        var sink = new LabelSink(training.BatchSize, _model.RequestFeatures, trainer.Train);
+        var sink = new LabelSink(training.BatchSize, _model.RequestFeatures, trainer.Train, _model.Ids.Count == 0 ? null : new LabelIdFields(_model.Ids));
         if (restored is not null)
         {
             sink.Restore(restored.LabelOffsets);
@@ -130,7 +130,10 @@ internal sealed class TrainingService : BackgroundService
                 source.Poll(IdlePollMs);
                 _learnedSinceSync |= trainer.Learned != before;
                 // Between two mini-batches: the weights, statistics and label offsets agree.
-                _trainerCheckpoints.Serve(() => new TrainerCheckpoint(learner.ExportState(), sink.Done, trainer.Learned, trainer.Skipped, _baseVersion, training.LearningRate));
+                _trainerCheckpoints.Serve(() => new TrainerCheckpoint(learner.ExportState(), sink.Done, trainer.Learned, trainer.Skipped, _baseVersion, training.LearningRate)
+                {
+                    Embeddings = _features.SnapshotEmbeddings(),
+                });
                 long now = _time.GetTimestamp();
                 if (trainer.Learned != published && now >= nextPublish)
                 {

@@ -1,5 +1,6 @@
 using Inference.Engine.Features;
 using Inference.Engine.Pipeline;
+using Inference.Kernels.Accelerators;
 using Inference.Models.Registry;
 using Inference.Models;
 using Inference.Models.Exchange;
@@ -13,9 +14,9 @@ namespace Inference.Engine.Training;
 /// <summary>Registers the training stage: model and training options with their validators and metrics, the model registry, and the trainer.</summary>
 internal static class TrainingStage
 {
-    public static void AddOptions(IServiceCollection services, IConfiguration configuration)
+    public static void AddOptions(IServiceCollection services, IConfiguration configuration, EngineRole role)
     {
-        services.AddStageOptions(configuration, ModelOptions.Section, new ModelOptionsValidator());
+        services.AddStageOptions(configuration, ModelOptions.Section, new ModelOptionsValidator(role));
         services.AddStageOptions(configuration, TrainingOptions.Section, new TrainingOptionsValidator());
         services.AddSingleton<TrainingMetrics>();
     }
@@ -37,10 +38,38 @@ internal static class TrainingStage
             int width = sp.GetRequiredService<FeatureStore>().FeatureWidth;
             int inputs = width + model.RequestFeatures;
             return string.IsNullOrEmpty(model.File)
-                ? new ModelRegistry(new ModelSpec(model.Kind, inputs, model.Hidden, model.Seed))
+                ? new ModelRegistry(new ModelSpec(model.Kind, inputs, model.Hidden, model.Seed, model.Ids.Count == 0 ? null : [.. model.Ids.Select(i => i.Dimension)]))
                 : Imported(model, width, kindSet, hiddenSet);
         });
         services.AddSingleton<ModelStartup>();
+    }
+
+    /// <summary>
+    /// A model over ids: its embedding tables, one per id input, for the device executor to own (they live on
+    /// its accelerator and are touched only by work it runs). Each table takes the largest call: a serving batch
+    /// or a training mini-batch.
+    /// </summary>
+    public static void AddEmbeddings(IServiceCollection services, IConfiguration configuration)
+    {
+        if (!configuration.GetSection(ModelOptions.Section).GetSection(nameof(ModelOptions.Ids)).GetChildren().Any())
+        {
+            return;
+        }
+        services.AddSingleton(sp =>
+        {
+            var model = sp.GetRequiredService<IOptions<ModelOptions>>().Value;
+            var training = sp.GetRequiredService<IOptions<TrainingOptions>>().Value;
+            var serving = sp.GetRequiredService<GatherLimits>();
+            int maxRows = Math.Max(Math.Max(serving.MaxBatchRows, serving.MaxRowsPerRequest), training.BatchSize);
+            for (int i = 0; i < model.Ids.Count; i++)
+            {
+                if (model.Ids[i].Capacity <= maxRows)
+                {
+                    throw Invalid($"{ModelOptions.Section}:Ids:{i}:Capacity must be above the largest call's rows ({maxRows}: a serving batch or a training mini-batch) (got '{model.Ids[i].Capacity}').");
+                }
+            }
+            return new EmbeddingStore(sp.GetRequiredService<DeviceContext>(), model.Ids, training.Sparse, training.EmbeddingInitScale, maxRows);
+        });
     }
 
     /// <summary>The online trainer, unless <c>Inference:Training:Enabled</c> is false.</summary>

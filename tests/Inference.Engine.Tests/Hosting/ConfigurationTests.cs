@@ -13,8 +13,8 @@ public sealed class ConfigurationTests
     [InlineData("Inference:Features:Definitions:0:Aggregation", "Sum", "Inference:Features:Definitions: Feature 0 has no name")]
     [InlineData("Inference:Features:InitialCapacity", "0", "Inference:Features:InitialCapacity")]
     [InlineData("Inference:Role", "Worker", "Inference:Sync:ParameterServer")]
-    [InlineData("Inference:Model:Kind", "EmbeddingMlp", "Inference:Model:Kind")]
-    [InlineData("Inference:Model:Kind", "DotProduct", "Inference:Model:Kind")]
+    [InlineData("Inference:Model:Kind", "EmbeddingMlp", "Inference:Model:Ids")]
+    [InlineData("Inference:Model:Kind", "DotProduct", "Inference:Model:Ids")]
     public async Task A_bad_setting_fails_start_naming_its_key(string key, string value, string named)
     {
         var settings = EngineHarness.BaseSettings();

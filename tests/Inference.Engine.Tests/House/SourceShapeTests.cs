@@ -91,7 +91,7 @@ public sealed class SourceShapeTests
         string[] expected =
         [
             "AlertOptions", "AlertRule", "CheckpointException", "CheckpointOptions", "ClientCertificates", "ClientSecurityOptions", "DecodeError",
-            "EngineRole", "EventFormat", "FeatureOptions", "GatherLimits", "IInferenceBuilder", "InferenceApplication", "InferenceOptions",
+            "EngineRole", "EventFormat", "FeatureOptions", "GatherLimits", "IdInputOptions", "IdSource", "IInferenceBuilder", "InferenceApplication", "InferenceOptions",
             "InferenceServiceCollectionExtensions", "KafkaOptions", "ModelOptions", "OutputFormat", "ScopedToken", "ScoreOutputOptions",
             "SecurityOptions", "ServingOptions", "SyncOptions", "TlsOptions", "TrainingOptions", "WebhookOptions", "WeightMerge",
         ];

@@ -1,0 +1,177 @@
+using System.Diagnostics.Metrics;
+using Inference.Kernels.Accelerators;
+using Inference.Kernels.Embeddings;
+
+namespace Inference.Engine.Features;
+
+/// <summary>
+/// The embedding tables of a model over ids, one per id input, on the device executor's accelerator and
+/// called only on its thread. Ids and rows are laid out row-major (per row, one per input in declaration
+/// order); embeddings row-major too (per row, the inputs' rows one after another: <see cref="Width"/> values).
+/// </summary>
+internal sealed class EmbeddingStore : IDisposable
+{
+    private const int InitialRows = 1_024;
+
+    private readonly EmbeddingTable[] _tables;
+    private readonly int[] _offsets;
+    private readonly long[] _ttlMs;
+    private readonly long[] _nextTtlScanMs;
+    private readonly ulong[] _column;
+    private readonly int[] _rows;
+    private readonly float[] _values;
+    // Per table, as of the last call: ids with a row, ids forgotten (read by the metrics on other threads).
+    private readonly long[] _rowsHeld;
+    private readonly long[] _forgotten;
+
+    /// <summary>The tables of <paramref name="inputs"/>, each taking calls of up to <paramref name="maxRows"/> rows (the largest serving batch or training mini-batch).</summary>
+    public EmbeddingStore(DeviceContext device, IReadOnlyList<IdInputOptions> inputs, SparseOptimizer optimizer, float initScale, int maxRows)
+    {
+        Inputs = inputs;
+        _tables = new EmbeddingTable[inputs.Count];
+        _offsets = new int[inputs.Count];
+        _ttlMs = new long[inputs.Count];
+        _nextTtlScanMs = new long[inputs.Count];
+        int width = 0, widest = 0;
+        for (int t = 0; t < inputs.Count; t++)
+        {
+            var input = inputs[t];
+            _tables[t] = new EmbeddingTable(device, new EmbeddingTableOptions
+            {
+                Dimension = input.Dimension,
+                InitialCapacity = Math.Min(InitialRows, input.Capacity),
+                MaxCapacity = input.Capacity,
+                MaxBatchIds = maxRows,
+                MinCount = input.MinCount,
+                InitScale = initScale,
+                Optimizer = optimizer,
+            });
+            _offsets[t] = width;
+            _ttlMs[t] = input.TtlMs;
+            _nextTtlScanMs[t] = long.MinValue;
+            width += input.Dimension;
+            widest = Math.Max(widest, input.Dimension);
+        }
+        Width = width;
+        _column = new ulong[maxRows];
+        _rows = new int[maxRows];
+        _values = new float[maxRows * widest];
+        _rowsHeld = new long[inputs.Count];
+        _forgotten = new long[inputs.Count];
+    }
+
+    public IReadOnlyList<IdInputOptions> Inputs { get; }
+
+    /// <summary>Id inputs per row.</summary>
+    public int Count => _tables.Length;
+
+    /// <summary>Embedding values per row: the inputs' dimensions together.</summary>
+    public int Width { get; }
+
+    /// <summary>The tables, in declaration order (checkpoints, metrics).</summary>
+    public IReadOnlyList<EmbeddingTable> Tables => _tables;
+
+    /// <summary>Serving: the embeddings of <paramref name="rows"/> rows of ids, without counting them (an id without a row reads the default row).</summary>
+    public void Lookup(ReadOnlySpan<ulong> ids, int rows, Span<float> embeddings)
+    {
+        for (int t = 0; t < _tables.Length; t++)
+        {
+            Column(ids, rows, t);
+            _tables[t].Lookup(_column.AsSpan(0, rows), _rows.AsSpan(0, rows));
+            Spread(t, rows, embeddings);
+        }
+    }
+
+    /// <summary>
+    /// Learning: counts and dates each id at <paramref name="nowMs"/> (label event time; ids past their TTL
+    /// are forgotten first), writes each id's row to <paramref name="rowsOut"/> and the embeddings the
+    /// mini-batch learns from to <paramref name="embeddings"/>.
+    /// </summary>
+    public void Touch(ReadOnlySpan<ulong> ids, int rows, long nowMs, Span<int> rowsOut, Span<float> embeddings)
+    {
+        for (int t = 0; t < _tables.Length; t++)
+        {
+            var table = _tables[t];
+            if (_ttlMs[t] > 0 && nowMs >= _nextTtlScanMs[t])
+            {
+                // A scan per eighth of the TTL (of event time): an idle id lives at most 9/8 of it.
+                table.ForgetOlderThan(nowMs - _ttlMs[t]);
+                _nextTtlScanMs[t] = nowMs + Math.Max(1, _ttlMs[t] / 8);
+            }
+            Column(ids, rows, t);
+            table.Touch(_column.AsSpan(0, rows), nowMs, _rows.AsSpan(0, rows));
+            for (int r = 0; r < rows; r++)
+            {
+                rowsOut[r * _tables.Length + t] = _rows[r];
+            }
+            Spread(t, rows, embeddings);
+        }
+        Counted();
+    }
+
+    /// <summary>Takes the tables' counts for the metrics (after a call that may change them: learning, a restore).</summary>
+    public void Counted()
+    {
+        for (int t = 0; t < _tables.Length; t++)
+        {
+            Volatile.Write(ref _rowsHeld[t], _tables[t].Rows);
+            Volatile.Write(ref _forgotten[t], _tables[t].Forgotten);
+        }
+    }
+
+    /// <summary>Ids holding a row of their own, per id input (any thread).</summary>
+    public IEnumerable<Measurement<long>> RowsHeld() => Measure(_rowsHeld);
+
+    /// <summary>Ids forgotten so far, per id input (any thread).</summary>
+    public IEnumerable<Measurement<long>> Forgotten() => Measure(_forgotten);
+
+    private IEnumerable<Measurement<long>> Measure(long[] values)
+    {
+        for (int t = 0; t < values.Length; t++)
+        {
+            yield return new Measurement<long>(Volatile.Read(ref values[t]), new KeyValuePair<string, object?>("input", Inputs[t].Name));
+        }
+    }
+
+    /// <summary>One optimizer step per table on the rows <see cref="Touch"/> gave, with the loss's gradient per row (<see cref="Width"/> values).</summary>
+    public void Step(ReadOnlySpan<int> rowsIn, int rows, ReadOnlySpan<float> gradients)
+    {
+        for (int t = 0; t < _tables.Length; t++)
+        {
+            int d = _tables[t].Dimension;
+            for (int r = 0; r < rows; r++)
+            {
+                _rows[r] = rowsIn[r * _tables.Length + t];
+                gradients.Slice(r * Width + _offsets[t], d).CopyTo(_values.AsSpan(r * d, d));
+            }
+            _tables[t].Step(_rows.AsSpan(0, rows), _values.AsSpan(0, rows * d));
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var table in _tables)
+        {
+            table.Dispose();
+        }
+    }
+
+    private void Column(ReadOnlySpan<ulong> ids, int rows, int t)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            _column[r] = ids[r * _tables.Length + t];
+        }
+    }
+
+    /// <summary>Gathers the rows of table <paramref name="t"/> (in <see cref="_rows"/>) into their place in each row's embeddings.</summary>
+    private void Spread(int t, int rows, Span<float> embeddings)
+    {
+        int d = _tables[t].Dimension;
+        _tables[t].Gather(_rows.AsSpan(0, rows), _values.AsSpan(0, rows * d));
+        for (int r = 0; r < rows; r++)
+        {
+            _values.AsSpan(r * d, d).CopyTo(embeddings.Slice(r * Width + _offsets[t], d));
+        }
+    }
+}

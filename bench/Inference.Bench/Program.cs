@@ -5,7 +5,7 @@ using Inference.Bench.Pipeline;
 using Inference.Engine.Kafka;
 using Inference.Testing;
 
-// Inference.Bench pipeline | checkpoint | learn-ids | planted-ids | stream | watch | freshness | consume-baseline | micro — `--help` on each.
+// Inference.Bench pipeline | checkpoint | learn-ids | planted-ids | score-ids | stream | watch | freshness | consume-baseline | micro — `--help` on each.
 var root = new RootCommand("Inference benchmarks: the end-to-end harness, load and freshness probes, micro-benchmarks (docs/benchmarks.md).");
 
 Option<int> Positive(string name, int fallback, string description, int min = 1) => new(name) { Description = description, DefaultValueFactory = _ => fallback, CustomParser = result => AtLeast(result, fallback, min) };
@@ -57,6 +57,17 @@ Option<string> Required(string name, string description) => new(name) { Descript
     var command = new Command("planted-ids", "The planted-ids workload through the engine: progressive and held-out log loss of the models over ids against the planted model, the aggregates alone and PyTorch") { users, items, labels, measured, heldOut, partitions, kinds, reference, dimension, backlog, set };
     command.SetAction((p, _) => PlantedIdsBench.RunAsync(p.GetValue(users), p.GetValue(items), p.GetValue(labels), p.GetValue(measured), p.GetValue(heldOut), p.GetValue(partitions), p.GetValue(kinds)!, p.GetValue(reference), p.GetValue(dimension), p.GetValue(backlog),
         (p.GetValue(set) ?? []).Select(s => s.Split('=', 2)).ToDictionary(kv => kv[0], kv => (string?)(kv.Length > 1 ? kv[1] : ""))));
+    root.Subcommands.Add(command);
+}
+{
+    var users = Positive("--users", 100_000, "Distinct users");
+    var items = Positive("--items", 10_000, "Distinct items");
+    var labels = Positive("--labels", 200_000, "Labels each engine learns before the load");
+    var rate = Positive("--rate", 1_000, "Score calls per second on each engine (open loop)");
+    var seconds = Positive("--seconds", 20, "How long the load runs");
+    var dimension = Positive("--dimension", 16, "Values per embedding row of each id input");
+    var command = new Command("score-ids", "Score latency with two id inputs against the aggregates alone, two engines under the same open-loop load at once") { users, items, labels, rate, seconds, dimension };
+    command.SetAction((p, _) => IdScoringBench.RunAsync(p.GetValue(users), p.GetValue(items), p.GetValue(labels), p.GetValue(rate), p.GetValue(seconds), p.GetValue(dimension)));
     root.Subcommands.Add(command);
 }
 {

@@ -3,6 +3,7 @@ using Grpc.Core;
 using Inference.Engine.Checkpoints;
 using Inference.Engine.Security;
 using Inference.Engine.Serving;
+using Inference.Engine.Training;
 using Inference.Models;
 using Inference.Models.Exchange;
 using Inference.Models.Parameters;
@@ -63,9 +64,10 @@ internal static class ModelCommand
         }
         ParameterSet parameters;
         string source;
+        TrainerCheckpoint? withIds = null;
         try
         {
-            (parameters, source) = from is not null ? await FromEngineAsync(from, client) : FromCheckpoints(checkpoints!);
+            (parameters, source, withIds) = from is not null ? await FromEngineAsync(from, client) : FromCheckpoints(checkpoints!);
         }
         catch (ExportException error)
         {
@@ -74,6 +76,11 @@ internal static class ModelCommand
         }
         try
         {
+            if (withIds is not null)
+            {
+                Console.WriteLine($"{IdModelExport.Write(file, withIds)}, from {source} (in Python: inference_model.load_with_ids(\"{file}\"))");
+                return 0;
+            }
             ModelFile.Write(file, parameters);
             // Read back as an import would: what was written is a model the engine (and PyTorch) can load.
             var written = ModelFile.Read(file);
@@ -88,7 +95,7 @@ internal static class ModelCommand
         }
     }
 
-    private static async Task<(ParameterSet, string)> FromEngineAsync(string address, ClientSecurityOptions client)
+    private static async Task<(ParameterSet, string, TrainerCheckpoint?)> FromEngineAsync(string address, ClientSecurityOptions client)
     {
         if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
         {
@@ -114,13 +121,13 @@ internal static class ModelCommand
             throw new ExportException(NoTables(response.Kind));
         }
         var parameters = new ParameterSet(response.Tensors.Select(t => new NamedParameter(t.Name, [.. t.Shape], [.. t.Values])).ToList());
-        return (parameters, string.Create(CultureInfo.InvariantCulture, $"the engine at {address}, model version {response.Version}"));
+        return (parameters, string.Create(CultureInfo.InvariantCulture, $"the engine at {address}, model version {response.Version}"), null);
     }
 
     private static string NoTables(string kind) =>
-        $"the engine's model is a {kind}: exporting its embedding tables (safetensors with an id vocabulary) is not built yet, and its dense part alone would not score as the engine does.";
+        $"the engine's model is a {kind}: its embedding tables stay on the engine's accelerator, and its dense part alone would not score as the engine does; export it from the engine's checkpoints (--checkpoints DIR), which hold the tables.";
 
-    private static (ParameterSet, string) FromCheckpoints(string directory)
+    private static (ParameterSet, string, TrainerCheckpoint?) FromCheckpoints(string directory)
     {
         if (!Directory.Exists(directory))
         {
@@ -140,11 +147,7 @@ internal static class ModelCommand
                     reasons.Add($"{Path.GetFileName(path)}: no model (training was off)");
                     continue;
                 }
-                if (trainer.Embeddings is not null)
-                {
-                    throw new ExportException(NoTables("model over ids"));
-                }
-                return (trainer.Learner.Parameters, $"checkpoint {path}");
+                return (trainer.Learner.Parameters, $"checkpoint {path}", trainer.Embeddings is null ? null : trainer);
             }
             catch (Exception error) when (error is IOException or InvalidDataException or System.Text.Json.JsonException or UnauthorizedAccessException)
             {

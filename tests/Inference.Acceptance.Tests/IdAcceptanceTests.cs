@@ -37,11 +37,7 @@ public sealed class IdAcceptanceTests(ITestOutputHelper output)
         EngineHarness.Declare(settings, ("count", "Count", null, null), ("amount_mean", "Mean", "amount", null));
         if (kind != "Logistic")
         {
-            settings["Inference:Model:Ids:0:Name"] = "user";
-            settings["Inference:Model:Ids:0:Source"] = "Entity";
-            settings["Inference:Model:Ids:0:Dimension"] = PlantedIds.Dimension.ToString(CultureInfo.InvariantCulture);
-            settings["Inference:Model:Ids:1:Name"] = "item";
-            settings["Inference:Model:Ids:1:Dimension"] = PlantedIds.Dimension.ToString(CultureInfo.InvariantCulture);
+            EngineHarness.DeclareIds(settings, ("user", "Entity", PlantedIds.Dimension), ("item", "Request", PlantedIds.Dimension));
         }
         await using var engine = await EngineHarness.StartAsync(settings);
         var run = new PlantedRun(new PlantedIds(Users, Items, seed: 23), kafka.BootstrapServers, engine.Channel, () => engine.Metrics.EventsApplied, () => engine.Metrics.LabelsTrained)

@@ -67,6 +67,18 @@ internal sealed class EngineHarness : IAsyncDisposable
         }
     }
 
+    /// <summary>Declares a model's id inputs through configuration keys (<c>Inference:Model:Ids</c>), as an appsettings.json section would.</summary>
+    public static void DeclareIds(Dictionary<string, string?> settings, params (string Name, string Source, int Dimension)[] ids)
+    {
+        for (int i = 0; i < ids.Length; i++)
+        {
+            string at = $"Inference:Model:Ids:{i}:";
+            settings[at + "Name"] = ids[i].Name;
+            settings[at + "Source"] = ids[i].Source;
+            settings[at + "Dimension"] = ids[i].Dimension.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+    }
+
     public static async Task<EngineHarness> StartAsync(Dictionary<string, string?> settings)
     {
         var app = InferenceApplication.Build([], settings, logging => logging.AddSimpleConsole(o => o.SingleLine = true));

@@ -65,6 +65,30 @@ public static class PyTorchFixtures
         return JsonSerializer.Deserialize<double[]>(output.Trim().Split('\n')[^1])!;
     }
 
+    /// <summary>A Python with PyTorch and xxhash (what a model over ids needs to hash its ids as the engine does), or null.</summary>
+    public static string? PythonWithXxhash() =>
+        Python() is { } python && RunPython(python, "-c", "import xxhash").Code == 0 ? python : null;
+
+    /// <summary>PyTorch's probabilities for rows of model inputs and ids (score_ids.py), with a model over ids the engine exported.</summary>
+    public static double[] ScoreIdsInPyTorch(string python, string modelFile, float[][] inputs, IReadOnlyDictionary<string, string[]> ids)
+    {
+        string rows = Path.Combine(Path.GetTempPath(), $"rows-{Guid.NewGuid():N}.json");
+        System.IO.File.WriteAllText(rows, JsonSerializer.Serialize(new { x = inputs, ids }));
+        try
+        {
+            var (code, output) = RunPython(python, File("score_ids.py"), modelFile, rows);
+            if (code != 0)
+            {
+                throw new InvalidOperationException($"score_ids.py failed ({code}): {output}");
+            }
+            return JsonSerializer.Deserialize<double[]>(output.Trim().Split('\n')[^1])!;
+        }
+        finally
+        {
+            System.IO.File.Delete(rows);
+        }
+    }
+
     private static (int Code, string Output) RunPython(string python, params string[] args)
     {
         var start = new ProcessStartInfo(python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

@@ -57,43 +57,7 @@ internal static class PlantedIdsBench
         using var kafka = new EmbeddedKafka();
         kafka.CreateTopic("events", partitions);
         kafka.CreateTopic("labels", partitions);
-        var settings = new Dictionary<string, string?>
-        {
-            ["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers,
-            ["Inference:Kafka:GroupId"] = "planted",
-            ["Inference:Kafka:DeadLetterTopic"] = "",
-            ["Inference:Kafka:LabelsDeadLetterTopic"] = "",
-            ["Inference:Features:Capacity"] = (2 * users + 20_000).ToString(CultureInfo.InvariantCulture),
-            ["Inference:Features:InitialCapacity"] = (2 * users + 20_000).ToString(CultureInfo.InvariantCulture),
-            ["Inference:Features:Definitions:0:Name"] = "count",
-            ["Inference:Features:Definitions:0:Aggregation"] = "Count",
-            ["Inference:Features:Definitions:0:Transform"] = "SignedLog1p",
-            ["Inference:Features:Definitions:1:Name"] = "amount_mean",
-            ["Inference:Features:Definitions:1:Aggregation"] = "Mean",
-            ["Inference:Features:Definitions:1:Field"] = "amount",
-            ["Inference:Features:Definitions:1:Transform"] = "SignedLog1p",
-            ["Inference:Model:Kind"] = kind,
-            ["Inference:Model:Hidden"] = "32",
-            ["Inference:Training:BatchSize"] = "256",
-            ["Inference:Training:PublishIntervalMs"] = "0",
-            ["Inference:Training:Optimizer"] = "Adam",
-            ["Inference:Training:LearningRate"] = "0.01",
-            ["Inference:Training:EmbeddingLearningRate"] = "0.1",
-            ["Inference:Training:EmbeddingInitScale"] = "0.1",
-            ["Inference:Serving:Port"] = "0",
-            ["Inference:Serving:HttpPort"] = "0",
-            ["Logging:LogLevel:Default"] = "Warning",
-        };
-        if (kind != "Logistic")
-        {
-            settings["Inference:Model:Ids:0:Name"] = "user";
-            settings["Inference:Model:Ids:0:Source"] = "Entity";
-            settings["Inference:Model:Ids:0:Dimension"] = dimension.ToString(CultureInfo.InvariantCulture);
-            settings["Inference:Model:Ids:0:Capacity"] = (2 * users + 8_192).ToString(CultureInfo.InvariantCulture);
-            settings["Inference:Model:Ids:1:Name"] = "item";
-            settings["Inference:Model:Ids:1:Dimension"] = dimension.ToString(CultureInfo.InvariantCulture);
-            settings["Inference:Model:Ids:1:Capacity"] = (2 * items + 8_192).ToString(CultureInfo.InvariantCulture);
-        }
+        var settings = Settings(kafka, kind, users, items, dimension);
         foreach (var (key, value) in overrides)
         {
             settings[key] = value;
@@ -121,6 +85,49 @@ internal static class PlantedIdsBench
             await app.StopAsync();
             await app.DisposeAsync();
         }
+    }
+
+    /// <summary>The engine of the planted workload: its two aggregates, the model (and its two id inputs), the bench's training settings.</summary>
+    internal static Dictionary<string, string?> Settings(EmbeddedKafka kafka, string kind, int users, int items, int dimension)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers,
+            ["Inference:Kafka:GroupId"] = "planted",
+            ["Inference:Kafka:DeadLetterTopic"] = "",
+            ["Inference:Kafka:LabelsDeadLetterTopic"] = "",
+            ["Inference:Features:Capacity"] = (2 * users + 20_000).ToString(CultureInfo.InvariantCulture),
+            ["Inference:Features:InitialCapacity"] = (2 * users + 20_000).ToString(CultureInfo.InvariantCulture),
+            ["Inference:Features:Definitions:0:Name"] = "count",
+            ["Inference:Features:Definitions:0:Aggregation"] = "Count",
+            ["Inference:Features:Definitions:0:Transform"] = "SignedLog1p",
+            ["Inference:Features:Definitions:1:Name"] = "amount_mean",
+            ["Inference:Features:Definitions:1:Aggregation"] = "Mean",
+            ["Inference:Features:Definitions:1:Field"] = "amount",
+            ["Inference:Features:Definitions:1:Transform"] = "SignedLog1p",
+            ["Inference:Model:Kind"] = kind,
+            ["Inference:Model:Hidden"] = "32",
+            ["Inference:Training:BatchSize"] = "256",
+            ["Inference:Training:PublishIntervalMs"] = "0",
+            ["Inference:Training:Optimizer"] = "Adam",
+            ["Inference:Training:LearningRate"] = "0.01",
+            ["Inference:Training:EmbeddingLearningRate"] = "0.3",
+            ["Inference:Training:EmbeddingInitScale"] = "0.1",
+            ["Inference:Serving:Port"] = "0",
+            ["Inference:Serving:HttpPort"] = "0",
+            ["Logging:LogLevel:Default"] = "Warning",
+        };
+        if (kind != "Logistic")
+        {
+            settings["Inference:Model:Ids:0:Name"] = "user";
+            settings["Inference:Model:Ids:0:Source"] = "Entity";
+            settings["Inference:Model:Ids:0:Dimension"] = dimension.ToString(CultureInfo.InvariantCulture);
+            settings["Inference:Model:Ids:0:Capacity"] = (2 * users + 8_192).ToString(CultureInfo.InvariantCulture);
+            settings["Inference:Model:Ids:1:Name"] = "item";
+            settings["Inference:Model:Ids:1:Dimension"] = dimension.ToString(CultureInfo.InvariantCulture);
+            settings["Inference:Model:Ids:1:Capacity"] = (2 * items + 8_192).ToString(CultureInfo.InvariantCulture);
+        }
+        return settings;
     }
 
     /// <summary>Runs bench/ids/reference.py on the written labels; its JSON line, or null when it failed.</summary>

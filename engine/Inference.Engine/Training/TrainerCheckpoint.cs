@@ -26,7 +26,13 @@ internal sealed record TrainerCheckpoint(
     /// <summary>A model over ids: its embedding tables (rows and their optimizer state), one per id input, at the same cut; files of their own in a checkpoint.</summary>
     [JsonIgnore]
     public IReadOnlyList<EmbeddingSnapshot>? Embeddings { get; init; }
+
+    /// <summary>A model over ids: its id inputs in model-input order (what an export names the tables after).</summary>
+    public IReadOnlyList<CheckpointIdInput>? IdInputs { get; init; }
 }
+
+/// <summary>One id input of a checkpointed model over ids: its name, source and dimension.</summary>
+internal sealed record CheckpointIdInput(string Name, string Source, int Dimension);
 
 /// <summary>Where the trainer meets the checkpoints: the state it starts from, and its answers to "your state, please" on its own thread.</summary>
 internal interface ITrainerCheckpoints

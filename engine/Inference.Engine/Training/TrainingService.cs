@@ -38,6 +38,7 @@ internal sealed class TrainingService : BackgroundService
     private readonly bool _isWorker;
     private readonly TimeProvider _time;
     private bool _coPartitioned;
+    private readonly IReadOnlyList<CheckpointIdInput>? _idInputs;
 
     private ParameterSet? _base;
     private long _baseVersion;
@@ -70,6 +71,7 @@ internal sealed class TrainingService : BackgroundService
         _training = training.Value;
         _model = model.Value;
         _sync = sync.Value;
+        _idInputs = _model.Ids.Count == 0 ? null : [.. _model.Ids.Select(i => new CheckpointIdInput(i.Name, i.Source.ToString(), i.Dimension))];
     }
 
     /// <summary>
@@ -133,6 +135,7 @@ internal sealed class TrainingService : BackgroundService
                 _trainerCheckpoints.Serve(() => new TrainerCheckpoint(learner.ExportState(), sink.Done, trainer.Learned, trainer.Skipped, _baseVersion, training.LearningRate)
                 {
                     Embeddings = _features.SnapshotEmbeddings(),
+                    IdInputs = _idInputs,
                 });
                 long now = _time.GetTimestamp();
                 if (trainer.Learned != published && now >= nextPublish)

@@ -4,6 +4,7 @@ using Grpc.Core;
 using Inference.Engine.Checkpoints;
 using Inference.Engine.Kafka;
 using Inference.Proto.V1;
+using Inference.Testing;
 using Microsoft.Extensions.Options;
 
 namespace Inference.Engine.Tests;
@@ -38,11 +39,7 @@ public sealed class IdModelTests : IDisposable
         var settings = EngineHarness.BaseSettings();
         settings["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers;
         settings["Inference:Model:Kind"] = "DotProduct";
-        settings["Inference:Model:Ids:0:Name"] = "user";
-        settings["Inference:Model:Ids:0:Source"] = "Entity";
-        settings["Inference:Model:Ids:0:Dimension"] = "4";
-        settings["Inference:Model:Ids:1:Name"] = "item";
-        settings["Inference:Model:Ids:1:Dimension"] = "4";
+        EngineHarness.DeclareIds(settings, ("user", "Entity", 4), ("item", "Request", 4));
         settings["Inference:Training:BatchSize"] = "16";
         settings["Inference:Training:LearningRate"] = "0.05";
         settings["Inference:Training:EmbeddingLearningRate"] = "0.3";
@@ -135,6 +132,58 @@ public sealed class IdModelTests : IDisposable
         settings["Inference:Model:Ids:1:Dimension"] = "8";
         var error = await Assert.ThrowsAsync<CheckpointException>(() => EngineHarness.StartAsync(settings));
         Assert.Contains("id dimensions", error.Message);
+    }
+
+    [Theory]
+    [InlineData("DotProduct")]
+    [InlineData("EmbeddingMlp")]
+    public async Task A_model_over_ids_exported_from_its_checkpoints_scores_in_PyTorch_as_the_engine_does(string kind)
+    {
+        string python = PyTorchFixtures.PythonWithXxhash()
+            ?? throw new InvalidOperationException("This test needs a Python with torch and xxhash (Debian: python3-torch python3-xxhash; .ci/run installs them).");
+        using var kafka = Kafka();
+        var settings = Settings(kafka, checkpoints: true);
+        settings["Inference:Model:Kind"] = kind;
+        var request = EveryPair();
+        // An item never learned from: the default row, in the engine and in PyTorch.
+        request.Rows.Add(new ScoreRow { Entity = User(0), Ids = { ["item"] = "item-never-seen" } });
+        ScoreResponse served;
+        var counts = new Dictionary<string, float>();
+        await using (var engine = await EngineHarness.StartAsync(settings))
+        {
+            // User u has u % 4 events: its count feature (the model's input) differs from its neighbours'.
+            var events = Enumerable.Range(0, Users).SelectMany(u => Enumerable.Range(0, u % 4).Select(e =>
+                Streams.Json(User(u), $"{{\"entity\":\"{User(u)}\",\"ts\":{1_767_225_000_000 + (u * 4) + e}}}"))).ToList();
+            await engine.ProduceAndWaitAsync("events", events, new Taken(events.Count));
+            await engine.ProduceAndWaitAsync("labels", Labels(800, seed: 3), new Taken(events.Count, Labels: 800));
+            long rounds = engine.Metrics.SyncRounds;
+            await EngineHarness.WaitUntil(() => engine.Metrics.SyncRounds >= rounds + 2, TimeSpan.FromSeconds(30), () => "two sync rounds after the last label");
+            var client = new ScoringService.ScoringServiceClient(engine.Channel);
+            served = await client.ScoreAsync(request);
+            var features = await client.GetFeaturesAsync(new GetFeaturesRequest { Entities = { Enumerable.Range(0, Users).Select(User) } });
+            foreach (var entity in features.Entities)
+            {
+                counts[entity.Entity] = entity.Found ? (float)entity.Values[0] : 0;
+            }
+        }
+        string file = Path.Combine(_directory, "ids.pt");
+        var (code, output) = EngineProcess.RunCommand("model", "export", file, "--checkpoints", _directory);
+        Assert.True(code == 0, output);
+        Assert.Contains("a model over ids (user: 20 rows of 4, item: 20 rows of 4)", output);
+        Assert.True(File.Exists(file + ".ids.json"));
+
+        // The model input is the declared feature as the engine transforms it (SignedLog1p of the count).
+        var inputs = request.Rows.Select(row => new[] { MathF.Log(1 + counts[row.Entity]) }).ToArray();
+        var ids = new Dictionary<string, string[]>
+        {
+            ["user"] = [.. request.Rows.Select(row => row.Entity)],
+            ["item"] = [.. request.Rows.Select(row => row.Ids["item"])],
+        };
+        var pytorch = PyTorchFixtures.ScoreIdsInPyTorch(python, file, inputs, ids);
+        for (int r = 0; r < request.Rows.Count; r++)
+        {
+            Assert.True(Math.Abs(pytorch[r] - served.Scores[r]) <= 1e-5, $"row {r}: PyTorch {pytorch[r]:R}, the engine {served.Scores[r]:R}");
+        }
     }
 
     [Fact]

@@ -132,6 +132,30 @@ internal sealed class CheckpointCoordinator : IConsumerCheckpoints, ITrainerChec
 
     void IConsumerCheckpoints.CaughtUp(string topic, ILogger logger) => CaughtUp(topic, logger);
 
+    long? IConsumerCheckpoints.NewestInPool(string topic, int partition)
+    {
+        if (!Enabled || Options.PoolDirectory is not { } pool || !Directory.Exists(pool))
+        {
+            return null;
+        }
+        long? newest = null;
+        foreach (string worker in Directory.GetDirectories(pool))
+        {
+            foreach (var entry in CheckpointFiles.List(worker))
+            {
+                var offsets = topic == _eventsTopic ? entry.Manifest?.Events.Offsets : entry.Manifest?.Trainer?.Offsets;
+                foreach (var offset in offsets ?? [])
+                {
+                    if (offset.Topic == topic && offset.Partition == partition && (newest is null || offset.Offset > newest))
+                    {
+                        newest = offset.Offset;
+                    }
+                }
+            }
+        }
+        return newest;
+    }
+
     void IConsumerCheckpoints.Register(ICheckpointedSource source) => Register(source);
 
     void IConsumerCheckpoints.Unregister(ICheckpointedSource source) => Unregister(source);

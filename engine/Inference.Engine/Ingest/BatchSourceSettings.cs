@@ -65,4 +65,10 @@ internal sealed class BatchSourceSettings
     /// of those owned (the labels source follows the events source: co-partitioned topics).
     /// </summary>
     public IOwnedPartitions? Follows { get; init; }
+
+    /// <summary>
+    /// Follow mode in a pool: where a partition taken up starts when the restored checkpoint does not say, as
+    /// the last offset already read (the newest any worker's checkpoint holds); null: the committed offset.
+    /// </summary>
+    public Func<int, long?>? ArrivingFrom { get; init; }
 }

@@ -18,6 +18,12 @@ internal interface IConsumerCheckpoints
 
     void CaughtUp(string topic, ILogger logger);
 
+    /// <summary>
+    /// In a pool with checkpoints: the newest position in <paramref name="topic"/>'s <paramref name="partition"/>
+    /// that any worker's checkpoint holds (the last offset its state includes), or null where none holds one.
+    /// </summary>
+    long? NewestInPool(string topic, int partition);
+
     void Register(ICheckpointedSource source);
 
     void Unregister(ICheckpointedSource source);

@@ -39,8 +39,12 @@ internal sealed unsafe partial class KafkaBatchSource<TSink>
         foreach (var partition in partitions)
         {
             // The first time a partition the checkpoint holds is ours, start right after what it holds
-            // (the checkpoint is the truth; the committed offset may be older). Otherwise the committed one.
-            long next = _resume.Remove(partition.Partition.Value, out long last) ? last + 1 : Offset.Unset;
+            // (the checkpoint is the truth; the committed offset may be older). In a pool, a partition taken
+            // up starts after the newest position a worker's checkpoint holds (its last owner's hand-over).
+            // Otherwise the committed one.
+            long next = _resume.Remove(partition.Partition.Value, out long last) ? last + 1
+                : _settings.ArrivingFrom?.Invoke(partition.Partition.Value) is long read ? read + 1
+                : Offset.Unset;
             positions.Add(new TopicPartitionOffset(partition, new Offset(next)));
             if (next != Offset.Unset)
             {
@@ -190,6 +194,18 @@ internal sealed unsafe partial class KafkaBatchSource<TSink>
         _settings.Publishes?.Revoked(_settings.Topic, partitions.Select(p => p.Partition.Value));
         Hand(partitions);
         IngestLog.Lost(_logger, _settings.Topic, string.Join(", ", partitions.Select(p => p.Partition.Value)));
+    }
+
+    /// <summary>
+    /// Follow mode: takes up the owned partitions' numbers now if they changed (a trainer does so before its state
+    /// is captured for a checkpoint: the state then holds every label of a partition leaving, and none after).
+    /// </summary>
+    public void FollowOwnership()
+    {
+        if (_settings.Follows is { } ownership)
+        {
+            Follow(ownership);
+        }
     }
 
     /// <summary>

@@ -132,10 +132,16 @@ internal sealed class TrainingService : BackgroundService
                 source.Poll(IdlePollMs);
                 _learnedSinceSync |= trainer.Learned != before;
                 // Between two mini-batches: the weights, statistics and label offsets agree.
-                _trainerCheckpoints.Serve(() => new TrainerCheckpoint(learner.ExportState(), sink.Done, trainer.Learned, trainer.Skipped, _baseVersion, training.LearningRate)
+                _trainerCheckpoints.Serve(() =>
                 {
-                    Embeddings = _features.SnapshotEmbeddings(),
-                    IdInputs = _idInputs,
+                    // Partitions that left are dropped first (what was read of them learned): a hand-over checkpoint
+                    // holds every label of theirs this worker learned, and it learns none after it.
+                    source.FollowOwnership();
+                    return new TrainerCheckpoint(learner.ExportState(), sink.Done, trainer.Learned, trainer.Skipped, _baseVersion, training.LearningRate)
+                    {
+                        Embeddings = _features.SnapshotEmbeddings(),
+                        IdInputs = _idInputs,
+                    };
                 });
                 long now = _time.GetTimestamp();
                 if (trainer.Learned != published && now >= nextPublish)
@@ -197,6 +203,8 @@ internal sealed class TrainingService : BackgroundService
         CaughtUp = _checkpoints.Enabled ? () => _checkpoints.CaughtUp(_kafka.Options.LabelsTopic, _logger) : null,
         CaughtUpWithin = _readyLag,
         Follows = _coPartitioned ? new WholePartitions(_ownership, () => _features.Published, _kafka.Options.EventsTopic) : null,
+        // A labels partition taken up resumes where its last owner's hand-over checkpoint left it, not at an older commit.
+        ArrivingFrom = _coPartitioned && _isWorker ? partition => _checkpoints.NewestInPool(_kafka.Options.LabelsTopic, partition) : null,
     };
 
     /// <summary>Publishes the learner's weights to serving; a non-finite model is never served or pushed.</summary>

@@ -15,6 +15,9 @@ public sealed class PoolTests
 {
     private const int Partitions = 4;
 
+    /// <summary>Labels keep flowing while a worker joins: a burst every this long (a scenario parameter, not a wait).</summary>
+    private static readonly TimeSpan LabelBurstGap = TimeSpan.FromMilliseconds(50);
+
     private static Dictionary<string, string?> PoolWorker(EmbeddedKafka kafka, string parameterServer, string name)
     {
         var settings = EngineHarness.BaseSettings();
@@ -197,6 +200,71 @@ public sealed class PoolTests
             Assert.Equal(ownedA.Owns(routed.Origins[r].Partition) ? "a" : "b", routed.Origins[r].WorkerId);
         }
         Assert.Equal(forwarded, a.Get<ServingMetrics>().ForwardedRows + b.Get<ServingMetrics>().ForwardedRows);
+    }
+
+    [Fact]
+    public async Task When_partitions_move_to_a_joining_worker_it_learns_none_of_the_labels_their_owner_learned()
+    {
+        using var kafka = CoPartitioned();
+        await using var ps = await ParameterServer();
+        string pool = Path.Combine(Path.GetTempPath(), "inference-pool-" + Guid.NewGuid().ToString("N"));
+        Dictionary<string, string?> Member(string name)
+        {
+            var settings = PoolWorker(kafka, ps.Address, name);
+            settings["Inference:Checkpoints:Directory"] = pool;
+            // No periodic checkpoint meanwhile: what the first owner learned is in its hand-over checkpoint only.
+            settings["Inference:Checkpoints:IntervalMs"] = "600000";
+            return settings;
+        }
+        try
+        {
+            await using var a = await EngineHarness.StartAsync(Member("a"));
+            var ownedA = a.Get<PartitionOwnership>();
+            await EngineHarness.WaitUntil(() => ownedA.Owned.Count == Partitions, TimeSpan.FromSeconds(60), () => "a to own every partition");
+            var stream = new SyntheticStream(entities: 60, seed: 21);
+            using var producer = EngineHarness.Producer(kafka.BootstrapServers);
+            void Labels(int count)
+            {
+                for (int i = 0; i < count; i++)
+                {
+                    int entity = stream.NextEntity();
+                    producer.Produce("labels", new Message<string, byte[]> { Key = stream.Key(entity), Value = stream.NextLabel(entity).Json });
+                }
+                producer.FlushAll();
+            }
+            Labels(300);
+            await a.WaitTakenAsync(new Taken(0, Labels: 300));
+
+            // b joins while labels flow: some of a's partitions move to it as a goes on learning. b must start after
+            // the labels a learned, a must learn none of theirs after handing them over.
+            var flowing = Task.Run(async () =>
+            {
+                for (int burst = 0; burst < 40; burst++)
+                {
+                    Labels(5);
+                    await Task.Delay(LabelBurstGap);
+                }
+            });
+            await using var b = await EngineHarness.StartAsync(Member("b"));
+            var ownedB = b.Get<PartitionOwnership>();
+            await EngineHarness.WaitUntil(() => ownedA.Owned.Count > 0 && ownedB.Owned.Count > 0 && ownedA.Owned.Count + ownedB.Owned.Count == Partitions,
+                TimeSpan.FromSeconds(60), () => "the partitions split between a and b");
+            await flowing;
+            Labels(200);
+            await EngineHarness.WaitUntil(() => a.Metrics.LabelsTrained + b.Metrics.LabelsTrained >= 700, TimeSpan.FromSeconds(60),
+                () => $"the new labels learned (a {a.Metrics.LabelsTrained}, b {b.Metrics.LabelsTrained})");
+            // Past a barrier on every labels partition: a label learned twice would be counted by now.
+            await Streams.BarrierAsync(kafka.BootstrapServers, "labels", Enumerable.Range(0, Partitions), () => a.Metrics.MalformedLabels + b.Metrics.MalformedLabels);
+            Assert.Equal(700, a.Metrics.LabelsTrained + b.Metrics.LabelsTrained);
+            Assert.True(b.Metrics.LabelsTrained > 0, "b learned the new labels of its partitions");
+        }
+        finally
+        {
+            if (Directory.Exists(pool))
+            {
+                Directory.Delete(pool, recursive: true);
+            }
+        }
     }
 
     [Theory]

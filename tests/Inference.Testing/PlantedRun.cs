@@ -55,7 +55,7 @@ public sealed class PlantedRun(PlantedIds workload, string bootstrapServers, Grp
             for (int user = 0; user < workload.Users; user++)
             {
                 var e = workload.NextEvent(user);
-                producer.Produce(EventsTopic, new Message<string, byte[]> { Key = PlantedIds.UserKey(user), Value = e.Json });
+                Produce(producer, EventsTopic, PlantedIds.UserKey(user), e.Json);
                 events++;
             }
         }
@@ -82,7 +82,7 @@ public sealed class PlantedRun(PlantedIds workload, string bootstrapServers, Grp
                     progressive += PlantedIds.LogLoss(scores[i], block[i].Label);
                     plantedProgressive += PlantedIds.LogLoss(block[i].Probability, block[i].Label);
                 }
-                producer.Produce(LabelsTopic, new Message<string, byte[]> { Key = PlantedIds.UserKey(block[i].User), Value = block[i].Json });
+                Produce(producer, LabelsTopic, PlantedIds.UserKey(block[i].User), block[i].Json);
                 data?.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{block[i].User},{block[i].Item},{block[i].Label},train"));
             }
             Flush(producer);
@@ -122,7 +122,7 @@ public sealed class PlantedRun(PlantedIds workload, string bootstrapServers, Grp
         for (int i = 0; i < labels; i++)
         {
             var label = workload.NextLabel();
-            producer.Produce(LabelsTopic, new Message<string, byte[]> { Key = PlantedIds.UserKey(label.User), Value = label.Json });
+            Produce(producer, LabelsTopic, PlantedIds.UserKey(label.User), label.Json);
         }
         Flush(producer);
         await Until(() => labelsLearned() > before, () => "a first label learned");
@@ -175,6 +175,23 @@ public sealed class PlantedRun(PlantedIds workload, string bootstrapServers, Grp
         var labels = new StreamWriter(Path.Combine(ReferenceDirectory!, "labels.csv"));
         await labels.WriteLineAsync("user,item,label,split");
         return labels;
+    }
+
+    /// <summary>Produces one message, waiting for room while the producer's queue is full (a backlog of millions).</summary>
+    private static void Produce(IProducer<string, byte[]> producer, string topic, string key, byte[] value)
+    {
+        while (true)
+        {
+            try
+            {
+                producer.Produce(topic, new Message<string, byte[]> { Key = key, Value = value });
+                return;
+            }
+            catch (ProduceException<string, byte[]> error) when (error.Error.Code == ErrorCode.Local_QueueFull)
+            {
+                producer.Poll(TimeSpan.FromMilliseconds(50));
+            }
+        }
     }
 
     private static void Flush(IProducer<string, byte[]> producer)

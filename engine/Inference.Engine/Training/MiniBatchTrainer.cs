@@ -9,8 +9,9 @@ namespace Inference.Engine.Training;
 /// <summary>
 /// Learns one mini-batch of labels, on the trainer's thread: joins each label with its entity's features
 /// as of the label's event time (and, for a model over ids, with its ids' embeddings), scores it with
-/// weights that have not seen it (progressive log loss), then steps the learner and the embedding rows. A batch with a non-finite input, label or loss is skipped and counted, never
-/// learned from. Owns the batch buffers and the counters a trainer checkpoint records.
+/// weights that have not seen it (progressive log loss), then steps the learner and the embedding rows.
+/// A batch with a non-finite input, label or loss is skipped and counted, never learned from. Owns the
+/// batch buffers and the counters a trainer checkpoint records.
 /// </summary>
 internal sealed class MiniBatchTrainer
 {

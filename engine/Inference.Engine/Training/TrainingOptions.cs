@@ -30,7 +30,7 @@ public sealed class TrainingOptions
     public SparseOptimizerKind EmbeddingOptimizer { get; set; } = SparseOptimizerKind.Adagrad;
 
     /// <summary>Adagrad's learning rate, FTRL's α, for the embedding rows.</summary>
-    public float EmbeddingLearningRate { get; set; } = 0.05f;
+    public float EmbeddingLearningRate { get; set; } = 0.3f;
 
     /// <summary>Each coordinate's accumulator when its row is created (Adagrad's initial accumulator, FTRL's n).</summary>
     public float EmbeddingInitialAccumulator { get; set; } = 0.1f;

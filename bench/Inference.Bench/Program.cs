@@ -5,7 +5,7 @@ using Inference.Bench.Pipeline;
 using Inference.Engine.Kafka;
 using Inference.Testing;
 
-// Inference.Bench pipeline | checkpoint | learn-ids | planted-ids | score-ids | stream | watch | freshness | consume-baseline | micro — `--help` on each.
+// Inference.Bench pipeline | checkpoint | learn-ids | planted-ids | score-ids | sync-bytes | stream | watch | freshness | consume-baseline | micro — `--help` on each.
 var root = new RootCommand("Inference benchmarks: the end-to-end harness, load and freshness probes, micro-benchmarks (docs/benchmarks.md).");
 
 Option<int> Positive(string name, int fallback, string description, int min = 1) => new(name) { Description = description, DefaultValueFactory = _ => fallback, CustomParser = result => AtLeast(result, fallback, min) };
@@ -68,6 +68,14 @@ Option<string> Required(string name, string description) => new(name) { Descript
     var dimension = Positive("--dimension", 16, "Values per embedding row of each id input");
     var command = new Command("score-ids", "Score latency with two id inputs against the aggregates alone, two engines under the same open-loop load at once") { users, items, labels, rate, seconds, dimension };
     command.SetAction((p, _) => IdScoringBench.RunAsync(p.GetValue(users), p.GetValue(items), p.GetValue(labels), p.GetValue(rate), p.GetValue(seconds), p.GetValue(dimension)));
+    root.Subcommands.Add(command);
+}
+{
+    var rows = Positive("--rows", 1_000_000, "Rows of the table");
+    var dimension = Positive("--dimension", 16, "Values per row");
+    var touched = new Option<double>("--touched") { Description = "The share of rows touched since the last push", DefaultValueFactory = _ => 0.01 };
+    var command = new Command("sync-bytes", "Bytes of a push of the touched embedding rows against a push of the whole table (the wire message)") { rows, dimension, touched };
+    command.SetAction(p => RowSyncBench.Run(p.GetValue(rows), p.GetValue(dimension), p.GetValue(touched)));
     root.Subcommands.Add(command);
 }
 {

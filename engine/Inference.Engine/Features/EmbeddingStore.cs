@@ -23,10 +23,17 @@ internal sealed class EmbeddingStore : IDisposable
     // Per table, as of the last call: ids with a row, ids forgotten (read by the metrics on other threads).
     private readonly long[] _rowsHeld;
     private readonly long[] _forgotten;
+    private readonly float _initScale;
+    // In a pool: per table, each row touched since the last push and its values when first touched since then.
+    private readonly Dictionary<ulong, float[]>[]? _changed;
+    private long _lastTouchMs;
 
     /// <summary>The tables of <paramref name="inputs"/>, each taking calls of up to <paramref name="maxRows"/> rows (the largest serving batch or training mini-batch).</summary>
-    public EmbeddingStore(DeviceContext device, IReadOnlyList<IdInputOptions> inputs, SparseOptimizer optimizer, float initScale, int maxRows)
+    /// <remarks>With <paramref name="tracksChanges"/> (a pool worker), the rows each call touches are recorded for <see cref="TakeChanges"/>.</remarks>
+    public EmbeddingStore(DeviceContext device, IReadOnlyList<IdInputOptions> inputs, SparseOptimizer optimizer, float initScale, int maxRows, bool tracksChanges = false)
     {
+        _initScale = initScale;
+        _changed = tracksChanges ? [.. inputs.Select(_ => new Dictionary<ulong, float[]>())] : null;
         Inputs = inputs;
         _tables = new EmbeddingTable[inputs.Count];
         _offsets = new int[inputs.Count];
@@ -105,8 +112,121 @@ internal sealed class EmbeddingStore : IDisposable
                 rowsOut[r * _tables.Length + t] = _rows[r];
             }
             Spread(t, rows, embeddings);
+            if (_changed?[t] is { } changed)
+            {
+                // The values before this mini-batch's step, for rows first touched since the last push (key 0: the default row).
+                for (int r = 0; r < rows; r++)
+                {
+                    ulong key = _rows[r] == 0 ? 0 : _column[r];
+                    if (!changed.ContainsKey(key))
+                    {
+                        changed[key] = embeddings.Slice(r * Width + _offsets[t], table.Dimension).ToArray();
+                    }
+                }
+            }
         }
+        _lastTouchMs = nowMs;
         Counted();
+    }
+
+    /// <summary>
+    /// In a pool: each touched row's change since it was first touched after the last call (its values now less its
+    /// values then), one block per id input; the record starts again. Rows forgotten meanwhile are left out.
+    /// </summary>
+    public IReadOnlyList<(string Input, int Dimension, ulong[] Keys, float[] Values)> TakeChanges()
+    {
+        var blocks = new List<(string, int, ulong[], float[])>();
+        for (int t = 0; t < _tables.Length && _changed is not null; t++)
+        {
+            var changed = _changed[t];
+            var table = _tables[t];
+            int d = table.Dimension;
+            var keys = new List<ulong>(changed.Count);
+            var values = new List<float>(changed.Count * d);
+            var pending = changed.Keys.ToArray();
+            for (int start = 0; start < pending.Length; start += _column.Length)
+            {
+                int n = Math.Min(_column.Length, pending.Length - start);
+                pending.AsSpan(start, n).CopyTo(_column);
+                table.Lookup(_column.AsSpan(0, n), _rows.AsSpan(0, n));
+                for (int i = 0; i < n; i++)
+                {
+                    _rows[i] = _column[i] == 0 ? 0 : _rows[i];
+                }
+                table.Gather(_rows.AsSpan(0, n), _values.AsSpan(0, n * d));
+                for (int i = 0; i < n; i++)
+                {
+                    if (_column[i] != 0 && _rows[i] == 0)
+                    {
+                        continue;
+                    }
+                    var before = changed[_column[i]];
+                    keys.Add(_column[i]);
+                    for (int c = 0; c < d; c++)
+                    {
+                        values.Add(_values[i * d + c] - before[c]);
+                    }
+                }
+            }
+            changed.Clear();
+            if (keys.Count > 0)
+            {
+                blocks.Add((Inputs[t].Name, d, [.. keys], [.. values]));
+            }
+        }
+        return blocks;
+    }
+
+    /// <summary>
+    /// In a pool: takes up the rows the parameter server holds (offsets from each row's initial values, key 0 the
+    /// default row), creating the rows of ids this worker has not learned from; inputs it does not have are ignored.
+    /// </summary>
+    public void Adopt(string input, int dimension, ReadOnlySpan<ulong> keys, ReadOnlySpan<float> offsets)
+    {
+        int t = Inputs.ToList().FindIndex(i => i.Name == input);
+        if (t < 0 || _tables[t].Dimension != dimension)
+        {
+            return;
+        }
+        var values = new float[keys.Length * dimension];
+        for (int k = 0; k < keys.Length; k++)
+        {
+            for (int c = 0; c < dimension; c++)
+            {
+                float initial = keys[k] == 0 ? 0f : EmbeddingTable.InitialValue(keys[k], c, _initScale);
+                values[k * dimension + c] = initial + offsets[k * dimension + c];
+            }
+        }
+        _tables[t].Write(keys, values, _lastTouchMs);
+        Counted();
+    }
+
+    /// <summary>In a pool: every row's offset from its initial values (what seeds a parameter server that restarted empty), one block per id input.</summary>
+    public IReadOnlyList<(string Input, int Dimension, ulong[] Keys, float[] Values)> Offsets()
+    {
+        var blocks = new List<(string, int, ulong[], float[])>();
+        for (int t = 0; t < _tables.Length; t++)
+        {
+            var snapshot = _tables[t].Snapshot();
+            int d = snapshot.Dimension;
+            var keys = new List<ulong> { 0 };
+            var values = new List<float>(snapshot.Values.AsSpan(0, d).ToArray());
+            for (int i = 0; i < snapshot.Keys.Length; i++)
+            {
+                int row = snapshot.Rows[i];
+                if (row == 0)
+                {
+                    continue;
+                }
+                keys.Add(snapshot.Keys[i]);
+                for (int c = 0; c < d; c++)
+                {
+                    values.Add(snapshot.Values[row * d + c] - EmbeddingTable.InitialValue(snapshot.Keys[i], c, _initScale));
+                }
+            }
+            blocks.Add((Inputs[t].Name, d, [.. keys], [.. values]));
+        }
+        return blocks;
     }
 
     /// <summary>Takes the tables' counts for the metrics (after a call that may change them: learning, a restore).</summary>

@@ -69,6 +69,25 @@ internal sealed class FeatureStore(DeviceExecutor executor)
     /// <summary>A model over ids: the ids holding a row of their own in each table, in declaration order (one read between units of work).</summary>
     public Task<long[]> EmbeddingRowsAsync() => executor.ReadAsync((_, _) => executor.Embeddings is { } store ? store.Tables.Select(t => (long)t.Rows).ToArray() : []);
 
+    /// <summary>In a pool, a model over ids: the changes of the rows touched since the last call, one block per id input.</summary>
+    public IReadOnlyList<(string Input, int Dimension, ulong[] Keys, float[] Values)> TakeEmbeddingChanges() =>
+        executor.Read((_, _) => executor.Embeddings?.TakeChanges() ?? []);
+
+    /// <summary>In a pool, a model over ids: every row's offset from its initial values (to seed a parameter server that restarted empty).</summary>
+    public IReadOnlyList<(string Input, int Dimension, ulong[] Keys, float[] Values)> EmbeddingOffsets() =>
+        executor.Read((_, _) => executor.Embeddings?.Offsets() ?? []);
+
+    /// <summary>In a pool, a model over ids: takes up the rows the parameter server holds (offsets from their initial values).</summary>
+    public void AdoptEmbeddingRows(IReadOnlyList<(string Input, int Dimension, ulong[] Keys, float[] Values)> rows) =>
+        executor.Read((_, _) =>
+        {
+            foreach (var (input, dimension, keys, values) in rows)
+            {
+                executor.Embeddings?.Adopt(input, dimension, keys, values);
+            }
+            return 0;
+        });
+
     /// <summary>A model over ids: every embedding table's state (for the trainer's part of a checkpoint); null without one.</summary>
     public IReadOnlyList<Inference.Kernels.Embeddings.EmbeddingSnapshot>? SnapshotEmbeddings() => executor.SnapshotEmbeddings();
 

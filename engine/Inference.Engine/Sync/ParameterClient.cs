@@ -16,9 +16,35 @@ internal interface IParameterClient
     /// Pushes a delta with this worker's <paramref name="sequence"/> (the same one when retrying a push
     /// whose answer was lost) and its running input statistics.
     /// </summary>
-    PushResult Push(ParameterSet delta, long baseVersion, ulong sequence, InputMoments? moments);
+    /// <remarks>A model over ids adds <paramref name="rows"/>: the changes of the embedding rows touched since its last push.</remarks>
+    PushResult Push(ParameterSet delta, long baseVersion, ulong sequence, InputMoments? moments, IReadOnlyList<RowBlock>? rows = null);
 
-    long Initialize(ParameterSet parameters);
+    long Initialize(ParameterSet parameters, IReadOnlyList<RowBlock>? rows = null);
+
+    /// <summary>
+    /// A model over ids: the embedding rows changed since this client's last call (every row the first time, and
+    /// after a server restarted), as offsets from their initial values.
+    /// </summary>
+    IReadOnlyList<RowBlock> PullRows();
+}
+
+/// <summary>Where a client's row pulls resume: after the version of its last one, from the start once the server's version went back (it restarted).</summary>
+internal sealed class RowCursor
+{
+    private long _since;
+
+    public long Since => _since;
+
+    public IReadOnlyList<RowBlock> Take(long version, IReadOnlyList<RowBlock> rows, Func<IReadOnlyList<RowBlock>> again)
+    {
+        if (version < _since)
+        {
+            _since = 0;
+            rows = again();
+        }
+        _since = version;
+        return rows;
+    }
 }
 
 /// <summary>The shard in this same process (role All); the same semantics as the gRPC service.</summary>
@@ -32,9 +58,12 @@ internal sealed class LocalParameterClient(ParameterShard shard) : IParameterCli
         return (version, parameters, shard.Moments);
     }
 
-    public PushResult Push(ParameterSet delta, long baseVersion, ulong sequence, InputMoments? moments) => shard.Apply(Worker, sequence, baseVersion, delta, moments);
+    public PushResult Push(ParameterSet delta, long baseVersion, ulong sequence, InputMoments? moments, IReadOnlyList<RowBlock>? rows = null) =>
+        shard.Apply(Worker, sequence, baseVersion, delta, moments, rows);
 
-    public long Initialize(ParameterSet parameters) => shard.Initialize(parameters);
+    public long Initialize(ParameterSet parameters, IReadOnlyList<RowBlock>? rows = null) => shard.Initialize(parameters, rows);
+
+    public IReadOnlyList<RowBlock> PullRows() => [];
 }
 
 /// <summary>A remote parameter server over gRPC (role Worker).</summary>
@@ -46,6 +75,7 @@ internal sealed class GrpcParameterClient : IParameterClient, IDisposable
     private readonly Metadata _headers;
     private readonly TimeProvider _time;
     private readonly int _rpcTimeoutMs;
+    private readonly RowCursor _rows = new();
 
     /// <summary>Calls with a deadline of <paramref name="rpcTimeoutMs"/> (<see cref="SyncOptions.RpcTimeoutMs"/>) on <paramref name="time"/>'s clock.</summary>
     public GrpcParameterClient(string address, string workerId, EngineChannels channels, TimeProvider time, int rpcTimeoutMs)
@@ -64,10 +94,11 @@ internal sealed class GrpcParameterClient : IParameterClient, IDisposable
         return (response.Version, response.Version == 0 ? null : response.Tensors.ToParameterSet(), response.Moments.ToMoments());
     }
 
-    public PushResult Push(ParameterSet delta, long baseVersion, ulong sequence, InputMoments? moments)
+    public PushResult Push(ParameterSet delta, long baseVersion, ulong sequence, InputMoments? moments, IReadOnlyList<RowBlock>? rows = null)
     {
         var request = new PushRequest { WorkerId = _workerId, BaseVersion = baseVersion, Sequence = sequence, Moments = moments?.ToMessage() };
         delta.WriteTo(request.Deltas);
+        rows?.WriteTo(request.Rows);
         try
         {
             var response = _client.Push(request, _headers, deadline: Deadline());
@@ -79,11 +110,19 @@ internal sealed class GrpcParameterClient : IParameterClient, IDisposable
         }
     }
 
-    public long Initialize(ParameterSet parameters)
+    public long Initialize(ParameterSet parameters, IReadOnlyList<RowBlock>? rows = null)
     {
         var request = new PushRequest { WorkerId = _workerId, Initialize = true };
         parameters.WriteTo(request.Deltas);
+        rows?.WriteTo(request.Rows);
         return _client.Push(request, _headers, deadline: Deadline()).Version;
+    }
+
+    public IReadOnlyList<RowBlock> PullRows()
+    {
+        PullResponse Since(long since) => _client.Pull(new PullRequest { WorkerId = _workerId, WithRows = true, RowsSince = since }, _headers, deadline: Deadline());
+        var response = Since(_rows.Since);
+        return _rows.Take(response.Version, response.Rows.ToRows(), () => Since(0).Rows.ToRows());
     }
 
     public void Dispose() => _channel.Dispose();

@@ -74,4 +74,19 @@ internal static class ParameterConversions
         }
         return new Models.Training.InputMoments(message.Rows, [.. message.Sums], [.. message.SumsOfSquares]);
     }
+
+    public static void WriteTo(this IReadOnlyList<RowBlock> rows, RepeatedField<EmbeddingRows> blocks)
+    {
+        foreach (var block in rows)
+        {
+            var message = new EmbeddingRows { Input = block.Input, Dimension = block.Dimension };
+            message.Keys.AddRange(block.Keys);
+            message.Values.AddRange(block.Values);
+            blocks.Add(message);
+        }
+    }
+
+    /// <summary>Reads embedding rows off the wire (their shape is checked where they are applied).</summary>
+    public static IReadOnlyList<RowBlock> ToRows(this RepeatedField<EmbeddingRows> blocks) =>
+        [.. blocks.Select(b => new RowBlock(b.Input, b.Dimension, [.. b.Keys], [.. b.Values]))];
 }

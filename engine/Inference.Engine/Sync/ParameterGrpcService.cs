@@ -29,9 +29,9 @@ internal sealed class ParameterGrpcService(ParameterShard shard, SyncMetrics met
             var parameters = request.Deltas.ToParameterSet();
             if (request.Initialize)
             {
-                return Task.FromResult(new PushResponse { Version = shard.Initialize(parameters) });
+                return Task.FromResult(new PushResponse { Version = shard.Initialize(parameters, request.Rows.ToRows()) });
             }
-            var result = shard.Apply(request.WorkerId, request.Sequence, request.BaseVersion, parameters, request.Moments.ToMoments());
+            var result = shard.Apply(request.WorkerId, request.Sequence, request.BaseVersion, parameters, request.Moments.ToMoments(), request.Rows.ToRows());
             if (result.Duplicate)
             {
                 metrics.Duplicate();
@@ -62,6 +62,13 @@ internal sealed class ParameterGrpcService(ParameterShard shard, SyncMetrics met
 
     public override Task<PullResponse> Pull(PullRequest request, ServerCallContext context)
     {
+        if (request.WithRows)
+        {
+            var (at, rows) = shard.RowsSince(request.RowsSince);
+            var changed = new PullResponse { Version = at };
+            rows.WriteTo(changed.Rows);
+            return Task.FromResult(changed);
+        }
         var (version, parameters) = shard.Current;
         var response = new PullResponse { Version = version, Moments = shard.Moments?.ToMessage() };
         parameters?.WriteTo(response.Tensors);

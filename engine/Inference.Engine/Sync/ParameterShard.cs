@@ -12,7 +12,11 @@ internal readonly record struct PushResult(long Version, bool Duplicate);
 /// A shard's whole state, what its checkpoint holds: the version, the merged parameters (null before a
 /// worker initialised it), per worker the last sequence applied and its latest input statistics.
 /// </summary>
-internal sealed record ShardState(long Version, ParameterSet? Parameters, IReadOnlyDictionary<string, ulong> Applied, IReadOnlyDictionary<string, InputMoments> Moments);
+internal sealed record ShardState(long Version, ParameterSet? Parameters, IReadOnlyDictionary<string, ulong> Applied, IReadOnlyDictionary<string, InputMoments> Moments)
+{
+    /// <summary>A pool's models over ids: every embedding row the shard holds, as offsets from their initial values.</summary>
+    public IReadOnlyList<RowBlock>? Rows { get; init; }
+}
 
 /// <summary>A push refused because its base is too old: the worker pulls first.</summary>
 internal sealed class StalePushException(string message) : Exception(message);
@@ -45,6 +49,7 @@ internal sealed class ParameterShard(IOptions<SyncOptions> options, TimeProvider
     private readonly WeightMerge _merge = options.Value.Merge;
     private readonly long _activeTicks = options.Value.MemberTimeoutMs * time.TimestampFrequency / 1000;
     private readonly Dictionary<string, long> _lastPush = new(StringComparer.Ordinal);
+    private readonly RowStore _rows = new();
     private ParameterSet? _parameters;
     private long _version;
 
@@ -78,7 +83,10 @@ internal sealed class ParameterShard(IOptions<SyncOptions> options, TimeProvider
         {
             lock (_gate)
             {
-                return new ShardState(_version, _parameters, new Dictionary<string, ulong>(_applied, StringComparer.Ordinal), new Dictionary<string, InputMoments>(_moments, StringComparer.Ordinal));
+                return new ShardState(_version, _parameters, new Dictionary<string, ulong>(_applied, StringComparer.Ordinal), new Dictionary<string, InputMoments>(_moments, StringComparer.Ordinal))
+                {
+                    Rows = _rows.Rows == 0 ? null : _rows.Since(long.MinValue),
+                };
             }
         }
     }
@@ -106,11 +114,35 @@ internal sealed class ParameterShard(IOptions<SyncOptions> options, TimeProvider
                 _moments[worker] = moments;
             }
             MergeMoments();
+            _rows.Restore(state.Rows, state.Version);
         }
     }
 
+    /// <summary>The embedding rows changed after <paramref name="since"/> (offsets from their initial values), and the shard's version.</summary>
+    public (long Version, IReadOnlyList<RowBlock> Rows) RowsSince(long since)
+    {
+        lock (_gate)
+        {
+            return (_version, _rows.Since(since));
+        }
+    }
+
+    /// <summary>Adopts a worker's full parameters when the shard holds none, and its rows where the shard holds none for their keys.</summary>
+    public long Initialize(ParameterSet parameters, IReadOnlyList<RowBlock>? rows = null)
+    {
+        lock (_gate)
+        {
+            if (rows is { Count: > 0 })
+            {
+                _rows.Check(rows);
+                _rows.Seed(rows, Math.Max(1, _version));
+            }
+        }
+        return Adopt(parameters);
+    }
+
     /// <summary>Adopts a worker's full parameters when the shard holds none; otherwise changes nothing.</summary>
-    public long Initialize(ParameterSet parameters)
+    private long Adopt(ParameterSet parameters)
     {
         if (!parameters.IsFinite())
         {
@@ -131,7 +163,7 @@ internal sealed class ParameterShard(IOptions<SyncOptions> options, TimeProvider
     /// Adds a worker's delta. Throws <see cref="InvalidParametersException"/> when it does not fit the shard, is
     /// not finite or is too large, and <see cref="StalePushException"/> when its base is too old.
     /// </summary>
-    public PushResult Apply(string worker, ulong sequence, long baseVersion, ParameterSet delta, InputMoments? moments = null)
+    public PushResult Apply(string worker, ulong sequence, long baseVersion, ParameterSet delta, InputMoments? moments = null, IReadOnlyList<RowBlock>? rows = null)
     {
         ArgumentNullException.ThrowIfNull(delta);
         if (moments is not null && (!double.IsFinite(moments.Rows) || moments.Rows < 0 || moments.Sums.Any(v => !double.IsFinite(v)) || moments.SumsOfSquares.Any(v => !double.IsFinite(v))))
@@ -186,6 +218,10 @@ internal sealed class ParameterShard(IOptions<SyncOptions> options, TimeProvider
                 int active = _lastPush.Values.Count(at => now - at <= _activeTicks);
                 delta = delta.Scaled(1f / active);
             }
+            if (rows is { Count: > 0 })
+            {
+                _rows.Check(rows);
+            }
             var updated = new ParameterSet(weights).Plus(delta);
             if (moments is not null)
             {
@@ -198,6 +234,11 @@ internal sealed class ParameterShard(IOptions<SyncOptions> options, TimeProvider
                 MergeMoments();
             }
             _parameters = WithStandardisation(updated);
+            if (rows is { Count: > 0 })
+            {
+                // Rows sum whatever the merge of the weights (see RowStore), at the version this push makes.
+                _rows.Add(rows, _version + 1);
+            }
             if (sequence > 0)
             {
                 _applied[worker] = sequence;

@@ -30,8 +30,9 @@ internal sealed class TrainingOptionsValidator : IValidateOptions<TrainingOption
 }
 
 /// <summary>Checks <c>Inference:Model</c> at start.</summary>
-/// <param name="role">The engine's role: the models over ids run on a single node for now.</param>
-internal sealed class ModelOptionsValidator(EngineRole role = EngineRole.All) : IValidateOptions<ModelOptions>
+/// <param name="role">The engine's role.</param>
+/// <param name="sparse">The embedding rows' optimizer: a pool syncs rows under Adagrad only.</param>
+internal sealed class ModelOptionsValidator(EngineRole role = EngineRole.All, Kernels.Embeddings.SparseOptimizerKind sparse = Kernels.Embeddings.SparseOptimizerKind.Adagrad) : IValidateOptions<ModelOptions>
 {
     /// <summary>Label fields an id input of source Request may not be named after.</summary>
     private static readonly string[] Reserved = ["entity", "ts", "label", "request_id", "request_features"];
@@ -58,8 +59,8 @@ internal sealed class ModelOptionsValidator(EngineRole role = EngineRole.All) : 
             return;
         }
         rules.Require(ids.Count is > 0 and <= LabelIdFields.MaxInputs, "Ids", ids.Count, $"must declare 1 to {LabelIdFields.MaxInputs} id inputs for a {model.Kind} model");
-        rules.Require(role != EngineRole.Worker, "Ids", ids.Count,
-            "are served and learned on a single node (Inference:Role All) for now: a pool does not yet sync embedding rows through the parameter server");
+        rules.Require(role != EngineRole.Worker || sparse != Kernels.Embeddings.SparseOptimizerKind.Ftrl, "Ids", ids.Count,
+            "sync through a pool's parameter server under Inference:Training:EmbeddingOptimizer Adagrad only (FTRL derives a row's values from its state, which the pool's sum of changes does not give)");
         rules.Require(string.IsNullOrEmpty(model.File), "File", model.File, $"cannot start a {model.Kind} model: model files hold no embedding tables yet");
         var names = new HashSet<string>(StringComparer.Ordinal);
         for (int i = 0; i < ids.Count; i++)

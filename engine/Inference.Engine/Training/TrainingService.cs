@@ -43,7 +43,9 @@ internal sealed class TrainingService : BackgroundService
     private ParameterSet? _base;
     private long _baseVersion;
     private bool _learnedSinceSync;
-    private (ParameterSet Delta, long BaseVersion, ulong Sequence, InputMoments Moments)? _unacked;
+    private (ParameterSet Delta, long BaseVersion, ulong Sequence, InputMoments Moments, IReadOnlyList<RowBlock>? Rows)? _unacked;
+    // A pool's model over ids: the embedding rows touched since the last push go with it, the pool's rows come back.
+    private readonly bool _syncsRows;
     private InputMoments? _pushedMoments;
 
     // Push sequence numbers continue across restarts of this worker: they start from the clock.
@@ -72,6 +74,7 @@ internal sealed class TrainingService : BackgroundService
         _model = model.Value;
         _sync = sync.Value;
         _idInputs = _model.Ids.Count == 0 ? null : [.. _model.Ids.Select(i => new CheckpointIdInput(i.Name, i.Source.ToString(), i.Dimension))];
+        _syncsRows = _isWorker && _model.Ids.Count > 0;
     }
 
     /// <summary>
@@ -230,10 +233,11 @@ internal sealed class TrainingService : BackgroundService
             var (version, parameters, moments) = _parameters.Pull();
             if (parameters is null)
             {
-                _parameters.Initialize(learner.Export());
+                _parameters.Initialize(learner.Export(), OwnRows());
                 (version, parameters, moments) = _parameters.Pull();
             }
             Adopt(learner, version, parameters!, moments);
+            AdoptRows();
         }
         catch (Exception error) when (error is not OperationCanceledException)
         {
@@ -265,10 +269,12 @@ internal sealed class TrainingService : BackgroundService
             if (_learnedSinceSync && learner.Export() is { } learned && learned.IsFinite())
             {
                 _learnedSinceSync = false;
-                PushOnce((learned.Minus(_base), _baseVersion, ++_sequence, learner.Moments));
+                var rows = _syncsRows ? Blocks(_features.TakeEmbeddingChanges()) : null;
+                PushOnce((learned.Minus(_base), _baseVersion, ++_sequence, learner.Moments, rows));
             }
             var (version, merged, moments) = _parameters.Pull();
             Adopt(learner, version, merged!, moments);
+            AdoptRows();
             _syncMetrics.Synced();
             SyncLog.Synced(_logger, version);
         }
@@ -294,9 +300,10 @@ internal sealed class TrainingService : BackgroundService
             _unacked = null;
             _learnedSinceSync = false;
             _pushedMoments = null;
-            _parameters.Initialize(learner.Export());
+            _parameters.Initialize(learner.Export(), OwnRows());
             var (seeded, merged, moments) = _parameters.Pull();
             Adopt(learner, seeded, merged!, moments);
+            AdoptRows();
             _syncMetrics.Synced();
             return false;
         }
@@ -313,12 +320,12 @@ internal sealed class TrainingService : BackgroundService
     }
 
     /// <summary>Pushes a delta; until the shard answers, it stays pending and is sent again at the next sync.</summary>
-    private void PushOnce((ParameterSet Delta, long BaseVersion, ulong Sequence, InputMoments Moments) push)
+    private void PushOnce((ParameterSet Delta, long BaseVersion, ulong Sequence, InputMoments Moments, IReadOnlyList<RowBlock>? Rows) push)
     {
         _unacked = push;
         try
         {
-            _parameters.Push(push.Delta, push.BaseVersion, push.Sequence, push.Moments);
+            _parameters.Push(push.Delta, push.BaseVersion, push.Sequence, push.Moments, push.Rows);
             // What the shard now holds as this worker's statistics.
             _pushedMoments = push.Moments;
         }
@@ -330,6 +337,21 @@ internal sealed class TrainingService : BackgroundService
         }
         _unacked = null;
     }
+
+    /// <summary>A pool's model over ids: every row's offset from its initial values, to seed a server that holds none.</summary>
+    private IReadOnlyList<RowBlock>? OwnRows() => _syncsRows ? Blocks(_features.EmbeddingOffsets()) : null;
+
+    /// <summary>A pool's model over ids: takes up the rows the pool changed since the last pull (every worker's changes summed).</summary>
+    private void AdoptRows()
+    {
+        if (_syncsRows)
+        {
+            _features.AdoptEmbeddingRows([.. _parameters.PullRows().Select(b => (b.Input, b.Dimension, b.Keys, b.Values))]);
+        }
+    }
+
+    private static List<RowBlock> Blocks(IReadOnlyList<(string Input, int Dimension, ulong[] Keys, float[] Values)> rows) =>
+        [.. rows.Select(r => new RowBlock(r.Input, r.Dimension, r.Keys, r.Values))];
 
     private void Adopt(OnlineLearner learner, long version, ParameterSet parameters, InputMoments? merged)
     {

@@ -1,6 +1,7 @@
 using Inference.Engine.Features;
 using Inference.Engine.Pipeline;
 using Inference.Kernels.Accelerators;
+using Inference.Kernels.Embeddings;
 using Inference.Models.Registry;
 using Inference.Models;
 using Inference.Models.Exchange;
@@ -16,7 +17,8 @@ internal static class TrainingStage
 {
     public static void AddOptions(IServiceCollection services, IConfiguration configuration, EngineRole role)
     {
-        services.AddStageOptions(configuration, ModelOptions.Section, new ModelOptionsValidator(role));
+        var sparse = configuration.GetSection(TrainingOptions.Section).GetValue(nameof(TrainingOptions.EmbeddingOptimizer), SparseOptimizerKind.Adagrad);
+        services.AddStageOptions(configuration, ModelOptions.Section, new ModelOptionsValidator(role, sparse));
         services.AddStageOptions(configuration, TrainingOptions.Section, new TrainingOptionsValidator());
         services.AddSingleton<TrainingMetrics>();
     }
@@ -68,7 +70,9 @@ internal static class TrainingStage
                     throw Invalid($"{ModelOptions.Section}:Ids:{i}:Capacity must be above the largest call's rows ({maxRows}: a serving batch or a training mini-batch) (got '{model.Ids[i].Capacity}').");
                 }
             }
-            return new EmbeddingStore(sp.GetRequiredService<DeviceContext>(), model.Ids, training.Sparse, training.EmbeddingInitScale, maxRows);
+            // A pool worker records the rows it touches: they sync through the parameter server.
+            bool pool = sp.GetRequiredService<IOptions<InferenceOptions>>().Value.Role == EngineRole.Worker;
+            return new EmbeddingStore(sp.GetRequiredService<DeviceContext>(), model.Ids, training.Sparse, training.EmbeddingInitScale, maxRows, pool);
         });
     }
 

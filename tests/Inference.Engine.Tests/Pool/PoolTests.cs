@@ -18,7 +18,7 @@ public sealed class PoolTests
     /// <summary>Labels keep flowing while a worker joins: a burst every this long (a scenario parameter, not a wait).</summary>
     private static readonly TimeSpan LabelBurstGap = TimeSpan.FromMilliseconds(50);
 
-    private static Dictionary<string, string?> PoolWorker(EmbeddedKafka kafka, string parameterServer, string name)
+    internal static Dictionary<string, string?> PoolWorker(EmbeddedKafka kafka, string parameterServer, string name)
     {
         var settings = EngineHarness.BaseSettings();
         settings["Inference:Role"] = "Worker";

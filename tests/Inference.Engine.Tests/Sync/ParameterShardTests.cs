@@ -168,6 +168,73 @@ public sealed class ParameterShardTests
         return await EngineHarness.StartAsync(settings);
     }
 
+    [Fact]
+    public async Task Embedding_rows_sum_per_key_come_back_once_changed_refuse_a_retry_and_survive_a_restart()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "inference-ps-" + Guid.NewGuid().ToString("N"));
+        static EmbeddingRows Rows(string input, params (ulong Key, float A, float B)[] rows)
+        {
+            var block = new EmbeddingRows { Input = input, Dimension = 2 };
+            foreach (var (key, a, b) in rows)
+            {
+                block.Keys.Add(key);
+                block.Values.Add([a, b]);
+            }
+            return block;
+        }
+        static Dictionary<ulong, float[]> Held(PullResponse pulled, string input) =>
+            pulled.Rows.Where(r => r.Input == input).SelectMany(r => r.Keys.Select((key, k) => (key, values: r.Values.Skip(k * 2).Take(2).ToArray()))).ToDictionary(r => r.key, r => r.values);
+        try
+        {
+            long after;
+            await using (var ps = await StartPs(checkpoints: directory))
+            {
+                var client = new ParameterService.ParameterServiceClient(ps.Channel);
+                await client.PushAsync(Push("a", 0, 0, initialize: true, 1f, 1f));
+                var first = Push("a", 1, 1, initialize: false, 0f, 0f);
+                first.Rows.Add(Rows("item", (7, 0.5f, -0.5f), (9, 1f, 1f)));
+                var answered = await client.PushAsync(first);
+                var second = Push("b", 1, 1, initialize: false, 0f, 0f);
+                second.Rows.Add(Rows("item", (7, 0.25f, 0.25f)));
+                second.Rows.Add(Rows("user", (3, 2f, 2f)));
+                await client.PushAsync(second);
+                // A retry of a's push (its answer lost): not applied again.
+                Assert.True((await client.PushAsync(first)).Duplicate);
+
+                var all = await client.PullAsync(new PullRequest { WorkerId = "a", WithRows = true });
+                Assert.Empty(all.Tensors);
+                Assert.Equal([0.75f, -0.25f], Held(all, "item")[7]);
+                Assert.Equal([1f, 1f], Held(all, "item")[9]);
+                Assert.Equal([2f, 2f], Held(all, "user")[3]);
+                // Only what changed after a version comes back.
+                var since = await client.PullAsync(new PullRequest { WorkerId = "a", WithRows = true, RowsSince = answered.Version });
+                Assert.Equal([7UL], Held(since, "item").Keys);
+                Assert.Equal([3UL], Held(since, "user").Keys);
+                after = all.Version;
+
+                var refused = Push("a", 2, after, initialize: false, 0f, 0f);
+                refused.Rows.Add(Rows("item", (7, float.NaN, 0f)));
+                Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(() => client.PushAsync(refused).ResponseAsync)).StatusCode);
+                var otherShape = Push("a", 3, after, initialize: false, 0f, 0f);
+                otherShape.Rows.Add(new EmbeddingRows { Input = "item", Dimension = 1, Keys = { 7 }, Values = { 1f } });
+                Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(() => client.PushAsync(otherShape).ResponseAsync)).StatusCode);
+            }
+            // The final checkpoint holds the rows: a restart serves them as they were.
+            await using (var ps = await StartPs(checkpoints: directory))
+            {
+                var client = new ParameterService.ParameterServiceClient(ps.Channel);
+                var all = await client.PullAsync(new PullRequest { WorkerId = "a", WithRows = true });
+                Assert.Equal(after, all.Version);
+                Assert.Equal([0.75f, -0.25f], Held(all, "item")[7]);
+                Assert.Equal([2f, 2f], Held(all, "user")[3]);
+            }
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     private static PushRequest Push(string worker, ulong sequence, long baseVersion, bool initialize, params float[] values)
     {
         var request = new PushRequest { WorkerId = worker, Sequence = sequence, BaseVersion = baseVersion, Initialize = initialize };

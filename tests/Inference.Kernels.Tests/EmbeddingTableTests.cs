@@ -86,4 +86,50 @@ public sealed class EmbeddingTableTests(ITestOutputHelper output)
         Assert.Equal(Enumerable.Range(0, options.Dimension).Select(c => EmbeddingTable.InitialValue(stored, c, options.InitScale)), values);
         Assert.All(values, v => Assert.InRange(v, -options.InitScale, options.InitScale));
     }
+
+    [Theory]
+    [MemberData(nameof(Accelerators_), MemberType = typeof(EmbeddingTableTests))]
+    public void Rows_written_from_outside_read_back_as_written_and_keep_their_optimizer_state(AcceleratorKind kind)
+    {
+        var options = EmbeddingSelfCheck.Options(SparseOptimizerKind.Adagrad) with { MinCount = 2 };
+        using var device = DeviceContext.Create(kind);
+        using var table = new EmbeddingTable(device, options);
+        int d = options.Dimension;
+        ulong known = EntityKey.Hash("item-1"), fresh = EntityKey.Hash("item-2");
+        var rows = new int[2];
+        table.Touch([known, known], 10, rows);
+        table.Step(rows, new float[2 * d].Select((_, i) => 0.1f * (i % 3)).ToArray());
+        var stateBefore = table.Snapshot();
+
+        // The known id, one never seen (it gets a row although below MinCount), and the default row (key 0).
+        var values = Enumerable.Range(0, 3 * d).Select(i => i * 0.01f - 0.2f).ToArray();
+        table.Write([known, fresh, 0], values, 20);
+        var read = new int[2];
+        table.Lookup([known, fresh], read);
+        Assert.All(read, row => Assert.NotEqual(0, row));
+        var back = new float[3 * d];
+        table.Gather([read[0], read[1], 0], back);
+        Assert.Equal(values, back);
+        // The known id's optimizer state is as its steps left it.
+        static float[] StateOf(EmbeddingSnapshot snapshot, ulong id)
+        {
+            int row = snapshot.Rows[Array.IndexOf(snapshot.Keys, FeatureTable.TableKey(id))];
+            int width = snapshot.State.Length / (snapshot.Values.Length / snapshot.Dimension);
+            return snapshot.State.AsSpan(row * width, width).ToArray();
+        }
+        Assert.Equal(StateOf(stateBefore, known), StateOf(table.Snapshot(), known));
+
+        using var ftrl = new EmbeddingTable(device, EmbeddingSelfCheck.Options(SparseOptimizerKind.Ftrl));
+        Assert.Throws<InvalidOperationException>(() => ftrl.Write([known], new float[d], 30));
+    }
+
+    public static TheoryData<AcceleratorKind> Accelerators_()
+    {
+        var data = new TheoryData<AcceleratorKind>();
+        foreach (AcceleratorKind kind in Accelerators.Available())
+        {
+            data.Add(kind);
+        }
+        return data;
+    }
 }

@@ -139,8 +139,12 @@ internal sealed partial class DeviceExecutor
         {
             int width = _table.Width;
             var watermark = Publish();
-            _table.Gather(_batchKeys.AsSpan(0, rows), AsOf(watermark), _batchFeatures.AsSpan(0, rows * width));
-            _embeddings?.Lookup(_batchIds, rows, _batchEmbeddings);
+            _table.Gather(_batchKeys.AsSpan(0, rows), AsOf(watermark), _batchFeatures.AsSpan(0, rows * width), lastKeys: _batchLastKeys);
+            if (_embeddings is { } embeddings)
+            {
+                embeddings.FillLastOf(_batchIds, rows, _batchLastKeys);
+                embeddings.Lookup(_batchIds, rows, _batchEmbeddings);
+            }
             _servingMetrics.Batch(rows);
             handler!.Handle(_batch.AsSpan(0, requests), _batchFeatures, width, _embeddings is null ? null : _batchEmbeddings, watermark);
         }

@@ -47,6 +47,7 @@ internal sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDis
     private readonly EmbeddingStore? _embeddings;
     private readonly ulong[] _batchIds = [];
     private readonly float[] _batchEmbeddings = [];
+    private readonly ulong[] _batchLastKeys = [];
     private int _queued;
     private int _queuedReads;
     private int _watermarkWaiters;
@@ -91,6 +92,7 @@ internal sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDis
         {
             _batchIds = new ulong[batchRows * embeddings.Count];
             _batchEmbeddings = new float[batchRows * embeddings.Width];
+            _batchLastKeys = new ulong[batchRows * plan.LastKeyFields.Count];
         }
         _entities = _table.Entities;
         _capacity = _table.Capacity;

@@ -26,6 +26,8 @@ internal sealed class EmbeddingStore : IDisposable
     private readonly float _initScale;
     // In a pool: per table, each row touched since the last push and its values when first touched since then.
     private readonly Dictionary<ulong, float[]>[]? _changed;
+    // Per table: for a LastOf input, its field's place among the feature table's last keys; -1 otherwise.
+    private readonly int[] _lastOf;
     private long _lastTouchMs;
 
     /// <summary>The tables of <paramref name="inputs"/>, each taking calls of up to <paramref name="maxRows"/> rows (the largest serving batch or training mini-batch).</summary>
@@ -35,6 +37,8 @@ internal sealed class EmbeddingStore : IDisposable
         _initScale = initScale;
         _changed = tracksChanges ? [.. inputs.Select(_ => new Dictionary<ulong, float[]>())] : null;
         Inputs = inputs;
+        LastOfFields = IdInputOptions.LastOfFields(inputs);
+        _lastOf = [.. inputs.Select(i => i.Source == IdSource.LastOf ? LastOfFields.ToList().IndexOf(i.Field!) : -1)];
         _tables = new EmbeddingTable[inputs.Count];
         _offsets = new int[inputs.Count];
         _ttlMs = new long[inputs.Count];
@@ -68,6 +72,29 @@ internal sealed class EmbeddingStore : IDisposable
     }
 
     public IReadOnlyList<IdInputOptions> Inputs { get; }
+
+    /// <summary>The event fields the LastOf inputs read: the feature table keeps each entity's newest value of each (its last keys).</summary>
+    public IReadOnlyList<string> LastOfFields { get; }
+
+    /// <summary>
+    /// Writes the LastOf inputs' ids of <paramref name="rows"/> rows from the last keys the feature table read
+    /// for them (<see cref="LastOfFields"/> per row); the other ids are left as they are.
+    /// </summary>
+    public void FillLastOf(Span<ulong> ids, int rows, ReadOnlySpan<ulong> lastKeys)
+    {
+        int keys = LastOfFields.Count;
+        for (int t = 0; t < _tables.Length; t++)
+        {
+            if (_lastOf[t] < 0)
+            {
+                continue;
+            }
+            for (int r = 0; r < rows; r++)
+            {
+                ids[r * _tables.Length + t] = lastKeys[r * keys + _lastOf[t]];
+            }
+        }
+    }
 
     /// <summary>Id inputs per row.</summary>
     public int Count => _tables.Length;

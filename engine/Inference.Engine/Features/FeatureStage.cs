@@ -31,7 +31,7 @@ internal static class FeatureStage
             {
                 metrics.ObserveEmbeddings(embeddings);
             }
-            return new DeviceExecutor(sp.GetRequiredService<DeviceContext>(), new FeaturePlan(options.Definitions), options,
+            return new DeviceExecutor(sp.GetRequiredService<DeviceContext>(), new FeaturePlan(options.Definitions, embeddings?.LastOfFields), options,
                 sp.GetRequiredService<GatherLimits>(), metrics, sp.GetRequiredService<IGatherMetrics>(),
                 sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<DeviceExecutor>>(), sp.GetRequiredService<IOwnedPartitions>(), embeddings);
         });

@@ -48,9 +48,10 @@ internal sealed class FeatureStore(DeviceExecutor executor)
     public int GatherAsOf(ulong[] entities, long[] timesMs, int rows, float[] output, bool[] inexact, LearnedIds? ids = null) =>
         executor.Read((table, _) =>
         {
-            table.GatherAsOf(entities.AsSpan(0, rows), timesMs.AsSpan(0, rows), output, inexact);
+            table.GatherAsOf(entities.AsSpan(0, rows), timesMs.AsSpan(0, rows), output, inexact, lastKeys: ids?.LastKeys);
             if (ids is not null && executor.Embeddings is { } store)
             {
+                store.FillLastOf(ids.Ids, rows, ids.LastKeys);
                 long newest = long.MinValue;
                 foreach (long time in timesMs.AsSpan(0, rows))
                 {
@@ -152,8 +153,11 @@ internal sealed class FeatureStore(DeviceExecutor executor)
 }
 
 /// <summary>A mini-batch's ids on their way through learning: ids in, then their table rows, embeddings and the loss's gradient for them.</summary>
-internal sealed class LearnedIds(int batchSize, int idInputs, int embeddingWidth)
+internal sealed class LearnedIds(int batchSize, int idInputs, int embeddingWidth, int lastKeys = 0)
 {
+    /// <summary>Per row, the feature table's last keys (the LastOf inputs' ids as of the row's time).</summary>
+    public ulong[] LastKeys { get; } = new ulong[batchSize * lastKeys];
+
     /// <summary>Per row, one hashed id per id input.</summary>
     public ulong[] Ids { get; } = new ulong[batchSize * idInputs];
 

@@ -9,7 +9,11 @@ public enum IdSource
     /// <summary>The entity itself (its key).</summary>
     Entity,
 
-    /// <summary>A string field of the entity's latest event: not built yet (refused at start).</summary>
+    /// <summary>
+    /// The value of an event field (<see cref="IdInputOptions.Field"/>) in the entity's newest event by event
+    /// time (ties: the larger hashed value), kept per entity by the feature table; an entity without events
+    /// reads the id of no value (a row of its own, learned like any id).
+    /// </summary>
     LastOf,
 }
 
@@ -27,8 +31,12 @@ public sealed class IdInputOptions
 
     public IdSource Source { get; set; } = IdSource.Request;
 
-    /// <summary>For <see cref="IdSource.LastOf"/>: the event field.</summary>
+    /// <summary>For <see cref="IdSource.LastOf"/>: the event field (every event must carry it, as the fields features aggregate).</summary>
     public string? Field { get; set; }
+
+    /// <summary>The event fields of the <see cref="IdSource.LastOf"/> inputs, each once, in declaration order: the feature table's last keys.</summary>
+    public static IReadOnlyList<string> LastOfFields(IReadOnlyList<IdInputOptions> inputs) =>
+        [.. inputs.Where(i => i.Source == IdSource.LastOf).Select(i => i.Field!).Distinct(StringComparer.Ordinal)];
 
     /// <summary>Values per embedding row.</summary>
     public int Dimension { get; set; } = DefaultDimension;

@@ -7,7 +7,8 @@ namespace Inference.Engine.Serving;
 
 /// <summary>
 /// A Score row's ids for a model over ids: each id input of source <c>Request</c> from the row's <c>ids</c>
-/// entry of its name, each of source <c>Entity</c> from the row's entity. A row must bring every request id
+/// entry of its name, each of source <c>Entity</c> from the row's entity (those of source <c>LastOf</c>
+/// are the entity's state, read with its features). A row must bring every request id
 /// the model reads and no other (a misspelled name is refused, not read as an unknown id).
 /// </summary>
 internal sealed class RequestIds(IReadOnlyList<IdInputOptions> inputs)
@@ -43,7 +44,13 @@ internal sealed class RequestIds(IReadOnlyList<IdInputOptions> inputs)
         {
             for (int i = 0; i < inputs.Count; i++)
             {
-                ids[r * inputs.Count + i] = inputs[i].Source == IdSource.Entity ? entities[r] : EntityKey.Hash(request.Rows[r].Ids[inputs[i].Name]);
+                // A LastOf id is the entity's state: the executor fills it in when it reads the features.
+                ids[r * inputs.Count + i] = inputs[i].Source switch
+                {
+                    IdSource.Entity => entities[r],
+                    IdSource.Request => EntityKey.Hash(request.Rows[r].Ids[inputs[i].Name]),
+                    _ => 0,
+                };
             }
         }
         return ids;

@@ -98,7 +98,7 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
         long[] rows = inputs.Count == 0 ? [] : await features.EmbeddingRowsAsync().ConfigureAwait(false);
         for (int i = 0; i < inputs.Count; i++)
         {
-            response.Ids.Add(new IdInput { Name = inputs[i].Name, Source = inputs[i].Source.ToString(), Dimension = inputs[i].Dimension, Rows = rows[i] });
+            response.Ids.Add(new IdInput { Name = inputs[i].Name, Source = inputs[i].Source.ToString(), Dimension = inputs[i].Dimension, Rows = rows[i], Field = inputs[i].Field ?? "" });
         }
         foreach (var definition in features.Plan.Definitions)
         {

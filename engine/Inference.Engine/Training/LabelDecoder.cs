@@ -117,17 +117,22 @@ internal static class LabelDecoder
     }
 }
 
-/// <summary>The id inputs a label brings: those of source <c>Request</c> by field name, the <c>Entity</c> ones from its entity.</summary>
+/// <summary>
+/// The id inputs a label brings: those of source <c>Request</c> by field name, the <c>Entity</c> ones from its
+/// entity; those of source <c>LastOf</c> are read from the entity's state with its features.
+/// </summary>
 internal sealed class LabelIdFields
 {
     /// <summary>Id inputs a model may declare (a bit each in a mask).</summary>
     public const int MaxInputs = 64;
 
     private readonly byte[]?[] _fields;
+    private readonly bool[] _entity;
     private readonly ulong _required;
 
     public LabelIdFields(IReadOnlyList<IdInputOptions> inputs)
     {
+        _entity = [.. inputs.Select(input => input.Source == IdSource.Entity)];
         _fields = [.. inputs.Select(input => input.Source == IdSource.Request ? Encoding.UTF8.GetBytes(input.Name) : null)];
         for (int i = 0; i < _fields.Length; i++)
         {
@@ -159,7 +164,7 @@ internal sealed class LabelIdFields
         }
         for (int i = 0; i < _fields.Length; i++)
         {
-            if (_fields[i] is null)
+            if (_entity[i])
             {
                 ids[i] = entity;
             }

@@ -48,7 +48,7 @@ internal sealed class MiniBatchTrainer
         // Without request features the gathered matrix is the model input: no copy between them.
         _gathered = requestWidth == 0 ? _inputs : new float[batchSize * _featureWidth];
         _predictions = new float[batchSize];
-        _ids = features.IdInputs == 0 ? null : new LearnedIds(batchSize, features.IdInputs, features.EmbeddingWidth);
+        _ids = features.IdInputs == 0 ? null : new LearnedIds(batchSize, features.IdInputs, features.EmbeddingWidth, features.Plan.LastKeyFields.Count);
         Learned = learned;
         Skipped = skipped;
     }

@@ -68,8 +68,10 @@ internal sealed class ModelOptionsValidator(EngineRole role = EngineRole.All, Ke
             var id = ids[i];
             string at = $"Ids:{i}:";
             rules.Require(!string.IsNullOrWhiteSpace(id.Name) && names.Add(id.Name), at + "Name", id.Name, "must be a name, unique among the id inputs");
-            rules.Require(Enum.IsDefined(id.Source) && id.Source != IdSource.LastOf, at + "Source", id.Source,
-                "must be Request (a Score row's ids entry, a label's field) or Entity (LastOf, an id from the entity's latest event, is not built yet)");
+            rules.Require(Enum.IsDefined(id.Source), at + "Source", id.Source,
+                "must be Request (a Score row's ids entry, a label's field), Entity (the entity itself) or LastOf (an event field's value in the entity's newest event)");
+            rules.Require(id.Source != IdSource.LastOf || (!string.IsNullOrWhiteSpace(id.Field) && id.Field is not ("entity" or "ts")), at + "Field", id.Field,
+                "must name the event field whose value in the entity's newest event is the id (not 'entity' or 'ts')");
             rules.Require(id.Source != IdSource.Request || !Reserved.Contains(id.Name), at + "Name", id.Name,
                 $"names a label field of its own ({string.Join(", ", Reserved)}); an id input of source Request needs another name");
             rules.Require(id.Dimension is > 0 and <= 1_024, at + "Dimension", id.Dimension, "must be between 1 and 1024");

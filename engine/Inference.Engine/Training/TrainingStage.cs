@@ -2,6 +2,7 @@ using Inference.Engine.Features;
 using Inference.Engine.Pipeline;
 using Inference.Kernels.Accelerators;
 using Inference.Kernels.Embeddings;
+using Inference.Kernels.Features;
 using Inference.Models.Registry;
 using Inference.Models;
 using Inference.Models.Exchange;
@@ -68,6 +69,14 @@ internal static class TrainingStage
                 if (model.Ids[i].Capacity <= maxRows)
                 {
                     throw Invalid($"{ModelOptions.Section}:Ids:{i}:Capacity must be above the largest call's rows ({maxRows}: a serving batch or a training mini-batch) (got '{model.Ids[i].Capacity}').");
+                }
+            }
+            var numeric = new FeaturePlan(sp.GetRequiredService<IOptions<FeatureOptions>>().Value.Definitions).NumericFields;
+            for (int i = 0; i < model.Ids.Count; i++)
+            {
+                if (model.Ids[i].Source == IdSource.LastOf && numeric.Contains(model.Ids[i].Field!))
+                {
+                    throw Invalid($"{ModelOptions.Section}:Ids:{i}:Field names '{model.Ids[i].Field}', a numeric field a feature aggregates; a LastOf id reads a field of ids (hashed as text) (got '{model.Ids[i].Field}').");
                 }
             }
             // A pool worker records the rows it touches: they sync through the parameter server.

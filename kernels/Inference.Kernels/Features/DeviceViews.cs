@@ -30,7 +30,8 @@ internal struct FeatureDescriptor
 internal struct PlanView
 {
     public Column<FeatureDescriptor> Descriptors;
-    public int Features;
+    public int Features;                // declared features (model inputs)
+    public int StateFeatures;           // descriptors: the features, then the last keys
     public int LongStride;
     public int DoubleStride;
     public int IntStride;
@@ -131,6 +132,7 @@ internal struct ReadView
     public Column<long> Times;
     public Column<float> Output;
     public Column<int> Inexact;
+    public Column<ulong> LastKeys;      // per row, the plan's last keys (0: none)
     public int Rows;
     public int PerRowTime;
     public long Now;

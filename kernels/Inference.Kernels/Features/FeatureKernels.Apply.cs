@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Algorithms;
 
 namespace Inference.Kernels.Features;
 
@@ -59,7 +60,7 @@ internal static partial class FeatureKernels
         long anchor = slots.Heads[slot].Anchor;
         long doubles = (long)slot * plan.DoubleStride;
         long longs = (long)slot * plan.LongStride;
-        for (int f = 0; f < plan.Features; f++)
+        for (int f = 0; f < plan.StateFeatures; f++)
         {
             ref FeatureDescriptor feature = ref plan.Descriptors[f];
             int kind = feature.Kind;
@@ -81,6 +82,13 @@ internal static partial class FeatureKernels
                 if (newest > anchor)
                 {
                     slots.Doubles[d] = double.NegativeInfinity;
+                }
+            }
+            else if (kind == FeaturePlan.LastKeyKind)
+            {
+                if (newest > anchor)
+                {
+                    slots.Longs[longs + feature.LongOffset] = long.MinValue;
                 }
             }
             else if (IsWindow(kind))
@@ -127,7 +135,7 @@ internal static partial class FeatureKernels
                 anchor = slots.Heads[slot].Anchor;
             }
             long doubles = (long)slot * plan.DoubleStride;
-            for (int f = 0; f < plan.Features; f++)
+            for (int f = 0; f < plan.StateFeatures; f++)
             {
                 ref FeatureDescriptor feature = ref plan.Descriptors[f];
                 int kind = feature.Kind;
@@ -176,6 +184,24 @@ internal static partial class FeatureKernels
                     {
                         Add(ref slots.Doubles[d + 2 * b], 1.0, alone);
                         Add(ref slots.Doubles[d + 2 * b + 1], value, alone);
+                    }
+                }
+                else if (kind == FeaturePlan.LastKeyKind)
+                {
+                    // As Last: the key of the event with the newest time; ties take the larger key. Stored with its top
+                    // bit flipped, so that signed order is the keys' order and long.MinValue is no key (0).
+                    if (time == anchor)
+                    {
+                        long key = (long)(batch.KeyColumns[feature.Source * batch.ColumnStride + i] ^ FeaturePlan.LastKeyFlip);
+                        long at = (long)slot * plan.LongStride + feature.LongOffset;
+                        if (alone)
+                        {
+                            slots.Longs[at] = XMath.Max(slots.Longs[at], key);
+                        }
+                        else
+                        {
+                            Atomic.Max(ref slots.Longs[at], key);
+                        }
                     }
                 }
                 else if (kind == (int)Aggregation.DistinctCount)

@@ -78,6 +78,17 @@ internal static partial class FeatureKernels
                 // State is double; a model input is float: a sum beyond float's range reads as its bound, not infinity.
                 read.Output[(long)r * plan.Features + f] = (float)(value > float.MaxValue ? float.MaxValue : value < -float.MaxValue ? -float.MaxValue : value);
             }
+            int lastKeys = plan.StateFeatures - plan.Features;
+            for (int k = 0; k < lastKeys; k++)
+            {
+                ulong key = known ? (ulong)slots.Longs[(long)slot * plan.LongStride + plan.Descriptors[plan.Features + k].LongOffset] ^ FeaturePlan.LastKeyFlip : 0UL;
+                read.LastKeys[(long)r * lastKeys + k] = key;
+            }
+            if (lastKeys > 0 && known && time < slots.Heads[slot].MaxTime)
+            {
+                // The newest key may be of an event after the read time.
+                inexact = 1;
+            }
             read.Inexact[r] = inexact;
         }
     }

@@ -5,11 +5,22 @@ namespace Inference.Kernels.Features;
 /// (kind, source column, state offsets, sizes, rates, default) and the per-slot state widths.
 /// Numeric fields and key fields become event columns in first-use order.
 /// </summary>
+/// <remarks>
+/// Besides the declared features, a plan may keep per entity the key of the newest event's value of a
+/// key field (<see cref="LastKeyFields"/>: the ids of a model's <c>LastOf</c> inputs). They are state,
+/// not model inputs: their descriptors follow the features', and reads return them apart.
+/// </remarks>
 public sealed class FeaturePlan
 {
+    /// <summary>The kind of a last-key descriptor (not an <see cref="Aggregation"/>: no model input reads it).</summary>
+    internal const int LastKeyKind = 1_000;
+
+    /// <summary>A last key is stored as <c>(long)(key ^ LastKeyFlip)</c>: signed order is the keys' order, and no key (0) is <see cref="long.MinValue"/>.</summary>
+    internal const ulong LastKeyFlip = 1UL << 63;
+
     private readonly Dictionary<string, int> _indexOf = new(StringComparer.Ordinal);
 
-    public FeaturePlan(IReadOnlyList<FeatureDefinition> definitions)
+    public FeaturePlan(IReadOnlyList<FeatureDefinition> definitions, IReadOnlyList<string>? lastKeyFields = null)
     {
         if (definitions.Count == 0)
         {
@@ -32,7 +43,8 @@ public sealed class FeaturePlan
 
         var numeric = new List<string>();
         var keys = new List<string>();
-        Descriptors = new FeatureDescriptor[definitions.Count];
+        var lastKeys = lastKeyFields ?? [];
+        Descriptors = new FeatureDescriptor[definitions.Count + lastKeys.Count];
         var longInit = new List<long>();
         var doubleInit = new List<double>();
         int ints = 0;
@@ -97,8 +109,24 @@ public sealed class FeaturePlan
                 descriptor.DecayRate = Math.Log(2) / d.HalfLifeMs;
             }
         }
+        for (int k = 0; k < lastKeys.Count; k++)
+        {
+            string field = lastKeys[k];
+            if (string.IsNullOrWhiteSpace(field) || field is "entity" or "ts" || numeric.Contains(field))
+            {
+                throw new FeatureDefinitionException($"The last key of field '{field}' needs a key field of the events (not 'entity', 'ts' or a numeric field a feature aggregates).");
+            }
+            ref var descriptor = ref Descriptors[definitions.Count + k];
+            descriptor.Kind = LastKeyKind;
+            descriptor.Source = ColumnOf(keys, field);
+            descriptor.LongOffset = longInit.Count;
+            descriptor.DoubleOffset = doubleInit.Count;
+            descriptor.Numeric = -1;
+            longInit.Add(long.MinValue); // no key yet
+        }
         NumericFields = numeric;
         KeyFields = keys;
+        LastKeyFields = [.. lastKeys];
         LongInit = [.. longInit];
         DoubleInit = [.. doubleInit];
         IntStateWidth = ints;
@@ -114,7 +142,10 @@ public sealed class FeaturePlan
     /// <summary>Key event fields (hashed to 64 bits), in column order.</summary>
     public IReadOnlyList<string> KeyFields { get; }
 
-    /// <summary>The plan as the kernels read it: one descriptor per feature, in declaration order.</summary>
+    /// <summary>Key fields whose newest value each entity keeps (in this order in <see cref="FeatureTable"/> reads); empty for most plans.</summary>
+    public IReadOnlyList<string> LastKeyFields { get; }
+
+    /// <summary>The plan as the kernels read it: one descriptor per feature, in declaration order, then one per last key.</summary>
     internal FeatureDescriptor[] Descriptors { get; }
 
     /// <summary>Initial per-slot long state (window epochs).</summary>
@@ -135,7 +166,7 @@ public sealed class FeaturePlan
     /// Whether any feature reads the per-entity anchor time (decayed, last and windowed values): a batch
     /// then re-anchors each entity it touches. Sums, counts and extremes do not need it.
     /// </summary>
-    internal bool NeedsAnchor => Definitions.Any(d => d.IsWindowed || d.Aggregation is Aggregation.DecayedSum or Aggregation.DecayedMean or Aggregation.Last);
+    internal bool NeedsAnchor => LastKeyFields.Count > 0 || Definitions.Any(d => d.IsWindowed || d.Aggregation is Aggregation.DecayedSum or Aggregation.DecayedMean or Aggregation.Last);
 
     /// <summary>Device bytes of state per entity slot, the per-slot columns included.</summary>
     public long BytesPerEntity => 64L + 8L * (LongInit.Length + DoubleInit.Length) + 4L * IntStateWidth;

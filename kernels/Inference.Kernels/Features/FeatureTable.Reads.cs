@@ -10,24 +10,26 @@ public sealed partial class FeatureTable
     /// <summary>
     /// Writes every feature of each entity as of <paramref name="nowMs"/> into <paramref name="output"/>
     /// (row-major, <see cref="Width"/> columns), transformed as declared. Entities the table does
-    /// not hold read as defaults.
+    /// not hold read as defaults. With <paramref name="lastKeys"/>, each row's last keys too
+    /// (<see cref="FeaturePlan.LastKeyFields"/> per row; 0 where there is none).
     /// </summary>
-    public void Gather(ReadOnlySpan<ulong> entities, long nowMs, Span<float> output, bool transform = true) =>
-        Read(entities, [], nowMs, output, [], transform);
+    public void Gather(ReadOnlySpan<ulong> entities, long nowMs, Span<float> output, bool transform = true, Span<ulong> lastKeys = default) =>
+        Read(entities, [], nowMs, output, [], transform, lastKeys);
 
     /// <summary>
     /// Point-in-time read: each row's features as of its own event time. Windowed features are exact
     /// (bucket-aligned) while the time is within the ring; decayed sums decay to the time when it is
     /// after the entity's newest event. Running aggregates (count, sum, min, …) cannot take back
-    /// events newer than the time: such rows are flagged in <paramref name="inexact"/>.
+    /// events newer than the time: such rows are flagged in <paramref name="inexact"/>, as are rows whose
+    /// last keys (<paramref name="lastKeys"/>, as in <see cref="Gather"/>) may be of a newer event.
     /// </summary>
-    public void GatherAsOf(ReadOnlySpan<ulong> entities, ReadOnlySpan<long> timesMs, Span<float> output, Span<bool> inexact, bool transform = true)
+    public void GatherAsOf(ReadOnlySpan<ulong> entities, ReadOnlySpan<long> timesMs, Span<float> output, Span<bool> inexact, bool transform = true, Span<ulong> lastKeys = default)
     {
         if (timesMs.Length != entities.Length || inexact.Length < entities.Length)
         {
             throw new ArgumentException("One time and one inexact flag per row.");
         }
-        Read(entities, timesMs, 0, output, inexact, transform);
+        Read(entities, timesMs, 0, output, inexact, transform, lastKeys);
     }
 
     /// <summary>An entity's event count and newest event time, or null when the table does not hold it.</summary>
@@ -48,12 +50,17 @@ public sealed partial class FeatureTable
         return head.Count == 0 ? null : (head.Count, head.MaxTime);
     }
 
-    private void Read(ReadOnlySpan<ulong> entities, ReadOnlySpan<long> times, long now, Span<float> output, Span<bool> inexact, bool transform)
+    private void Read(ReadOnlySpan<ulong> entities, ReadOnlySpan<long> times, long now, Span<float> output, Span<bool> inexact, bool transform, Span<ulong> lastKeys)
     {
         int width = Plan.Count;
+        int keyWidth = Plan.LastKeyFields.Count;
         if (output.Length < entities.Length * width)
         {
             throw new ArgumentException($"The output needs {entities.Length * width} floats.", nameof(output));
+        }
+        if (!lastKeys.IsEmpty && lastKeys.Length < entities.Length * keyWidth)
+        {
+            throw new ArgumentException($"The last keys need {entities.Length * keyWidth} values.", nameof(lastKeys));
         }
         bool perRow = !times.IsEmpty;
         {
@@ -76,6 +83,10 @@ public sealed partial class FeatureTable
                 _gather(threads, threads, HashView(), read, SlotView(), PlanView());
                 _device.Synchronize();
                 Download(_readOutput, output.Slice(start * width, rows * width));
+                if (keyWidth > 0 && !lastKeys.IsEmpty)
+                {
+                    Download(_readLastKeys, lastKeys.Slice(start * keyWidth, rows * keyWidth));
+                }
                 if (perRow)
                 {
                     Download(_readInexact, _hostInexact.AsSpan(0, rows));
@@ -95,6 +106,7 @@ public sealed partial class FeatureTable
         Times = Col(_readTimes),
         Output = Col(_readOutput),
         Inexact = Col(_readInexact),
+        LastKeys = Col(_readLastKeys),
         Rows = rows,
         PerRowTime = perRowTime ? 1 : 0,
         Now = now,

@@ -39,7 +39,8 @@ public sealed partial class FeatureTable
 {
     /// <summary>A digest of the plan's declarations: state taken under one plan is only restored under the same plan.</summary>
     public static string Fingerprint(FeaturePlan plan) =>
-        Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(plan.Definitions))));
+        Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(plan.Definitions)
+            + (plan.LastKeyFields.Count == 0 ? "" : "\nlast keys: " + JsonSerializer.Serialize(plan.LastKeyFields)))));
 
     /// <summary>
     /// Host arrays for a snapshot of a table of <paramref name="capacity"/> slots under <paramref name="plan"/>,

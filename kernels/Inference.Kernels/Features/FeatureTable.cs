@@ -44,6 +44,7 @@ public sealed partial class FeatureTable : IDisposable
     private readonly MemoryBuffer1D<long, Stride1D.Dense> _readTimes;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _readOutput;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _readInexact;
+    private readonly MemoryBuffer1D<ulong, Stride1D.Dense> _readLastKeys;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _victimCount;
 
     private readonly ulong[] _hostKeys;
@@ -120,6 +121,7 @@ public sealed partial class FeatureTable : IDisposable
         _readTimes = accelerator.Allocate1D<long>(rows);
         _readOutput = accelerator.Allocate1D<float>((long)rows * plan.Count);
         _readInexact = accelerator.Allocate1D<int>(rows);
+        _readLastKeys = accelerator.Allocate1D<ulong>(Math.Max(1L, (long)rows * plan.LastKeyFields.Count));
         _victimCount = accelerator.Allocate1D<int>(1);
 
         _hostKeys = new ulong[Math.Max(batch, rows)];
@@ -304,6 +306,7 @@ public sealed partial class FeatureTable : IDisposable
     {
         Descriptors = Col(_planDescriptors),
         Features = Plan.Count,
+        StateFeatures = Plan.Descriptors.Length,
         LongStride = Plan.LongInit.Length,
         DoubleStride = Plan.DoubleInit.Length,
         IntStride = Plan.IntStateWidth,
@@ -345,7 +348,7 @@ public sealed partial class FeatureTable : IDisposable
         {
             _planDescriptors, _longInit, _doubleInit, _batchKeys, _batchTimes, _batchNumeric, _batchKeyColumns,
             _batchBucket, _batchWon, _batchSlot, _batchTouched, _batchShared, _batchCounters, _batchLate, _batchPrior,
-            _readKeys, _readSlots, _readTimes, _readOutput, _readInexact, _victimCount,
+            _readKeys, _readSlots, _readTimes, _readOutput, _readInexact, _readLastKeys, _victimCount,
         })
         {
             buffer.Dispose();

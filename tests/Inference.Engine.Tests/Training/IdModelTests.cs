@@ -214,7 +214,7 @@ public sealed class IdModelTests : IDisposable
     }
 
     [Theory]
-    [InlineData("Inference:Model:Ids:1:Source", "LastOf", "Inference:Model:Ids:1:Source")]
+    [InlineData("Inference:Model:Ids:1:Source", "LastOf", "Inference:Model:Ids:1:Field")]
     [InlineData("Inference:Model:Ids:1:Dimension", "8", "two id inputs of one dimension")]
     [InlineData("Inference:Model:Ids:1:Name", "user", "Inference:Model:Ids:1:Name")]
     [InlineData("Inference:Model:Ids:1:Name", "label", "names a label field")]

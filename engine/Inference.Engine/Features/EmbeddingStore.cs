@@ -106,13 +106,20 @@ internal sealed class EmbeddingStore : IDisposable
     public IReadOnlyList<EmbeddingTable> Tables => _tables;
 
     /// <summary>Serving: the embeddings of <paramref name="rows"/> rows of ids, without counting them (an id without a row reads the default row).</summary>
+    /// <remarks>Any number of rows: more than a call of the tables takes are read in several (stream scoring's batches).</remarks>
     public void Lookup(ReadOnlySpan<ulong> ids, int rows, Span<float> embeddings)
     {
-        for (int t = 0; t < _tables.Length; t++)
+        for (int start = 0; start < rows; start += _column.Length)
         {
-            Column(ids, rows, t);
-            _tables[t].Lookup(_column.AsSpan(0, rows), _rows.AsSpan(0, rows));
-            Spread(t, rows, embeddings);
+            int n = Math.Min(_column.Length, rows - start);
+            var part = ids.Slice(start * _tables.Length, n * _tables.Length);
+            var into = embeddings.Slice(start * Width, n * Width);
+            for (int t = 0; t < _tables.Length; t++)
+            {
+                Column(part, n, t);
+                _tables[t].Lookup(_column.AsSpan(0, n), _rows.AsSpan(0, n));
+                Spread(t, n, into);
+            }
         }
     }
 

@@ -16,6 +16,9 @@ internal readonly struct FeatureView
     public int Width => _table.Width;
 
     /// <summary>The rows of <paramref name="entities"/> as of <paramref name="nowMs"/>, standardised unless <paramref name="transform"/> is false.</summary>
-    public void Gather(ReadOnlySpan<ulong> entities, long nowMs, Span<float> output, bool transform = true) =>
-        _table.Gather(entities, nowMs, output, transform);
+    public void Gather(ReadOnlySpan<ulong> entities, long nowMs, Span<float> output, bool transform = true, Span<ulong> lastKeys = default) =>
+        _table.Gather(entities, nowMs, output, transform, lastKeys);
+
+    /// <summary>The plan's last keys per row (the LastOf ids of a model over ids).</summary>
+    public int LastKeys => _table.Plan.LastKeyFields.Count;
 }

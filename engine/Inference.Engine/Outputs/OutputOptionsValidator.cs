@@ -4,7 +4,9 @@ using Microsoft.Extensions.Options;
 namespace Inference.Engine.Outputs;
 
 /// <summary>Checks <c>Inference:Outputs:Scores</c> at start.</summary>
-internal sealed class ScoreOutputOptionsValidator(int requestFeatures, int idInputs = 0) : IValidateOptions<ScoreOutputOptions>
+/// <param name="requestFeatures">The model's request features (events carry none).</param>
+/// <param name="requestIds">The positions of the model's id inputs of source Request (events carry no Score row's ids).</param>
+internal sealed class ScoreOutputOptionsValidator(int requestFeatures, IReadOnlyList<string>? requestIds = null) : IValidateOptions<ScoreOutputOptions>
 {
     public ValidateOptionsResult Validate(string? name, ScoreOutputOptions options)
     {
@@ -24,8 +26,8 @@ internal sealed class ScoreOutputOptionsValidator(int requestFeatures, int idInp
             rules.Require(options.CommitTimeoutMs is >= 1_000 and <= 600_000, "CommitTimeoutMs", options.CommitTimeoutMs, "must be between 1000 and 600000");
             rules.Require(requestFeatures == 0, "Enabled", options.Enabled,
                 "needs Inference:Model:RequestFeatures = 0: events carry no request features to score with");
-            rules.Require(idInputs == 0, "Enabled", options.Enabled,
-                "needs a model without Inference:Model:Ids: stream scoring of the models over ids is not built yet");
+            rules.Require(requestIds is not { Count: > 0 }, "Enabled", options.Enabled,
+                $"needs a model whose id inputs are of source Entity or LastOf (an event field's value in the entity's newest event: the scored event's own, unless a newer one came first): an event carries no Score row's ids, and Inference:Model:Ids:{string.Join(", ", requestIds ?? [])} are of source Request");
         }
         return rules.Result;
     }

@@ -17,8 +17,11 @@ internal static class OutputsStage
     {
         bool scoring = configuration.GetSection(ScoreOutputOptions.Section).GetValue(nameof(ScoreOutputOptions.Enabled), false);
         int requestFeatures = configuration.GetSection("Inference:Model").GetValue("RequestFeatures", 0);
-        int idInputs = configuration.GetSection("Inference:Model:Ids").GetChildren().Count();
-        services.AddStageOptions(configuration, ScoreOutputOptions.Section, new ScoreOutputOptionsValidator(requestFeatures, idInputs));
+        // Id inputs of source Request (the default source): an event carries no Score row's ids.
+        var requestIds = configuration.GetSection("Inference:Model:Ids").GetChildren()
+            .Where(id => string.Equals(id.GetValue("Source", nameof(IdSource.Request)), nameof(IdSource.Request), StringComparison.OrdinalIgnoreCase))
+            .Select(id => id.Key).ToList();
+        services.AddStageOptions(configuration, ScoreOutputOptions.Section, new ScoreOutputOptionsValidator(requestFeatures, requestIds));
         services.AddStageOptions(configuration, AlertOptions.Section, new AlertOptionsValidator(scoring));
         services.AddSingleton<OutputMetrics>();
         services.AddSingleton(sp => new AlertHub(sp.GetRequiredService<IOptions<AlertOptions>>().Value.StreamBuffer));

@@ -6,7 +6,7 @@ namespace Inference.Engine.Outputs;
 /// The selected events of one applied micro-batch with their entities' features read from the state
 /// the batch produced, handed from the device executor to the stream scorer.
 /// </summary>
-internal sealed class ScoredBatch(int rows, int width, bool raw, int entityBytes)
+internal sealed class ScoredBatch(int rows, int width, bool raw, int entityBytes, int embeddingWidth = 0)
 {
     public int Rows { get; } = rows;
 
@@ -27,6 +27,9 @@ internal sealed class ScoredBatch(int rows, int width, bool raw, int entityBytes
 
     /// <summary>Model inputs (transformed features), rows × width.</summary>
     public float[] Features { get; } = new float[rows * width];
+
+    /// <summary>A model over ids: each row's embeddings (rows × the inputs' dimensions together), read with its features; else empty.</summary>
+    public float[] Embeddings { get; } = new float[rows * embeddingWidth];
 
     /// <summary>Untransformed feature values when an alert rule reads one, else empty.</summary>
     public float[] Raw { get; } = raw ? new float[rows * width] : [];

@@ -127,9 +127,12 @@ internal sealed partial class StreamScorer
             _scores = new float[Math.Max(rows, _scores.Length * 2)];
         }
         float[] inputs;
+        float[]? embeddings = null;
+        int embeddingWidth = _embeddings?.Width ?? 0;
         if (items.Count == 1)
         {
             inputs = items[0].Features;
+            embeddings = _embeddings is null ? null : items[0].Embeddings;
         }
         else
         {
@@ -137,18 +140,28 @@ internal sealed partial class StreamScorer
             {
                 _inputs = new float[Math.Max(rows * _width, _inputs.Length * 2)];
             }
-            int at = 0;
+            if (_embeddings is not null && _embeddingInputs.Length < rows * embeddingWidth)
+            {
+                _embeddingInputs = new float[Math.Max(rows * embeddingWidth, _embeddingInputs.Length * 2)];
+            }
+            int at = 0, embeddingsAt = 0;
             foreach (var item in items)
             {
                 item.Features.AsSpan(0, item.Rows * _width).CopyTo(_inputs.AsSpan(at));
                 at += item.Rows * _width;
+                if (_embeddings is not null)
+                {
+                    item.Embeddings.AsSpan(0, item.Rows * embeddingWidth).CopyTo(_embeddingInputs.AsSpan(embeddingsAt));
+                    embeddingsAt += item.Rows * embeddingWidth;
+                }
             }
             inputs = _inputs;
+            embeddings = _embeddings is null ? null : _embeddingInputs;
         }
         using var lease = _registry.Acquire();
         if (rows > 0)
         {
-            lease.Snapshot.Score(inputs, rows, _scores);
+            lease.Snapshot.Score(inputs, embeddings, rows, _scores);
         }
         return lease.Snapshot.Version;
     }

@@ -69,6 +69,7 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
     private readonly (AlertRule Rule, int Feature)[] _rules;
     private readonly bool _raw;
     private readonly int _width;
+    private readonly EmbeddingStore? _embeddings;
     private readonly ScoreRecordEncoder _encoder;
     private readonly ArrayBufferWriter<byte> _progressBuffer = new(4_096);
     // Applied batches waiting for their transaction (written by the device thread, read by the scorer's), and its wake-up.
@@ -89,6 +90,7 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
     private bool _filtersAborted;
     private float[] _scores = new float[4_096];
     private float[] _inputs = new float[4_096];
+    private float[] _embeddingInputs = [];
 
     private long _enqueued;
     private long _produced;
@@ -118,6 +120,7 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
         _raw = _rules.Any(r => r.Feature >= 0);
         Selector = new ScoreSelector(_options.SelectsAll ? null : _options.Select);
         _width = names.Count;
+        _embeddings = executor.Embeddings;
         _encoder = new ScoreRecordEncoder(_options.Format, _eventsTopic);
     }
 
@@ -165,7 +168,7 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
         var selected = batch.Selected;
         int rows = selected.Count;
         var state = watermark();
-        var item = new ScoredBatch(rows, table.Width, _raw, selected.EntityBytes.Length) { Watermark = state, Topic = _eventsTopic };
+        var item = new ScoredBatch(rows, table.Width, _raw, selected.EntityBytes.Length, _embeddings?.Width ?? 0) { Watermark = state, Topic = _eventsTopic };
         var keys = new ulong[rows];
         var entities = batch.Entities;
         var times = batch.Times;
@@ -183,7 +186,26 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
         selected.Indexes.CopyTo(item.Indexes);
         selected.Timestamps.CopyTo(item.TimestampsMs);
         // As Score reads: decayed and windowed values as of the newest event applied.
-        table.Gather(keys, state.MaxEventTimeMs, item.Features);
+        if (_embeddings is { } store)
+        {
+            // A model over ids: the entity's own id and its LastOf ids, read with the features, as Score reads them.
+            var lastKeys = new ulong[rows * table.LastKeys];
+            table.Gather(keys, state.MaxEventTimeMs, item.Features, lastKeys: lastKeys);
+            var ids = new ulong[rows * store.Count];
+            for (int i = 0; i < rows; i++)
+            {
+                for (int t = 0; t < store.Count; t++)
+                {
+                    ids[i * store.Count + t] = store.Inputs[t].Source == IdSource.Entity ? keys[i] : 0;
+                }
+            }
+            store.FillLastOf(ids, rows, lastKeys);
+            store.Lookup(ids, rows, item.Embeddings);
+        }
+        else
+        {
+            table.Gather(keys, state.MaxEventTimeMs, item.Features);
+        }
         if (_raw)
         {
             table.Gather(keys, state.MaxEventTimeMs, item.Raw, transform: false);

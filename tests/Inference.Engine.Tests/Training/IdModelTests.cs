@@ -220,7 +220,7 @@ public sealed class IdModelTests : IDisposable
     [InlineData("Inference:Model:Ids:1:Name", "label", "names a label field")]
     [InlineData("Inference:Model:Ids:0:Capacity", "64", "Inference:Model:Ids:0:Capacity")]
     [InlineData("Inference:Model:Kind", "Mlp", "Inference:Model:Ids")]
-    [InlineData("Inference:Outputs:Scores:Enabled", "true", "stream scoring of the models over ids is not built yet")]
+    [InlineData("Inference:Outputs:Scores:Enabled", "true", "Inference:Model:Ids:1 are of source Request")]
     [InlineData("Inference:Training:EmbeddingLearningRate", "0", "Inference:Training:EmbeddingLearningRate")]
     public async Task A_bad_id_input_fails_start_naming_its_key(string key, string value, string named)
     {

@@ -52,21 +52,28 @@ public sealed class LastOfIdTests
     private static Message<string, byte[]> Payment(int user, long time, int merchant) =>
         Streams.Json(User(user), string.Create(CultureInfo.InvariantCulture, $"{{\"entity\":\"{User(user)}\",\"ts\":{time},\"merchant\":\"{Merchant(merchant)}\"}}"));
 
-    [Fact]
-    public async Task The_merchant_of_each_users_newest_event_is_learned_from_and_scored_with()
+    /// <summary>The stream so far: events applied, labels learned, the newest event time, each user's newest merchant.</summary>
+    private sealed class Stream
     {
-        using var kafka = Kafka();
-        await using var engine = await EngineHarness.StartAsync(Settings(kafka));
-        var client = new ScoringService.ScoringServiceClient(engine.Channel);
+        public long Events;
+        public long Labels;
+        public long Time = Start;
+        public int[] Newest { get; } = new int[Users];
+    }
+
+    /// <summary>
+    /// Rounds of payments then labels: each user pays at three merchants in shuffled order (the newest by time
+    /// wins, and of two at the same newest time the one of the larger hashed key); the labels that follow are
+    /// the risk of that merchant. Returns once they are learned and synced.
+    /// </summary>
+    private static async Task<Stream> LearnAsync(EngineHarness engine, int rounds)
+    {
         var random = new Random(17);
-        long events = 0, labels = 0, time = Start;
-        var newest = new int[Users];
-        for (int round = 0; round < 16; round++)
+        var stream = new Stream();
+        for (int round = 0; round < rounds; round++)
         {
-            // Each user pays at three merchants in shuffled order: the newest by time wins, and of two at the
-            // same newest time the one of the larger hashed key; the labels that follow are that merchant's risk.
             var batch = new List<Message<string, byte[]>>();
-            time += 1_000;
+            long time = stream.Time += 1_000;
             for (int user = 0; user < Users; user++)
             {
                 var payments = new List<(long Time, int Merchant)>
@@ -75,19 +82,30 @@ public sealed class LastOfIdTests
                     (time, random.Next(Merchants)),
                     (time, random.Next(Merchants)),
                 };
-                newest[user] = payments.Where(p => p.Time == time).MaxBy(p => Inference.Kernels.Features.EntityKey.Hash(Merchant(p.Merchant))).Merchant;
+                stream.Newest[user] = payments.Where(p => p.Time == time).MaxBy(p => Inference.Kernels.Features.EntityKey.Hash(Merchant(p.Merchant))).Merchant;
                 batch.AddRange(payments.OrderBy(_ => random.Next()).Select(p => Payment(user, p.Time, p.Merchant)));
             }
-            events += batch.Count;
-            await engine.ProduceAndWaitAsync("events", batch, new Taken(events, Labels: labels));
+            stream.Events += batch.Count;
+            await engine.ProduceAndWaitAsync("events", batch, new Taken(stream.Events, Labels: stream.Labels));
             var labelled = Enumerable.Range(0, Users).Select(user => Streams.Json(User(user),
-                string.Create(CultureInfo.InvariantCulture, $"{{\"entity\":\"{User(user)}\",\"ts\":{time + 1},\"label\":{Fraud(newest[user])}}}"))).ToList();
-            labels += labelled.Count;
-            await engine.ProduceAndWaitAsync("labels", labelled, new Taken(events, Labels: labels));
+                string.Create(CultureInfo.InvariantCulture, $"{{\"entity\":\"{User(user)}\",\"ts\":{time + 1},\"label\":{Fraud(stream.Newest[user])}}}"))).ToList();
+            stream.Labels += labelled.Count;
+            await engine.ProduceAndWaitAsync("labels", labelled, new Taken(stream.Events, Labels: stream.Labels));
         }
-        long rounds = engine.Metrics.SyncRounds;
-        await EngineHarness.WaitUntil(() => engine.Metrics.SyncRounds >= rounds + 2, TimeSpan.FromSeconds(30), () => "two sync rounds after the last label");
+        long synced = engine.Metrics.SyncRounds;
+        await EngineHarness.WaitUntil(() => engine.Metrics.SyncRounds >= synced + 2, TimeSpan.FromSeconds(30), () => "two sync rounds after the last label");
+        return stream;
+    }
 
+    [Fact]
+    public async Task The_merchant_of_each_users_newest_event_is_learned_from_and_scored_with()
+    {
+        using var kafka = Kafka();
+        await using var engine = await EngineHarness.StartAsync(Settings(kafka));
+        var client = new ScoringService.ScoringServiceClient(engine.Channel);
+        var stream = await LearnAsync(engine, rounds: 16);
+        var newest = stream.Newest;
+        long events = stream.Events, labels = stream.Labels, time = stream.Time;
         var request = new ScoreRequest { Rows = { Enumerable.Range(0, Users).Select(u => new ScoreRow { Entity = User(u) }) } };
         var scores = await client.ScoreAsync(request);
         int right = Enumerable.Range(0, Users).Count(u => (scores.Scores[u] > 0.5f ? 1 : 0) == Fraud(newest[u]));
@@ -117,6 +135,39 @@ public sealed class LastOfIdTests
 
         // Every event must carry the field, as the fields features aggregate: one without it is set aside.
         await engine.ProduceAndWaitAsync("events", [Streams.Json(User(0), $"{{\"entity\":\"{User(0)}\",\"ts\":{time + 1}}}")], new Taken(events, Malformed: 1, Labels: labels));
+    }
+
+    [Fact]
+    public async Task Stream_scoring_reads_the_scored_events_own_merchant_and_answers_as_Score_does()
+    {
+        using var kafka = StreamScoringTests.Broker();
+        var settings = Settings(kafka);
+        settings["Inference:Outputs:Scores:Enabled"] = "true";
+        settings["Inference:Outputs:Scores:Select"] = "score";
+        await using var engine = await EngineHarness.StartAsync(settings);
+        var outputs = engine.Get<Inference.Engine.Outputs.OutputMetrics>();
+        var stream = await LearnAsync(engine, rounds: 16);
+
+        // One selected payment per user, at a merchant of the other kind than its last: its score is that merchant's risk.
+        long time = stream.Time + 1_000;
+        var merchant = Enumerable.Range(0, Users).Select(u => (stream.Newest[u] + 1) % Merchants).ToArray();
+        var scored = Enumerable.Range(0, Users).Select(u => Streams.Json(User(u),
+            string.Create(CultureInfo.InvariantCulture, $"{{\"entity\":\"{User(u)}\",\"ts\":{time},\"merchant\":\"{Merchant(merchant[u])}\",\"score\":true}}")));
+        await engine.ProduceAndWaitAsync("events", scored, new Taken(stream.Events + Users, Labels: stream.Labels));
+        await EngineHarness.WaitUntil(() => outputs.Scored == Users, TimeSpan.FromSeconds(60), () => $"{Users} events scored (so far {outputs.Scored})");
+        Assert.Equal(Users, outputs.Scored);
+
+        var records = StreamScoringTests.ReadCommitted(kafka.BootstrapServers, "scores", Users).ToDictionary(r => r.Entity);
+        Assert.Equal(Users, records.Count);
+        var request = new ScoreRequest { Rows = { Enumerable.Range(0, Users).Select(u => new ScoreRow { Entity = User(u) }) } };
+        var response = await new ScoringService.ScoringServiceClient(engine.Channel).ScoreAsync(request);
+        for (int u = 0; u < Users; u++)
+        {
+            var record = records[User(u)];
+            Assert.True((record.Score > 0.5f ? 1 : 0) == Fraud(merchant[u]), $"{User(u)} at {Merchant(merchant[u])} scored {record.Score} on the stream");
+            Assert.Equal(response.ModelVersion, record.ModelVersion);
+            Assert.True(Math.Abs(response.Scores[u] - record.Score) <= 1e-6, $"{User(u)}: scored {record.Score:R} on the stream, Score answers {response.Scores[u]:R}");
+        }
     }
 
     [Theory]

@@ -55,7 +55,7 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
             }
 
             await using var browser = await HeadlessChromium.OpenAsync(chromium!, dashboard!);
-            string[] tiles = ["events-per-second", "lag", "score-p50", "score-p99", "model-version", "online-loss", "scores-per-second"];
+            string[] tiles = ["events-per-second", "lag", "score-p50", "score-p99", "model-version", "online-loss", "validation-auc", "scores-per-second"];
             static bool Filled(Page page) => page.Values.GetValueOrDefault("status") == "live";
             var first = await ReadWhenAsync(browser, page => Filled(page) && tiles.All(id => page.Values.GetValueOrDefault(id, "–") != "–"), TimeSpan.FromSeconds(60),
                 "every tile to show a value and the status to read 'live'");

@@ -146,7 +146,7 @@ internal sealed partial class DeviceExecutor
                 embeddings.Lookup(_batchIds, rows, _batchEmbeddings);
             }
             _servingMetrics.Batch(rows);
-            handler!.Handle(_batch.AsSpan(0, requests), _batchFeatures, width, _embeddings is null ? null : _batchEmbeddings, watermark);
+            handler!.Handle(_batch.AsSpan(0, requests), _batchFeatures, width, _embeddings is null ? null : _batchEmbeddings, _embeddings is null ? null : _batchIds, watermark);
         }
         catch (Exception error)
         {

@@ -78,9 +78,10 @@ internal sealed class EmbeddingStore : IDisposable
 
     /// <summary>
     /// Writes the LastOf inputs' ids of <paramref name="rows"/> rows from the last keys the feature table read
-    /// for them (<see cref="LastOfFields"/> per row); the other ids are left as they are.
+    /// for them (<see cref="LastOfFields"/> per row); the other ids, and every id of the rows <paramref name="keep"/>
+    /// marks, are left as they are.
     /// </summary>
-    public void FillLastOf(Span<ulong> ids, int rows, ReadOnlySpan<ulong> lastKeys)
+    public void FillLastOf(Span<ulong> ids, int rows, ReadOnlySpan<ulong> lastKeys, ReadOnlySpan<bool> keep = default)
     {
         int keys = LastOfFields.Count;
         for (int t = 0; t < _tables.Length; t++)
@@ -91,7 +92,10 @@ internal sealed class EmbeddingStore : IDisposable
             }
             for (int r = 0; r < rows; r++)
             {
-                ids[r * _tables.Length + t] = lastKeys[r * keys + _lastOf[t]];
+                if (keep.IsEmpty || !keep[r])
+                {
+                    ids[r * _tables.Length + t] = lastKeys[r * keys + _lastOf[t]];
+                }
             }
         }
     }

@@ -45,13 +45,14 @@ internal sealed class FeatureStore(DeviceExecutor executor)
     /// (<see cref="IdInputs"/> per row) are counted and dated at the newest of the times, and their table
     /// rows and embeddings written out for the learning step. Returns how many rows are inexact.
     /// </summary>
-    public int GatherAsOf(ulong[] entities, long[] timesMs, int rows, float[] output, bool[] inexact, LearnedIds? ids = null) =>
+    /// <remarks>Rows <paramref name="served"/> marks keep the ids they bring, LastOf ones included (a label joined with what Score served).</remarks>
+    public int GatherAsOf(ulong[] entities, long[] timesMs, int rows, float[] output, bool[] inexact, LearnedIds? ids = null, bool[]? served = null) =>
         executor.Read((table, _) =>
         {
             table.GatherAsOf(entities.AsSpan(0, rows), timesMs.AsSpan(0, rows), output, inexact, lastKeys: ids?.LastKeys);
             if (ids is not null && executor.Embeddings is { } store)
             {
-                store.FillLastOf(ids.Ids, rows, ids.LastKeys);
+                store.FillLastOf(ids.Ids, rows, ids.LastKeys, served);
                 long newest = long.MinValue;
                 foreach (long time in timesMs.AsSpan(0, rows))
                 {

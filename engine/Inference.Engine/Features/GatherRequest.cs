@@ -58,7 +58,8 @@ internal interface IGatheredBatchHandler
     /// Called on the executor's thread right after the read: <paramref name="features"/> holds
     /// <paramref name="width"/> columns per row, the requests' rows one after another, all read
     /// from the state of <paramref name="watermark"/>; for a model over ids, <paramref name="embeddings"/>
-    /// holds the rows' embeddings (<see cref="EmbeddingStore.Width"/> per row). Must not block.
+    /// holds the rows' embeddings (<see cref="EmbeddingStore.Width"/> per row) and <paramref name="ids"/> their ids
+    /// (<see cref="EmbeddingStore.Count"/> per row, the LastOf ones filled in). Must not block.
     /// </summary>
-    void Handle(ReadOnlySpan<GatherRequest> requests, float[] features, int width, float[]? embeddings, FeatureWatermark watermark);
+    void Handle(ReadOnlySpan<GatherRequest> requests, float[] features, int width, float[]? embeddings, ulong[]? ids, FeatureWatermark watermark);
 }

@@ -32,8 +32,8 @@ internal static class Dashboard
         app.MapGet("/alerts/stream", (HttpContext context, AlertHub hub, TimeProvider time) =>
             StreamAsync(context, time, Alerts(hub, LastEventId(context), context.RequestAborted))).RequireHost(host);
         app.MapGet("/dashboard/stream", (HttpContext context, TimeProvider time, InferenceMetrics metrics, OutputMetrics outputs, AlertHub hub,
-                [FromServices] ModelRegistry? registry, IHostApplicationLifetime lifetime) =>
-            StreamAsync(context, time, Live(metrics, outputs, hub, registry, time, lifetime.ApplicationStopping, context.RequestAborted))).RequireHost(host);
+                [FromServices] ModelRegistry? registry, [FromServices] Training.ProgressiveValidation? validation, IHostApplicationLifetime lifetime) =>
+            StreamAsync(context, time, Live(metrics, outputs, hub, registry, validation, time, lifetime.ApplicationStopping, context.RequestAborted))).RequireHost(host);
         app.MapGet("/", () => File("index.html")).RequireHost(host);
         app.MapGet("/dashboard.js", () => File("dashboard.js")).RequireHost(host);
         app.MapGet("/vendor/{name}", (string name) => File("vendor/" + name)).RequireHost(host);
@@ -145,7 +145,7 @@ internal static class Dashboard
         }
     }
 
-    private static async IAsyncEnumerable<SseItem<string>> Live(InferenceMetrics metrics, OutputMetrics outputs, AlertHub hub, ModelRegistry? registry,
+    private static async IAsyncEnumerable<SseItem<string>> Live(InferenceMetrics metrics, OutputMetrics outputs, AlertHub hub, ModelRegistry? registry, Training.ProgressiveValidation? validation,
         TimeProvider time, CancellationToken stopping, [EnumeratorCancellation] CancellationToken cancellation)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellation, stopping);
@@ -169,6 +169,7 @@ internal static class Dashboard
             var latency = metrics.Serving.Recent.Percentiles(SampleInterval);
             long batches = now.Batches - before.Batches;
             double loss = metrics.OnlineLogLoss;
+            double auc = validation?.Summarise(versions: 0).Window.Auc ?? double.NaN;
             var sample = new
             {
                 t = time.GetUtcNow().ToUnixTimeMilliseconds() / 1e3,
@@ -180,6 +181,7 @@ internal static class Dashboard
                 batchRows = !first && batches > 0 ? Math.Round((double)(now.Rows - before.Rows) / batches, 2) : (double?)null,
                 modelVersion = registry?.Version ?? 0,
                 onlineLogLoss = double.IsFinite(loss) ? loss : (double?)null,
+                validationAuc = double.IsFinite(auc) ? auc : (double?)null,
                 scoresPerSecond = first ? (double?)null : Math.Round((now.Scored - before.Scored) / elapsed, 1),
                 alertsTotal = outputs.Alerts,
             };

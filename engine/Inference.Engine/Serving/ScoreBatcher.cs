@@ -9,14 +9,16 @@ namespace Inference.Engine.Serving;
 /// <summary>
 /// Serving's half of dynamic batching: the device executor gathers the rows of every waiting request
 /// in one read, then this scores them in one forward pass with the leased model and answers each
-/// request with its own rows' scores, the model version and the watermark of the batch.
+/// request with its own rows' scores, the model version and the watermark of the batch. Rows that name a
+/// request id are written to the feature log (when training keeps one) as they were scored.
 /// </summary>
-internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, ServingMetrics metrics, TimeProvider time) : IGatheredBatchHandler
+internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, ServingMetrics metrics, TimeProvider time, Training.FeatureLog? log = null) : IGatheredBatchHandler
 {
     private float[] _inputs = [];
     private float[] _scores = [];
+    private ulong[] _requests = [];
 
-    public void Handle(ReadOnlySpan<GatherRequest> requests, float[] features, int width, float[]? embeddings, Features.FeatureWatermark watermark)
+    public void Handle(ReadOnlySpan<GatherRequest> requests, float[] features, int width, float[]? embeddings, ulong[]? ids, Features.FeatureWatermark watermark)
     {
         int rows = 0;
         foreach (var request in requests)
@@ -52,6 +54,10 @@ internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, Ser
             lease.Snapshot.Score(inputs, embeddings, rows, _scores);
             version = lease.Snapshot.Version;
         }
+        if (log is not null)
+        {
+            Log(requests, inputs, ids, rows, version);
+        }
         var message = watermark.Message;
         int at = 0;
         foreach (var request in requests)
@@ -66,6 +72,31 @@ internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, Ser
             at += work.Rows;
             metrics.Scored(work.Rows, time.GetElapsedTime(work.Started).TotalSeconds);
             work.Complete(response);
+        }
+    }
+
+    /// <summary>Writes the rows that name a request id to the feature log: what the model saw, its score and version.</summary>
+    private void Log(ReadOnlySpan<GatherRequest> requests, float[] inputs, ulong[]? ids, int rows, long version)
+    {
+        if (_requests.Length < rows)
+        {
+            _requests = new ulong[Math.Max(rows, 2 * _requests.Length)];
+        }
+        bool any = false;
+        int row = 0;
+        foreach (var request in requests)
+        {
+            var rowsOfRequest = ((ScoreWork)request).Request.Rows;
+            for (int r = 0; r < request.Rows; r++, row++)
+            {
+                string id = rowsOfRequest[r].RequestId;
+                _requests[row] = string.IsNullOrEmpty(id) ? 0 : Kernels.Features.EntityKey.Hash(id);
+                any |= _requests[row] != 0;
+            }
+        }
+        if (any)
+        {
+            log!.Served(_requests.AsSpan(0, rows), inputs.AsSpan(0, rows * log.Width), ids is null ? [] : ids.AsSpan(0, rows * log.IdInputs), _scores.AsSpan(0, rows), version);
         }
     }
 

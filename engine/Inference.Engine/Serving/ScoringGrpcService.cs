@@ -19,7 +19,7 @@ namespace Inference.Engine.Serving;
 /// once with RESOURCE_EXHAUSTED; a call cancelled or past its deadline before launch is dropped.
 /// </summary>
 internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore features, ScoreBatcher batcher, ServingMetrics metrics, IOptions<ServingOptions> serving, IOptions<ModelOptions> model,
-    IOptions<KafkaOptions> kafka, ModelRegistry registry, TimeProvider time, IScoreRouting? router = null)
+    IOptions<KafkaOptions> kafka, ModelRegistry registry, TimeProvider time, IScoreRouting? router = null, Training.ProgressiveValidation? validation = null)
     : ScoringService.ScoringServiceBase
 {
     private readonly int _requestWidth = model.Value.RequestFeatures;
@@ -115,7 +115,25 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
             tensor.Values.Add(parameter.Values);
             response.Tensors.Add(tensor);
         }
+        if (validation is not null)
+        {
+            var (window, versions) = validation.Summarise();
+            response.Validation = new Validation { Window = validation.Window, TotalLabels = validation.Total, Overall = Metrics(window) };
+            foreach (var (scoredBy, summary) in versions)
+            {
+                response.Validation.Versions.Add(new VersionValidation { Version = scoredBy, Metrics = Metrics(summary) });
+            }
+        }
         return response;
+
+        static ValidationMetrics Metrics(Training.ValidationSummary summary) => new()
+        {
+            Labels = summary.Labels,
+            LogLoss = summary.LogLoss,
+            Auc = summary.Auc,
+            MeanScore = summary.MeanScore,
+            PositiveRate = summary.PositiveRate,
+        };
     }
 
     public override async Task<GetFeaturesResponse> GetFeatures(GetFeaturesRequest request, ServerCallContext context)

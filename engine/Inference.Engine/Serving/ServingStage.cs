@@ -24,7 +24,8 @@ internal static class ServingStage
     public static void AddScoring(IServiceCollection services)
     {
         services.AddSingleton(sp => new ScoreBatcher(sp.GetRequiredService<ModelRegistry>(),
-            sp.GetRequiredService<IOptions<ModelOptions>>().Value.RequestFeatures, sp.GetRequiredService<ServingMetrics>(), sp.GetRequiredService<TimeProvider>()));
+            sp.GetRequiredService<IOptions<ModelOptions>>().Value.RequestFeatures, sp.GetRequiredService<ServingMetrics>(), sp.GetRequiredService<TimeProvider>(),
+            sp.GetService<Training.FeatureLog>()));
         services.AddSingleton<EventWriter>();
     }
 }

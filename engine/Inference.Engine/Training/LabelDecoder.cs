@@ -11,12 +11,16 @@ internal struct Label
     public ulong Entity;
     public long TimeMs;
     public float Value;
+
+    /// <summary>The hash of the request id the label names (as entity keys are hashed); 0 for none.</summary>
+    public ulong Request;
 }
 
 /// <summary>
 /// Decodes <c>{"entity": "&lt;key&gt;", "ts": &lt;epoch ms&gt;, "label": 0|1|true|false, "request_id": "...",
 /// "request_features": [..]}</c>. The label may be any number in [0, 1] (a soft label);
-/// <c>request_id</c> is accepted and not used yet; request features, when the model takes them, are
+/// <c>request_id</c> (a string or an integer) joins the label with what Score served under it (the feature log);
+/// request features, when the model takes them, are
 /// written to the span given (missing ones read as 0). A model over ids reads each id input of source
 /// <c>Request</c> from the field of its name (a string or an integer, as entity keys are read); a label
 /// without one of them is malformed.
@@ -71,6 +75,20 @@ internal static class LabelDecoder
                         return false;
                     }
                     hasLabel = true;
+                }
+                else if (reader.ValueTextEquals("request_id"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.Null)
+                    {
+                        continue;
+                    }
+                    if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.Number))
+                    {
+                        return false;
+                    }
+                    // False for an empty request id, which names no request (Request stays 0).
+                    _ = JsonEventDecoder.TryHashKey(ref reader, out label.Request);
                 }
                 else if (reader.ValueTextEquals("request_features"u8))
                 {

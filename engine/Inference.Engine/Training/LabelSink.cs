@@ -20,6 +20,9 @@ internal sealed class LabelSink(int batchSize, int requestWidth, Action<LabelSin
 
     public float[] Labels { get; } = new float[batchSize];
 
+    /// <summary>Per label, the hash of the request id it names (0: none).</summary>
+    public ulong[] Requests { get; } = new ulong[batchSize];
+
     /// <summary>Request features, <c>requestWidth</c> per label.</summary>
     public float[] RequestFeatures { get; } = new float[batchSize * requestWidth];
 
@@ -56,8 +59,33 @@ internal sealed class LabelSink(int batchSize, int requestWidth, Action<LabelSin
         Entities[Count] = label.Entity;
         Times[Count] = label.TimeMs;
         Labels[Count] = label.Value;
+        Requests[Count] = label.Request;
         Count++;
         return DecodeError.None;
+    }
+
+    /// <summary>Keeps only the labels <paramref name="keep"/> marks, in their order (the others are set aside before learning).</summary>
+    public void KeepOnly(ReadOnlySpan<bool> keep)
+    {
+        int kept = 0;
+        for (int r = 0; r < Count; r++)
+        {
+            if (!keep[r])
+            {
+                continue;
+            }
+            if (kept != r)
+            {
+                Entities[kept] = Entities[r];
+                Times[kept] = Times[r];
+                Labels[kept] = Labels[r];
+                Requests[kept] = Requests[r];
+                RequestFeatures.AsSpan(r * requestWidth, requestWidth).CopyTo(RequestFeatures.AsSpan(kept * requestWidth));
+                Ids.AsSpan(r * _idInputs, _idInputs).CopyTo(Ids.AsSpan(kept * _idInputs));
+            }
+            kept++;
+        }
+        Count = kept;
     }
 
     public void Submit(ReadOnlySpan<PartitionOffset> offsets)

@@ -7,8 +7,9 @@ using Microsoft.Extensions.Logging;
 namespace Inference.Engine.Training;
 
 /// <summary>
-/// Learns one mini-batch of labels, on the trainer's thread: joins each label with its entity's features
-/// as of the label's event time (and, for a model over ids, with its ids' embeddings), scores it with
+/// Learns one mini-batch of labels, on the trainer's thread: joins each label naming a request that the feature
+/// log holds with what was served (model inputs and ids), each other label with its entity's features as of
+/// the label's event time (and, for a model over ids, with its ids' embeddings), scores it with
 /// weights that have not seen it (progressive log loss), then steps the learner and the embedding rows.
 /// A batch with a non-finite input, label or loss is skipped and counted, never learned from. Owns the
 /// batch buffers and the counters a trainer checkpoint records.
@@ -30,11 +31,22 @@ internal sealed class MiniBatchTrainer
     private readonly float[] _gathered;
     private readonly float[] _predictions;
     private readonly LearnedIds? _ids;
+    private readonly FeatureLog? _log;
+    private readonly ProgressiveValidation? _validation;
+    // Per label of the mini-batch: whether it learns from what was served (joined), and whether it is kept.
+    private readonly bool[] _served;
+    private readonly bool[] _keep;
+    private readonly float[] _servedInputs;
+    private readonly ulong[] _servedIds;
     private double _smoothedLoss = double.NaN;
 
     public MiniBatchTrainer(FeatureStore features, OnlineLearner learner, ModelRegistry registry, int batchSize, int requestWidth,
-        TrainingMetrics metrics, ILogger logger, long learned, long skipped)
+        TrainingMetrics metrics, ILogger logger, long learned, long skipped, FeatureLog? log = null, ProgressiveValidation? validation = null)
     {
+        _validation = validation;
+        _log = log;
+        _served = new bool[batchSize];
+        _keep = new bool[batchSize];
         _features = features;
         _learner = learner;
         _registry = registry;
@@ -49,6 +61,8 @@ internal sealed class MiniBatchTrainer
         _gathered = requestWidth == 0 ? _inputs : new float[batchSize * _featureWidth];
         _predictions = new float[batchSize];
         _ids = features.IdInputs == 0 ? null : new LearnedIds(batchSize, features.IdInputs, features.EmbeddingWidth, features.Plan.LastKeyFields.Count);
+        _servedInputs = log is null ? [] : new float[batchSize * _inputWidth];
+        _servedIds = log is null ? [] : new ulong[batchSize * features.IdInputs];
         Learned = learned;
         Skipped = skipped;
     }
@@ -62,12 +76,28 @@ internal sealed class MiniBatchTrainer
     /// <summary>Learns <paramref name="batch"/>, or skips it whole when it is not finite.</summary>
     public void Train(LabelSink batch)
     {
+        bool joins = _log is not null && Join(batch);
         int count = batch.Count;
+        if (count == 0)
+        {
+            return;
+        }
         if (_ids is not null)
         {
             batch.Ids.AsSpan(0, count * _features.IdInputs).CopyTo(_ids.Ids);
+            if (joins)
+            {
+                // The ids served, LastOf ones included: the gather leaves them as they are.
+                for (int r = 0; r < count; r++)
+                {
+                    if (_served[r])
+                    {
+                        _servedIds.AsSpan(r * _features.IdInputs, _features.IdInputs).CopyTo(_ids.Ids.AsSpan(r * _features.IdInputs));
+                    }
+                }
+            }
         }
-        _metrics.PointInTimeInexact(_features.GatherAsOf(batch.Entities, batch.Times, count, _gathered, _inexact, _ids));
+        int inexact = _features.GatherAsOf(batch.Entities, batch.Times, count, _gathered, _inexact, _ids, joins ? _served : null);
         if (_requestWidth > 0)
         {
             for (int r = 0; r < count; r++)
@@ -76,6 +106,20 @@ internal sealed class MiniBatchTrainer
                 batch.RequestFeatures.AsSpan(r * _requestWidth, _requestWidth).CopyTo(_inputs.AsSpan(r * _inputWidth + _featureWidth));
             }
         }
+        if (joins)
+        {
+            // A label joined with its request learns from the model inputs served, bit for bit.
+            for (int r = 0; r < count; r++)
+            {
+                if (_served[r])
+                {
+                    _servedInputs.AsSpan(r * _inputWidth, _inputWidth).CopyTo(_inputs.AsSpan(r * _inputWidth));
+                    inexact -= _inexact[r] ? 1 : 0;
+                }
+            }
+        }
+        _metrics.PointInTimeInexact(inexact);
+        _log?.Learned?.Invoke(batch.Requests.AsSpan(0, count), _inputs.AsSpan(0, count * _inputWidth));
         // A non-finite input or label would poison the standardisation and the weights for good.
         if (!Finite.All(_inputs.AsSpan(0, count * _inputWidth)) || !Finite.All(batch.Labels.AsSpan(0, count)))
         {
@@ -106,10 +150,60 @@ internal sealed class MiniBatchTrainer
         Learned += count;
     }
 
-    /// <summary>The batch's mean log loss under the weights that have not seen it yet.</summary>
+    /// <summary>
+    /// Joins the mini-batch's labels with the feature log: marks in <see cref="_served"/> those that learn from what
+    /// was served (their inputs and ids staged), sets duplicates aside; counts each outcome. Returns whether any joined.
+    /// </summary>
+    private bool Join(LabelSink batch)
+    {
+        int count = batch.Count;
+        int idInputs = _log!.IdInputs;
+        bool any = false, duplicates = false;
+        for (int r = 0; r < count; r++)
+        {
+            var outcome = _log.Join(batch.Requests[r], _servedInputs.AsSpan(r * _inputWidth, _inputWidth), _servedIds.AsSpan(r * idInputs, idInputs));
+            _metrics.LabelJoined(outcome);
+            _served[r] = outcome == LabelJoin.Joined;
+            _keep[r] = outcome != LabelJoin.Duplicate;
+            any |= _served[r];
+            duplicates |= !_keep[r];
+        }
+        if (duplicates)
+        {
+            // Compact the staged rows with the labels they belong to.
+            int kept = 0;
+            for (int r = 0; r < count; r++)
+            {
+                if (!_keep[r])
+                {
+                    continue;
+                }
+                if (kept != r)
+                {
+                    _served[kept] = _served[r];
+                    _servedInputs.AsSpan(r * _inputWidth, _inputWidth).CopyTo(_servedInputs.AsSpan(kept * _inputWidth));
+                    _servedIds.AsSpan(r * idInputs, idInputs).CopyTo(_servedIds.AsSpan(kept * idInputs));
+                }
+                kept++;
+            }
+            batch.KeepOnly(_keep);
+        }
+        return any;
+    }
+
+    /// <summary>
+    /// The batch's mean log loss under the version serving now, which has not seen it yet (predict, then learn);
+    /// its scores go to progressive validation under that version.
+    /// </summary>
     private double ProgressiveLoss(float[] labels, int count)
     {
-        _learner.Predict(_inputs, _ids?.Embeddings, count, _predictions);
+        long version;
+        using (var lease = _registry.Acquire())
+        {
+            lease.Snapshot.Score(_inputs, _ids?.Embeddings, count, _predictions);
+            version = lease.Snapshot.Version;
+        }
+        _validation?.Add(_predictions.AsSpan(0, count), labels.AsSpan(0, count), version);
         double loss = 0;
         for (int r = 0; r < count; r++)
         {

@@ -12,6 +12,8 @@ internal sealed class TrainingMetrics
     private readonly TotalCounter _pointInTimeInexact;
     private readonly TotalCounter _skipped;
     private readonly TotalCounter _replayed;
+    private readonly TotalCounter _joins;
+    private readonly long[] _joinTotals = new long[4];
     private readonly Meter _meter;
     private double _onlineLogLoss = double.NaN;
 
@@ -24,6 +26,8 @@ internal sealed class TrainingMetrics
         _replayed = new(meter, "inference.training.replayed_labels", "{label}", "Labels read again after a rebalance or an offset rewind that were learned already: skipped.");
         _skipped = new(meter, "inference.training.skipped", "{label}", "Labels of mini-batches not learned from because an input, the loss or the model was not finite, by reason.");
         _pointInTimeInexact = new(meter, "inference.training.point_in_time_inexact", "{label}", "Labels joined with running aggregates that already include events after the label.");
+        _joins = new(meter, "inference.training.label_joins", "{label}",
+            "Labels by how they met their features: joined (what Score served under their request_id), fell_back (no request_id: the state at their time), too_late (the request is no longer in the feature log: the state at their time), duplicate (a label of the request was learned already: set aside).");
         _meter = meter;
         meter.CreateObservableGauge("inference.training.online_log_loss", () => Volatile.Read(ref _onlineLogLoss), null, "Progressive log loss of labels before training on them.");
     }
@@ -56,6 +60,50 @@ internal sealed class TrainingMetrics
     internal void Skipped(int labels, string reason) => _skipped.Add(labels, "reason", reason);
 
     internal void Published() => _publishes.Add(1);
+
+    /// <summary>
+    /// Reports progressive validation over its window (the serving versions' scores of labels before learning):
+    /// <c>inference.training.validation.log_loss</c>, <c>.auc</c>, <c>.calibration</c> (mean score over positive rate).
+    /// </summary>
+    public void ObserveValidation(ProgressiveValidation validation)
+    {
+        // One summary per scrape (a sort of the window), shared by the three gauges.
+        ValidationSummary summary = ValidationSummary.Empty;
+        long at = long.MinValue;
+        ValidationSummary Current()
+        {
+            long now = Environment.TickCount64;
+            lock (validation)
+            {
+                if (now - at >= 1_000)
+                {
+                    summary = validation.Summarise(versions: 0).Window;
+                    at = now;
+                }
+                return summary;
+            }
+        }
+        _meter.CreateObservableGauge("inference.training.validation.log_loss", () => Current().LogLoss, null,
+            "Log loss of the labels in progressive validation's window, scored by the version serving when each arrived, before learning.");
+        _meter.CreateObservableGauge("inference.training.validation.auc", () => Current().Auc, null, "AUC of the labels in progressive validation's window.");
+        _meter.CreateObservableGauge("inference.training.validation.calibration", () => Current().MeanScore / Current().PositiveRate, null,
+            "Mean score over positive rate of the labels in progressive validation's window (1: calibrated).");
+    }
+
+    /// <summary>Labels so far by how they met their features (<see cref="LabelJoin"/>).</summary>
+    public long LabelJoins(LabelJoin outcome) => Interlocked.Read(ref _joinTotals[(int)outcome]);
+
+    internal void LabelJoined(LabelJoin outcome)
+    {
+        Interlocked.Increment(ref _joinTotals[(int)outcome]);
+        _joins.Add(1, "outcome", outcome switch
+        {
+            LabelJoin.Joined => "joined",
+            LabelJoin.FellBack => "fell_back",
+            LabelJoin.TooLate => "too_late",
+            _ => "duplicate",
+        });
+    }
 
     internal void PointInTimeInexact(int labels)
     {

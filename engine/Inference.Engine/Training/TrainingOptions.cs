@@ -12,6 +12,9 @@ public sealed class TrainingOptions
     public const int DefaultMaxBatchDelayMs = 200;
     public const double DefaultLearningRate = 0.1;
     public const int DefaultPublishIntervalMs = 250;
+    public const int DefaultFeatureLogCapacity = 1 << 20;
+    public const int DefaultValidationWindow = 10_000;
+    public const long DefaultMaxLabelDelayMs = 7L * 24 * 3_600_000;
 
     public bool Enabled { get; set; } = true;
 
@@ -57,6 +60,15 @@ public sealed class TrainingOptions
         L1 = EmbeddingL1,
         L2 = EmbeddingL2,
     };
+
+    /// <summary>Rows of the feature log (what Score served per request id, for labels naming it); 0 keeps none.</summary>
+    public int FeatureLogCapacity { get; set; } = DefaultFeatureLogCapacity;
+
+    /// <summary>How long after its Score a label naming the request still learns from what was served (later: from the state at its time).</summary>
+    public long MaxLabelDelayMs { get; set; } = DefaultMaxLabelDelayMs;
+
+    /// <summary>Labels of progressive validation's sliding window (log loss, AUC and calibration of the serving versions).</summary>
+    public int ValidationWindow { get; set; } = DefaultValidationWindow;
 
     /// <summary>The trainer publishes its weights to serving at most this often.</summary>
     public int PublishIntervalMs { get; set; } = DefaultPublishIntervalMs;

@@ -23,6 +23,9 @@ internal sealed class TrainingOptionsValidator : IValidateOptions<TrainingOption
         rules.Require(training.EmbeddingL1 >= 0 && float.IsFinite(training.EmbeddingL1), "EmbeddingL1", training.EmbeddingL1, "must be 0 or more");
         rules.Require(training.EmbeddingL2 >= 0 && float.IsFinite(training.EmbeddingL2), "EmbeddingL2", training.EmbeddingL2, "must be 0 or more");
         rules.Require(training.EmbeddingInitScale >= 0 && float.IsFinite(training.EmbeddingInitScale), "EmbeddingInitScale", training.EmbeddingInitScale, "must be 0 or more");
+        rules.Require(training.ValidationWindow is > 0 and <= 1_000_000, "ValidationWindow", training.ValidationWindow, "must be between 1 and 1000000");
+        rules.Require(training.FeatureLogCapacity is >= 0 and <= 1 << 28, "FeatureLogCapacity", training.FeatureLogCapacity, "must be between 0 (no feature log) and 268435456");
+        rules.Require(training.MaxLabelDelayMs is > 0 and <= 366L * 24 * 3_600_000, "MaxLabelDelayMs", training.MaxLabelDelayMs, "must be between 1 and 31622400000 (a year)");
         rules.Require(training.EmbeddingOptimizer != Kernels.Embeddings.SparseOptimizerKind.Ftrl || training.EmbeddingBeta > 0 || training.EmbeddingInitialAccumulator > 0,
             "EmbeddingBeta", training.EmbeddingBeta, "or EmbeddingInitialAccumulator must be above 0 with Ftrl (its first step would divide by zero)");
         return rules.Result;

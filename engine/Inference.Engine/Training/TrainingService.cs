@@ -39,6 +39,8 @@ internal sealed class TrainingService : BackgroundService
     private readonly TimeProvider _time;
     private bool _coPartitioned;
     private readonly IReadOnlyList<CheckpointIdInput>? _idInputs;
+    private readonly FeatureLog? _log;
+    private readonly ProgressiveValidation? _validation;
 
     private ParameterSet? _base;
     private long _baseVersion;
@@ -54,8 +56,10 @@ internal sealed class TrainingService : BackgroundService
     public TrainingService(KafkaConnection kafka, FeatureStore features, ModelRegistry registry, IParameterClient parameters,
         TrainingMetrics metrics, SyncMetrics syncMetrics, IOptions<TrainingOptions> training, IOptions<ModelOptions> model, IOptions<SyncOptions> sync,
         IConsumerCheckpoints checkpoints, ITrainerCheckpoints trainerCheckpoints, ConsumerReadiness readiness, IOwnedPartitions ownership, IOptions<InferenceOptions> engine,
-        TimeProvider time, ILogger<TrainingService> logger)
+        TimeProvider time, ILogger<TrainingService> logger, FeatureLog? log = null, ProgressiveValidation? validation = null)
     {
+        _log = log;
+        _validation = validation;
         _time = time;
         _sequence = (ulong)time.GetUtcNow().ToUnixTimeMilliseconds() << 16;
         _ownership = ownership;
@@ -112,7 +116,7 @@ internal sealed class TrainingService : BackgroundService
         using var learner = StartLearner(restored);
         TryJoinParameterServer(learner);
         var trainer = new MiniBatchTrainer(_features, learner, _registry, training.BatchSize, _model.RequestFeatures, _metrics, _logger,
-            restored?.LabelsLearned ?? 0, restored?.LabelsSkipped ?? 0);
+            restored?.LabelsLearned ?? 0, restored?.LabelsSkipped ?? 0, _log, _validation);
         var sink = new LabelSink(training.BatchSize, _model.RequestFeatures, trainer.Train, _model.Ids.Count == 0 ? null : new LabelIdFields(_model.Ids));
         if (restored is not null)
         {

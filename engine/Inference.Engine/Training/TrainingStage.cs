@@ -85,12 +85,30 @@ internal static class TrainingStage
         });
     }
 
-    /// <summary>The online trainer, unless <c>Inference:Training:Enabled</c> is false.</summary>
+    /// <summary>The online trainer and its feature log, unless <c>Inference:Training:Enabled</c> is false.</summary>
     public static void AddTrainer(IServiceCollection services, IConfiguration configuration)
     {
-        if (configuration.GetSection(TrainingOptions.Section).GetValue(nameof(TrainingOptions.Enabled), true))
+        var section = configuration.GetSection(TrainingOptions.Section);
+        if (section.GetValue(nameof(TrainingOptions.Enabled), true))
         {
             services.AddSingleton<TrainingService>();
+            services.AddSingleton(sp =>
+            {
+                var validation = new ProgressiveValidation(sp.GetRequiredService<IOptions<TrainingOptions>>().Value.ValidationWindow);
+                sp.GetRequiredService<TrainingMetrics>().ObserveValidation(validation);
+                return validation;
+            });
+            if (section.GetValue(nameof(TrainingOptions.FeatureLogCapacity), TrainingOptions.DefaultFeatureLogCapacity) > 0)
+            {
+                // What Score serves under a request id, for the labels that name it.
+                services.AddSingleton(sp =>
+                {
+                    var model = sp.GetRequiredService<IOptions<ModelOptions>>().Value;
+                    var training = sp.GetRequiredService<IOptions<TrainingOptions>>().Value;
+                    return new FeatureLog(sp.GetRequiredService<FeatureStore>().FeatureWidth + model.RequestFeatures, model.Ids.Count,
+                        training.FeatureLogCapacity, training.MaxLabelDelayMs, sp.GetRequiredService<TimeProvider>());
+                });
+            }
         }
     }
 

@@ -177,7 +177,7 @@ public sealed class DeviceExecutorTests
 
     private sealed class CapturingHandler : IGatheredBatchHandler
     {
-        public void Handle(ReadOnlySpan<GatherRequest> requests, float[] features, int width, float[]? embeddings, FeatureWatermark watermark)
+        public void Handle(ReadOnlySpan<GatherRequest> requests, float[] features, int width, float[]? embeddings, ulong[]? ids, FeatureWatermark watermark)
         {
             int at = 0;
             foreach (var request in requests)

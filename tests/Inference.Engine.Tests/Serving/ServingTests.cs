@@ -109,7 +109,7 @@ public sealed class ServingTests
     {
         public int Batches { get; private set; }
 
-        public void Handle(ReadOnlySpan<GatherRequest> requests, float[] features, int width, float[]? embeddings, Features.FeatureWatermark watermark)
+        public void Handle(ReadOnlySpan<GatherRequest> requests, float[] features, int width, float[]? embeddings, ulong[]? ids, Features.FeatureWatermark watermark)
         {
             Batches++;
             foreach (var request in requests)

@@ -72,6 +72,7 @@
     $("batch-rows").textContent = number(sample.batchRows, 1);
     $("model-version").textContent = number(sample.modelVersion, 0);
     $("online-loss").textContent = number(sample.onlineLogLoss, 4);
+    $("validation-auc").textContent = number(sample.validationAuc, 4);
     $("scores-per-second").textContent = number(sample.scoresPerSecond, 0);
     $("alerts-total").textContent = finite(sample.alertsTotal) ? `${number(sample.alertsTotal, 0)} in all` : "";
     $("updated").textContent = new Date(finite(sample.t) ? sample.t * 1000 : Date.now()).toLocaleTimeString();

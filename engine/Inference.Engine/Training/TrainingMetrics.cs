@@ -65,17 +65,17 @@ internal sealed class TrainingMetrics
     /// Reports progressive validation over its window (the serving versions' scores of labels before learning):
     /// <c>inference.training.validation.log_loss</c>, <c>.auc</c>, <c>.calibration</c> (mean score over positive rate).
     /// </summary>
-    public void ObserveValidation(ProgressiveValidation validation)
+    public void ObserveValidation(ProgressiveValidation validation, TimeProvider time)
     {
         // One summary per scrape (a sort of the window), shared by the three gauges.
         ValidationSummary summary = ValidationSummary.Empty;
-        long at = long.MinValue;
+        long at = 0;
         ValidationSummary Current()
         {
-            long now = Environment.TickCount64;
+            long now = time.GetTimestamp();
             lock (validation)
             {
-                if (now - at >= 1_000)
+                if (at == 0 || time.GetElapsedTime(at, now).TotalMilliseconds >= 1_000)
                 {
                     summary = validation.Summarise(versions: 0).Window;
                     at = now;

@@ -95,7 +95,7 @@ internal static class TrainingStage
             services.AddSingleton(sp =>
             {
                 var validation = new ProgressiveValidation(sp.GetRequiredService<IOptions<TrainingOptions>>().Value.ValidationWindow);
-                sp.GetRequiredService<TrainingMetrics>().ObserveValidation(validation);
+                sp.GetRequiredService<TrainingMetrics>().ObserveValidation(validation, sp.GetRequiredService<TimeProvider>());
                 return validation;
             });
             if (section.GetValue(nameof(TrainingOptions.FeatureLogCapacity), TrainingOptions.DefaultFeatureLogCapacity) > 0)

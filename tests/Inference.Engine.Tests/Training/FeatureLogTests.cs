@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using Confluent.Kafka;
-using Inference.Engine.Kafka;
 using Inference.Engine.Training;
 using Inference.Kernels.Features;
 using Inference.Proto.V1;
@@ -70,11 +69,7 @@ public sealed class FeatureLogTests(ITestOutputHelper output)
     [Fact]
     public async Task Labels_arriving_up_to_a_minute_after_their_scores_learn_from_what_was_served()
     {
-        using var kafka = new EmbeddedKafka();
-        foreach (var topic in new[] { "events", "labels", "events.dead-letter", "labels.dead-letter" })
-        {
-            kafka.CreateTopic(topic, 4);
-        }
+        using var kafka = IdModelTests.Kafka();
         var settings = EngineHarness.BaseSettings();
         settings["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers;
         settings["Inference:Training:BatchSize"] = "8";

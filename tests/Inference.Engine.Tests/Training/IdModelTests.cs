@@ -53,7 +53,8 @@ public sealed class IdModelTests : IDisposable
         return settings;
     }
 
-    private static EmbeddedKafka Kafka()
+    /// <summary>An embedded broker with the topics a training engine reads and writes, four partitions each.</summary>
+    internal static EmbeddedKafka Kafka()
     {
         var kafka = new EmbeddedKafka();
         foreach (var topic in new[] { "events", "labels", "events.dead-letter", "labels.dead-letter" })

@@ -39,16 +39,6 @@ public sealed class LastOfIdTests
         return settings;
     }
 
-    private static EmbeddedKafka Kafka()
-    {
-        var kafka = new EmbeddedKafka();
-        foreach (var topic in new[] { "events", "labels", "events.dead-letter", "labels.dead-letter" })
-        {
-            kafka.CreateTopic(topic, 4);
-        }
-        return kafka;
-    }
-
     private static Message<string, byte[]> Payment(int user, long time, int merchant) =>
         Streams.Json(User(user), string.Create(CultureInfo.InvariantCulture, $"{{\"entity\":\"{User(user)}\",\"ts\":{time},\"merchant\":\"{Merchant(merchant)}\"}}"));
 
@@ -100,7 +90,7 @@ public sealed class LastOfIdTests
     [Fact]
     public async Task The_merchant_of_each_users_newest_event_is_learned_from_and_scored_with()
     {
-        using var kafka = Kafka();
+        using var kafka = IdModelTests.Kafka();
         await using var engine = await EngineHarness.StartAsync(Settings(kafka));
         var client = new ScoringService.ScoringServiceClient(engine.Channel);
         var stream = await LearnAsync(engine, rounds: 16);
@@ -176,7 +166,7 @@ public sealed class LastOfIdTests
     [InlineData("amount", "a numeric field a feature aggregates")]
     public async Task A_last_of_input_without_a_field_of_ids_fails_start_naming_its_key(string? field, string named)
     {
-        using var kafka = Kafka();
+        using var kafka = IdModelTests.Kafka();
         var settings = Settings(kafka);
         settings["Inference:Model:Ids:0:Field"] = field;
         EngineHarness.Declare(settings, ("count", "Count", null, null), ("spent", "Sum", "amount", null));

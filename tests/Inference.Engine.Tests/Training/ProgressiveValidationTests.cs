@@ -1,5 +1,4 @@
 using System.Globalization;
-using Inference.Engine.Kafka;
 using Inference.Engine.Training;
 using Inference.Proto.V1;
 
@@ -75,11 +74,7 @@ public sealed class ProgressiveValidationTests
     [Fact]
     public async Task GetModel_reports_how_the_serving_versions_scored_the_labels_before_learning_them()
     {
-        using var kafka = new EmbeddedKafka();
-        foreach (var topic in new[] { "events", "labels", "events.dead-letter", "labels.dead-letter" })
-        {
-            kafka.CreateTopic(topic, 4);
-        }
+        using var kafka = IdModelTests.Kafka();
         var settings = EngineHarness.BaseSettings();
         settings["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers;
         settings["Inference:Training:BatchSize"] = "16";

@@ -82,6 +82,10 @@ internal sealed class ProgressiveValidation
         var (scores, labels, owners) = Snapshot();
         var whole = Summarise(scores, labels);
         var perVersion = new List<(long, ValidationSummary)>();
+        if (versions == 0)
+        {
+            return (whole, perVersion);
+        }
         foreach (var group in Enumerable.Range(0, scores.Length).GroupBy(i => owners[i]).OrderByDescending(g => g.Key).Take(versions))
         {
             var members = group.ToArray();

@@ -70,10 +70,11 @@ internal sealed class TrainingMetrics
         // One summary per scrape (a sort of the window), shared by the three gauges.
         ValidationSummary summary = ValidationSummary.Empty;
         long at = 0;
+        var gate = new object();
         ValidationSummary Current()
         {
             long now = time.GetTimestamp();
-            lock (validation)
+            lock (gate)
             {
                 if (at == 0 || time.GetElapsedTime(at, now).TotalMilliseconds >= 1_000)
                 {

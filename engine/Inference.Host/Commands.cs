@@ -170,7 +170,31 @@ internal static class Commands
         });
         export.SetAction((parse, _) => ModelCommand.ExportAsync(parse.GetValue(exportFile)!, parse.GetValue(from), parse.GetValue(checkpoints),
             new ClientSecurityOptions { Token = parse.GetValue(token), Ca = parse.GetValue(ca) }));
-        return new Command("model", "Model exchange with PyTorch") { import, export };
+
+        var loadFile = new Argument<string>("FILE") { Description = "A state_dict saved by torch.save (.pt, .pth, .bin) or a .safetensors file" };
+        var to = new Option<string>("--to") { Description = "The running engine's gRPC address, e.g. http://127.0.0.1:50051", Required = true };
+        var canary = new Option<double?>("--canary") { Description = "Answer this share of the entities (0 to 1, by the entity's hash) instead of scoring in shadow" };
+        var autoPromote = new Option<bool>("--auto-promote") { Description = "Promote it without a command once it validates better than the serving model (Inference:Training:PromoteMargin)" };
+        var load = new Command("load", "Register a model file as the candidate of a running engine: in shadow (scores logged, never answered) or as a canary") { loadFile, to, canary, autoPromote, token, ca };
+        load.Validators.Add(result =>
+        {
+            if (result.GetValue(canary) is { } share && !(share > 0 && share <= 1))
+            {
+                result.AddError($"--canary is {share}; a canary answers a share of the entities in (0, 1].");
+            }
+        });
+        load.SetAction((parse, _) => LifecycleCommand.LoadAsync(parse.GetValue(loadFile)!, parse.GetValue(to)!, parse.GetValue(canary), parse.GetValue(autoPromote), Client(parse)));
+        var promote = new Command("promote", "Make the candidate of a running engine its serving model now") { to, token, ca };
+        promote.SetAction((parse, _) => LifecycleCommand.PromoteAsync(parse.GetValue(to)!, Client(parse)));
+        var version = new Option<long>("--version") { Description = "The version to serve again (default: the guard's baseline, the version that last held up)" };
+        var rollback = new Command("rollback", "Serve an earlier version of a running engine again") { to, version, token, ca };
+        rollback.SetAction((parse, _) => LifecycleCommand.RollBackAsync(parse.GetValue(to)!, parse.GetValue(version), Client(parse)));
+        var limit = new Option<int>("--limit") { Description = "At most this many versions, newest first", DefaultValueFactory = _ => 20 };
+        var versions = new Command("versions", "The registry of a running engine: serving, candidate, baseline and the recorded versions") { from, limit, token, ca };
+        versions.SetAction((parse, _) => LifecycleCommand.VersionsAsync(parse.GetValue(from) ?? "http://127.0.0.1:50051", parse.GetValue(limit), Client(parse)));
+        return new Command("model", "Model exchange with PyTorch and the model lifecycle of a running engine") { import, export, load, promote, rollback, versions };
+
+        ClientSecurityOptions Client(ParseResult parse) => new() { Token = parse.GetValue(token), Ca = parse.GetValue(ca) };
     }
 
     private static Command Scores()

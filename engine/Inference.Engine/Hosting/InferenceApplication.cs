@@ -38,10 +38,11 @@ public static partial class InferenceApplication
         ["--features"] = "Inference:Features:File",
         ["--checkpoints"] = "Inference:Checkpoints:Directory",
         ["--model"] = "Inference:Model:File",
+        ["--model-wins"] = "Inference:Model:FileWins",
     };
 
     /// <summary>The switches of <see cref="SwitchMappings"/> that are true when given without a value.</summary>
-    public static readonly IReadOnlySet<string> BooleanSwitches = new HashSet<string> { "--embedded-kafka" };
+    public static readonly IReadOnlySet<string> BooleanSwitches = new HashSet<string> { "--embedded-kafka", "--model-wins" };
 
     /// <summary>
     /// Creates the host. Configuration comes from appsettings.json, INFERENCE_-prefixed environment
@@ -119,6 +120,7 @@ public static partial class InferenceApplication
         if (role is EngineRole.All or EngineRole.Worker)
         {
             app.MapGrpcService<ScoringGrpcService>();
+            app.MapGrpcService<ModelGrpcService>();
             app.MapGrpcService<IngestGrpcService>();
         }
         app.Lifetime.ApplicationStarted.Register(() => LogStarted(app, role));

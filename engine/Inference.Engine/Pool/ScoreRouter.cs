@@ -116,8 +116,9 @@ internal sealed class ScoreRouter(PoolMembership pool, PartitionOwnership owners
     /// <summary>Sets each row's origin on a response scored here (rows in the order of <paramref name="partitions"/>).</summary>
     public void AddOrigins(ScoreResponse response, ReadOnlySpan<int> partitions, string topic)
     {
-        foreach (int partition in partitions)
+        for (int row = 0; row < partitions.Length; row++)
         {
+            int partition = partitions[row];
             long offset = -1;
             foreach (var entry in response.Watermark?.Partitions ?? [])
             {
@@ -132,7 +133,7 @@ internal sealed class ScoreRouter(PoolMembership pool, PartitionOwnership owners
                 Partition = partition,
                 WorkerId = pool.WorkerId,
                 LastAppliedOffset = offset,
-                ModelVersion = response.ModelVersion,
+                ModelVersion = row < response.RowVersions.Count ? response.RowVersions[row] : response.ModelVersion,
                 CatchingUp = Gap(partition, offset) is not null,
             });
         }

@@ -9,13 +9,18 @@ namespace Inference.Engine.Serving;
 /// <summary>
 /// Serving's half of dynamic batching: the device executor gathers the rows of every waiting request
 /// in one read, then this scores them in one forward pass with the leased model and answers each
-/// request with its own rows' scores, the model version and the watermark of the batch. Rows that name a
-/// request id are written to the feature log (when training keeps one) as they were scored.
+/// request with its own rows' scores, the model version and the watermark of the batch. A canary candidate
+/// answers the rows of its share of the entities (each response then names every row's version); a shadow
+/// candidate scores every row after the answers went out. Rows that name a request id are written to the
+/// feature log (when training keeps one) as they were answered.
 /// </summary>
-internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, ServingMetrics metrics, TimeProvider time, Training.FeatureLog? log = null) : IGatheredBatchHandler
+internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, ServingMetrics metrics, TimeProvider time, Training.FeatureLog? log = null,
+    ShadowScorer? shadow = null) : IGatheredBatchHandler
 {
     private float[] _inputs = [];
     private float[] _scores = [];
+    private float[] _candidateScores = [];
+    private long[] _versions = [];
     private ulong[] _requests = [];
 
     public void Handle(ReadOnlySpan<GatherRequest> requests, float[] features, int width, float[]? embeddings, ulong[]? ids, Features.FeatureWatermark watermark)
@@ -48,15 +53,37 @@ internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, Ser
             }
         }
         Grow(ref _scores, rows);
+        Grow(ref _versions, rows);
         long version;
         using (var lease = registry.Acquire())
         {
             lease.Snapshot.Score(inputs, embeddings, rows, _scores);
             version = lease.Snapshot.Version;
         }
+        _versions.AsSpan(0, rows).Fill(version);
+        bool canary = false;
+        ModelLease shadowing = default;
+        if (registry.TryAcquireCandidate(out var candidate, out var info))
+        {
+            if (info.Mode == Models.Registry.CandidateMode.Canary)
+            {
+                using (candidate)
+                {
+                    canary = Canary(requests, inputs, embeddings, rows, candidate.Snapshot, info.CanaryShare);
+                }
+            }
+            else if (shadow is not null)
+            {
+                shadowing = candidate;
+            }
+            else
+            {
+                candidate.Dispose();
+            }
+        }
         if (log is not null)
         {
-            Log(requests, inputs, ids, rows, version);
+            Log(requests, inputs, ids, rows);
         }
         var message = watermark.Message;
         int at = 0;
@@ -68,15 +95,48 @@ internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, Ser
             {
                 response.Scores.Add(_scores[at + r]);
                 response.RequestIds.Add(work.Request.Rows[r].RequestId);
+                if (canary)
+                {
+                    response.RowVersions.Add(_versions[at + r]);
+                }
             }
             at += work.Rows;
             metrics.Scored(work.Rows, time.GetElapsedTime(work.Started).TotalSeconds);
             work.Complete(response);
         }
+        if (shadowing.Snapshot is not null)
+        {
+            // After the answers: the shadow's rows (and the lease) go to its own thread.
+            shadow!.Offer(shadowing, inputs.AsSpan(0, rows * (width + requestWidth)), embeddings is null ? [] : embeddings.AsSpan(0, rows * registry.Spec.EmbeddingWidth),
+                log is null ? [] : _requests.AsSpan(0, rows), rows);
+        }
+    }
+
+    /// <summary>
+    /// A canary: the candidate scores the batch and answers the rows of the entities in its share (their versions set
+    /// to its own). Returns true (every row of a response is then named with its version).
+    /// </summary>
+    private bool Canary(ReadOnlySpan<GatherRequest> requests, float[] inputs, float[]? embeddings, int rows, ModelSnapshot candidate, double share)
+    {
+        Grow(ref _candidateScores, rows);
+        candidate.Score(inputs, embeddings, rows, _candidateScores);
+        int row = 0;
+        foreach (var request in requests)
+        {
+            for (int r = 0; r < request.Rows; r++, row++)
+            {
+                if (Training.Canary.Answers(request.Entities[r], share))
+                {
+                    _scores[row] = _candidateScores[row];
+                    _versions[row] = candidate.Version;
+                }
+            }
+        }
+        return true;
     }
 
     /// <summary>Writes the rows that name a request id to the feature log: what the model saw, its score and version.</summary>
-    private void Log(ReadOnlySpan<GatherRequest> requests, float[] inputs, ulong[]? ids, int rows, long version)
+    private void Log(ReadOnlySpan<GatherRequest> requests, float[] inputs, ulong[]? ids, int rows)
     {
         if (_requests.Length < rows)
         {
@@ -96,15 +156,15 @@ internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, Ser
         }
         if (any)
         {
-            log!.Served(_requests.AsSpan(0, rows), inputs.AsSpan(0, rows * log.Width), ids is null ? [] : ids.AsSpan(0, rows * log.IdInputs), _scores.AsSpan(0, rows), version);
+            log!.Served(_requests.AsSpan(0, rows), inputs.AsSpan(0, rows * log.Width), ids is null ? [] : ids.AsSpan(0, rows * log.IdInputs), _scores.AsSpan(0, rows), _versions.AsSpan(0, rows));
         }
     }
 
-    private static void Grow(ref float[] buffer, int length)
+    private static void Grow<T>(ref T[] buffer, int length)
     {
         if (buffer.Length < length)
         {
-            buffer = new float[Math.Max(length, 2 * buffer.Length)];
+            buffer = new T[Math.Max(length, 2 * buffer.Length)];
         }
     }
 }

@@ -19,7 +19,7 @@ namespace Inference.Engine.Serving;
 /// once with RESOURCE_EXHAUSTED; a call cancelled or past its deadline before launch is dropped.
 /// </summary>
 internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore features, ScoreBatcher batcher, ServingMetrics metrics, IOptions<ServingOptions> serving, IOptions<ModelOptions> model,
-    IOptions<KafkaOptions> kafka, ModelRegistry registry, TimeProvider time, IScoreRouting? router = null, Training.ProgressiveValidation? validation = null)
+    IOptions<KafkaOptions> kafka, ModelRegistry registry, ModelLifecycle lifecycle, TimeProvider time, IScoreRouting? router = null, Training.ProgressiveValidation? validation = null)
     : ScoringService.ScoringServiceBase
 {
     private readonly int _requestWidth = model.Value.RequestFeatures;
@@ -86,6 +86,20 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
     public override async Task<GetModelResponse> GetModel(GetModelRequest request, ServerCallContext context)
     {
         var (version, parameters) = registry.Current();
+        if (request.Version < 0)
+        {
+            throw Invalid($"version is {request.Version}; 0 asks for the serving model.");
+        }
+        if (request.Version != 0 && request.Version != version)
+        {
+            version = request.Version;
+            if (registry.Find(version) is null)
+            {
+                throw new RpcException(new Status(StatusCode.NotFound, $"The registry records no version {version} (ModelService.ListVersions lists those it does)."));
+            }
+            parameters = registry.Parameters(version)
+                ?? throw new RpcException(new Status(StatusCode.FailedPrecondition, $"The registry no longer keeps the weights of version {version} (ModelService.ListVersions marks the versions it keeps weights_kept)."));
+        }
         var spec = registry.Spec;
         var response = new GetModelResponse
         {
@@ -114,6 +128,10 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
             tensor.Shape.Add(parameter.Shape);
             tensor.Values.Add(parameter.Values);
             response.Tensors.Add(tensor);
+        }
+        if (registry.Find(version) is { } record)
+        {
+            response.Info = ModelGrpcService.Info(lifecycle, record);
         }
         if (validation is not null)
         {

@@ -42,6 +42,8 @@ internal sealed class FeatureLog
     private long[] _servedMs = [];
     private long[] _versions = [];
     private float[] _scores = [];
+    private float[] _shadowScores = [];
+    private long[] _shadowVersions = [];
     private bool[] _learned = [];
     private int _next;
 
@@ -85,6 +87,14 @@ internal sealed class FeatureLog
     /// </summary>
     public void Served(ReadOnlySpan<ulong> requests, ReadOnlySpan<float> inputs, ReadOnlySpan<ulong> ids, ReadOnlySpan<float> scores, long version)
     {
+        Span<long> versions = requests.Length <= 256 ? stackalloc long[requests.Length] : new long[requests.Length];
+        versions.Fill(version);
+        Served(requests, inputs, ids, scores, versions);
+    }
+
+    /// <summary>As <see cref="Served(ReadOnlySpan{ulong}, ReadOnlySpan{float}, ReadOnlySpan{ulong}, ReadOnlySpan{float}, long)"/>, with the version that answered each row (a canary answers some).</summary>
+    public void Served(ReadOnlySpan<ulong> requests, ReadOnlySpan<float> inputs, ReadOnlySpan<ulong> ids, ReadOnlySpan<float> scores, ReadOnlySpan<long> versions)
+    {
         long now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         lock (_gate)
         {
@@ -103,8 +113,9 @@ internal sealed class FeatureLog
                     ids.Slice(r * IdInputs, IdInputs).CopyTo(_ids.AsSpan(slot * IdInputs, IdInputs));
                 }
                 _servedMs[slot] = now;
-                _versions[slot] = version;
+                _versions[slot] = versions[r];
                 _scores[slot] = scores[r];
+                _shadowVersions[slot] = 0;
                 _learned[slot] = false;
                 _index[key] = slot;
             }
@@ -139,6 +150,31 @@ internal sealed class FeatureLog
                 _ids.AsSpan(slot * IdInputs, IdInputs).CopyTo(ids);
             }
             return LabelJoin.Joined;
+        }
+    }
+
+    /// <summary>Logs a shadow candidate's scores beside what was served for the rows that name a request (0: none).</summary>
+    public void Shadowed(ReadOnlySpan<ulong> requests, ReadOnlySpan<float> scores, long version)
+    {
+        lock (_gate)
+        {
+            for (int r = 0; r < requests.Length; r++)
+            {
+                if (requests[r] != 0 && _index.TryGetValue(requests[r], out int slot))
+                {
+                    _shadowScores[slot] = scores[r];
+                    _shadowVersions[slot] = version;
+                }
+            }
+        }
+    }
+
+    /// <summary>The shadow candidate's score for a request and its version, or null when none scored it (diagnostics and tests).</summary>
+    public (float Score, long Version)? FindShadow(ulong request)
+    {
+        lock (_gate)
+        {
+            return _index.TryGetValue(request, out int slot) && _shadowVersions[slot] != 0 ? (_shadowScores[slot], _shadowVersions[slot]) : null;
         }
     }
 
@@ -183,6 +219,8 @@ internal sealed class FeatureLog
         Array.Resize(ref _servedMs, rows);
         Array.Resize(ref _versions, rows);
         Array.Resize(ref _scores, rows);
+        Array.Resize(ref _shadowScores, rows);
+        Array.Resize(ref _shadowVersions, rows);
         Array.Resize(ref _learned, rows);
     }
 }

@@ -38,11 +38,28 @@ internal sealed class MiniBatchTrainer
     private readonly bool[] _keep;
     private readonly float[] _servedInputs;
     private readonly ulong[] _servedIds;
+    private readonly ModelLifecycle? _lifecycle;
+    // Per label: the candidate's and the baseline's scores, what answered it (and which version), and each model's loss.
+    private readonly float[] _candidate;
+    private readonly float[] _baseline;
+    private readonly float[] _answered;
+    private readonly long[] _versions;
+    private readonly double[] _servingLosses;
+    private readonly double[] _candidateLosses;
+    private readonly double[] _baselineLosses;
     private double _smoothedLoss = double.NaN;
 
     public MiniBatchTrainer(FeatureStore features, OnlineLearner learner, ModelRegistry registry, int batchSize, int requestWidth,
-        TrainingMetrics metrics, ILogger logger, long learned, long skipped, FeatureLog? log = null, ProgressiveValidation? validation = null)
+        TrainingMetrics metrics, ILogger logger, long learned, long skipped, FeatureLog? log = null, ProgressiveValidation? validation = null, ModelLifecycle? lifecycle = null)
     {
+        _lifecycle = lifecycle;
+        _candidate = new float[batchSize];
+        _baseline = new float[batchSize];
+        _answered = new float[batchSize];
+        _versions = new long[batchSize];
+        _servingLosses = new double[batchSize];
+        _candidateLosses = new double[batchSize];
+        _baselineLosses = new double[batchSize];
         _validation = validation;
         _log = log;
         _served = new bool[batchSize];
@@ -126,7 +143,7 @@ internal sealed class MiniBatchTrainer
             Skip(count, "non_finite_input", "a non-finite input or label");
             return;
         }
-        double loss = ProgressiveLoss(batch.Labels, count);
+        double loss = ProgressiveLoss(batch, count);
         double stepLoss = _learner.Step(_inputs, _ids?.Embeddings, batch.Labels, count, _ids?.Gradients);
         if (!double.IsFinite(stepLoss) || !double.IsFinite(loss) || (_ids is not null && !Finite.All(_ids.Gradients.AsSpan(0, count * _features.EmbeddingWidth))))
         {
@@ -192,25 +209,73 @@ internal sealed class MiniBatchTrainer
     }
 
     /// <summary>
-    /// The batch's mean log loss under the version serving now, which has not seen it yet (predict, then learn);
-    /// its scores go to progressive validation under that version.
+    /// The batch's mean log loss as answered now (by the serving version, or a canary candidate for its entities),
+    /// before any learning (predict, then learn). Each label's answer goes to progressive validation under the version
+    /// that gave it; the candidate and the guard's baseline score the same labels, and the lifecycle compares them.
     /// </summary>
-    private double ProgressiveLoss(float[] labels, int count)
+    private double ProgressiveLoss(LabelSink batch, int count)
     {
+        var labels = batch.Labels;
         long version;
         using (var lease = _registry.Acquire())
         {
             lease.Snapshot.Score(_inputs, _ids?.Embeddings, count, _predictions);
             version = lease.Snapshot.Version;
         }
-        _validation?.Add(_predictions.AsSpan(0, count), labels.AsSpan(0, count), version);
+        _predictions.AsSpan(0, count).CopyTo(_answered);
+        _versions.AsSpan(0, count).Fill(version);
+        long candidateVersion = 0;
+        bool candidate = false, baseline = false;
+        if (_lifecycle is not null)
+        {
+            if (_registry.TryAcquireCandidate(out var lease, out var info))
+            {
+                using (lease)
+                {
+                    lease.Snapshot.Score(_inputs, _ids?.Embeddings, count, _candidate);
+                }
+                candidate = true;
+                candidateVersion = info.Version.Version;
+                if (info.Mode == Models.Registry.CandidateMode.Canary)
+                {
+                    for (int r = 0; r < count; r++)
+                    {
+                        if (Canary.Answers(batch.Entities[r], info.CanaryShare))
+                        {
+                            _answered[r] = _candidate[r];
+                            _versions[r] = candidateVersion;
+                        }
+                    }
+                }
+            }
+            if (_lifecycle.TryBaseline(version, out var reference))
+            {
+                reference.Score(_inputs, _ids?.Embeddings, count, _baseline);
+                baseline = true;
+            }
+        }
+        _validation?.Add(_answered.AsSpan(0, count), labels.AsSpan(0, count), _versions.AsSpan(0, count));
         double loss = 0;
         for (int r = 0; r < count; r++)
         {
-            double p = Math.Clamp(_predictions[r], 1e-7, 1 - 1e-7);
-            loss -= labels[r] * Math.Log(p) + (1 - labels[r]) * Math.Log(1 - p);
+            loss += LogLoss(_answered[r], labels[r]);
+            _servingLosses[r] = LogLoss(_predictions[r], labels[r]);
+            _candidateLosses[r] = candidate ? LogLoss(_candidate[r], labels[r]) : 0;
+            _baselineLosses[r] = baseline ? LogLoss(_baseline[r], labels[r]) : 0;
+        }
+        if (_lifecycle is not null && double.IsFinite(loss))
+        {
+            _lifecycle.Count(_answered.AsSpan(0, count), labels.AsSpan(0, count), _versions.AsSpan(0, count));
+            _lifecycle.Observe(_learner, version, candidateVersion, _servingLosses.AsSpan(0, count),
+                candidate ? _candidateLosses.AsSpan(0, count) : [], baseline ? _baselineLosses.AsSpan(0, count) : []);
         }
         return loss / count;
+    }
+
+    private static double LogLoss(float score, float label)
+    {
+        double p = Math.Clamp(score, 1e-7, 1 - 1e-7);
+        return -(label * Math.Log(p) + (1 - label) * Math.Log(1 - p));
     }
 
     private void Skip(int count, string reason, string why)

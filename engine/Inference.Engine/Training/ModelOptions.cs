@@ -16,9 +16,17 @@ public sealed class ModelOptions
     /// <summary>
     /// A model trained elsewhere to start from: a PyTorch <c>state_dict</c> saved by <c>torch.save</c>,
     /// or a .safetensors file (<c>inference model import FILE</c> checks one). Its tensors decide the
-    /// kind and hidden units; it must take the engine's inputs. A checkpoint, when one is restored, wins.
+    /// kind and hidden units; it must take the engine's inputs. When a checkpoint or the parameter server already
+    /// holds weights, the start stops naming the conflict, unless <see cref="FileWins"/>.
     /// </summary>
     public string? File { get; set; }
+
+    /// <summary>
+    /// With <see cref="File"/>: the file's weights serve and learn on even when a restored checkpoint or the parameter
+    /// server holds others (the checkpoint's label offsets and lineage still apply; a pool takes the file up through
+    /// this worker's first push). Switch <c>--model-wins</c>.
+    /// </summary>
+    public bool FileWins { get; set; }
 
     public int Hidden { get; set; } = DefaultHidden;
 

@@ -44,13 +44,21 @@ internal sealed class ProgressiveValidation
     /// <summary>Adds labels with the scores <paramref name="version"/> gave them before any learning from them.</summary>
     public void Add(ReadOnlySpan<float> scores, ReadOnlySpan<float> labels, long version)
     {
+        Span<long> versions = scores.Length <= 256 ? stackalloc long[scores.Length] : new long[scores.Length];
+        versions.Fill(version);
+        Add(scores, labels, versions);
+    }
+
+    /// <summary>Adds labels with the scores they were answered with before any learning from them, and the version that answered each.</summary>
+    public void Add(ReadOnlySpan<float> scores, ReadOnlySpan<float> labels, ReadOnlySpan<long> versions)
+    {
         lock (_gate)
         {
             for (int i = 0; i < scores.Length; i++)
             {
                 _scores[_next] = scores[i];
                 _labels[_next] = labels[i];
-                _versions[_next] = version;
+                _versions[_next] = versions[i];
                 _next = (_next + 1) % _scores.Length;
                 _count = Math.Min(_count + 1, _scores.Length);
             }

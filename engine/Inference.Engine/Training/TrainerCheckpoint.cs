@@ -29,6 +29,12 @@ internal sealed record TrainerCheckpoint(
 
     /// <summary>A model over ids: its id inputs in model-input order (what an export names the tables after).</summary>
     public IReadOnlyList<CheckpointIdInput>? IdInputs { get; init; }
+
+    /// <summary>The registry's lineage (newest 1024 versions' records) at the cut: versions go on from it after a restart.</summary>
+    public IReadOnlyList<Models.Registry.ModelVersion>? Lineage { get; init; }
+
+    /// <summary>Each version's cumulative progressive figures at the cut.</summary>
+    public IReadOnlyList<VersionFigures>? Figures { get; init; }
 }
 
 /// <summary>One id input of a checkpointed model over ids: its name, source and dimension.</summary>

@@ -14,6 +14,9 @@ public sealed class TrainingOptions
     public const int DefaultPublishIntervalMs = 250;
     public const int DefaultFeatureLogCapacity = 1 << 20;
     public const int DefaultValidationWindow = 10_000;
+    public const int DefaultGuardLabels = 2_000;
+    public const double DefaultPromoteMargin = 0.005;
+    public const double DefaultRollbackMargin = 0.02;
     public const long DefaultMaxLabelDelayMs = 7L * 24 * 3_600_000;
 
     public bool Enabled { get; set; } = true;
@@ -69,6 +72,21 @@ public sealed class TrainingOptions
 
     /// <summary>Labels of progressive validation's sliding window (log loss, AUC and calibration of the serving versions).</summary>
     public int ValidationWindow { get; set; } = DefaultValidationWindow;
+
+    /// <summary>Labels per window of the model guard: a candidate and the serving model are compared over this many labels.</summary>
+    public int GuardLabels { get; set; } = DefaultGuardLabels;
+
+    /// <summary>A candidate whose mean log loss over a window is below the serving model's by more than this is promoted (when it may be).</summary>
+    public double PromoteMargin { get; set; } = DefaultPromoteMargin;
+
+    /// <summary>
+    /// A candidate whose mean log loss over a window is above the serving model's by more than this is withdrawn; the
+    /// serving model whose loss is above its baseline's (the version that last held up) by more than this is rolled back.
+    /// </summary>
+    public double RollbackMargin { get; set; } = DefaultRollbackMargin;
+
+    /// <summary>Whether the serving model is rolled back to its baseline without a command (candidates are guarded either way).</summary>
+    public bool AutoRollback { get; set; } = true;
 
     /// <summary>The trainer publishes its weights to serving at most this often.</summary>
     public int PublishIntervalMs { get; set; } = DefaultPublishIntervalMs;

@@ -38,9 +38,12 @@ internal sealed class TrainingService : BackgroundService
     private readonly bool _isWorker;
     private readonly TimeProvider _time;
     private bool _coPartitioned;
+    // Inference:Model:FileWins with a file: until the learner started from it (over a checkpoint's or the pool's weights).
+    private bool _fileWins;
     private readonly IReadOnlyList<CheckpointIdInput>? _idInputs;
     private readonly FeatureLog? _log;
     private readonly ProgressiveValidation? _validation;
+    private readonly ModelLifecycle _lifecycle;
 
     private ParameterSet? _base;
     private long _baseVersion;
@@ -56,8 +59,10 @@ internal sealed class TrainingService : BackgroundService
     public TrainingService(KafkaConnection kafka, FeatureStore features, ModelRegistry registry, IParameterClient parameters,
         TrainingMetrics metrics, SyncMetrics syncMetrics, IOptions<TrainingOptions> training, IOptions<ModelOptions> model, IOptions<SyncOptions> sync,
         IConsumerCheckpoints checkpoints, ITrainerCheckpoints trainerCheckpoints, ConsumerReadiness readiness, IOwnedPartitions ownership, IOptions<InferenceOptions> engine,
-        TimeProvider time, ILogger<TrainingService> logger, FeatureLog? log = null, ProgressiveValidation? validation = null)
+        TimeProvider time, ILogger<TrainingService> logger, ModelLifecycle lifecycle, FeatureLog? log = null, ProgressiveValidation? validation = null)
     {
+        _lifecycle = lifecycle;
+        _fileWins = !string.IsNullOrEmpty(model.Value.File) && model.Value.FileWins;
         _log = log;
         _validation = validation;
         _time = time;
@@ -89,6 +94,7 @@ internal sealed class TrainingService : BackgroundService
     /// </summary>
     public override Task StartAsync(CancellationToken cancellationToken)
     {
+        RefuseFileConflict();
         var options = _kafka.Options;
         int? events = _kafka.PartitionCount(options.EventsTopic);
         int? labels = _kafka.PartitionCount(options.LabelsTopic);
@@ -106,6 +112,43 @@ internal sealed class TrainingService : BackgroundService
         return base.StartAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// <c>Inference:Model:File</c> against weights held elsewhere: a restored checkpoint's or the parameter server's
+    /// stop the start naming both, unless <c>Inference:Model:FileWins</c> says the file wins.
+    /// </summary>
+    private void RefuseFileConflict()
+    {
+        if (string.IsNullOrEmpty(_model.File) || _model.FileWins)
+        {
+            return;
+        }
+        string? holder = null;
+        if (_trainerCheckpoints.Restored is not null)
+        {
+            holder = $"the checkpoint restored from {Checkpoints.CheckpointOptions.Section}:Directory holds the trainer's weights ({_trainerCheckpoints.Restored.LabelsLearned} labels learned)";
+        }
+        else if (_isWorker)
+        {
+            try
+            {
+                var (version, parameters, _) = _parameters.Pull();
+                holder = parameters is null ? null : $"the parameter server holds the pool's weights at version {version}";
+            }
+            catch (Exception error) when (error is not OperationCanceledException)
+            {
+                // Not reachable now: the first sync decides (the pool's weights are adopted then).
+                SyncLog.SyncFailed(_logger, error.Message);
+            }
+        }
+        if (holder is not null)
+        {
+            throw new OptionsValidationException(ModelOptions.Section, typeof(ModelOptions), [
+                $"{ModelOptions.Section}:File is {_model.File}, but {holder}. Start without the file to go on from those weights, "
+                + $"or set {ModelOptions.Section}:FileWins=true (--model-wins) to serve and learn on from the file; "
+                + "or register the file as a candidate on the running engine (inference model load FILE --to ADDRESS)."]);
+        }
+    }
+
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         Task.Factory.StartNew(() => Run(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
@@ -116,7 +159,7 @@ internal sealed class TrainingService : BackgroundService
         using var learner = StartLearner(restored);
         TryJoinParameterServer(learner);
         var trainer = new MiniBatchTrainer(_features, learner, _registry, training.BatchSize, _model.RequestFeatures, _metrics, _logger,
-            restored?.LabelsLearned ?? 0, restored?.LabelsSkipped ?? 0, _log, _validation);
+            restored?.LabelsLearned ?? 0, restored?.LabelsSkipped ?? 0, _log, _validation, _lifecycle);
         var sink = new LabelSink(training.BatchSize, _model.RequestFeatures, trainer.Train, _model.Ids.Count == 0 ? null : new LabelIdFields(_model.Ids));
         if (restored is not null)
         {
@@ -126,6 +169,7 @@ internal sealed class TrainingService : BackgroundService
         using var source = new KafkaBatchSource<LabelSink>(_kafka, settings, sink, _time, _logger);
         _checkpoints.Register(source);
         _trainerCheckpoints.Attach();
+        _lifecycle.Attach();
         TrainingLog.Started(_logger, _registry.Spec.Kind.ToString(), _registry.Spec.Inputs, settings.Topic, training.BatchSize, training.LearningRate);
 
         try
@@ -137,7 +181,10 @@ internal sealed class TrainingService : BackgroundService
             {
                 long before = trainer.Learned;
                 source.Poll(IdlePollMs);
-                _learnedSinceSync |= trainer.Learned != before;
+                // Promotions and rollbacks asked for by command: the learner goes on from the weights they serve.
+                long served = _registry.Version;
+                _lifecycle.Drain(learner);
+                _learnedSinceSync |= trainer.Learned != before || _registry.Version != served;
                 // Between two mini-batches: the weights, statistics and label offsets agree.
                 _trainerCheckpoints.Serve(() =>
                 {
@@ -148,6 +195,8 @@ internal sealed class TrainingService : BackgroundService
                     {
                         Embeddings = _features.SnapshotEmbeddings(),
                         IdInputs = _idInputs,
+                        Lineage = _registry.History(),
+                        Figures = _lifecycle.AllFigures(),
                     };
                 });
                 long now = _time.GetTimestamp();
@@ -168,6 +217,7 @@ internal sealed class TrainingService : BackgroundService
         {
             // Checkpoints stop asking a trainer that is gone; its consumer no longer commits them.
             _trainerCheckpoints.Detach();
+            _lifecycle.Detach();
             _checkpoints.Unregister(source);
         }
     }
@@ -181,9 +231,23 @@ internal sealed class TrainingService : BackgroundService
         var learner = new OnlineLearner(_registry.Spec, _training.LearningRate, _training.Optimizer);
         if (restored is not null)
         {
+            // Before the lineage is restored: version 1 is the start's model (the file's, when one is given).
+            var started = _registry.CurrentParameters();
             learner.ImportState(restored.Learner);
-            _registry.Publish(restored.Learner.Parameters);
+            // Versions go on from the checkpoint's lineage; the restored weights keep their content id.
+            _registry.Restore(restored.Lineage ?? []);
+            _lifecycle.Restore(restored.Figures ?? []);
             _baseVersion = restored.BaseVersion;
+            if (_fileWins)
+            {
+                // The file wins over the checkpoint's weights; its label offsets and lineage still apply.
+                var file = started;
+                learner.Import(file);
+                learner.AdoptStandardisation(OnlineLearner.StatisticsHorizonRows);
+                _registry.Publish(file, Models.Registry.ModelOrigin.Imported, $"{_model.File}, winning over the checkpoint's weights ({ModelOptions.Section}:FileWins)");
+                return learner;
+            }
+            _registry.Publish(restored.Learner.Parameters, Models.Registry.ModelOrigin.Restored);
             return learner;
         }
         learner.Import(_registry.CurrentParameters());
@@ -239,6 +303,15 @@ internal sealed class TrainingService : BackgroundService
             {
                 _parameters.Initialize(learner.Export(), OwnRows());
                 (version, parameters, moments) = _parameters.Pull();
+            }
+            else if (_fileWins && _isWorker)
+            {
+                // The file wins over the pool's weights: the first push carries the difference, and the pool takes it up.
+                _fileWins = false;
+                _base = parameters;
+                _baseVersion = version;
+                _learnedSinceSync = true;
+                return;
             }
             Adopt(learner, version, parameters!, moments);
             AdoptRows();
@@ -369,7 +442,7 @@ internal sealed class TrainingService : BackgroundService
         _baseVersion = version;
         if (!parameters.ApproximatelyEquals(_registry.CurrentParameters()))
         {
-            _registry.Publish(parameters);
+            _registry.Publish(parameters, Models.Registry.ModelOrigin.Pool);
             _metrics.Published();
         }
     }

@@ -40,11 +40,15 @@ internal static class TrainingStage
             TorchRuntime.EnsureLoaded(model.IntraOpThreads);
             int width = sp.GetRequiredService<FeatureStore>().FeatureWidth;
             int inputs = width + model.RequestFeatures;
+            var time = sp.GetRequiredService<TimeProvider>();
             return string.IsNullOrEmpty(model.File)
-                ? new ModelRegistry(new ModelSpec(model.Kind, inputs, model.Hidden, model.Seed, model.Ids.Count == 0 ? null : [.. model.Ids.Select(i => i.Dimension)]))
-                : Imported(model, width, kindSet, hiddenSet);
+                ? new ModelRegistry(new ModelSpec(model.Kind, inputs, model.Hidden, model.Seed, model.Ids.Count == 0 ? null : [.. model.Ids.Select(i => i.Dimension)]), time: time)
+                : Imported(model, width, kindSet, hiddenSet, time);
         });
         services.AddSingleton<ModelStartup>();
+        services.AddSingleton<LifecycleMetrics>();
+        services.AddSingleton(sp => new ModelLifecycle(sp.GetRequiredService<ModelRegistry>(), sp.GetRequiredService<IOptions<TrainingOptions>>().Value,
+            sp.GetRequiredService<LifecycleMetrics>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ModelLifecycle>>()));
     }
 
     /// <summary>
@@ -113,7 +117,7 @@ internal static class TrainingStage
     }
 
     /// <summary>The registry starting from <c>Inference:Model:File</c>; anything that does not fit the engine stops the start naming the key.</summary>
-    private static ModelRegistry Imported(ModelOptions model, int featureWidth, bool kindSet, bool hiddenSet)
+    private static ModelRegistry Imported(ModelOptions model, int featureWidth, bool kindSet, bool hiddenSet, TimeProvider time)
     {
         string file = model.File!;
         ModelFileContents contents;
@@ -143,7 +147,7 @@ internal static class TrainingStage
         // A logistic model has no hidden layer: keep the configured value so its shape's fingerprint
         // (checkpoints) is the same as without the file.
         spec = spec.Kind == ModelKind.Logistic ? spec with { Hidden = model.Hidden, Seed = model.Seed } : spec with { Seed = model.Seed };
-        return new ModelRegistry(spec, contents.Parameters, $"{file} ({contents.Format} {contents.Layout}, {(contents.HasStandardisation ? "with" : "without")} input standardisation)");
+        return new ModelRegistry(spec, contents.Parameters, $"{file} ({contents.Format} {contents.Layout}, {(contents.HasStandardisation ? "with" : "without")} input standardisation)", time);
     }
 
     private static OptionsValidationException Invalid(string message) =>

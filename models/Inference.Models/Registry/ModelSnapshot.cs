@@ -23,7 +23,10 @@ public sealed class ModelSnapshot
         Parameters = parameters;
     }
 
-    public long Version { get; }
+    public long Version { get; private set; }
+
+    /// <summary>Gives a snapshot built before its version was known its number (before anyone can lease it).</summary>
+    internal void Number(long version) => Version = version;
 
     public ModelSpec Spec => _module.Spec;
 

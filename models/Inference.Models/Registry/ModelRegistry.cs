@@ -25,6 +25,8 @@ public sealed class ModelRegistry : IDisposable
     private Candidacy? _candidate;
     private long _lastVersion;
     private long _pinned;
+    // After a restore: the restored lineage's newest version, the parent of the next one published.
+    private long _restoredParent;
 
     /// <summary>
     /// Starts at version 1 with <paramref name="initial"/> (e.g. a model imported from PyTorch), or the
@@ -242,6 +244,7 @@ public sealed class ModelRegistry : IDisposable
                 _history.AddLast(record);
             }
             _lastVersion = Math.Max(_lastVersion, lineage.Count == 0 ? 0 : lineage.Max(r => r.Version));
+            _restoredParent = lineage.Count == 0 ? 0 : lineage.Max(r => r.Version);
             foreach (var record in mine.Where(r => r.Version > _lastVersion))
             {
                 _history.AddLast(record);
@@ -263,7 +266,9 @@ public sealed class ModelRegistry : IDisposable
         var previous = Volatile.Read(ref _current);
         long version = ++_lastVersion;
         var next = new ModelSnapshot(Spec, parameters, version);
-        Record(new ModelVersion(version, ModelVersion.ContentId(Spec.Kind, parameters), previous.Version, _time.GetUtcNow(), origin, note), parameters);
+        long parent = _restoredParent != 0 ? _restoredParent : previous.Version;
+        _restoredParent = 0;
+        Record(new ModelVersion(version, ModelVersion.ContentId(Spec.Kind, parameters), parent, _time.GetUtcNow(), origin, note), parameters);
         Interlocked.Exchange(ref _current, next);
         previous.Release();
         Prune();

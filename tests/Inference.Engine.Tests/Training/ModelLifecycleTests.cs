@@ -45,18 +45,21 @@ public sealed class ModelLifecycleTests(ITestOutputHelper output)
 
         // 64 callers score one row each, back to back, until the end.
         var answers = new ConcurrentBag<(long Version, long[] RowVersions, string Entity)>();
+        var asked = new ConcurrentDictionary<string, (float R0, float R1)>();
         var failures = new ConcurrentBag<string>();
         var slowest = new long[64];
         using var stop = new CancellationTokenSource();
         var callers = Enumerable.Range(0, 64).Select(c => Task.Run(async () =>
         {
             var random = new Random(c);
-            while (!stop.IsCancellationRequested)
+            for (int call = 0; !stop.IsCancellationRequested; call++)
             {
                 string entity = $"user-{random.Next(Users)}";
                 var request = new ScoreRequest();
-                var row = new ScoreRow { Entity = entity };
-                row.RequestFeatures.Add([(float)Normal(random), (float)Normal(random)]);
+                var row = new ScoreRow { Entity = entity, RequestId = $"caller-{c}-{call}" };
+                float r0 = (float)Normal(random), r1 = (float)Normal(random);
+                row.RequestFeatures.Add([r0, r1]);
+                asked[row.RequestId] = (r0, r1);
                 request.Rows.Add(row);
                 long started = Stopwatch.GetTimestamp();
                 try
@@ -78,6 +81,8 @@ public sealed class ModelLifecycleTests(ITestOutputHelper output)
         // A broken file (the planted weights flipped) as a canary answering 10% of the entities.
         var broken = await models.LoadCandidateAsync(Load(Tensors(shape, -3f, 2f), CandidateMode.Canary, CanaryShare, autoPromote: true));
         long brokenVersion = broken.Version.Version;
+        await EngineHarness.WaitUntil(() => answers.Any(a => a.RowVersions.Length > 0 && a.RowVersions[0] == brokenVersion), TimeSpan.FromSeconds(30),
+            () => "the canary answered no call");
         await engine.ProduceAndWaitAsync("labels", Labels(GuardLabels, seed: 1, firstTs: 1767225600001), new Taken(Users, Labels: GuardLabels), TimeSpan.FromSeconds(60));
         var afterCanary = await models.ListVersionsAsync(new ListVersionsRequest());
         Assert.False(afterCanary.Candidate.Present, "the broken canary is still a candidate after the guard's window");
@@ -89,6 +94,23 @@ public sealed class ModelLifecycleTests(ITestOutputHelper output)
 
         // A better file (the planted model) in shadow, promoted on its own once it validates better.
         var better = await models.LoadCandidateAsync(Load(planted, CandidateMode.Shadow, 0, autoPromote: true));
+        // Its scores are logged beside what was served: the planted model's for the row's request features.
+        var log = engine.Get<FeatureLog>();
+        (string? Id, float Score) shadowed = default;
+        await EngineHarness.WaitUntil(() =>
+        {
+            foreach (var (id, inputs) in asked)
+            {
+                if (log.FindShadow(EntityKey.Hash(id)) is { } shadow && shadow.Version == better.Version.Version)
+                {
+                    shadowed = (id, shadow.Score);
+                    return true;
+                }
+            }
+            return false;
+        }, TimeSpan.FromSeconds(30), () => "no shadow score in the feature log");
+        var (r0, r1) = asked[shadowed.Id!];
+        Assert.Equal(1 / (1 + Math.Exp(-(3.0 * r0 - 2.0 * r1))), shadowed.Score, 1e-5);
         await engine.ProduceAndWaitAsync("labels", Labels(GuardLabels, seed: 2, firstTs: 1767225700000), new Taken(Users, Labels: 2 * GuardLabels), TimeSpan.FromSeconds(60));
         var afterShadow = await models.ListVersionsAsync(new ListVersionsRequest());
         Assert.False(afterShadow.Candidate.Present, "the better shadow was not promoted within the guard's window");

@@ -79,6 +79,14 @@ Option<string> Required(string name, string description) => new(name) { Descript
     root.Subcommands.Add(command);
 }
 {
+    var rows = Positive("--rows", 1_048_576, "Rows logged (the log's capacity)");
+    var width = Positive("--width", 16, "Model inputs per row", min: 0);
+    var ids = Positive("--ids", 0, "Id inputs per row", min: 0);
+    var command = new Command("feature-log", "Memory per row of the feature log (what Score served per request id), measured on the managed heap") { rows, width, ids };
+    command.SetAction(p => FeatureLogBench.Run(p.GetValue(rows), p.GetValue(width), p.GetValue(ids)));
+    root.Subcommands.Add(command);
+}
+{
     var bootstrap = Required("--bootstrap-servers", "The broker to produce to");
     var entities = Positive("--entities", 100_000, "Distinct entities");
     var backlog = Positive("--backlog", 200_000, "Events produced at once before the paced stream", min: 0);

@@ -186,13 +186,15 @@ internal static class Commands
         load.SetAction((parse, _) => LifecycleCommand.LoadAsync(parse.GetValue(loadFile)!, parse.GetValue(to)!, parse.GetValue(canary), parse.GetValue(autoPromote), Client(parse)));
         var promote = new Command("promote", "Make the candidate of a running engine its serving model now") { to, token, ca };
         promote.SetAction((parse, _) => LifecycleCommand.PromoteAsync(parse.GetValue(to)!, Client(parse)));
+        var withdraw = new Command("withdraw", "Withdraw the candidate of a running engine (it never serves as the model)") { to, token, ca };
+        withdraw.SetAction((parse, _) => LifecycleCommand.WithdrawAsync(parse.GetValue(to)!, Client(parse)));
         var version = new Option<long>("--version") { Description = "The version to serve again (default: the guard's baseline, the version that last held up)" };
         var rollback = new Command("rollback", "Serve an earlier version of a running engine again") { to, version, token, ca };
         rollback.SetAction((parse, _) => LifecycleCommand.RollBackAsync(parse.GetValue(to)!, parse.GetValue(version), Client(parse)));
         var limit = new Option<int>("--limit") { Description = "At most this many versions, newest first", DefaultValueFactory = _ => 20 };
         var versions = new Command("versions", "The registry of a running engine: serving, candidate, baseline and the recorded versions") { from, limit, token, ca };
         versions.SetAction((parse, _) => LifecycleCommand.VersionsAsync(parse.GetValue(from) ?? "http://127.0.0.1:50051", parse.GetValue(limit), Client(parse)));
-        return new Command("model", "Model exchange with PyTorch and the model lifecycle of a running engine") { import, export, load, promote, rollback, versions };
+        return new Command("model", "Model exchange with PyTorch and the model lifecycle of a running engine") { import, export, load, promote, withdraw, rollback, versions };
 
         ClientSecurityOptions Client(ParseResult parse) => new() { Token = parse.GetValue(token), Ca = parse.GetValue(ca) };
     }

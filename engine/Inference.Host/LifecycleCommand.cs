@@ -55,6 +55,10 @@ internal static class LifecycleCommand
         CallAsync(to, client, async (service, headers, deadline) =>
             Console.WriteLine($"promoted: {Describe(await service.PromoteAsync(new PromoteRequest(), headers, deadline))}"));
 
+    public static Task<int> WithdrawAsync(string to, ClientSecurityOptions client) =>
+        CallAsync(to, client, async (service, headers, deadline) =>
+            Console.WriteLine($"withdrawn: {Describe((await service.WithdrawCandidateAsync(new WithdrawCandidateRequest(), headers, deadline)).Version)}"));
+
     public static Task<int> RollBackAsync(string to, long version, ClientSecurityOptions client) =>
         CallAsync(to, client, async (service, headers, deadline) =>
             Console.WriteLine($"rolled back: {Describe(await service.RollBackAsync(new RollBackRequest { Version = version }, headers, deadline))}"));

@@ -6,6 +6,7 @@ using Inference.Engine.Features;
 using Inference.Engine.Kafka;
 using Inference.Engine.Training;
 using Inference.Kernels.Features;
+using Inference.Models;
 using Inference.Models.Parameters;
 using Inference.Models.Registry;
 using Inference.Models.Training;
@@ -180,6 +181,76 @@ public sealed class CheckpointTests : IDisposable
         using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = kafka.BootstrapServers, GroupId = "inference" }).Build();
         var committed = consumer.Committed([.. Enumerable.Range(0, 4).Select(p => new TopicPartition("events", p))], TimeSpan.FromSeconds(10));
         Assert.Equal(5_000, committed.Sum(c => c.Offset.Value));
+    }
+
+    [Fact]
+    public async Task A_restart_goes_on_with_the_lineage_and_a_model_file_either_wins_or_stops_the_start()
+    {
+        using var kafka = new EmbeddedKafka();
+        foreach (var topic in new[] { "events", "labels", "events.dead-letter", "labels.dead-letter" })
+        {
+            kafka.CreateTopic(topic, 4);
+        }
+        var settings = Settings(kafka);
+        var random = new Random(5);
+        var labels = Enumerable.Range(0, 320).Select(i => Streams.Json($"e{i % 50}",
+            string.Create(CultureInfo.InvariantCulture, $"{{\"entity\":\"e{i % 50}\",\"ts\":{1_767_225_600_000 + i},\"label\":{random.Next(2)}}}"))).ToList();
+        IReadOnlyList<ModelVersion> lineage;
+        await using (var first = await EngineHarness.StartAsync(settings))
+        {
+            await first.ProduceAndWaitAsync("labels", labels, new Taken(0, Labels: 320));
+            lineage = first.Get<ModelRegistry>().History();
+        }
+        Assert.True(lineage.Count > 1, "the first run published no version");
+
+        await using (var second = await EngineHarness.StartAsync(settings))
+        {
+            await EngineHarness.WaitUntil(() => second.Get<CheckpointCoordinator>().Ready, TimeSpan.FromSeconds(30), () => "ready after restore");
+            var registry = second.Get<ModelRegistry>();
+            await EngineHarness.WaitUntil(() => registry.Version > lineage[0].Version, TimeSpan.FromSeconds(30), () => "the restored weights published");
+            var restored = registry.Find(registry.Version)!;
+            Assert.Equal(ModelOrigin.Restored, restored.Origin);
+            Assert.Equal(lineage[0].Version + 1, restored.Version);
+            Assert.Equal(lineage[0].Version, restored.Parent);
+            // The first run's records as they were (ids included), under the same numbers.
+            var history = registry.History();
+            foreach (var record in lineage)
+            {
+                Assert.Equal(record.Id, history.Single(h => h.Version == record.Version).Id);
+            }
+        }
+
+        // A model file against the checkpoint's weights: the start stops naming the conflict ...
+        string file = Path.Combine(_directory, "..", $"model-{Guid.NewGuid():N}.safetensors");
+        var weights = new ParameterSet([.. ModelRegistryWeights(settings).Parameters.Select(p => p.Name.EndsWith("weight", StringComparison.Ordinal) ? p with { Values = [.. p.Values.Select((_, i) => 0.25f * (i + 1))] } : p)]);
+        Inference.Models.Exchange.ModelFile.Write(file, weights);
+        try
+        {
+            settings["Inference:Model:File"] = file;
+            var refused = await Assert.ThrowsAnyAsync<Exception>(() => EngineHarness.StartAsync(settings));
+            Assert.Contains("Inference:Model:File", refused.Message);
+            Assert.Contains("FileWins", refused.Message);
+
+            // ... unless the file is told to win: it serves, and the checkpoint's lineage goes on.
+            settings["Inference:Model:FileWins"] = "true";
+            await using var third = await EngineHarness.StartAsync(settings);
+            var registry = third.Get<ModelRegistry>();
+            await EngineHarness.WaitUntil(() => registry.Find(registry.Version)?.Origin == ModelOrigin.Imported && registry.Version > lineage[0].Version,
+                TimeSpan.FromSeconds(30), () => "the file's weights published over the checkpoint's");
+            Assert.Equal(ModelVersion.ContentId(ModelKind.Logistic, Inference.Models.Exchange.ModelFile.Read(file).Parameters), registry.Find(registry.Version)!.Id);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>The shape of the engine's model under <paramref name="settings"/> (a registry built as the engine builds it).</summary>
+    private static ParameterSet ModelRegistryWeights(Dictionary<string, string?> settings)
+    {
+        int inputs = settings.Keys.Count(k => k.StartsWith("Inference:Features:Definitions:", StringComparison.Ordinal) && k.EndsWith(":Name", StringComparison.Ordinal));
+        using var registry = new ModelRegistry(new ModelSpec(ModelKind.Logistic, inputs));
+        return registry.CurrentParameters();
     }
 
     [Fact]

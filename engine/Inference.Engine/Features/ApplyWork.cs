@@ -68,6 +68,9 @@ internal abstract class ApplyWork
     protected internal virtual void AfterApply(FeatureTable table, Func<FeatureWatermark> watermark)
     {
     }
+
+    /// <summary>Journals the batch the table applied (on the executor thread), for point-in-time reads.</summary>
+    protected internal abstract void Journal(EventJournal journal);
 }
 
 /// <summary>A read-your-writes caller waiting for the watermark to cover its minimum.</summary>

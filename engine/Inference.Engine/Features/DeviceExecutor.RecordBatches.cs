@@ -25,6 +25,9 @@ internal sealed partial class DeviceExecutor
     {
         protected internal override ApplyResult Apply(FeatureTable table) =>
             table.Apply(new RecordBatchColumns(batch, table.Plan.NumericFields.Count));
+
+        protected internal override void Journal(EventJournal journal) =>
+            journal.Append(new RecordBatchColumns(batch, journal.NumericColumns));
     }
 
     private readonly struct RecordBatchColumns(RecordBatch batch, int numeric) : IBatchColumns

@@ -46,10 +46,12 @@ internal sealed class FeatureStore(DeviceExecutor executor)
     /// rows and embeddings written out for the learning step. Returns how many rows are inexact.
     /// </summary>
     /// <remarks>Rows <paramref name="served"/> marks keep the ids they bring, LastOf ones included (a label joined with what Score served).</remarks>
-    public int GatherAsOf(ulong[] entities, long[] timesMs, int rows, float[] output, bool[] inexact, LearnedIds? ids = null, bool[]? served = null) =>
+    public (int Inexact, int Replayed) GatherAsOf(ulong[] entities, long[] timesMs, int rows, float[] output, bool[] inexact, LearnedIds? ids = null, bool[]? served = null) =>
         executor.Read((table, _) =>
         {
             table.GatherAsOf(entities.AsSpan(0, rows), timesMs.AsSpan(0, rows), output, inexact, lastKeys: ids?.LastKeys);
+            // Rows whose running aggregates include events after their time: read again from their journaled events.
+            int replayed = executor.Replay?.Correct(table, entities.AsSpan(0, rows), timesMs.AsSpan(0, rows), output, inexact, ids?.LastKeys ?? default, served) ?? 0;
             if (ids is not null && executor.Embeddings is { } store)
             {
                 store.FillLastOf(ids.Ids, rows, ids.LastKeys, served);
@@ -65,7 +67,7 @@ internal sealed class FeatureStore(DeviceExecutor executor)
             {
                 count += flag ? 1 : 0;
             }
-            return count;
+            return (count, replayed);
         });
 
     /// <summary>A model over ids: the ids holding a row of their own in each table, in declaration order (one read between units of work).</summary>

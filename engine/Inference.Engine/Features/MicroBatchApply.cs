@@ -14,6 +14,8 @@ internal sealed class MicroBatchApply(MicroBatch batch, IScoredBatchSink? scorin
 
     protected internal override ApplyResult Apply(FeatureTable table) => table.Apply(batch.Columns);
 
+    protected internal override void Journal(EventJournal journal) => journal.Append(batch.Columns);
+
     protected internal override void AfterApply(FeatureTable table, Func<FeatureWatermark> watermark)
     {
         if (batch.Selected.Count > 0)

@@ -114,7 +114,8 @@ internal sealed class MiniBatchTrainer
                 }
             }
         }
-        int inexact = _features.GatherAsOf(batch.Entities, batch.Times, count, _gathered, _inexact, _ids, joins ? _served : null);
+        var (inexact, replayed) = _features.GatherAsOf(batch.Entities, batch.Times, count, _gathered, _inexact, _ids, joins ? _served : null);
+        _metrics.PointInTimeReplayed(replayed);
         if (_requestWidth > 0)
         {
             for (int r = 0; r < count; r++)

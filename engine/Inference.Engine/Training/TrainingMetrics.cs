@@ -10,6 +10,7 @@ internal sealed class TrainingMetrics
     private readonly TotalCounter _malformedLabels;
     private readonly TotalCounter _publishes;
     private readonly TotalCounter _pointInTimeInexact;
+    private readonly TotalCounter _pointInTimeReplayed;
     private readonly TotalCounter _skipped;
     private readonly TotalCounter _replayed;
     private readonly TotalCounter _joins;
@@ -25,6 +26,8 @@ internal sealed class TrainingMetrics
         _publishes = new(meter, "inference.training.publishes", "{publish}", "Model versions published to serving.");
         _replayed = new(meter, "inference.training.replayed_labels", "{label}", "Labels read again after a rebalance or an offset rewind that were learned already: skipped.");
         _skipped = new(meter, "inference.training.skipped", "{label}", "Labels of mini-batches not learned from because an input, the loss or the model was not finite, by reason.");
+        _pointInTimeReplayed = new(meter, "inference.training.point_in_time_replayed", "{label}",
+            "Labels whose entity had events after their time, read as of their time by replaying the entity's journaled events (Inference:Training:PointInTimeEvents).");
         _pointInTimeInexact = new(meter, "inference.training.point_in_time_inexact", "{label}", "Labels joined with running aggregates that already include events after the label.");
         _joins = new(meter, "inference.training.label_joins", "{label}",
             "Labels by how they met their features: joined (what Score served under their request_id), fell_back (no request_id: the state at their time), too_late (the request is no longer in the feature log: the state at their time), duplicate (a label of the request was learned already: set aside).");
@@ -60,6 +63,16 @@ internal sealed class TrainingMetrics
     internal void Skipped(int labels, string reason) => _skipped.Add(labels, "reason", reason);
 
     internal void Published() => _publishes.Add(1);
+
+    public long PointInTimeReplayedLabels => _pointInTimeReplayed.Total;
+
+    internal void PointInTimeReplayed(int labels)
+    {
+        if (labels > 0)
+        {
+            _pointInTimeReplayed.Add(labels);
+        }
+    }
 
     /// <summary>
     /// Reports progressive validation over its window (the serving versions' scores of labels before learning):
@@ -105,6 +118,8 @@ internal sealed class TrainingMetrics
             _ => "duplicate",
         });
     }
+
+    public long PointInTimeInexactLabels => _pointInTimeInexact.Total;
 
     internal void PointInTimeInexact(int labels)
     {

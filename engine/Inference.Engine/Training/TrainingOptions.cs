@@ -15,6 +15,7 @@ public sealed class TrainingOptions
     public const int DefaultFeatureLogCapacity = 1 << 20;
     public const int DefaultValidationWindow = 10_000;
     public const int DefaultGuardLabels = 2_000;
+    public const int DefaultPointInTimeEvents = 1 << 20;
     public const double DefaultPromoteMargin = 0.005;
     public const double DefaultRollbackMargin = 0.02;
     public const long DefaultMaxLabelDelayMs = 7L * 24 * 3_600_000;
@@ -69,6 +70,13 @@ public sealed class TrainingOptions
 
     /// <summary>How long after its Score a label naming the request still learns from what was served (later: from the state at its time).</summary>
     public long MaxLabelDelayMs { get; set; } = DefaultMaxLabelDelayMs;
+
+    /// <summary>
+    /// Events journaled (the newest) so that a label without a joinable request reads its entity's running
+    /// aggregates as of its time, by replaying the entity's events up to it; 0 journals none (such labels then read
+    /// running aggregates as of the newest event, counted inexact).
+    /// </summary>
+    public int PointInTimeEvents { get; set; } = DefaultPointInTimeEvents;
 
     /// <summary>Labels of progressive validation's sliding window (log loss, AUC and calibration of the serving versions).</summary>
     public int ValidationWindow { get; set; } = DefaultValidationWindow;

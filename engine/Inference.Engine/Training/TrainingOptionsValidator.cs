@@ -26,6 +26,7 @@ internal sealed class TrainingOptionsValidator : IValidateOptions<TrainingOption
         rules.Require(training.ValidationWindow is > 0 and <= 1_000_000, "ValidationWindow", training.ValidationWindow, "must be between 1 and 1000000");
         rules.Require(training.FeatureLogCapacity is >= 0 and <= 1 << 28, "FeatureLogCapacity", training.FeatureLogCapacity, "must be between 0 (no feature log) and 268435456");
         rules.Require(training.MaxLabelDelayMs is > 0 and <= 366L * 24 * 3_600_000, "MaxLabelDelayMs", training.MaxLabelDelayMs, "must be between 1 and 31622400000 (a year)");
+        rules.Require(training.PointInTimeEvents is >= 0 and <= 1 << 28, "PointInTimeEvents", training.PointInTimeEvents, "must be between 0 (no journal) and 268435456");
         rules.Require(training.GuardLabels is > 0 and <= 10_000_000, "GuardLabels", training.GuardLabels, "must be between 1 and 10000000");
         rules.Require(training.PromoteMargin >= 0 && double.IsFinite(training.PromoteMargin), "PromoteMargin", training.PromoteMargin, "must be 0 or more (a log-loss difference)");
         rules.Require(training.RollbackMargin >= 0 && double.IsFinite(training.RollbackMargin), "RollbackMargin", training.RollbackMargin, "must be 0 or more (a log-loss difference)");

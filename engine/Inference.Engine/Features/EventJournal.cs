@@ -1,0 +1,159 @@
+using Inference.Kernels.Features;
+
+namespace Inference.Engine.Features;
+
+/// <summary>
+/// The newest events applied to the features (at most <c>Inference:Training:PointInTimeEvents</c>), as the table
+/// took them: entity key, event time, numeric and key columns, chained per entity. A label that names no request
+/// and whose entity has events after its time is joined with its entity's state as of that time by replaying its
+/// journaled events up to it (<see cref="PointInTimeReplay"/>), when the journal holds every event the table
+/// applied to the entity. Written and read on the device executor's thread only.
+/// </summary>
+internal sealed class EventJournal
+{
+    private const int InitialEvents = 4_096;
+
+    private readonly int _capacity;
+    private readonly int _numeric;
+    private readonly int _keys;
+    private readonly Dictionary<ulong, (int Newest, int Held)> _index = [];
+    private ulong[] _entities = [];
+    private long[] _times = [];
+    private float[] _values = [];
+    private ulong[] _keyValues = [];
+    private int[] _previous = [];
+    private long[] _sequence = [];
+    private int[] _batchSlots = [];
+    private int _next;
+    private long _appended;
+
+    /// <param name="capacity">Events at most: beyond it the oldest are forgotten.</param>
+    /// <param name="numeric">Numeric columns of the plan.</param>
+    /// <param name="keys">Key columns of the plan.</param>
+    public EventJournal(int capacity, int numeric, int keys)
+    {
+        _capacity = capacity;
+        _numeric = numeric;
+        _keys = keys;
+    }
+
+    public int NumericColumns => _numeric;
+
+    public int KeyColumns => _keys;
+
+    /// <summary>Events held now.</summary>
+    public int Count => (int)Math.Min(_appended, _entities.Length);
+
+    /// <summary>Journals a batch the table applied, in its order.</summary>
+    public void Append<TBatch>(in TBatch batch)
+        where TBatch : IBatchColumns, allows ref struct
+    {
+        int n = batch.Count;
+        var entities = batch.Entities;
+        var times = batch.Times;
+        if (_batchSlots.Length < n)
+        {
+            _batchSlots = new int[n];
+        }
+        for (int i = 0; i < n; i++)
+        {
+            int slot = NextSlot();
+            _batchSlots[i] = slot;
+            ulong entity = entities[i];
+            _entities[slot] = entity;
+            _times[slot] = times[i];
+            _sequence[slot] = ++_appended;
+            ref var entry = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_index, entity, out bool exists);
+            _previous[slot] = exists ? entry.Newest : -1;
+            entry = (slot, exists ? entry.Held + 1 : 1);
+        }
+        // Column by column: each column's span is read once.
+        for (int c = 0; c < _numeric; c++)
+        {
+            var column = batch.Numeric(c);
+            for (int i = 0; i < n; i++)
+            {
+                _values[(long)_batchSlots[i] * _numeric + c] = column[i];
+            }
+        }
+        for (int c = 0; c < _keys; c++)
+        {
+            var column = batch.Keys(c);
+            for (int i = 0; i < n; i++)
+            {
+                _keyValues[(long)_batchSlots[i] * _keys + c] = column[i];
+            }
+        }
+    }
+
+    /// <summary>
+    /// The journaled events of <paramref name="entity"/> with a time at or before <paramref name="asOf"/>, oldest
+    /// first, into <paramref name="slots"/>, when the journal holds exactly <paramref name="applied"/> events of it
+    /// (every event the table applied to it); false otherwise (some are older than the journal).
+    /// </summary>
+    public bool TryCollect(ulong entity, long applied, long asOf, List<int> slots)
+    {
+        slots.Clear();
+        if (!_index.TryGetValue(entity, out var entry) || entry.Held != applied)
+        {
+            return false;
+        }
+        for (int slot = entry.Newest, held = 0; held < entry.Held; held++)
+        {
+            if (_times[slot] <= asOf)
+            {
+                slots.Add(slot);
+            }
+            slot = _previous[slot];
+        }
+        slots.Reverse();
+        return true;
+    }
+
+    public ulong Entity(int slot) => _entities[slot];
+
+    public long Time(int slot) => _times[slot];
+
+    public float Numeric(int slot, int column) => _values[(long)slot * _numeric + column];
+
+    public ulong Key(int slot, int column) => _keyValues[(long)slot * _keys + column];
+
+    /// <summary>The slot the next event goes to: a free one while the ring grows, then the oldest (forgotten first).</summary>
+    private int NextSlot()
+    {
+        if (_next == _entities.Length && _entities.Length < _capacity)
+        {
+            Grow(Math.Min(_capacity, Math.Max(InitialEvents, 2 * _entities.Length)));
+        }
+        if (_next == _entities.Length)
+        {
+            _next = 0;
+        }
+        int slot = _next++;
+        if (_sequence[slot] != 0)
+        {
+            // The oldest event of its entity (the ring is in apply order): the entity holds one fewer.
+            ulong old = _entities[slot];
+            var entry = _index[old];
+            if (entry.Held == 1)
+            {
+                _index.Remove(old);
+            }
+            else
+            {
+                _index[old] = (entry.Newest, entry.Held - 1);
+            }
+        }
+        return slot;
+    }
+
+    private void Grow(int events)
+    {
+        Array.Resize(ref _entities, events);
+        Array.Resize(ref _times, events);
+        Array.Resize(ref _values, events * _numeric);
+        Array.Resize(ref _keyValues, events * _keys);
+        Array.Resize(ref _previous, events);
+        Array.Resize(ref _sequence, events);
+    }
+}

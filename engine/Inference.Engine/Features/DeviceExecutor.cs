@@ -106,12 +106,6 @@ internal sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDis
 
     public string AcceleratorDescription => _device.Description;
 
-    /// <summary>Point-in-time reads by replay of the journaled events (set before the executor starts, when training keeps a journal).</summary>
-    public PointInTimeReplay? Replay { get; private set; }
-
-    /// <summary>Journals the events applied from now on (<paramref name="events"/> at most) for point-in-time reads of labels.</summary>
-    public void KeepJournal(int events) =>
-        Replay = new PointInTimeReplay(_device, _table.Plan, new EventJournal(events, _table.Plan.NumericFields.Count, _table.Plan.KeyFields.Count));
 
     /// <summary>Entities held, as of the last unit of work.</summary>
     public int Entities => Volatile.Read(ref _entities);

@@ -34,12 +34,6 @@ internal static class FeatureStage
             var executor = new DeviceExecutor(sp.GetRequiredService<DeviceContext>(), new FeaturePlan(options.Definitions, embeddings?.LastOfFields), options,
                 sp.GetRequiredService<GatherLimits>(), metrics, sp.GetRequiredService<IGatherMetrics>(),
                 sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<DeviceExecutor>>(), sp.GetRequiredService<IOwnedPartitions>(), embeddings);
-            var training = sp.GetRequiredService<IOptions<Training.TrainingOptions>>().Value;
-            if (training.Enabled && training.PointInTimeEvents > 0)
-            {
-                // Labels read their entities' state as of their time: the newest events are journaled for replay.
-                executor.KeepJournal(training.PointInTimeEvents);
-            }
             return executor;
         });
         services.AddSingleton<FeatureStore>();

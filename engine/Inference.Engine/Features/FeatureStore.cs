@@ -33,6 +33,9 @@ internal sealed class FeatureStore(DeviceExecutor executor)
     /// </summary>
     public int Apply(RecordBatch batch, ReadOnlySpan<PartitionOffset> offsets) => executor.Apply(batch, offsets);
 
+    /// <summary>Journals the events applied from now on (<paramref name="events"/> at most) for point-in-time reads of labels; call before ingest starts.</summary>
+    public void KeepJournal(int events) => executor.KeepJournal(events);
+
     /// <summary>Id inputs per row of a model over ids (0 without one).</summary>
     public int IdInputs => executor.Embeddings?.Count ?? 0;
 

@@ -31,6 +31,9 @@ internal sealed class ScoredBatch(int rows, int width, bool raw, int entityBytes
     /// <summary>A model over ids: each row's embeddings (rows × the inputs' dimensions together), read with its features; else empty.</summary>
     public float[] Embeddings { get; } = new float[rows * embeddingWidth];
 
+    /// <summary>A model over ids: each row's ids as scored (Entity and LastOf values), rows × id inputs; else empty.</summary>
+    public ulong[] Ids { get; set; } = [];
+
     /// <summary>Untransformed feature values when an alert rule reads one, else empty.</summary>
     public float[] Raw { get; } = raw ? new float[rows * width] : [];
 

@@ -162,9 +162,33 @@ internal sealed partial class StreamScorer
         if (rows > 0)
         {
             lease.Snapshot.Score(inputs, embeddings, rows, _scores);
+            _log?.Served(Requests(items, rows), inputs.AsSpan(0, rows * _width), Ids(items, rows), _scores.AsSpan(0, rows), lease.Snapshot.Version);
         }
         return lease.Snapshot.Version;
     }
+
+    /// <summary>
+    /// The feature log's key of each scored event: the hash of its event id, <c>topic/partition/offset/index</c> (its
+    /// source on the scores topic, <see cref="Inference.Client.ScoredEvents"/>); a label naming it as its
+    /// <c>request_id</c> learns from what was scored.
+    /// </summary>
+    private static ulong[] Requests(List<ScoredBatch> items, int rows)
+    {
+        var requests = new ulong[rows];
+        int at = 0;
+        foreach (var item in items)
+        {
+            for (int i = 0; i < item.Rows; i++)
+            {
+                requests[at++] = Kernels.Features.EntityKey.Hash(Client.ScoredEvents.RequestId(item.Topic, item.Partitions[i], item.Offsets[i], item.Indexes[i]));
+            }
+        }
+        return requests;
+    }
+
+    /// <summary>A model over ids: every row's ids as scored, in order; else empty.</summary>
+    private static ulong[] Ids(List<ScoredBatch> items, int rows) =>
+        items.Count == 1 ? items[0].Ids : [.. items.SelectMany(i => i.Ids)];
 
     /// <summary>Scores one applied batch's selected events and produces their records and alerts; returns (scored, replayed).</summary>
     private (int Scored, int Replayed) Produce(RecordProducer records, ScoredBatch item, ReadOnlySpan<float> scores, long version, Dictionary<int, ScoredPosition> progress,

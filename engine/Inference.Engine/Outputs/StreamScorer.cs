@@ -55,6 +55,7 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
 
     private readonly KafkaConnection _kafka;
     private readonly ModelRegistry _registry;
+    private readonly Training.FeatureLog? _log;
     private readonly OutputMetrics _metrics;
     private readonly AlertHub _hub;
     private readonly IHostApplicationLifetime _lifetime;
@@ -99,8 +100,9 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
 
     public StreamScorer(KafkaConnection kafka, ModelRegistry registry, DeviceExecutor executor, OutputMetrics metrics, AlertHub hub, IHostApplicationLifetime lifetime,
         PartitionOwnership ownership, IOptions<ScoreOutputOptions> options, IOptions<AlertOptions> alerts, IOptions<SyncOptions> sync,
-        IOptions<InferenceOptions> engine, TimeProvider time, ILogger<StreamScorer> logger)
+        IOptions<InferenceOptions> engine, TimeProvider time, ILogger<StreamScorer> logger, Training.FeatureLog? log = null)
     {
+        _log = log;
         _time = time;
         _kafka = kafka;
         _registry = registry;
@@ -201,6 +203,7 @@ internal sealed partial class StreamScorer : BackgroundService, IScoredBatchSink
             }
             store.FillLastOf(ids, rows, lastKeys);
             store.Lookup(ids, rows, item.Embeddings);
+            item.Ids = ids;
         }
         else
         {

@@ -8,11 +8,14 @@ namespace Inference.Engine.Serving;
 /// <summary>
 /// Scores served rows with a shadow candidate off the executor's thread, after their answers went out: a Score call
 /// never waits for the candidate. Its scores are logged in the feature log beside what was served (rows with a
-/// request id) and counted; when it falls behind by more than a few batches, batches are dropped and counted.
+/// request id) and counted. The shadow is never urgent: it lets batches gather for a few milliseconds and scores
+/// them in one forward pass (a pass costs about the same for one row or fifty), so it takes little of the cores
+/// serving needs; when it falls behind by more than <see cref="QueuedBatches"/> batches, batches are dropped and counted.
 /// </summary>
 internal sealed class ShadowScorer : IDisposable
 {
-    private const int QueuedBatches = 8;
+    private const int QueuedBatches = 256;
+    private const int GatherMs = 10;
 
     private readonly Channel<ShadowBatch> _queue = Channel.CreateBounded<ShadowBatch>(new BoundedChannelOptions(QueuedBatches) { SingleReader = true });
     private readonly LifecycleMetrics _metrics;
@@ -29,7 +32,8 @@ internal sealed class ShadowScorer : IDisposable
     /// <summary>Queues the batch's rows (copied) for <paramref name="candidate"/>, whose lease it takes over.</summary>
     public void Offer(ModelLease candidate, ReadOnlySpan<float> inputs, ReadOnlySpan<float> embeddings, ReadOnlySpan<ulong> requests, int rows)
     {
-        var batch = new ShadowBatch(candidate, Rent(inputs), embeddings.IsEmpty ? null : Rent(embeddings), requests.IsEmpty ? null : Rent(requests), rows);
+        var batch = new ShadowBatch(candidate, Rent(inputs), embeddings.IsEmpty ? null : Rent(embeddings), requests.IsEmpty ? null : Rent(requests), rows,
+            inputs.Length / rows, embeddings.Length / rows);
         if (!_queue.Writer.TryWrite(batch))
         {
             batch.Dispose();
@@ -40,26 +44,56 @@ internal sealed class ShadowScorer : IDisposable
     private void Run()
     {
         var reader = _queue.Reader;
-        float[] scores = [];
+        var gathered = new List<ShadowBatch>();
+        float[] scores = [], inputs = [], embeddings = [];
         while (reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
         {
+            Thread.Sleep(GatherMs);
             while (reader.TryRead(out var batch))
             {
-                using (batch)
+                gathered.Add(batch);
+            }
+            // Runs of batches leased on the same candidate: one forward pass each.
+            for (int start = 0; start < gathered.Count;)
+            {
+                var snapshot = gathered[start].Candidate.Snapshot;
+                int end = start, rows = 0;
+                while (end < gathered.Count && ReferenceEquals(gathered[end].Candidate.Snapshot, snapshot))
                 {
-                    if (scores.Length < batch.Rows)
-                    {
-                        scores = new float[Math.Max(batch.Rows, 2 * scores.Length)];
-                    }
-                    var snapshot = batch.Candidate.Snapshot;
-                    snapshot.Score(batch.Inputs, batch.Embeddings, batch.Rows, scores);
+                    rows += gathered[end++].Rows;
+                }
+                int width = gathered[start].Width, embeddingWidth = gathered[start].EmbeddingWidth;
+                Grow(ref scores, rows);
+                Grow(ref inputs, rows * width);
+                Grow(ref embeddings, rows * embeddingWidth);
+                for (int b = start, at = 0; b < end; at += gathered[b++].Rows)
+                {
+                    var batch = gathered[b];
+                    batch.Inputs.AsSpan(0, batch.Rows * width).CopyTo(inputs.AsSpan(at * width));
+                    batch.Embeddings?.AsSpan(0, batch.Rows * embeddingWidth).CopyTo(embeddings.AsSpan(at * embeddingWidth));
+                }
+                snapshot.Score(inputs, embeddingWidth == 0 ? null : embeddings, rows, scores);
+                for (int b = start, at = 0; b < end; at += gathered[b++].Rows)
+                {
+                    var batch = gathered[b];
                     if (_log is not null && batch.Requests is not null)
                     {
-                        _log.Shadowed(batch.Requests.AsSpan(0, batch.Rows), scores.AsSpan(0, batch.Rows), snapshot.Version);
+                        _log.Shadowed(batch.Requests.AsSpan(0, batch.Rows), scores.AsSpan(at, batch.Rows), snapshot.Version);
                     }
-                    _metrics.Shadow(batch.Rows, "scored");
+                    batch.Dispose();
                 }
+                _metrics.Shadow(rows, "scored");
+                start = end;
             }
+            gathered.Clear();
+        }
+    }
+
+    private static void Grow(ref float[] buffer, int length)
+    {
+        if (buffer.Length < length)
+        {
+            buffer = new float[Math.Max(length, 2 * buffer.Length)];
         }
     }
 
@@ -80,7 +114,7 @@ internal sealed class ShadowScorer : IDisposable
         }
     }
 
-    private sealed record ShadowBatch(ModelLease Candidate, float[] Inputs, float[]? Embeddings, ulong[]? Requests, int Rows) : IDisposable
+    private sealed record ShadowBatch(ModelLease Candidate, float[] Inputs, float[]? Embeddings, ulong[]? Requests, int Rows, int Width, int EmbeddingWidth) : IDisposable
     {
         public void Dispose()
         {

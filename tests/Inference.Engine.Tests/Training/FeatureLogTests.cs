@@ -181,3 +181,58 @@ public sealed class FeatureLogTests(ITestOutputHelper output)
         Assert.True(moved >= 0.9 * served.Count, $"only {moved} of {served.Count} served counts differ from their entity's count now");
     }
 }
+
+/// <summary>Labels naming an event scored on the stream learn from what it was scored with.</summary>
+public sealed class StreamScoredLabelTests
+{
+    [Fact]
+    public async Task A_label_naming_a_stream_scored_event_learns_from_the_inputs_it_was_scored_with()
+    {
+        using var kafka = StreamScoringTests.Broker();
+        var settings = StreamScoringTests.Settings(kafka, "All");
+        settings["Inference:Training:Enabled"] = "true";
+        settings["Inference:Training:BatchSize"] = "16";
+        settings["Inference:Outputs:Scores:IncludeFeatures"] = "true";
+        await using var engine = await EngineHarness.StartAsync(settings);
+        var log = engine.Get<FeatureLog>();
+        var outputs = engine.Get<Outputs.OutputMetrics>();
+        var learned = new ConcurrentDictionary<ulong, float[]>();
+        log.Learned = (requests, inputs) =>
+        {
+            for (int r = 0; r < requests.Length; r++)
+            {
+                if (requests[r] != 0)
+                {
+                    learned[requests[r]] = inputs.Slice(r * log.Width, log.Width).ToArray();
+                }
+            }
+        };
+        const long Start = 1_767_225_600_000;
+        var random = new Random(6);
+        List<Message<string, byte[]>> Events(int count, long from) => [.. Enumerable.Range(0, count).Select(i =>
+        {
+            string user = $"user-{random.Next(10)}";
+            return Streams.Json(user, string.Create(CultureInfo.InvariantCulture, $"{{\"entity\":\"{user}\",\"ts\":{from + i},\"amount\":{random.Next(1, 200)}}}"));
+        })];
+        await engine.ProduceAndWaitAsync("events", Events(200, Start), new Taken(200, Labels: 0));
+        await EngineHarness.WaitUntil(() => outputs.Scored == 200, TimeSpan.FromSeconds(60), () => $"200 events scored (so far {outputs.Scored})");
+        var scored = StreamScoringTests.ReadCommitted(kafka.BootstrapServers, "scores", 200);
+        // The entities move on before the labels arrive.
+        await engine.ProduceAndWaitAsync("events", Events(200, Start + 1_000), new Taken(400, Labels: 0));
+
+        var labels = scored.Select(s => Streams.Json(s.Entity, string.Create(CultureInfo.InvariantCulture,
+            $"{{\"entity\":\"{s.Entity}\",\"ts\":{s.EventTimeMs},\"label\":1,\"request_id\":\"{Inference.Client.ScoredEvents.RequestId(s)}\"}}"))).ToList();
+        await engine.ProduceAndWaitAsync("labels", labels, new Taken(400, Labels: scored.Count));
+        var metrics = engine.Get<TrainingMetrics>();
+        Assert.Equal(scored.Count, metrics.LabelJoins(LabelJoin.Joined));
+        int moved = 0;
+        foreach (var s in scored)
+        {
+            var inputs = learned[EntityKey.Hash(Inference.Client.ScoredEvents.RequestId(s))];
+            Assert.Equal(s.Features.ToArray(), inputs);
+            var now = engine.Get<Features.FeatureStore>().Read(s.Entity)!;
+            moved += Math.Abs(Math.Log(1 + now["count"]) - inputs[0]) > 1e-6 ? 1 : 0;
+        }
+        Assert.True(moved > scored.Count / 2, $"only {moved} of {scored.Count} entities moved on after their scored event");
+    }
+}

@@ -7,7 +7,7 @@
 #   2. Freshness: a 20k events/s background stream, and probe events one at a time: producer ack
 #      → Score with the probe's offset as min_watermark answers (the health check is the floor).
 #   3. Baseline, same topic, same partitions: a bare librdkafka batch consume of the backlog.
-#   bash bench/ingest/run.sh
+#   bash bench/ingest/run.sh      (SERVE_ARGS adds configuration to serve, e.g. --Inference:Training:PointInTimeEvents=0)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 port=${PORT:-50081}
@@ -27,7 +27,7 @@ for _ in $(seq 100); do [ -s "$work/broker.out" ] && break; sleep 0.1; done
 bootstrap=$(head -1 "$work/broker.out")
 $bench stream --bootstrap-servers "$bootstrap" --entities 100000 --backlog "$events" --events-per-second 0 --labels-per-second 0 2>"$work/stream.err"
 
-"$host" serve --bootstrap-servers "$bootstrap" --port "$port" --Logging:LogLevel:Default=Warning >"$work/serve.out" 2>&1 & pids+=($!)
+"$host" serve --bootstrap-servers "$bootstrap" --port "$port" --Logging:LogLevel:Default=Warning ${SERVE_ARGS:-} >"$work/serve.out" 2>&1 & pids+=($!)
 backlog=$($bench watch --address "http://127.0.0.1:$port" --events "$events")
 baseline=$($bench consume-baseline --bootstrap-servers "$bootstrap" --topic events --events "$events")
 
@@ -36,7 +36,7 @@ sleep 3
 fresh=$($bench freshness --address "http://127.0.0.1:$port" --bootstrap-servers "$bootstrap" --probes 500 --rate 50)
 
 echo
-echo "Machine: $(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME"), $(dotnet --version) SDK; serve with its defaults (MaxBatchDelayMs 20)."
+echo "Machine: $(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME"), $(dotnet --version) SDK; serve with its defaults (MaxBatchDelayMs 20)${SERVE_ARGS:+ and $SERVE_ARGS}."
 echo
 echo "| measure | result |"
 echo "|---|---|"

@@ -29,6 +29,9 @@ internal sealed class FeatureLog
     /// <summary>A mini-batch as the trainer learns it: per label its request id's hash (0: none) and its model inputs (<see cref="Width"/> each).</summary>
     public delegate void LearnedBatch(ReadOnlySpan<ulong> requests, ReadOnlySpan<float> inputs);
 
+    /// <summary>A row the log took, for a copy kept elsewhere (<see cref="FeatureLogTopic"/>).</summary>
+    public delegate void PersistRow(ulong request, ReadOnlySpan<float> inputs, ReadOnlySpan<ulong> ids, float score, long version, long servedMs);
+
     private const int InitialRows = 4_096;
 
     private readonly object _gate = new();
@@ -67,6 +70,9 @@ internal sealed class FeatureLog
     public LearnedBatch? Learned { get; set; }
 
     public int IdInputs { get; }
+
+    /// <summary>Called with every row the log takes, after it took it (set before rows are served).</summary>
+    public PersistRow? Persist { get; set; }
 
     /// <summary>Rows held now.</summary>
     public int Count
@@ -119,6 +125,46 @@ internal sealed class FeatureLog
                 _learned[slot] = false;
                 _index[key] = slot;
             }
+        }
+        if (Persist is { } persist)
+        {
+            for (int r = 0; r < requests.Length; r++)
+            {
+                if (requests[r] != 0)
+                {
+                    persist(requests[r], inputs.Slice(r * Width, Width), IdInputs == 0 ? [] : ids.Slice(r * IdInputs, IdInputs), scores[r], versions[r], now);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Takes back a row served before a restart (read from <see cref="FeatureLogTopic"/>) unless it is older than the
+    /// label delay or the log holds a newer one of the request; returns whether it took it.
+    /// </summary>
+    public bool Restore(ulong request, ReadOnlySpan<float> inputs, ReadOnlySpan<ulong> ids, float score, long version, long servedMs)
+    {
+        long now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        lock (_gate)
+        {
+            if (request == 0 || now - servedMs > _maxAgeMs || (_index.TryGetValue(request, out int held) && _servedMs[held] >= servedMs))
+            {
+                return false;
+            }
+            int slot = NextSlot();
+            _keys[slot] = request;
+            inputs.CopyTo(_inputs.AsSpan(slot * Width, Width));
+            if (IdInputs > 0)
+            {
+                ids.CopyTo(_ids.AsSpan(slot * IdInputs, IdInputs));
+            }
+            _servedMs[slot] = servedMs;
+            _versions[slot] = version;
+            _scores[slot] = score;
+            _shadowVersions[slot] = 0;
+            _learned[slot] = false;
+            _index[request] = slot;
+            return true;
         }
     }
 

@@ -10,6 +10,12 @@ internal static partial class TrainingLog
     [LoggerMessage(305, LogLevel.Warning, "Skipped a mini-batch of {Labels} labels: {Reason}; the model keeps its last good weights.")]
     public static partial void SkippedBatch(ILogger logger, int labels, string reason);
 
+    [LoggerMessage(306, LogLevel.Information, "Feature log: {Rows} rows served within the label delay read back from topic {Topic}; every row served from now on is written there.")]
+    public static partial void FeatureLogRestored(ILogger logger, int rows, string topic);
+
+    [LoggerMessage(307, LogLevel.Warning, "Feature log: topic {Topic} could not be read back ({Reason}); rows served before this start are not joined.")]
+    public static partial void FeatureLogUnreadable(ILogger logger, string topic, string reason);
+
     [LoggerMessage(303, LogLevel.Warning, "{Problem} This node reads every label partition as its own group instead.")]
     public static partial void NotCoPartitioned(ILogger logger, string problem);
 }

@@ -11,6 +11,7 @@ internal sealed class TrainingMetrics
     private readonly TotalCounter _publishes;
     private readonly TotalCounter _pointInTimeInexact;
     private readonly TotalCounter _pointInTimeReplayed;
+    private readonly TotalCounter _featureLogSkipped;
     private readonly TotalCounter _skipped;
     private readonly TotalCounter _replayed;
     private readonly TotalCounter _joins;
@@ -26,6 +27,8 @@ internal sealed class TrainingMetrics
         _publishes = new(meter, "inference.training.publishes", "{publish}", "Model versions published to serving.");
         _replayed = new(meter, "inference.training.replayed_labels", "{label}", "Labels read again after a rebalance or an offset rewind that were learned already: skipped.");
         _skipped = new(meter, "inference.training.skipped", "{label}", "Labels of mini-batches not learned from because an input, the loss or the model was not finite, by reason.");
+        _featureLogSkipped = new(meter, "inference.training.feature_log_topic_skipped", "{row}",
+            "Feature-log rows not written to or not read back from Inference:Training:FeatureLogTopic (the producer's queue full, a failed delivery, a record of another model's shape).");
         _pointInTimeReplayed = new(meter, "inference.training.point_in_time_replayed", "{label}",
             "Labels whose entity had events after their time, read as of their time by replaying the entity's journaled events (Inference:Training:PointInTimeEvents).");
         _pointInTimeInexact = new(meter, "inference.training.point_in_time_inexact", "{label}", "Labels joined with running aggregates that already include events after the label.");
@@ -65,6 +68,10 @@ internal sealed class TrainingMetrics
     internal void Published() => _publishes.Add(1);
 
     public long PointInTimeReplayedLabels => _pointInTimeReplayed.Total;
+
+    public long FeatureLogSkippedRows => _featureLogSkipped.Total;
+
+    internal void FeatureLogSkipped() => _featureLogSkipped.Add(1);
 
     internal void PointInTimeReplayed(int labels)
     {

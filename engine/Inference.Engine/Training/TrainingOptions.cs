@@ -68,6 +68,12 @@ public sealed class TrainingOptions
     /// <summary>Rows of the feature log (what Score served per request id, for labels naming it); 0 keeps none.</summary>
     public int FeatureLogCapacity { get; set; } = DefaultFeatureLogCapacity;
 
+    /// <summary>
+    /// A Kafka topic the feature log is also written to (e.g. <c>features.log</c>), read back when the trainer starts so
+    /// that labels of requests served before a restart still join; unset keeps the log in memory only.
+    /// </summary>
+    public string? FeatureLogTopic { get; set; }
+
     /// <summary>How long after its Score a label naming the request still learns from what was served (later: from the state at its time).</summary>
     public long MaxLabelDelayMs { get; set; } = DefaultMaxLabelDelayMs;
 

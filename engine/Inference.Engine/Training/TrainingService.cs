@@ -1,3 +1,4 @@
+using Confluent.Kafka;
 using Inference.Engine.Features;
 using Inference.Engine.Ingest;
 using Inference.Engine.Kafka;
@@ -164,6 +165,7 @@ internal sealed partial class TrainingService : BackgroundService
         var restored = _trainerCheckpoints.Restored;
         using var learner = StartLearner(restored);
         TryJoinParameterServer(learner);
+        using var logTopic = StartLogTopic();
         var trainer = new MiniBatchTrainer(_features, learner, _registry, training.BatchSize, _model.RequestFeatures, _metrics, _logger,
             restored?.LabelsLearned ?? 0, restored?.LabelsSkipped ?? 0, _log, _validation, _lifecycle);
         var sink = new LabelSink(training.BatchSize, _model.RequestFeatures, trainer.Train, _model.Ids.Count == 0 ? null : new LabelIdFields(_model.Ids));
@@ -264,6 +266,26 @@ internal sealed partial class TrainingService : BackgroundService
             learner.AdoptStandardisation(OnlineLearner.StatisticsHorizonRows);
         }
         return learner;
+    }
+
+    /// <summary>The feature log's topic, read back and written from now on, when one is configured.</summary>
+    private FeatureLogTopic? StartLogTopic()
+    {
+        if (_log is null || string.IsNullOrEmpty(_training.FeatureLogTopic))
+        {
+            return null;
+        }
+        var topic = new FeatureLogTopic(_kafka, _log, _training.FeatureLogTopic, _metrics, _time, _logger);
+        try
+        {
+            topic.Start();
+        }
+        catch (KafkaException error)
+        {
+            // Labels of requests served before the restart then learn from the state at their time (too_late).
+            TrainingLog.FeatureLogUnreadable(_logger, _training.FeatureLogTopic, error.Message);
+        }
+        return topic;
     }
 
     /// <summary>The labels consumer: its group, dead letters, resume offsets, commits and catch-up rules.</summary>

@@ -236,3 +236,64 @@ public sealed class StreamScoredLabelTests
         Assert.True(moved > scored.Count / 2, $"only {moved} of {scored.Count} entities moved on after their scored event");
     }
 }
+
+/// <summary>The feature log on a Kafka topic: labels of requests served before a restart still learn from what was served.</summary>
+public sealed class FeatureLogTopicTests
+{
+    [Fact]
+    public async Task Labels_of_requests_served_before_a_restart_join_what_was_served_through_the_topic()
+    {
+        using var kafka = IdModelTests.Kafka();
+        kafka.CreateTopic("features.log", 4);
+        var settings = EngineHarness.BaseSettings();
+        settings["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers;
+        settings["Inference:Training:BatchSize"] = "8";
+        settings["Inference:Training:FeatureLogTopic"] = "features.log";
+        EngineHarness.Declare(settings, ("count", "Count", null, null), ("spent", "Sum", "amount", null));
+        const int Users = 10, Requests = 50;
+        var random = new Random(9);
+        var served = new Dictionary<string, (int User, float[] Inputs)>();
+        await using (var first = await EngineHarness.StartAsync(settings))
+        {
+            var events = Enumerable.Range(0, 300).Select(i =>
+            {
+                int u = random.Next(Users);
+                return Streams.Json($"user-{u}", string.Create(CultureInfo.InvariantCulture, $"{{\"entity\":\"user-{u}\",\"ts\":{1_767_225_600_000 + i},\"amount\":{random.Next(1, 100)}}}"));
+            });
+            await first.ProduceAndWaitAsync("events", events, new Taken(300));
+            var client = new ScoringService.ScoringServiceClient(first.Channel);
+            var log = first.Get<FeatureLog>();
+            for (int r = 0; r < Requests; r++)
+            {
+                int u = random.Next(Users);
+                string id = $"before-restart-{r}";
+                await client.ScoreAsync(new ScoreRequest { Rows = { new ScoreRow { Entity = $"user-{u}", RequestId = id } } });
+                served[id] = (u, log.Find(EntityKey.Hash(id))!.Value.Inputs);
+            }
+        }
+
+        await using var second = await EngineHarness.StartAsync(settings);
+        var learned = new ConcurrentDictionary<ulong, float[]>();
+        var secondLog = second.Get<FeatureLog>();
+        secondLog.Learned = (requests, inputs) =>
+        {
+            for (int r = 0; r < requests.Length; r++)
+            {
+                learned[requests[r]] = inputs.Slice(r * secondLog.Width, secondLog.Width).ToArray();
+            }
+        };
+        await EngineHarness.WaitUntil(() => secondLog.Count == Requests, TimeSpan.FromSeconds(30), () => $"{Requests} rows read back (so far {secondLog.Count})");
+        using (var producer = EngineHarness.Producer(kafka.BootstrapServers))
+        {
+            producer.Produce("labels", served.Select(s => Streams.Json($"user-{s.Value.User}", string.Create(CultureInfo.InvariantCulture,
+                $"{{\"entity\":\"user-{s.Value.User}\",\"ts\":1767225700000,\"label\":1,\"request_id\":\"{s.Key}\"}}"))));
+        }
+        var metrics = second.Get<TrainingMetrics>();
+        await EngineHarness.WaitUntil(() => metrics.LabelsTrained == Requests, TimeSpan.FromSeconds(60), () => $"{Requests} labels learned (so far {metrics.LabelsTrained})");
+        Assert.Equal(Requests, metrics.LabelJoins(LabelJoin.Joined));
+        foreach (var (id, (_, inputs)) in served)
+        {
+            Assert.Equal(inputs, learned[EntityKey.Hash(id)]);
+        }
+    }
+}

@@ -195,12 +195,14 @@ public sealed class CheckpointTests : IDisposable
         var random = new Random(5);
         var labels = Enumerable.Range(0, 320).Select(i => Streams.Json($"e{i % 50}",
             string.Create(CultureInfo.InvariantCulture, $"{{\"entity\":\"e{i % 50}\",\"ts\":{1_767_225_600_000 + i},\"label\":{random.Next(2)}}}"))).ToList();
-        IReadOnlyList<ModelVersion> lineage;
+        ModelRegistry firstRegistry;
         await using (var first = await EngineHarness.StartAsync(settings))
         {
             await first.ProduceAndWaitAsync("labels", labels, new Taken(0, Labels: 320));
-            lineage = first.Get<ModelRegistry>().History();
+            firstRegistry = first.Get<ModelRegistry>();
         }
+        // Read once the first run stopped: its final checkpoint holds the lineage as it ended (publishes included).
+        var lineage = firstRegistry.History();
         Assert.True(lineage.Count > 1, "the first run published no version");
 
         await using (var second = await EngineHarness.StartAsync(settings))

@@ -138,6 +138,59 @@ public sealed class ModelLifecycleTests(ITestOutputHelper output)
         output.WriteLine($"{all.Count} answers, {canaryRows.Count} while the canary served ({canaryRows.Count(a => a.RowVersions[0] == brokenVersion)} by it); slowest call {slowest.Max() * 1000.0 / Stopwatch.Frequency:F1} ms");
     }
 
+    [Fact]
+    public async Task The_command_line_loads_withdraws_promotes_and_rolls_back_on_a_running_engine()
+    {
+        using var kafka = IdModelTests.Kafka();
+        var settings = EngineHarness.BaseSettings();
+        settings["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers;
+        settings["Inference:Model:RequestFeatures"] = "2";
+        EngineHarness.Declare(settings, ("amount", "Last", "amount", null));
+        await using var engine = await EngineHarness.StartAsync(settings);
+        var scoring = new ScoringService.ScoringServiceClient(engine.Channel);
+        var shape = await scoring.GetModelAsync(new GetModelRequest());
+        string file = Path.Combine(Path.GetTempPath(), $"candidate-{Guid.NewGuid():N}.safetensors");
+        Inference.Models.Exchange.ModelFile.Write(file, new Inference.Models.Parameters.ParameterSet(
+            [.. Tensors(shape, 3f, -2f).Select(t => new Inference.Models.Parameters.NamedParameter(t.Name, [.. t.Shape], [.. t.Values]))]));
+        try
+        {
+            (int Code, string Output) Run(params string[] args) => EngineProcess.RunCommand(["model", .. args]);
+
+            var (code, output) = Run("load", file, "--to", engine.Address, "--canary", "0.5");
+            Assert.True(code == 0, output);
+            Assert.Contains("candidate v2", output);
+            (code, output) = Run("versions", "--from", engine.Address);
+            Assert.True(code == 0, output);
+            Assert.Contains("candidate v2 (Canary)", output);
+            (code, output) = Run("withdraw", "--to", engine.Address);
+            Assert.True(code == 0, output);
+            (code, output) = Run("promote", "--to", engine.Address);
+            Assert.True(code == 1, output);
+            Assert.Contains("FailedPrecondition", output);
+
+            (code, output) = Run("load", file, "--to", engine.Address);
+            Assert.True(code == 0, output);
+            (code, output) = Run("promote", "--to", engine.Address);
+            Assert.True(code == 0, output);
+            var promoted = await scoring.GetModelAsync(new GetModelRequest());
+            Assert.Equal("Promoted", promoted.Info.Origin);
+            Assert.Equal(3f, promoted.Tensors.Single(t => t.Name.EndsWith("weight", StringComparison.Ordinal)).Values[1]);
+
+            (code, output) = Run("rollback", "--to", engine.Address, "--version", "1");
+            Assert.True(code == 0, output);
+            var rolledBack = await scoring.GetModelAsync(new GetModelRequest());
+            Assert.Equal("Rollback", rolledBack.Info.Origin);
+            Assert.Equal(shape.Tensors.Select(t => t.Values.ToArray()), rolledBack.Tensors.Select(t => t.Values.ToArray()));
+            Assert.Equal(shape.Info.Id, rolledBack.Info.Id);
+            (code, output) = Run("rollback", "--to", engine.Address, "--version", "999");
+            Assert.True(code == 1, output);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
     private static LoadCandidateRequest Load(IEnumerable<NamedTensor> tensors, CandidateMode mode, double share, bool autoPromote)
     {
         var request = new LoadCandidateRequest { Mode = mode, CanaryShare = share, AutoPromote = autoPromote, Source = "the test" };

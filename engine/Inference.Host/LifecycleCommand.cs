@@ -2,7 +2,6 @@ using System.Globalization;
 using Grpc.Core;
 using Inference.Engine.Security;
 using Inference.Engine.Serving;
-using Inference.Models.Exchange;
 using Inference.Proto.V1;
 using Microsoft.Extensions.Options;
 
@@ -19,14 +18,8 @@ internal static class LifecycleCommand
     /// <summary>Registers a model file as the candidate of the engine at <paramref name="to"/>, in shadow or as a canary.</summary>
     public static async Task<int> LoadAsync(string file, string to, double? canary, bool autoPromote, ClientSecurityOptions client)
     {
-        ModelFileContents contents;
-        try
+        if (ModelCommand.TryRead(file) is not { } contents)
         {
-            contents = ModelFile.Read(file);
-        }
-        catch (Exception error) when (error is InvalidDataException or IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"inference: {error.Message}");
             return 1;
         }
         var request = new LoadCandidateRequest

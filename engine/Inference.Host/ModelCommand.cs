@@ -24,14 +24,8 @@ internal static class ModelCommand
     /// <summary>Reads and checks a model file; prints the model it holds and how to start the engine from it.</summary>
     public static int Import(string file)
     {
-        ModelFileContents contents;
-        try
+        if (TryRead(file) is not { } contents)
         {
-            contents = ModelFile.Read(file);
-        }
-        catch (Exception error) when (error is InvalidDataException or IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"inference: {error.Message}");
             return 1;
         }
         var spec = contents.Spec;
@@ -52,6 +46,20 @@ internal static class ModelCommand
         }
         Console.WriteLine($"Start the engine from it: inference serve --model {file}   (Inference:Model:File)");
         return 0;
+    }
+
+    /// <summary>Reads a model file as the engine would load it; null (the reason printed) when it cannot be read or is not such a model.</summary>
+    public static ModelFileContents? TryRead(string file)
+    {
+        try
+        {
+            return ModelFile.Read(file);
+        }
+        catch (Exception error) when (error is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"inference: {error.Message}");
+            return null;
+        }
     }
 
     /// <summary>Writes the serving model of a running engine, or the newest valid checkpoint's, for PyTorch.</summary>

@@ -193,6 +193,14 @@ internal sealed partial class TrainingService : BackgroundService
                 long served = _registry.Version;
                 _lifecycle.Drain(learner);
                 _learnedSinceSync |= trainer.Learned != before || _registry.Version != served;
+                // Published before a checkpoint's cut, so that the lineage it holds names the weights it holds.
+                long now = _time.GetTimestamp();
+                if (trainer.Learned != published && now >= nextPublish)
+                {
+                    Publish(learner);
+                    published = trainer.Learned;
+                    nextPublish = Deadline.After(_time, training.PublishIntervalMs);
+                }
                 // Between two mini-batches: the weights, statistics and label offsets agree.
                 _trainerCheckpoints.Serve(() =>
                 {
@@ -207,13 +215,6 @@ internal sealed partial class TrainingService : BackgroundService
                         Figures = _lifecycle.AllFigures(),
                     };
                 });
-                long now = _time.GetTimestamp();
-                if (trainer.Learned != published && now >= nextPublish)
-                {
-                    Publish(learner);
-                    published = trainer.Learned;
-                    nextPublish = Deadline.After(_time, training.PublishIntervalMs);
-                }
                 if (now >= nextSync)
                 {
                     Sync(learner);

@@ -172,16 +172,19 @@ public sealed class ModelLifecycleTests(ITestOutputHelper output)
             Assert.True(code == 0, output);
             (code, output) = Run("promote", "--to", engine.Address);
             Assert.True(code == 0, output);
-            var promoted = await scoring.GetModelAsync(new GetModelRequest());
-            Assert.Equal("Promoted", promoted.Info.Origin);
-            Assert.Equal(3f, promoted.Tensors.Single(t => t.Name.EndsWith("weight", StringComparison.Ordinal)).Values[1]);
+            // (A single node's own parameter server may publish the merged weights as a version after it.)
+            var models = new ModelService.ModelServiceClient(engine.Channel);
+            var promoted = (await models.ListVersionsAsync(new ListVersionsRequest())).Versions.Single(v => v.Origin == "Promoted");
+            var served = await scoring.GetModelAsync(new GetModelRequest { Version = promoted.Version });
+            Assert.Equal(3f, served.Tensors.Single(t => t.Name.EndsWith("weight", StringComparison.Ordinal)).Values[1]);
 
             (code, output) = Run("rollback", "--to", engine.Address, "--version", "1");
             Assert.True(code == 0, output);
-            var rolledBack = await scoring.GetModelAsync(new GetModelRequest());
-            Assert.Equal("Rollback", rolledBack.Info.Origin);
-            Assert.Equal(shape.Tensors.Select(t => t.Values.ToArray()), rolledBack.Tensors.Select(t => t.Values.ToArray()));
-            Assert.Equal(shape.Info.Id, rolledBack.Info.Id);
+            var rolledBack = (await models.ListVersionsAsync(new ListVersionsRequest())).Versions.Single(v => v.Origin == "Rollback");
+            Assert.Equal(shape.Info.Id, rolledBack.Id);
+            Assert.Contains($"v{rolledBack.Version} {rolledBack.Id} Rollback", output);
+            var again = await scoring.GetModelAsync(new GetModelRequest { Version = rolledBack.Version });
+            Assert.Equal(shape.Tensors.Select(t => t.Values.ToArray()), again.Tensors.Select(t => t.Values.ToArray()));
             (code, output) = Run("rollback", "--to", engine.Address, "--version", "999");
             Assert.True(code == 1, output);
         }

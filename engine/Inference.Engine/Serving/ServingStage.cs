@@ -26,7 +26,7 @@ internal static class ServingStage
         services.AddSingleton(sp => new ScoreBatcher(sp.GetRequiredService<ModelRegistry>(),
             sp.GetRequiredService<IOptions<ModelOptions>>().Value.RequestFeatures, sp.GetRequiredService<ServingMetrics>(), sp.GetRequiredService<TimeProvider>(),
             sp.GetService<Training.FeatureLog>(), sp.GetRequiredService<ShadowScorer>()));
-        services.AddSingleton(sp => new ShadowScorer(sp.GetRequiredService<LifecycleMetrics>(), sp.GetService<Training.FeatureLog>()));
+        services.AddSingleton(sp => new ShadowScorer(sp.GetRequiredService<LifecycleMetrics>(), sp.GetService<Training.FeatureLog>(), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<EventWriter>();
     }
 }

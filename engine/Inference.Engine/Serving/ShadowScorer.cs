@@ -20,13 +20,15 @@ internal sealed class ShadowScorer : IDisposable
     private readonly Channel<ShadowBatch> _queue = Channel.CreateBounded<ShadowBatch>(new BoundedChannelOptions(QueuedBatches) { SingleReader = true });
     private readonly LifecycleMetrics _metrics;
     private readonly FeatureLog? _log;
-    private readonly Task _worker;
+    private readonly TimeProvider _time;
 
-    public ShadowScorer(LifecycleMetrics metrics, FeatureLog? log)
+    public ShadowScorer(LifecycleMetrics metrics, FeatureLog? log, TimeProvider time)
     {
         _metrics = metrics;
         _log = log;
-        _worker = Task.Factory.StartNew(Run, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        _time = time;
+        // Runs until the queue is completed (Dispose), then gives back whatever is left.
+        _ = Task.Run(RunAsync);
     }
 
     /// <summary>Queues the batch's rows (copied) for <paramref name="candidate"/>, whose lease it takes over.</summary>
@@ -41,14 +43,14 @@ internal sealed class ShadowScorer : IDisposable
         }
     }
 
-    private void Run()
+    private async Task RunAsync()
     {
         var reader = _queue.Reader;
         var gathered = new List<ShadowBatch>();
         float[] scores = [], inputs = [], embeddings = [];
-        while (reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            Thread.Sleep(GatherMs);
+            await Task.Delay(TimeSpan.FromMilliseconds(GatherMs), _time).ConfigureAwait(false);
             while (reader.TryRead(out var batch))
             {
                 gathered.Add(batch);
@@ -104,15 +106,8 @@ internal sealed class ShadowScorer : IDisposable
         return copy;
     }
 
-    public void Dispose()
-    {
-        _queue.Writer.TryComplete();
-        _worker.Wait();
-        while (_queue.Reader.TryRead(out var batch))
-        {
-            batch.Dispose();
-        }
-    }
+    /// <summary>Takes no more batches; the scorer scores what is queued and stops.</summary>
+    public void Dispose() => _queue.Writer.TryComplete();
 
     private sealed record ShadowBatch(ModelLease Candidate, float[] Inputs, float[]? Embeddings, ulong[]? Requests, int Rows, int Width, int EmbeddingWidth) : IDisposable
     {

@@ -184,6 +184,22 @@ internal static class Commands
             }
         });
         load.SetAction((parse, _) => LifecycleCommand.LoadAsync(parse.GetValue(loadFile)!, parse.GetValue(to)!, parse.GetValue(canary), parse.GetValue(autoPromote), Client(parse)));
+        var learningRate = new Option<double>("--learning-rate") { Description = "The candidate learner's learning rate", Required = true };
+        var optimizer = new Option<string>("--optimizer") { Description = "The candidate learner's optimizer", DefaultValueFactory = _ => "Sgd" };
+        optimizer.AcceptOnlyFromAmong("Sgd", "Adam", "Adagrad");
+        var learn = new Command("learn", "Register a second learner with other hyperparameters, over the same labels, as the candidate of a running engine") { to, learningRate, optimizer, canary, autoPromote, token, ca };
+        learn.Validators.Add(result =>
+        {
+            if (result.GetValue(learningRate) is var rate && !(rate > 0 && double.IsFinite(rate)))
+            {
+                result.AddError($"--learning-rate is {rate}; it must be a positive number.");
+            }
+            if (result.GetValue(canary) is { } share && !(share > 0 && share <= 1))
+            {
+                result.AddError($"--canary is {share}; a canary answers a share of the entities in (0, 1].");
+            }
+        });
+        learn.SetAction((parse, _) => LifecycleCommand.LearnAsync(parse.GetValue(to)!, parse.GetValue(learningRate), parse.GetValue(optimizer)!, parse.GetValue(canary), parse.GetValue(autoPromote), Client(parse)));
         var promote = new Command("promote", "Make the candidate of a running engine its serving model now") { to, token, ca };
         promote.SetAction((parse, _) => LifecycleCommand.PromoteAsync(parse.GetValue(to)!, Client(parse)));
         var withdraw = new Command("withdraw", "Withdraw the candidate of a running engine (it never serves as the model)") { to, token, ca };
@@ -194,7 +210,7 @@ internal static class Commands
         var limit = new Option<int>("--limit") { Description = "At most this many versions, newest first", DefaultValueFactory = _ => 20 };
         var versions = new Command("versions", "The registry of a running engine: serving, candidate, baseline and the recorded versions") { from, limit, token, ca };
         versions.SetAction((parse, _) => LifecycleCommand.VersionsAsync(parse.GetValue(from) ?? "http://127.0.0.1:50051", parse.GetValue(limit), Client(parse)));
-        return new Command("model", "Model exchange with PyTorch and the model lifecycle of a running engine") { import, export, load, promote, withdraw, rollback, versions };
+        return new Command("model", "Model exchange with PyTorch and the model lifecycle of a running engine") { import, export, load, learn, promote, withdraw, rollback, versions };
 
         ClientSecurityOptions Client(ParseResult parse) => new() { Token = parse.GetValue(token), Ca = parse.GetValue(ca) };
     }

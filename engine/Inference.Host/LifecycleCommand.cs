@@ -44,6 +44,22 @@ internal static class LifecycleCommand
         });
     }
 
+    /// <summary>Registers a second learner with other hyperparameters, over the same labels, as the candidate of the engine at <paramref name="to"/>.</summary>
+    public static Task<int> LearnAsync(string to, double learningRate, string optimizer, double? canary, bool autoPromote, ClientSecurityOptions client) =>
+        CallAsync(to, client, async (service, headers, deadline) =>
+        {
+            var request = new LoadCandidateRequest
+            {
+                Mode = canary is null ? CandidateMode.Shadow : CandidateMode.Canary,
+                CanaryShare = canary ?? 0,
+                AutoPromote = autoPromote,
+                Learner = new CandidateLearner { LearningRate = learningRate, Optimizer = optimizer },
+            };
+            var status = await service.LoadCandidateAsync(request, headers, deadline);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"candidate learner v{status.Version.Version} ({status.Learner}) on {to}, {(canary is null ? "in shadow" : $"a canary answering {canary:P1} of the entities")}{(autoPromote ? ", promoted when it validates better" : "")}"));
+        });
+
     public static Task<int> PromoteAsync(string to, ClientSecurityOptions client) =>
         CallAsync(to, client, async (service, headers, deadline) =>
             Console.WriteLine($"promoted: {Describe(await service.PromoteAsync(new PromoteRequest(), headers, deadline))}"));

@@ -16,7 +16,7 @@ internal sealed class ModelGrpcService(ModelLifecycle lifecycle) : ModelService.
 {
     private ModelRegistry Registry => lifecycle.Registry;
 
-    public override Task<CandidateStatus> LoadCandidate(LoadCandidateRequest request, ServerCallContext context)
+    public override async Task<CandidateStatus> LoadCandidate(LoadCandidateRequest request, ServerCallContext context)
     {
         var mode = request.Mode switch
         {
@@ -27,6 +27,10 @@ internal sealed class ModelGrpcService(ModelLifecycle lifecycle) : ModelService.
         if (mode == Models.Registry.CandidateMode.Canary && !(request.CanaryShare > 0 && request.CanaryShare <= 1))
         {
             throw Invalid($"canary_share is {request.CanaryShare}; a canary answers a share of the entities in (0, 1].");
+        }
+        if (request.Learner is { } learner)
+        {
+            return await LoadLearner(request, learner, mode, context).ConfigureAwait(false);
         }
         var parameters = Parameters(request.Tensors);
         if (!parameters.IsFinite())
@@ -43,7 +47,34 @@ internal sealed class ModelGrpcService(ModelLifecycle lifecycle) : ModelService.
         {
             throw Invalid($"The candidate does not fit the engine's {Registry.Spec.Kind} model of {Registry.Spec.Inputs} inputs: {error.Message}");
         }
-        return Task.FromResult(Status(info));
+        return Status(info);
+    }
+
+    private async Task<CandidateStatus> LoadLearner(LoadCandidateRequest request, CandidateLearner learner, Models.Registry.CandidateMode mode, ServerCallContext context)
+    {
+        if (request.Tensors.Count > 0)
+        {
+            throw Invalid("A candidate is tensors or a learner, not both.");
+        }
+        if (!(learner.LearningRate > 0) || !double.IsFinite(learner.LearningRate))
+        {
+            throw Invalid($"learner.learning_rate is {learner.LearningRate}; it must be a positive number.");
+        }
+        if (!Enum.TryParse<Models.Training.DenseOptimizerKind>(string.IsNullOrEmpty(learner.Optimizer) ? "Sgd" : learner.Optimizer, ignoreCase: true, out var optimizer)
+            || !Enum.IsDefined(optimizer))
+        {
+            throw Invalid($"learner.optimizer is '{learner.Optimizer}'; it must be Sgd, Adam or Adagrad.");
+        }
+        try
+        {
+            await lifecycle.LoadLearnerAsync(learner.LearningRate, optimizer, mode, mode == Models.Registry.CandidateMode.Canary ? request.CanaryShare : 0, request.AutoPromote)
+                .WaitAsync(context.CancellationToken).ConfigureAwait(false);
+        }
+        catch (InvalidOperationException error)
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, error.Message));
+        }
+        return Status(Registry.Candidate);
     }
 
     public override Task<CandidateStatus> WithdrawCandidate(WithdrawCandidateRequest request, ServerCallContext context) =>
@@ -126,6 +157,7 @@ internal sealed class ModelGrpcService(ModelLifecycle lifecycle) : ModelService.
         Mode = candidate.Mode == Models.Registry.CandidateMode.Canary ? CandidateMode.Canary : CandidateMode.Shadow,
         CanaryShare = candidate.CanaryShare,
         AutoPromote = candidate.AutoPromote,
+        Learner = candidate.Learner ?? "",
     };
 
     private static ParameterSet Parameters(IList<NamedTensor> tensors)

@@ -145,6 +145,8 @@ internal sealed class MiniBatchTrainer
             return;
         }
         double loss = ProgressiveLoss(batch, count);
+        // A candidate that learns steps on the same mini-batch, before the embedding rows move.
+        _lifecycle?.StepCandidate(_inputs, _ids?.Embeddings, batch.Labels, count);
         double stepLoss = _learner.Step(_inputs, _ids?.Embeddings, batch.Labels, count, _ids?.Gradients);
         if (!double.IsFinite(stepLoss) || !double.IsFinite(loss) || (_ids is not null && !Finite.All(_ids.Gradients.AsSpan(0, count * _features.EmbeddingWidth))))
         {
@@ -225,7 +227,7 @@ internal sealed class MiniBatchTrainer
         }
         _predictions.AsSpan(0, count).CopyTo(_answered);
         _versions.AsSpan(0, count).Fill(version);
-        long candidateVersion = 0;
+        long candidateVersion = 0, candidacy = 0;
         bool candidate = false, baseline = false;
         if (_lifecycle is not null)
         {
@@ -237,6 +239,7 @@ internal sealed class MiniBatchTrainer
                 }
                 candidate = true;
                 candidateVersion = info.Version.Version;
+                candidacy = info.Candidacy;
                 if (info.Mode == Models.Registry.CandidateMode.Canary)
                 {
                     for (int r = 0; r < count; r++)
@@ -267,7 +270,7 @@ internal sealed class MiniBatchTrainer
         if (_lifecycle is not null && double.IsFinite(loss))
         {
             _lifecycle.Count(_answered.AsSpan(0, count), labels.AsSpan(0, count), _versions.AsSpan(0, count));
-            _lifecycle.Observe(_learner, version, candidateVersion, _servingLosses.AsSpan(0, count),
+            _lifecycle.Observe(_learner, version, candidacy, _servingLosses.AsSpan(0, count),
                 candidate ? _candidateLosses.AsSpan(0, count) : [], baseline ? _baselineLosses.AsSpan(0, count) : []);
         }
         return loss / count;

@@ -83,6 +83,10 @@ internal sealed class ModelLifecycle(ModelRegistry registry, TrainingOptions opt
     private PairedWindow _servingWindow;
     private ModelLease _baseline;
     private long _baselineVersion;
+    // A candidate that learns (trainer's thread only): its learner and registration, and whether it learned since its last publish.
+    private OnlineLearner? _candidateLearner;
+    private long _learnerCandidacy;
+    private bool _candidateLearned;
 
     public ModelRegistry Registry => registry;
 
@@ -98,6 +102,70 @@ internal sealed class ModelLifecycle(ModelRegistry registry, TrainingOptions opt
         metrics.Candidate("loaded");
         LifecycleLog.CandidateLoaded(logger, info.Version.ToString(), mode.ToString(), canaryShare);
         return info;
+    }
+
+    /// <summary>
+    /// Registers a candidate that learns: a second learner with its own learning rate and optimizer, starting from the
+    /// serving model's weights and statistics, stepped on the same labels as the serving model and published as the
+    /// candidate on the same interval. Runs on the trainer's thread; faults without one.
+    /// </summary>
+    public Task<ModelVersion> LoadLearnerAsync(double learningRate, Models.Training.DenseOptimizerKind optimizer, CandidateMode mode, double canaryShare, bool autoPromote) =>
+        Run(learner =>
+        {
+            if (learner is null)
+            {
+                throw new InvalidOperationException("A candidate that learns needs the trainer: Inference:Training:Enabled is false, or it stopped.");
+            }
+            var candidate = new OnlineLearner(registry.Spec, learningRate, optimizer);
+            // The serving model's weights and statistics; an optimizer state of its own.
+            candidate.ImportState(learner.ExportState() with { Optimizer = null });
+            string description = string.Create(CultureInfo.InvariantCulture, $"learning rate {learningRate}, {optimizer}");
+            var info = registry.SetCandidate(candidate.Export(), mode, canaryShare, autoPromote, $"a learner from v{registry.Version} ({description})", description);
+            _candidateLearner?.Dispose();
+            (_candidateLearner, _learnerCandidacy, _candidateLearned) = (candidate, info.Candidacy, false);
+            metrics.Candidate("loaded");
+            LifecycleLog.CandidateLoaded(logger, info.Version.ToString(), mode.ToString(), canaryShare);
+            return info.Version;
+        });
+
+    /// <summary>On the trainer's thread, after the serving model's step: the candidate learner steps on the same mini-batch.</summary>
+    public void StepCandidate(float[] inputs, float[]? embeddings, float[] labels, int count)
+    {
+        if (_candidateLearner is null)
+        {
+            return;
+        }
+        if (registry.Candidate?.Candidacy != _learnerCandidacy)
+        {
+            // Withdrawn, replaced or promoted by another path: it learns no more.
+            _candidateLearner.Dispose();
+            _candidateLearner = null;
+            return;
+        }
+        double loss = _candidateLearner.Step(inputs, embeddings, labels, count, null);
+        if (!double.IsFinite(loss) || !_candidateLearner.Export().IsFinite())
+        {
+            // A candidate gone non-finite is withdrawn: it could never serve.
+            if (registry.WithdrawCandidate() is { } withdrawn)
+            {
+                metrics.Candidate("rolled_back");
+                LifecycleLog.CandidateWithdrawn(logger, withdrawn.Version.ToString(), "its learner's weights or loss are not finite");
+            }
+            _candidateLearner.Dispose();
+            _candidateLearner = null;
+            return;
+        }
+        _candidateLearned = true;
+    }
+
+    /// <summary>On the trainer's thread, when the serving model publishes: the candidate learner publishes too.</summary>
+    public void PublishCandidate()
+    {
+        if (_candidateLearner is not null && _candidateLearned)
+        {
+            _candidateLearned = false;
+            registry.UpdateCandidate(_learnerCandidacy, _candidateLearner.Export());
+        }
     }
 
     /// <summary>Withdraws the candidate by command; null when there was none.</summary>
@@ -169,7 +237,7 @@ internal sealed class ModelLifecycle(ModelRegistry registry, TrainingOptions opt
     /// <paramref name="servingLosses"/>), the candidate and the baseline (NaN-free spans of the same length, or empty
     /// when there was none): counts the windows and acts on what they decide.
     /// </summary>
-    public void Observe(OnlineLearner learner, long servingVersion, long candidateVersion, ReadOnlySpan<double> servingLosses,
+    public void Observe(OnlineLearner learner, long servingVersion, long candidacy, ReadOnlySpan<double> servingLosses,
         ReadOnlySpan<double> candidateLosses, ReadOnlySpan<double> baselineLosses)
     {
         if (_baselineVersion == 0)
@@ -178,13 +246,13 @@ internal sealed class ModelLifecycle(ModelRegistry registry, TrainingOptions opt
         }
         if (candidateLosses.Length > 0)
         {
-            if (_windowCandidate != candidateVersion)
+            if (_windowCandidate != candidacy)
             {
-                (_windowCandidate, _candidateWindow) = (candidateVersion, default);
+                (_windowCandidate, _candidateWindow) = (candidacy, default);
             }
             _candidateWindow.Add(servingLosses.Length, Sum(servingLosses), Sum(candidateLosses));
             var info = registry.Candidate;
-            if (info?.Version.Version == candidateVersion)
+            if (info?.Candidacy == candidacy)
             {
                 var decision = _candidateWindow.ForCandidate(options.GuardLabels, options.PromoteMargin, options.RollbackMargin, info.AutoPromote);
                 string why = string.Create(CultureInfo.InvariantCulture,
@@ -314,7 +382,18 @@ internal sealed class ModelLifecycle(ModelRegistry registry, TrainingOptions opt
         {
             return null;
         }
-        Adopt(learner, promoted.Parameters);
+        if (_candidateLearner is not null && candidate?.Candidacy == _learnerCandidacy)
+        {
+            // A learner: the trainer goes on as it did (its learning rate, optimizer and state), from the weights promoted.
+            _candidateLearner.Import(promoted.Parameters);
+            learner?.TakeOver(_candidateLearner);
+            _candidateLearner.Dispose();
+            _candidateLearner = null;
+        }
+        else
+        {
+            Adopt(learner, promoted.Parameters);
+        }
         metrics.Candidate("promoted");
         LifecycleLog.Promoted(logger, promoted.Promoted.ToString(), why);
         Rebase(promoted.Promoted.Version);
@@ -369,7 +448,11 @@ internal sealed class ModelLifecycle(ModelRegistry registry, TrainingOptions opt
         return sum;
     }
 
-    public void Dispose() => _baseline.Dispose();
+    public void Dispose()
+    {
+        _baseline.Dispose();
+        _candidateLearner?.Dispose();
+    }
 }
 
 /// <summary>Which entities a canary candidate answers: a share of them by their key's hash, the same on every node and for every call.</summary>

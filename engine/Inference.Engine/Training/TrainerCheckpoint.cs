@@ -35,7 +35,13 @@ internal sealed record TrainerCheckpoint(
 
     /// <summary>Each version's cumulative progressive figures at the cut.</summary>
     public IReadOnlyList<VersionFigures>? Figures { get; init; }
+
+    /// <summary>The learner's hyperparameters when a promoted candidate learner set them (null: the configured ones).</summary>
+    public LearnerHyperparameters? Hyperparameters { get; init; }
 }
+
+/// <summary>A learner's learning rate and optimizer.</summary>
+internal sealed record LearnerHyperparameters(double LearningRate, Models.Training.DenseOptimizerKind Optimizer);
 
 /// <summary>One id input of a checkpointed model over ids: its name, source and dimension.</summary>
 internal sealed record CheckpointIdInput(string Name, string Source, int Dimension);

@@ -16,6 +16,9 @@ internal static partial class TrainingLog
     [LoggerMessage(307, LogLevel.Warning, "Feature log: topic {Topic} could not be read back ({Reason}); rows served before this start are not joined.")]
     public static partial void FeatureLogUnreadable(ILogger logger, string topic, string reason);
 
+    [LoggerMessage(308, LogLevel.Warning, "The trainer goes on with the hyperparameters of a candidate learner promoted before the checkpoint (learning rate {LearningRate}, {Optimizer}), not Inference:Training:LearningRate and Optimizer.")]
+    public static partial void PromotedHyperparameters(ILogger logger, double learningRate, string optimizer);
+
     [LoggerMessage(303, LogLevel.Warning, "{Problem} This node reads every label partition as its own group instead.")]
     public static partial void NotCoPartitioned(ILogger logger, string problem);
 }

@@ -213,6 +213,8 @@ internal sealed partial class TrainingService : BackgroundService
                         IdInputs = _idInputs,
                         Lineage = _registry.History(),
                         Figures = _lifecycle.AllFigures(),
+                        Hyperparameters = learner.LearningRate != training.LearningRate || learner.Optimizer != training.Optimizer
+                            ? new LearnerHyperparameters(learner.LearningRate, learner.Optimizer) : null,
                     };
                 });
                 if (now >= nextSync)
@@ -237,7 +239,13 @@ internal sealed partial class TrainingService : BackgroundService
     /// </summary>
     private OnlineLearner StartLearner(TrainerCheckpoint? restored)
     {
-        var learner = new OnlineLearner(_registry.Spec, _training.LearningRate, _training.Optimizer);
+        // A candidate learner promoted before the checkpoint: the trainer goes on with its hyperparameters.
+        var hyperparameters = restored?.Hyperparameters ?? new LearnerHyperparameters(_training.LearningRate, _training.Optimizer);
+        if (restored?.Hyperparameters is { } promoted)
+        {
+            TrainingLog.PromotedHyperparameters(_logger, promoted.LearningRate, promoted.Optimizer.ToString());
+        }
+        var learner = new OnlineLearner(_registry.Spec, hyperparameters.LearningRate, hyperparameters.Optimizer);
         if (restored is not null)
         {
             // Before the lineage is restored: version 1 is the start's model (the file's, when one is given).
@@ -310,6 +318,7 @@ internal sealed partial class TrainingService : BackgroundService
     /// <summary>Publishes the learner's weights to serving; a non-finite model is never served or pushed.</summary>
     private void Publish(OnlineLearner learner)
     {
+        _lifecycle.PublishCandidate();
         var parameters = learner.Export();
         if (parameters.IsFinite())
         {

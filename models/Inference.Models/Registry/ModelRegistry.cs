@@ -27,6 +27,7 @@ public sealed class ModelRegistry : IDisposable
     private long _pinned;
     // After a restore: the restored lineage's newest version, the parent of the next one published.
     private long _restoredParent;
+    private long _candidacies;
 
     /// <summary>
     /// Starts at version 1 with <paramref name="initial"/> (e.g. a model imported from PyTorch), or the
@@ -125,7 +126,7 @@ public sealed class ModelRegistry : IDisposable
     /// Registers <paramref name="parameters"/> as the candidate (replacing any other) under the next version number;
     /// it serves as <paramref name="mode"/> says until promoted or withdrawn.
     /// </summary>
-    public CandidateInfo SetCandidate(ParameterSet parameters, CandidateMode mode, double canaryShare, bool autoPromote, string note)
+    public CandidateInfo SetCandidate(ParameterSet parameters, CandidateMode mode, double canaryShare, bool autoPromote, string note, string? learner = null)
     {
         // The module is built outside the gate (scoring never waits for it); numbered once the version is known.
         var snapshot = new ModelSnapshot(Spec, parameters, 0);
@@ -135,11 +136,38 @@ public sealed class ModelRegistry : IDisposable
             snapshot.Number(version);
             var record = new ModelVersion(version, ModelVersion.ContentId(Spec.Kind, parameters), Volatile.Read(ref _current).Version, _time.GetUtcNow(), ModelOrigin.Imported, note);
             Record(record, parameters);
-            var info = new CandidateInfo(record, mode, canaryShare, autoPromote);
+            var info = new CandidateInfo(record, mode, canaryShare, autoPromote, ++_candidacies, learner);
             var previous = Interlocked.Exchange(ref _candidate, new Candidacy(snapshot, info));
             previous?.Snapshot.Release();
             Prune();
             return info;
+        }
+    }
+
+    /// <summary>
+    /// A candidate that learns publishes its newest weights: the candidate of registration <paramref name="candidacy"/>
+    /// serves them from now on, under the next version (made from its previous one). False when that registration is
+    /// no longer the candidate.
+    /// </summary>
+    public bool UpdateCandidate(long candidacy, ParameterSet parameters)
+    {
+        var snapshot = new ModelSnapshot(Spec, parameters, 0);
+        lock (_publishGate)
+        {
+            if (_candidate is not { } current || current.Info.Candidacy != candidacy)
+            {
+                snapshot.Release();
+                return false;
+            }
+            long version = ++_lastVersion;
+            snapshot.Number(version);
+            var record = new ModelVersion(version, ModelVersion.ContentId(Spec.Kind, parameters), current.Info.Version.Version, _time.GetUtcNow(), ModelOrigin.Online,
+                $"the candidate learner ({current.Info.Learner})");
+            Record(record, parameters);
+            Interlocked.Exchange(ref _candidate, new Candidacy(snapshot, current.Info with { Version = record }));
+            current.Snapshot.Release();
+            Prune();
+            return true;
         }
     }
 

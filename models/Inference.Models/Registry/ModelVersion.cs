@@ -74,5 +74,9 @@ public enum CandidateMode
     Canary,
 }
 
-/// <summary>A registered candidate: its version record, how it serves, and whether it may be promoted without a command.</summary>
-public sealed record CandidateInfo(ModelVersion Version, CandidateMode Mode, double CanaryShare, bool AutoPromote);
+/// <summary>
+/// A registered candidate: its version record (a learner's newest publish), how it serves, whether it may be promoted
+/// without a command, which registration it is (the same across a learner's publishes) and, for a candidate that
+/// learns, its hyperparameters in words (null for a file).
+/// </summary>
+public sealed record CandidateInfo(ModelVersion Version, CandidateMode Mode, double CanaryShare, bool AutoPromote, long Candidacy = 0, string? Learner = null);

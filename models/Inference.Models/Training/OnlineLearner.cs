@@ -29,7 +29,7 @@ public sealed class OnlineLearner : IDisposable
     public const double StatisticsHorizonRows = 100_000;
 
     private readonly ScoringModule _module;
-    private readonly DenseOptimizer _optimizer;
+    private DenseOptimizer _optimizer;
     private readonly double[] _sum;
     private readonly double[] _sumOfSquares;
     private readonly float[] _mean;
@@ -52,9 +52,32 @@ public sealed class OnlineLearner : IDisposable
         _mean = new float[spec.Inputs];
         _scale = new float[spec.Inputs];
         _others = InputMoments.Empty(spec.Inputs);
+        LearningRate = learningRate;
     }
 
     public ModelSpec Spec { get; }
+
+    /// <summary>The dense part's learning rate.</summary>
+    public double LearningRate { get; private set; }
+
+    /// <summary>The dense part's optimizer.</summary>
+    public DenseOptimizerKind Optimizer => _optimizer.Kind;
+
+    /// <summary>
+    /// Goes on as <paramref name="other"/> does: its learning rate and optimizer, then its weights, optimizer state and
+    /// statistics (a promoted candidate learner becoming the trainer's).
+    /// </summary>
+    public void TakeOver(OnlineLearner other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (other.Optimizer != Optimizer || other.LearningRate != LearningRate)
+        {
+            _optimizer.Dispose();
+            _optimizer = new DenseOptimizer(other.Optimizer, _module.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)), other.LearningRate);
+            LearningRate = other.LearningRate;
+        }
+        ImportState(other.ExportState());
+    }
 
     /// <summary>Probabilities under the current trainer weights (for progressive validation).</summary>
     public void Predict(float[] inputs, int rows, Span<float> probabilities) => Predict(inputs, null, rows, probabilities);

@@ -194,6 +194,70 @@ public sealed class ModelLifecycleTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task A_candidate_learner_with_a_better_learning_rate_is_promoted_and_the_trainer_goes_on_with_it()
+    {
+        using var kafka = IdModelTests.Kafka();
+        var settings = EngineHarness.BaseSettings();
+        settings["Inference:Kafka:BootstrapServers"] = kafka.BootstrapServers;
+        settings["Inference:Model:RequestFeatures"] = "2";
+        settings["Inference:Training:BatchSize"] = "32";
+        settings["Inference:Training:LearningRate"] = "0.000001";
+        settings["Inference:Training:PublishIntervalMs"] = "20";
+        settings["Inference:Training:GuardLabels"] = GuardLabels.ToString(CultureInfo.InvariantCulture);
+        EngineHarness.Declare(settings, ("amount", "Last", "amount", null));
+        await using var engine = await EngineHarness.StartAsync(settings);
+        var models = new ModelService.ModelServiceClient(engine.Channel);
+        var scoring = new ScoringService.ScoringServiceClient(engine.Channel);
+        var events = Enumerable.Range(0, Users).Select(u => Streams.Json($"user-{u}",
+            string.Create(CultureInfo.InvariantCulture, $"{{\"entity\":\"user-{u}\",\"ts\":1767225600000,\"amount\":{u}}}"))).ToList();
+        await engine.ProduceAndWaitAsync("events", events, new Taken(Users));
+
+        // Refused: a learner with tensors, a learning rate that is not positive, an unknown optimizer.
+        var shape = await scoring.GetModelAsync(new GetModelRequest());
+        var both = Load(Tensors(shape, 1f, 1f), CandidateMode.Shadow, 0, autoPromote: true);
+        both.Learner = new CandidateLearner { LearningRate = 0.5 };
+        Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(() => models.LoadCandidateAsync(both).ResponseAsync)).StatusCode);
+        foreach (var bad in new[] { new CandidateLearner { LearningRate = 0 }, new CandidateLearner { LearningRate = 0.5, Optimizer = "Lion" } })
+        {
+            var refused = new LoadCandidateRequest { Mode = CandidateMode.Shadow, Learner = bad };
+            Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(() => models.LoadCandidateAsync(refused).ResponseAsync)).StatusCode);
+        }
+
+        var status = await models.LoadCandidateAsync(new LoadCandidateRequest
+        {
+            Mode = CandidateMode.Shadow,
+            AutoPromote = true,
+            Learner = new CandidateLearner { LearningRate = 0.5, Optimizer = "Sgd" },
+        });
+        Assert.Equal("learning rate 0.5, Sgd", status.Learner);
+        long candidacyStart = status.Version.Version;
+        int rounds = 0;
+        ModelVersionInfo? promoted = null;
+        while (promoted is null && rounds < 8)
+        {
+            rounds++;
+            await engine.ProduceAndWaitAsync("labels", Labels(GuardLabels, seed: 10 + rounds, firstTs: 1767225600001 + rounds * 10_000L),
+                new Taken(Users, Labels: rounds * GuardLabels), TimeSpan.FromSeconds(60));
+            promoted = (await models.ListVersionsAsync(new ListVersionsRequest())).Versions.SingleOrDefault(v => v.Origin == "Promoted");
+        }
+        Assert.True(promoted is not null, $"the candidate learner was not promoted after {rounds} windows of {GuardLabels} labels");
+        Assert.Contains("learning rate 0.5", promoted!.Note);
+        // Versions the learner published while a candidate, each made from the one before.
+        var history = (await models.ListVersionsAsync(new ListVersionsRequest())).Versions;
+        Assert.Contains(history, v => v.Version > candidacyStart && v.Note.Contains("the candidate learner", StringComparison.Ordinal));
+
+        // The trainer now learns at 0.5 (at 1e-6 a window of labels would move the weights by about 1e-5).
+        var before = await scoring.GetModelAsync(new GetModelRequest { Version = promoted.Version });
+        await engine.ProduceAndWaitAsync("labels", Labels(GuardLabels, seed: 99, firstTs: 1767226600000),
+            new Taken(Users, Labels: (rounds + 1) * GuardLabels), TimeSpan.FromSeconds(60));
+        await EngineHarness.WaitUntil(() => engine.Get<Inference.Models.Registry.ModelRegistry>().Version > promoted.Version + 1, TimeSpan.FromSeconds(30), () => "no publish after the promotion");
+        var after = await scoring.GetModelAsync(new GetModelRequest());
+        double moved = before.Tensors.Zip(after.Tensors).Where(p => p.First.Name.EndsWith("weight", StringComparison.Ordinal))
+            .SelectMany(p => p.First.Values.Zip(p.Second.Values, (a, b) => Math.Abs(a - b))).Max();
+        Assert.True(moved > 0.01, $"the weights moved by {moved} over a window of labels after the promotion");
+    }
+
     private static LoadCandidateRequest Load(IEnumerable<NamedTensor> tensors, CandidateMode mode, double share, bool autoPromote)
     {
         var request = new LoadCandidateRequest { Mode = mode, CanaryShare = share, AutoPromote = autoPromote, Source = "the test" };

@@ -106,7 +106,6 @@ internal sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDis
 
     public string AcceleratorDescription => _device.Description;
 
-
     /// <summary>Entities held, as of the last unit of work.</summary>
     public int Entities => Volatile.Read(ref _entities);
 

@@ -22,7 +22,6 @@ internal sealed class EventJournal
     private float[] _values = [];
     private ulong[] _keyValues = [];
     private int[] _previous = [];
-    private long[] _sequence = [];
     private int[] _batchSlots = [];
     private int _next;
     private long _appended;
@@ -40,9 +39,6 @@ internal sealed class EventJournal
     public int NumericColumns => _numeric;
 
     public int KeyColumns => _keys;
-
-    /// <summary>Events held now.</summary>
-    public int Count => (int)Math.Min(_appended, _entities.Length);
 
     /// <summary>Journals a batch the table applied, in its order.</summary>
     public void Append<TBatch>(in TBatch batch)
@@ -62,7 +58,7 @@ internal sealed class EventJournal
             ulong entity = entities[i];
             _entities[slot] = entity;
             _times[slot] = times[i];
-            _sequence[slot] = ++_appended;
+            _appended++;
             ref var entry = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_index, entity, out bool exists);
             _previous[slot] = exists ? entry.Newest : -1;
             entry = (slot, exists ? entry.Held + 1 : 1);
@@ -110,8 +106,6 @@ internal sealed class EventJournal
         return true;
     }
 
-    public ulong Entity(int slot) => _entities[slot];
-
     public long Time(int slot) => _times[slot];
 
     public float Numeric(int slot, int column) => _values[(long)slot * _numeric + column];
@@ -130,7 +124,8 @@ internal sealed class EventJournal
             _next = 0;
         }
         int slot = _next++;
-        if (_sequence[slot] != 0)
+        // The ring is filled in order and wraps only once full: a slot is taken once every slot was.
+        if (_appended >= _entities.Length)
         {
             // The oldest event of its entity (the ring is in apply order): the entity holds one fewer.
             ulong old = _entities[slot];
@@ -154,6 +149,5 @@ internal sealed class EventJournal
         Array.Resize(ref _values, events * _numeric);
         Array.Resize(ref _keyValues, events * _keys);
         Array.Resize(ref _previous, events);
-        Array.Resize(ref _sequence, events);
     }
 }

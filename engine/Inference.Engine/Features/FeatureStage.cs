@@ -31,10 +31,9 @@ internal static class FeatureStage
             {
                 metrics.ObserveEmbeddings(embeddings);
             }
-            var executor = new DeviceExecutor(sp.GetRequiredService<DeviceContext>(), new FeaturePlan(options.Definitions, embeddings?.LastOfFields), options,
+            return new DeviceExecutor(sp.GetRequiredService<DeviceContext>(), new FeaturePlan(options.Definitions, embeddings?.LastOfFields), options,
                 sp.GetRequiredService<GatherLimits>(), metrics, sp.GetRequiredService<IGatherMetrics>(),
                 sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<DeviceExecutor>>(), sp.GetRequiredService<IOwnedPartitions>(), embeddings);
-            return executor;
         });
         services.AddSingleton<FeatureStore>();
     }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using Grpc.Core;
 using Inference.Engine.Features;
+using Inference.Engine.Pipeline;
 using Inference.Models.Registry;
 using Inference.Proto.V1;
 
@@ -35,7 +36,7 @@ internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, Ser
         if (requestWidth > 0)
         {
             // Request features go after each row's entity features.
-            Grow(ref _inputs, rows * inputsWidth);
+            WorkBuffers.Grow(ref _inputs, rows * inputsWidth);
             inputs = _inputs;
             int row = 0;
             foreach (var request in requests)
@@ -52,8 +53,8 @@ internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, Ser
                 }
             }
         }
-        Grow(ref _scores, rows);
-        Grow(ref _versions, rows);
+        WorkBuffers.Grow(ref _scores, rows);
+        WorkBuffers.Grow(ref _versions, rows);
         long version;
         using (var lease = registry.Acquire())
         {
@@ -69,8 +70,9 @@ internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, Ser
             {
                 using (candidate)
                 {
-                    canary = Canary(requests, inputs, embeddings, rows, candidate.Snapshot, info.CanaryShare);
+                    Canary(requests, inputs, embeddings, rows, candidate.Snapshot, info.CanaryShare);
                 }
+                canary = true;
             }
             else if (shadow is not null)
             {
@@ -114,11 +116,11 @@ internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, Ser
 
     /// <summary>
     /// A canary: the candidate scores the batch and answers the rows of the entities in its share (their versions set
-    /// to its own). Returns true (every row of a response is then named with its version).
+    /// to its own).
     /// </summary>
-    private bool Canary(ReadOnlySpan<GatherRequest> requests, float[] inputs, float[]? embeddings, int rows, ModelSnapshot candidate, double share)
+    private void Canary(ReadOnlySpan<GatherRequest> requests, float[] inputs, float[]? embeddings, int rows, ModelSnapshot candidate, double share)
     {
-        Grow(ref _candidateScores, rows);
+        WorkBuffers.Grow(ref _candidateScores, rows);
         candidate.Score(inputs, embeddings, rows, _candidateScores);
         int row = 0;
         foreach (var request in requests)
@@ -132,7 +134,6 @@ internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, Ser
                 }
             }
         }
-        return true;
     }
 
     /// <summary>Writes the rows that name a request id to the feature log: what the model saw, its score and version.</summary>
@@ -160,13 +161,6 @@ internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, Ser
         }
     }
 
-    private static void Grow<T>(ref T[] buffer, int length)
-    {
-        if (buffer.Length < length)
-        {
-            buffer = new T[Math.Max(length, 2 * buffer.Length)];
-        }
-    }
 }
 
 /// <summary>One Score call waiting in the executor's serving lane.</summary>

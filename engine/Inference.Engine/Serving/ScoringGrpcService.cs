@@ -90,10 +90,11 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
         {
             throw Invalid($"version is {request.Version}; 0 asks for the serving model.");
         }
+        var record = registry.Find(request.Version == 0 ? version : request.Version);
         if (request.Version != 0 && request.Version != version)
         {
             version = request.Version;
-            if (registry.Find(version) is null)
+            if (record is null)
             {
                 throw new RpcException(new Status(StatusCode.NotFound, $"The registry records no version {version} (ModelService.ListVersions lists those it does)."));
             }
@@ -129,7 +130,7 @@ internal sealed class ScoringGrpcService(DeviceExecutor executor, FeatureStore f
             tensor.Values.Add(parameter.Values);
             response.Tensors.Add(tensor);
         }
-        if (registry.Find(version) is { } record)
+        if (record is not null)
         {
             response.Info = ModelGrpcService.Info(lifecycle, record);
         }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Threading.Channels;
+using Inference.Engine.Pipeline;
 using Inference.Engine.Training;
 using Inference.Models.Registry;
 
@@ -65,9 +66,9 @@ internal sealed class ShadowScorer : IDisposable
                     rows += gathered[end++].Rows;
                 }
                 int width = gathered[start].Width, embeddingWidth = gathered[start].EmbeddingWidth;
-                Grow(ref scores, rows);
-                Grow(ref inputs, rows * width);
-                Grow(ref embeddings, rows * embeddingWidth);
+                WorkBuffers.Grow(ref scores, rows);
+                WorkBuffers.Grow(ref inputs, rows * width);
+                WorkBuffers.Grow(ref embeddings, rows * embeddingWidth);
                 for (int b = start, at = 0; b < end; at += gathered[b++].Rows)
                 {
                     var batch = gathered[b];
@@ -91,13 +92,6 @@ internal sealed class ShadowScorer : IDisposable
         }
     }
 
-    private static void Grow(ref float[] buffer, int length)
-    {
-        if (buffer.Length < length)
-        {
-            buffer = new float[Math.Max(length, 2 * buffer.Length)];
-        }
-    }
 
     private static T[] Rent<T>(ReadOnlySpan<T> values)
     {

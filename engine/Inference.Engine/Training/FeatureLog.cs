@@ -106,24 +106,10 @@ internal sealed class FeatureLog
         {
             for (int r = 0; r < requests.Length; r++)
             {
-                ulong key = requests[r];
-                if (key == 0)
+                if (requests[r] != 0)
                 {
-                    continue;
+                    Take(requests[r], inputs.Slice(r * Width, Width), IdInputs == 0 ? [] : ids.Slice(r * IdInputs, IdInputs), scores[r], versions[r], now);
                 }
-                int slot = NextSlot();
-                _keys[slot] = key;
-                inputs.Slice(r * Width, Width).CopyTo(_inputs.AsSpan(slot * Width, Width));
-                if (IdInputs > 0)
-                {
-                    ids.Slice(r * IdInputs, IdInputs).CopyTo(_ids.AsSpan(slot * IdInputs, IdInputs));
-                }
-                _servedMs[slot] = now;
-                _versions[slot] = versions[r];
-                _scores[slot] = scores[r];
-                _shadowVersions[slot] = 0;
-                _learned[slot] = false;
-                _index[key] = slot;
             }
         }
         if (Persist is { } persist)
@@ -151,21 +137,24 @@ internal sealed class FeatureLog
             {
                 return false;
             }
-            int slot = NextSlot();
-            _keys[slot] = request;
-            inputs.CopyTo(_inputs.AsSpan(slot * Width, Width));
-            if (IdInputs > 0)
-            {
-                ids.CopyTo(_ids.AsSpan(slot * IdInputs, IdInputs));
-            }
-            _servedMs[slot] = servedMs;
-            _versions[slot] = version;
-            _scores[slot] = score;
-            _shadowVersions[slot] = 0;
-            _learned[slot] = false;
-            _index[request] = slot;
+            Take(request, inputs, ids, score, version, servedMs);
             return true;
         }
+    }
+
+    /// <summary>Under the gate: one row into the next slot, not yet learned, without a shadow score.</summary>
+    private void Take(ulong request, ReadOnlySpan<float> inputs, ReadOnlySpan<ulong> ids, float score, long version, long servedMs)
+    {
+        int slot = NextSlot();
+        _keys[slot] = request;
+        inputs.CopyTo(_inputs.AsSpan(slot * Width, Width));
+        ids.CopyTo(_ids.AsSpan(slot * IdInputs, IdInputs));
+        _servedMs[slot] = servedMs;
+        _versions[slot] = version;
+        _scores[slot] = score;
+        _shadowVersions[slot] = 0;
+        _learned[slot] = false;
+        _index[request] = slot;
     }
 
     /// <summary>

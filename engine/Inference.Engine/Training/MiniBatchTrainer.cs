@@ -44,6 +44,7 @@ internal sealed class MiniBatchTrainer
     private readonly float[] _baseline;
     private readonly float[] _answered;
     private readonly long[] _versions;
+    private readonly double[] _answeredLosses;
     private readonly double[] _servingLosses;
     private readonly double[] _candidateLosses;
     private readonly double[] _baselineLosses;
@@ -57,6 +58,7 @@ internal sealed class MiniBatchTrainer
         _baseline = new float[batchSize];
         _answered = new float[batchSize];
         _versions = new long[batchSize];
+        _answeredLosses = new double[batchSize];
         _servingLosses = new double[batchSize];
         _candidateLosses = new double[batchSize];
         _baselineLosses = new double[batchSize];
@@ -262,14 +264,15 @@ internal sealed class MiniBatchTrainer
         double loss = 0;
         for (int r = 0; r < count; r++)
         {
-            loss += LogLoss(_answered[r], labels[r]);
+            _answeredLosses[r] = LogLoss(_answered[r], labels[r]);
+            loss += _answeredLosses[r];
             _servingLosses[r] = LogLoss(_predictions[r], labels[r]);
             _candidateLosses[r] = candidate ? LogLoss(_candidate[r], labels[r]) : 0;
             _baselineLosses[r] = baseline ? LogLoss(_baseline[r], labels[r]) : 0;
         }
         if (_lifecycle is not null && double.IsFinite(loss))
         {
-            _lifecycle.Count(_answered.AsSpan(0, count), labels.AsSpan(0, count), _versions.AsSpan(0, count));
+            _lifecycle.Count(_answered.AsSpan(0, count), labels.AsSpan(0, count), _answeredLosses.AsSpan(0, count), _versions.AsSpan(0, count));
             _lifecycle.Observe(_learner, version, candidacy, _servingLosses.AsSpan(0, count),
                 candidate ? _candidateLosses.AsSpan(0, count) : [], baseline ? _baselineLosses.AsSpan(0, count) : []);
         }

@@ -34,8 +34,6 @@ internal sealed class ModelLifecycle(ModelRegistry registry, TrainingOptions opt
 
     public ModelRegistry Registry => registry;
 
-    public int GuardLabels => options.GuardLabels;
-
     /// <summary>The version the serving model is guarded against (0: none yet).</summary>
     public long BaselineVersion => Volatile.Read(ref _baselineVersion);
 
@@ -240,20 +238,18 @@ internal sealed class ModelLifecycle(ModelRegistry registry, TrainingOptions opt
         return options.AutoRollback && baseline is not null && _baselineVersion != servingVersion;
     }
 
-    /// <summary>Adds labels scored by <paramref name="versions"/> (per label) to each version's cumulative figures.</summary>
-    public void Count(ReadOnlySpan<float> scores, ReadOnlySpan<float> labels, ReadOnlySpan<long> versions)
+    /// <summary>Adds labels scored by <paramref name="versions"/> (per label, with their log losses) to each version's cumulative figures.</summary>
+    public void Count(ReadOnlySpan<float> scores, ReadOnlySpan<float> labels, ReadOnlySpan<double> losses, ReadOnlySpan<long> versions)
     {
         lock (_gate)
         {
             for (int i = 0; i < scores.Length; i++)
             {
                 var figures = _figures.GetValueOrDefault(versions[i]) ?? new VersionFigures(versions[i], 0, 0, 0, 0);
-                double p = Math.Clamp(scores[i], 1e-7, 1 - 1e-7);
-                double loss = -(labels[i] * Math.Log(p) + (1 - labels[i]) * Math.Log(1 - p));
                 _figures[versions[i]] = figures with
                 {
                     Labels = figures.Labels + 1,
-                    LossSum = figures.LossSum + loss,
+                    LossSum = figures.LossSum + losses[i],
                     ScoreSum = figures.ScoreSum + scores[i],
                     LabelSum = figures.LabelSum + labels[i],
                 };

@@ -108,7 +108,7 @@ internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, Ser
         }
         if (shadowing.Snapshot is not null)
         {
-            // After the answers: the shadow's rows (and the lease) go to its own thread.
+            // After the answers: the shadow's rows (and the lease) go to the shadow scorer, off the executor.
             shadow!.Offer(shadowing, inputs.AsSpan(0, rows * (width + requestWidth)), embeddings is null ? [] : embeddings.AsSpan(0, rows * registry.Spec.EmbeddingWidth),
                 log is null ? [] : _requests.AsSpan(0, rows), rows);
         }

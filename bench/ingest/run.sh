@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # External ingest benchmark, as a user sees it, in separate processes: an embedded Kafka-protocol
-# broker (`inference dev-kafka`, 16 partitions), a producer, `inference serve`, and clients reading
+# broker (`inference dev-kafka`, 16 partitions unless PARTITIONS says), a producer, `inference serve`, and clients reading
 # the watermark that Score returns.
 #   1. Backlog: 200k JSON events over 100k entities produced before serve starts; ingest rate from
 #      the first watermark progress to the whole backlog visible.
 #   2. Freshness: a 20k events/s background stream, and probe events one at a time: producer ack
 #      → Score with the probe's offset as min_watermark answers (the health check is the floor).
 #   3. Baseline, same topic, same partitions: a bare librdkafka batch consume of the backlog.
-#   bash bench/ingest/run.sh      (SERVE_ARGS adds configuration to serve, e.g. --Inference:Training:PointInTimeEvents=0)
+#   bash bench/ingest/run.sh      (SERVE_ARGS adds configuration to serve, e.g. --Inference:Training:PointInTimeEvents=0;
+#                                  EVENTS=1000000 PARTITIONS=64 for the large backlog; FRESHNESS=0 skips step 2)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 port=${PORT:-50081}
 events=${EVENTS:-200000}
+partitions=${PARTITIONS:-16}
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -22,7 +24,7 @@ dotnet build -c Release bench/Inference.Bench >/dev/null
 host=engine/Inference.Host/bin/Release/net10.0/inference
 bench="dotnet bench/Inference.Bench/bin/Release/net10.0/Inference.Bench.dll"
 
-"$host" dev-kafka --partitions 16 >"$work/broker.out" 2>"$work/broker.err" & pids+=($!)
+"$host" dev-kafka --partitions "$partitions" >"$work/broker.out" 2>"$work/broker.err" & pids+=($!)
 for _ in $(seq 100); do [ -s "$work/broker.out" ] && break; sleep 0.1; done
 bootstrap=$(head -1 "$work/broker.out")
 $bench stream --bootstrap-servers "$bootstrap" --entities 100000 --backlog "$events" --events-per-second 0 --labels-per-second 0 2>"$work/stream.err"
@@ -31,15 +33,20 @@ $bench stream --bootstrap-servers "$bootstrap" --entities 100000 --backlog "$eve
 backlog=$($bench watch --address "http://127.0.0.1:$port" --events "$events")
 baseline=$($bench consume-baseline --bootstrap-servers "$bootstrap" --topic events --events "$events")
 
-$bench stream --bootstrap-servers "$bootstrap" --entities 100000 --backlog 0 --events-per-second 20000 --labels-per-second 0 2>"$work/stream2.err" & pids+=($!)
-sleep 3
-fresh=$($bench freshness --address "http://127.0.0.1:$port" --bootstrap-servers "$bootstrap" --probes 500 --rate 50)
+fresh="not measured (FRESHNESS=0)"
+if [ "${FRESHNESS:-1}" != 0 ]; then
+  $bench stream --bootstrap-servers "$bootstrap" --entities 100000 --backlog 0 --events-per-second 20000 --labels-per-second 0 2>"$work/stream2.err" & pids+=($!)
+  sleep 3
+  fresh=$($bench freshness --address "http://127.0.0.1:$port" --bootstrap-servers "$bootstrap" --probes 500 --rate 50)
+fi
 
 echo
 echo "Machine: $(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME"), $(dotnet --version) SDK; serve with its defaults (MaxBatchDelayMs 20)${SERVE_ARGS:+ and $SERVE_ARGS}."
 echo
 echo "| measure | result |"
 echo "|---|---|"
-echo "| serve, backlog of $events JSON events over 100k entities, 16 partitions | $backlog |"
+echo "| serve, backlog of $events JSON events over 100k entities, $partitions partitions | $backlog |"
 echo "| bare librdkafka batch consume of the same topic, no decoding | $baseline |"
+rate() { echo "$1" | grep -o '[0-9,]* events/s' | tail -1 | tr -d ', events/'; }
+echo "| serve ÷ bare consume | $(awk -v a="$(rate "$backlog")" -v b="$(rate "$baseline")" 'BEGIN { printf "%.2f", a / b }') |"
 echo "| freshness at a 20k events/s background stream | $fresh |"

@@ -11,8 +11,6 @@ namespace Inference.Engine.Features;
 /// </summary>
 internal sealed class EventJournal
 {
-    private const int InitialEvents = 4_096;
-
     private readonly int _capacity;
     private readonly int _numeric;
     private readonly int _keys;
@@ -115,9 +113,9 @@ internal sealed class EventJournal
     /// <summary>The slot the next event goes to: a free one while the ring grows, then the oldest (forgotten first).</summary>
     private int NextSlot()
     {
-        if (_next == _entities.Length && _entities.Length < _capacity)
+        if (_entities.Length < _capacity)
         {
-            Grow(Math.Min(_capacity, Math.Max(InitialEvents, 2 * _entities.Length)));
+            Allocate();
         }
         if (_next == _entities.Length)
         {
@@ -142,12 +140,17 @@ internal sealed class EventJournal
         return slot;
     }
 
-    private void Grow(int events)
+    /// <summary>
+    /// The whole ring at once, uninitialised: the memory is reserved, and pages are touched (resident) only
+    /// as events fill them, so a short stream costs no more than it holds; no copy as it fills (a backlog
+    /// grew the ring by doubling, copying it eight times on the device executor's thread).
+    /// </summary>
+    private void Allocate()
     {
-        Array.Resize(ref _entities, events);
-        Array.Resize(ref _times, events);
-        Array.Resize(ref _values, events * _numeric);
-        Array.Resize(ref _keyValues, events * _keys);
-        Array.Resize(ref _previous, events);
+        _entities = GC.AllocateUninitializedArray<ulong>(_capacity);
+        _times = GC.AllocateUninitializedArray<long>(_capacity);
+        _values = GC.AllocateUninitializedArray<float>(_capacity * _numeric);
+        _keyValues = GC.AllocateUninitializedArray<ulong>(_capacity * _keys);
+        _previous = GC.AllocateUninitializedArray<int>(_capacity);
     }
 }

@@ -112,6 +112,7 @@ internal sealed class EventSink : IBatchSink, IDisposable
 
     public void Submit(ReadOnlySpan<PartitionOffset> offsets)
     {
+        _misrouted?.Publish();
         _scoring?.WaitForRoom(_stopping);
         RefreshClock();
         var apply = Current;

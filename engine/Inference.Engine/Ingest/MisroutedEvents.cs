@@ -20,9 +20,12 @@ internal sealed class MisroutedEvents(KafkaConnection kafka, IngestMetrics metri
 
     private const int PartitionCountRetryMs = 5_000;
 
-    // Per partition: when a misrouted event last came (0: never), and its metric tag.
+    // Per partition: when a misrouted event last came (0: never), its metric tag, and the events counted on
+    // the consumer's thread since the last Publish (a tagged counter costs a lookup: once a batch, not a message).
     private long[] _lastSeen = [];
     private string[] _tags = [];
+    private int[] _pending = [];
+    private bool _anyPending;
     private int _partitions;
     private long _nextLookup;
 
@@ -48,14 +51,36 @@ internal sealed class MisroutedEvents(KafkaConnection kafka, IngestMetrics metri
         {
             return;
         }
-        if ((uint)partition >= (uint)_lastSeen.Length)
+        if ((uint)partition >= (uint)_pending.Length)
         {
             return;
         }
-        metrics.Misrouted(_tags[partition], misrouted);
-        if (Interlocked.Exchange(ref _lastSeen[partition], time.GetTimestamp()) == 0)
+        _pending[partition] += misrouted;
+        _anyPending = true;
+    }
+
+    /// <summary>Counts and stamps what <see cref="Check"/> found since the last call (the consumer's thread, as a batch closes).</summary>
+    public void Publish()
+    {
+        if (!_anyPending)
         {
-            IngestLog.Misrouted(logger, kafka.Options.EventsTopic, partition, _partitions);
+            return;
+        }
+        _anyPending = false;
+        long now = time.GetTimestamp();
+        for (int partition = 0; partition < _pending.Length; partition++)
+        {
+            int misrouted = _pending[partition];
+            if (misrouted == 0)
+            {
+                continue;
+            }
+            _pending[partition] = 0;
+            metrics.Misrouted(_tags[partition], misrouted);
+            if (Interlocked.Exchange(ref _lastSeen[partition], now) == 0)
+            {
+                IngestLog.Misrouted(logger, kafka.Options.EventsTopic, partition, _partitions);
+            }
         }
     }
 
@@ -87,6 +112,7 @@ internal sealed class MisroutedEvents(KafkaConnection kafka, IngestMetrics metri
             if (partitions > 0)
             {
                 _tags = [.. Enumerable.Range(0, partitions).Select(p => p.ToString(System.Globalization.CultureInfo.InvariantCulture))];
+                _pending = new int[partitions];
                 Volatile.Write(ref _lastSeen, new long[partitions]);
                 _partitions = partitions;
             }

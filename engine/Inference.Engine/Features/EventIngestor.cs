@@ -58,6 +58,8 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
         try
         {
             using var source = new KafkaBatchSource<EventSink>(kafka, settings, sink, time, logger);
+            // The group join goes on in the client's threads meanwhile.
+            IngestLog.Warmed(logger, IngestWarmup.Run(executor, time).TotalMilliseconds);
             checkpoints.Register(source);
             try
             {

@@ -48,4 +48,7 @@ internal static partial class IngestLog
         + "in a pool their entities' state is on a worker that is not asked for them. Partition by entity key with murmur2 (librdkafka: partitioner=murmur2_random; the Java client's default). "
         + "Counted in inference.ingest.misrouted; logged once per partition.")]
     public static partial void Misrouted(ILogger logger, string topic, int partition, int partitions);
+
+    [LoggerMessage(114, LogLevel.Information, "Ingest path warmed in {Milliseconds:F0} ms (synthetic events decoded and applied to a scratch table) before the first message.")]
+    public static partial void Warmed(ILogger logger, double milliseconds);
 }

@@ -14,7 +14,7 @@ internal sealed class EventJournal
     private readonly int _capacity;
     private readonly int _numeric;
     private readonly int _keys;
-    private readonly Dictionary<ulong, (int Newest, int Held)> _index = [];
+    private readonly JournalIndex _index = new();
     private ulong[] _entities = [];
     private long[] _times = [];
     private float[] _values = [];
@@ -57,9 +57,9 @@ internal sealed class EventJournal
             _entities[slot] = entity;
             _times[slot] = times[i];
             _appended++;
-            ref var entry = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_index, entity, out bool exists);
-            _previous[slot] = exists ? entry.Newest : -1;
-            entry = (slot, exists ? entry.Held + 1 : 1);
+            int entry = _index.FindOrAdd(entity);
+            _previous[slot] = _index.Newest(entry);
+            _index.Set(entry, slot, _index.Held(entry) + 1);
         }
         // Column by column: each column's span is read once.
         for (int c = 0; c < _numeric; c++)
@@ -88,11 +88,12 @@ internal sealed class EventJournal
     public bool TryCollect(ulong entity, long applied, long asOf, List<int> slots)
     {
         slots.Clear();
-        if (!_index.TryGetValue(entity, out var entry) || entry.Held != applied)
+        int entry = _index.Find(entity);
+        if (entry < 0 || _index.Held(entry) != applied)
         {
             return false;
         }
-        for (int slot = entry.Newest, held = 0; held < entry.Held; held++)
+        for (int slot = _index.Newest(entry), held = 0; held < applied; held++)
         {
             if (_times[slot] <= asOf)
             {
@@ -126,16 +127,8 @@ internal sealed class EventJournal
         if (_appended >= _entities.Length)
         {
             // The oldest event of its entity (the ring is in apply order): the entity holds one fewer.
-            ulong old = _entities[slot];
-            var entry = _index[old];
-            if (entry.Held == 1)
-            {
-                _index.Remove(old);
-            }
-            else
-            {
-                _index[old] = (entry.Newest, entry.Held - 1);
-            }
+            int entry = _index.Find(_entities[slot]);
+            _index.Set(entry, _index.Newest(entry), _index.Held(entry) - 1);
         }
         return slot;
     }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Inference.Engine.Ingest;
@@ -22,7 +21,7 @@ internal static class IngestWarmup
     /// <summary>Runs the warm-up; returns how long it took.</summary>
     public static TimeSpan Run(DeviceExecutor executor, TimeProvider time)
     {
-        long started = Stopwatch.GetTimestamp();
+        long started = time.GetTimestamp();
         var plan = executor.Plan;
         var payloads = Payloads(plan.NumericFields, plan.KeyFields, time.GetUtcNow().ToUnixTimeMilliseconds());
         var decoder = new JsonEventDecoder(plan.NumericFields, plan.KeyFields);
@@ -39,7 +38,7 @@ internal static class IngestWarmup
             }
         }
         executor.Warm(batch, Rounds);
-        return Stopwatch.GetElapsedTime(started);
+        return time.GetElapsedTime(started);
     }
 
     /// <summary>

@@ -48,13 +48,18 @@ internal static partial class FeatureKernels
             // Slots with one event are re-anchored by that event in Accumulate, while it has the line.
             if (batch.Touched[i] != 0 && batch.Shared[i] != 0)
             {
-                ReanchorSlot(batch.Slot[i], slots, plan);
+                ReanchorSlot(batch.Slot[i], slots, plan, 0, 0L);
             }
         }
     }
 
-    /// <summary>Moves a slot's decayed sums to its newest time, resets "last", clears ring buckets that moved on.</summary>
-    private static void ReanchorSlot(int slot, SlotView slots, PlanView plan)
+    /// <summary>
+    /// Moves a slot's decayed sums to its newest time, resets "last", clears ring buckets that moved on.
+    /// <paramref name="alone"/> (nonzero): the slot's only event of the batch, at <paramref name="time"/>, is the
+    /// only one that raised a pending epoch (<see cref="AdvanceWindows"/>), in its own bucket, so only that
+    /// bucket can have moved on: every apply leaves each bucket's pending epoch at most its epoch.
+    /// </summary>
+    private static void ReanchorSlot(int slot, SlotView slots, PlanView plan, int alone, long time)
     {
         long newest = slots.Heads[slot].MaxTime;
         long anchor = slots.Heads[slot].Anchor;
@@ -95,7 +100,9 @@ internal static partial class FeatureKernels
             {
                 int ring = feature.Size;
                 long l = longs + feature.LongOffset;
-                for (int b = 0; b < ring; b++)
+                int first = alone != 0 ? BucketOf(EpochOf(time, (long)feature.BucketWidth), ring) : 0;
+                int last = alone != 0 ? first + 1 : ring;
+                for (int b = first; b < last; b++)
                 {
                     long pending = slots.Longs[l + ring + b];
                     if (pending > slots.Longs[l + b])
@@ -129,7 +136,7 @@ internal static partial class FeatureKernels
             {
                 if (alone)
                 {
-                    ReanchorSlot(slot, slots, plan);
+                    ReanchorSlot(slot, slots, plan, 1, time);
                 }
                 // Only decayed, last and windowed features read the anchor: sums and extremes leave the header alone.
                 anchor = slots.Heads[slot].Anchor;

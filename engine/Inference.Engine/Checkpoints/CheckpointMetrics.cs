@@ -20,8 +20,8 @@ internal sealed class CheckpointMetrics
         var meter = meterFactory.Create(EngineMeter.Name);
         _written = new(meter, "inference.checkpoint.written", "{checkpoint}", "Checkpoints written durably.");
         _failed = new(meter, "inference.checkpoint.failed", "{checkpoint}", "Checkpoints that failed or were skipped.");
-        _pause = meter.CreateHistogram<double>("inference.checkpoint.pause", "s", "Time the device executor spent copying the state for a checkpoint (applies and reads wait meanwhile).");
-        _write = meter.CreateHistogram<double>("inference.checkpoint.write.duration", "s", "Time to write a checkpoint durably (off the executor).");
+        _pause = meter.CreateHistogram<double>("inference.checkpoint.pause", "s", "Time the device executor spent copying the state for a checkpoint (applies and reads wait meanwhile).", advice: EngineMeter.Seconds);
+        _write = meter.CreateHistogram<double>("inference.checkpoint.write.duration", "s", "Time to write a checkpoint durably (off the executor).", advice: EngineMeter.Seconds);
         meter.CreateObservableGauge("inference.checkpoint.size", () => Interlocked.Read(ref _bytes), "By", "Bytes of the newest checkpoint.");
         meter.CreateObservableGauge("inference.checkpoint.age", Age, "s", "Time since the newest durable checkpoint of this process.");
     }

@@ -24,7 +24,7 @@ internal sealed class FeatureMetrics
         _dropped = new(meter, "inference.features.dropped", "{event}", "Events of entities the full state table could not take.");
         _late = new(meter, "inference.features.late", "{event}", "Events older than a windowed feature's allowed lateness, by feature; not applied to it.");
         _evicted = new(meter, "inference.features.evicted", "{entity}", "Entities evicted from the feature table, by reason (ttl, capacity).");
-        _applySeconds = meter.CreateHistogram<double>("inference.features.apply.duration", "s", "Time to apply one micro-batch on the accelerator.");
+        _applySeconds = meter.CreateHistogram<double>("inference.features.apply.duration", "s", "Time to apply one micro-batch on the accelerator.", advice: EngineMeter.Seconds);
         _batchEvents = meter.CreateHistogram<int>("inference.features.apply.batch_size", "{event}", "Events per applied micro-batch.",
             advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 8, 64, 256, 1_024, 4_096, 8_192, 16_384, 65_536] });
     }

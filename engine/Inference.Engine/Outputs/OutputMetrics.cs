@@ -33,7 +33,7 @@ internal sealed class OutputMetrics
             "Time ingest waited because applied batches waited for their stream-scoring transaction (Kafka not keeping up).");
         _queueFull = new(meter, "inference.outputs.scores.queue_full", "{wait}", "Times a score record waited for room in the producer's local queue.");
         _latency = meter.CreateHistogram<double>("inference.outputs.scores.latency", "s",
-            "From the source event's Kafka timestamp to its score committed on the scores topic.");
+            "From the source event's Kafka timestamp to its score committed on the scores topic.", advice: EngineMeter.Seconds);
     }
 
     public long Scored => _scored.Total;

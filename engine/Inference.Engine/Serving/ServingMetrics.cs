@@ -27,7 +27,7 @@ internal sealed class ServingMetrics : IGatherMetrics
         _watermarkWaits = new(meter, "inference.serving.watermark_waits", "{request}", "Score requests that waited for the features to reach their min_watermark (read-your-writes).");
         _forwarded = new(meter, "inference.serving.forwarded", "{row}", "Score rows forwarded to the pool worker that owns their entity.");
         _abandoned = new(meter, "inference.serving.abandoned", "{request}", "Score requests dropped before launch, by reason (cancelled, deadline).");
-        _seconds = meter.CreateHistogram<double>("inference.serving.duration", "s", "Server-side time of one Score call.");
+        _seconds = meter.CreateHistogram<double>("inference.serving.duration", "s", "Server-side time of one Score call.", advice: EngineMeter.Seconds);
         _batchRows = meter.CreateHistogram<long>("inference.serving.batch.rows", "{row}", "Rows of one dynamic serving batch.");
     }
 

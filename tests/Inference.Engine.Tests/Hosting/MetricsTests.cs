@@ -112,11 +112,14 @@ public sealed class MetricsTests : IDisposable
                 partitions = Kept(partitions, await Query("count(inference_ingest_partition_lag)"));
                 version = Kept(version, await Query("max(inference_model_version)"));
             }
+            // Seconds histograms resolve milliseconds (the exporters' default bounds, 0–10,000, put every call under 5 s).
+            double? millisecondBucket = await Query("count(inference_serving_duration_seconds_bucket{le=\"0.001\"})");
             double? scrapes = await Query("count_over_time(up[5m])");
             await stop.CancelAsync();
             await load;
             Assert.True(eventsRate > 0, $"Prometheus's rate of applied events: {eventsRate?.ToString(CultureInfo.InvariantCulture) ?? "none"} ({Interlocked.Read(ref produced)} events produced; Prometheus took {scrapes} scrapes). The engine's log:\n{engine.Tail()}");
             Assert.True(p99 > 0, $"Prometheus's Score p99 from the latency histogram: {p99?.ToString(CultureInfo.InvariantCulture) ?? "none"}");
+            Assert.True(millisecondBucket > 0, "the Score latency histogram has a 1 ms bucket");
             Assert.True(partitions > 0, "consumer lag per partition");
             Assert.True(version >= 1, "the serving model's version");
         }

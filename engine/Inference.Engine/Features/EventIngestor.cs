@@ -59,7 +59,10 @@ internal sealed class EventIngestor(KafkaConnection kafka, DeviceExecutor execut
         {
             using var source = new KafkaBatchSource<EventSink>(kafka, settings, sink, time, logger);
             // The group join goes on in the client's threads meanwhile.
-            IngestLog.Warmed(logger, IngestWarmup.Run(executor, time).TotalMilliseconds);
+            if (IngestWarmup.Run(executor, time) is { } warmed)
+            {
+                IngestLog.Warmed(logger, warmed.TotalMilliseconds);
+            }
             checkpoints.Register(source);
             try
             {

@@ -1,5 +1,6 @@
+using System.Buffers;
 using System.Globalization;
-using System.Text;
+using System.Text.Json;
 using Inference.Engine.Ingest;
 
 namespace Inference.Engine.Features;
@@ -18,8 +19,8 @@ internal static class IngestWarmup
     /// <summary>Rounds of decode and apply (methods without loops are compiled optimised after a few calls).</summary>
     public const int Rounds = 4;
 
-    /// <summary>Runs the warm-up; returns how long it took.</summary>
-    public static TimeSpan Run(DeviceExecutor executor, TimeProvider time)
+    /// <summary>Runs the warm-up; returns how long it took, or null when a synthetic event did not decode (a plan whose fields clash with <c>entity</c> or <c>ts</c>): then nothing is applied.</summary>
+    public static TimeSpan? Run(DeviceExecutor executor, TimeProvider time)
     {
         long started = time.GetTimestamp();
         var plan = executor.Plan;
@@ -33,7 +34,7 @@ internal static class IngestWarmup
             {
                 if (decoder.TryDecode(payload, batch) != DecodeError.None)
                 {
-                    throw new InvalidOperationException("A synthetic warm-up event did not decode.");
+                    return null;
                 }
             }
         }
@@ -42,27 +43,33 @@ internal static class IngestWarmup
     }
 
     /// <summary>
-    /// One event per row over 3/4 as many entities (a quarter share their slot), times a minute apart and
-    /// ten minutes old, with some ties; every numeric field a number, every key field a string.
+    /// One event per row over 3/4 as many entities (a quarter share their slot), times a minute apart within the
+    /// last ten minutes, with some ties; every numeric field a number, every key field a string.
     /// </summary>
     private static byte[][] Payloads(IReadOnlyList<string> numeric, IReadOnlyList<string> keys, long nowMs)
     {
+        long start = Math.Max(0, nowMs - 600_000);
         var payloads = new byte[Events][];
-        var json = new StringBuilder();
+        var buffer = new ArrayBufferWriter<byte>();
         for (int i = 0; i < Events; i++)
         {
-            json.Clear();
-            json.Append(CultureInfo.InvariantCulture, $"{{\"entity\":\"warm-up-{i % (3 * Events / 4)}\",\"ts\":{nowMs - 600_000 + (i / 2) * 60_000 % 600_000}");
-            foreach (string field in numeric)
+            buffer.ResetWrittenCount();
+            using (var json = new Utf8JsonWriter(buffer))
             {
-                json.Append(CultureInfo.InvariantCulture, $",\"{field}\":{i % 97}.5");
+                json.WriteStartObject();
+                json.WriteString("entity", string.Create(CultureInfo.InvariantCulture, $"warm-up-{i % (3 * Events / 4)}"));
+                json.WriteNumber("ts", start + (i / 2) * 60_000L % 600_000);
+                foreach (string field in numeric)
+                {
+                    json.WriteNumber(field, i % 97 + 0.5);
+                }
+                foreach (string field in keys)
+                {
+                    json.WriteString(field, string.Create(CultureInfo.InvariantCulture, $"k{i % 7}"));
+                }
+                json.WriteEndObject();
             }
-            foreach (string field in keys)
-            {
-                json.Append(CultureInfo.InvariantCulture, $",\"{field}\":\"k{i % 7}\"");
-            }
-            json.Append('}');
-            payloads[i] = Encoding.UTF8.GetBytes(json.ToString());
+            payloads[i] = buffer.WrittenSpan.ToArray();
         }
         return payloads;
     }

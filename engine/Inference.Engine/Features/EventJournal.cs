@@ -45,6 +45,10 @@ internal sealed class EventJournal
         int n = batch.Count;
         var entities = batch.Entities;
         var times = batch.Times;
+        if (_entities.Length < _capacity)
+        {
+            Allocate();
+        }
         if (_batchSlots.Length < n)
         {
             _batchSlots = new int[n];
@@ -111,13 +115,9 @@ internal sealed class EventJournal
 
     public ulong Key(int slot, int column) => _keyValues[(long)slot * _keys + column];
 
-    /// <summary>The slot the next event goes to: a free one while the ring grows, then the oldest (forgotten first).</summary>
+    /// <summary>The slot the next event goes to: a free one while the ring fills, then the oldest (forgotten first).</summary>
     private int NextSlot()
     {
-        if (_entities.Length < _capacity)
-        {
-            Allocate();
-        }
         if (_next == _entities.Length)
         {
             _next = 0;

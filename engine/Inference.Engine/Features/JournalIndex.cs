@@ -11,12 +11,14 @@ internal sealed class JournalIndex
 {
     private const int InitialSize = 1_024;
 
-    private ulong[] _keys = new ulong[InitialSize];
-    private int[] _newest = new int[InitialSize];
+    private ulong[] _keys = [];
+    private int[] _newest = [];
     // 0: an empty position (an entity in the index holds at least one event).
-    private int[] _held = new int[InitialSize];
-    private int _mask = InitialSize - 1;
-    private int _shift = 64 - 10;
+    private int[] _held = [];
+    private int _mask;
+    private int _shift;
+
+    public JournalIndex() => Resize(InitialSize);
 
     public int Count { get; private set; }
 

@@ -25,7 +25,6 @@ internal sealed class MisroutedEvents(KafkaConnection kafka, IngestMetrics metri
     private long[] _lastSeen = [];
     private string[] _tags = [];
     private int[] _pending = [];
-    private bool _anyPending;
     private int _partitions;
     private long _nextLookup;
 
@@ -56,17 +55,11 @@ internal sealed class MisroutedEvents(KafkaConnection kafka, IngestMetrics metri
             return;
         }
         _pending[partition] += misrouted;
-        _anyPending = true;
     }
 
     /// <summary>Counts and stamps what <see cref="Check"/> found since the last call (the consumer's thread, as a batch closes).</summary>
     public void Publish()
     {
-        if (!_anyPending)
-        {
-            return;
-        }
-        _anyPending = false;
         long now = time.GetTimestamp();
         for (int partition = 0; partition < _pending.Length; partition++)
         {

@@ -160,7 +160,6 @@ internal sealed class ScoreBatcher(ModelRegistry registry, int requestWidth, Ser
             log!.Served(_requests.AsSpan(0, rows), inputs.AsSpan(0, rows * log.Width), ids is null ? [] : ids.AsSpan(0, rows * log.IdInputs), _scores.AsSpan(0, rows), _versions.AsSpan(0, rows));
         }
     }
-
 }
 
 /// <summary>One Score call waiting in the executor's serving lane.</summary>

@@ -92,7 +92,6 @@ internal sealed class ShadowScorer : IDisposable
         }
     }
 
-
     private static T[] Rent<T>(ReadOnlySpan<T> values)
     {
         var copy = ArrayPool<T>.Shared.Rent(values.Length);

@@ -45,7 +45,7 @@ public sealed class OnlineLearner : IDisposable
         }
         _module = new ScoringModule(spec);
         _module.train();
-        _optimizer = new DenseOptimizer(optimizer, _module.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)), learningRate);
+        _optimizer = NewOptimizer(optimizer, learningRate);
         Spec = spec;
         _sum = new double[spec.Inputs];
         _sumOfSquares = new double[spec.Inputs];
@@ -73,11 +73,15 @@ public sealed class OnlineLearner : IDisposable
         if (other.Optimizer != Optimizer || other.LearningRate != LearningRate)
         {
             _optimizer.Dispose();
-            _optimizer = new DenseOptimizer(other.Optimizer, _module.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)), other.LearningRate);
+            _optimizer = NewOptimizer(other.Optimizer, other.LearningRate);
             LearningRate = other.LearningRate;
         }
         ImportState(other.ExportState());
     }
+
+    /// <summary>An optimizer of the dense part's trainable parameters.</summary>
+    private DenseOptimizer NewOptimizer(DenseOptimizerKind kind, double learningRate) =>
+        new(kind, _module.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)), learningRate);
 
     /// <summary>Probabilities under the current trainer weights (for progressive validation).</summary>
     public void Predict(float[] inputs, int rows, Span<float> probabilities) => Predict(inputs, null, rows, probabilities);

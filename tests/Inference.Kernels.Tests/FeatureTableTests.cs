@@ -81,6 +81,37 @@ public sealed class FeatureTableTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [MemberData(nameof(Accelerators.Available), MemberType = typeof(Accelerators))]
+    public void A_cleared_table_holds_nothing_and_then_reads_as_a_new_one(AcceleratorKind kind)
+    {
+        // The point-in-time replay's scratch table is cleared and used again: what it held before must not show.
+        var plan = new FeaturePlan(FeatureSelfCheck.AllAggregations());
+        var random = new Random(21);
+        long now = 1_700_000_000_000;
+        var before = MixedBatches.Next(random, plan, entities: 40, maxRows: 400, ref now);
+        var after = MixedBatches.Next(random, plan, entities: 40, maxRows: 400, ref now);
+        var options = new FeatureTableOptions { InitialCapacity = 64, MaxCapacity = 512, MaxBatchEvents = 400 };
+        using var device = DeviceContext.Create(kind);
+        using var reused = new FeatureTable(device, plan, options);
+        using var fresh = new FeatureTable(device, plan, options);
+        reused.Apply(before);
+        Assert.True(reused.Entities > 0);
+
+        reused.Clear();
+
+        Assert.Equal(0, reused.Entities);
+        Assert.Empty(reused.EvictIdle(cutoffTimeMs: long.MaxValue));
+        Assert.All(before.Entities.ToArray(), entity => Assert.Null(reused.Find(entity)));
+        reused.Apply(after);
+        fresh.Apply(after);
+        Assert.Equal(fresh.Entities, reused.Entities);
+        for (long at = now - 60_000; at <= now + 400_000; at += 115_000)
+        {
+            Assert.Equal(MixedBatches.Read(fresh, plan, 40, at), MixedBatches.Read(reused, plan, 40, at));
+        }
+    }
+
+    [Theory]
     [InlineData(11)]
     [InlineData(12)]
     public void Every_feature_reads_the_same_wherever_the_batches_are_cut(int seed)

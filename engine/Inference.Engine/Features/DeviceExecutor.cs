@@ -391,6 +391,7 @@ internal sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDis
         _disposed = true;
         Stop();
         _table.Dispose();
+        Replay?.Dispose();
         _embeddings?.Dispose();
         _signal.Dispose();
     }

@@ -1,3 +1,4 @@
+using System.Numerics;
 using Inference.Kernels.Accelerators;
 using Inference.Kernels.Features;
 
@@ -10,9 +11,15 @@ namespace Inference.Engine.Features;
 /// from it as of its time. Exact when the journal holds every event the table applied to the entity (checked
 /// against the table's count); other rows stay flagged inexact. Runs on the device executor's thread.
 /// </summary>
-internal sealed class PointInTimeReplay(DeviceContext device, FeaturePlan plan, EventJournal journal)
+/// <remarks>
+/// The scratch table is kept and emptied between reads (built anew only when a read needs more room than it
+/// has): building one per read cost its buffers, its kernels and on the CPU backend a worker thread, about
+/// 5 ms of the executor's time per training mini-batch, during which Score calls waited.
+/// </remarks>
+internal sealed class PointInTimeReplay(DeviceContext device, FeaturePlan plan, EventJournal journal) : IDisposable
 {
     private readonly List<int> _slots = [];
+    private FeatureTable? _scratch;
 
     public EventJournal Journal => journal;
 
@@ -47,15 +54,7 @@ internal sealed class PointInTimeReplay(DeviceContext device, FeaturePlan plan, 
         // One scratch entity per row (a row's entity may be read at two times in one call).
         var keys = rows.Select((_, i) => Scratch(i)).ToArray();
         int batchEvents = Math.Max(1, Math.Min(events.Count, FeatureTableOptions.DefaultMaxBatchEvents));
-        // A batch may not exceed the table's capacity: room for every row's entity twice over, and for a whole batch.
-        int capacity = Math.Max(Math.Max(16, 2 * rows.Count), batchEvents);
-        using var scratch = new FeatureTable(device, plan, new FeatureTableOptions
-        {
-            InitialCapacity = capacity,
-            MaxCapacity = capacity,
-            MaxBatchEvents = batchEvents,
-            MaxGatherRows = rows.Count,
-        });
+        var scratch = Scratch(rows.Count, batchEvents);
         for (int start = 0; start < events.Count; start += batchEvents)
         {
             int n = Math.Min(batchEvents, events.Count - start);
@@ -107,6 +106,37 @@ internal sealed class PointInTimeReplay(DeviceContext device, FeaturePlan plan, 
             corrected++;
         }
         return corrected;
+    }
+
+    /// <summary>
+    /// The scratch table, empty, with room for every row's entity twice over and for a whole batch (a batch may not
+    /// exceed the table's capacity); a larger one, to the next power of two, when the kept one is too small.
+    /// </summary>
+    private FeatureTable Scratch(int rows, int batchEvents)
+    {
+        int capacity = Math.Max(Math.Max(16, 2 * rows), batchEvents);
+        if (_scratch is { } kept && kept.Capacity >= capacity && kept.Options.MaxBatchEvents >= batchEvents)
+        {
+            kept.Clear();
+            return kept;
+        }
+        _scratch?.Dispose();
+        _scratch = null;
+        capacity = (int)BitOperations.RoundUpToPowerOf2((uint)capacity);
+        _scratch = new FeatureTable(device, plan, new FeatureTableOptions
+        {
+            InitialCapacity = capacity,
+            MaxCapacity = capacity,
+            MaxBatchEvents = Math.Min(capacity, FeatureTableOptions.DefaultMaxBatchEvents),
+            MaxGatherRows = capacity / 2,
+        });
+        return _scratch;
+    }
+
+    public void Dispose()
+    {
+        _scratch?.Dispose();
+        _scratch = null;
     }
 
     /// <summary>A scratch table's key for the i-th row read again: distinct per row, never 0.</summary>

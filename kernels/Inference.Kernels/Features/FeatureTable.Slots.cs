@@ -53,12 +53,35 @@ public sealed partial class FeatureTable
         _freeList = _device.Accelerator.Allocate1D<int>(capacity);
         _freeTop = _device.Accelerator.Allocate1D<int>(1);
         Capacity = capacity;
-        var free = new int[capacity];
-        for (int s = 0; s < capacity; s++)
+        FreeEverySlot();
+    }
+
+    /// <summary>Every slot on the free stack, the lowest handed out first (the stack pops from its end).</summary>
+    private void FreeEverySlot()
+    {
+        var free = new int[Capacity];
+        for (int s = 0; s < Capacity; s++)
         {
-            free[s] = capacity - 1 - s;
+            free[s] = Capacity - 1 - s;
         }
         SetFreeSlots(free);
+    }
+
+    /// <summary>
+    /// Forgets every entity: every slot free and the hash table empty, with the capacity, the device buffers
+    /// and the loaded kernels kept, so a scratch table serves again without being built anew. A slot's state
+    /// is set when it is handed out, so only the headers (what scans read) are cleared.
+    /// </summary>
+    public void Clear()
+    {
+        _growth?.Dispose();
+        _growth = null;
+        Clear(_heads);
+        FreeEverySlot();
+        int buckets = _kernels.Threads(_hashMask + 1L);
+        _clearHash(buckets, buckets, new SliceView { Start = 0, Count = _hashMask + 1 }, HashView());
+        _tombstones = 0;
+        _device.Synchronize();
     }
 
     /// <summary>A per-slot array: <paramref name="width"/> values per slot (at least one element, so a view exists).</summary>

@@ -93,7 +93,7 @@ internal static class IngestProbe
         using var channel = GrpcChannel.ForAddress(address);
         var scoring = new ScoringService.ScoringServiceClient(channel);
         var health = new Health.HealthClient(channel);
-        using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = bootstrap, LingerMs = 0, Acks = Acks.All, EnableIdempotence = true }).Build();
+        using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = bootstrap, LingerMs = 0, Acks = Acks.All, EnableIdempotence = true, Partitioner = Confluent.Kafka.Partitioner.Murmur2Random }).Build();
         var visible = new List<double>();
         var floor = new List<double>();
         long time = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();

@@ -23,7 +23,7 @@ internal static class ScoresProbe
         var scores = Task.Run(() => Consume(bootstrap, "scores", IsolationLevel.ReadCommitted, seen, stop.Token, sizes));
         var echoes = Task.Run(() => Consume(bootstrap, "echo", IsolationLevel.ReadUncommitted, seen, stop.Token, null));
         await Task.Delay(3_000);
-        using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = bootstrap, LingerMs = 0, Acks = Acks.All, EnableIdempotence = true }).Build();
+        using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = bootstrap, LingerMs = 0, Acks = Acks.All, EnableIdempotence = true, Partitioner = Confluent.Kafka.Partitioner.Murmur2Random }).Build();
         var scored = new List<double>();
         var floor = new List<double>();
         long time = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();

@@ -14,7 +14,7 @@ internal static class StreamProducer
     public static async Task<int> RunAsync(string bootstrap, int entities, int backlog, int eventRate, int labelRate)
     {
         var stream = new SyntheticStream(entities, seed: 11);
-        using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = bootstrap, LingerMs = 5, EnableIdempotence = true }).Build();
+        using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = bootstrap, LingerMs = 5, EnableIdempotence = true, Partitioner = Confluent.Kafka.Partitioner.Murmur2Random }).Build();
         for (int i = 0; i < backlog; i++)
         {
             var e = stream.NextEvent();

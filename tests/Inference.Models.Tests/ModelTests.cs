@@ -20,6 +20,44 @@ public sealed class ModelTests
         Assert.Equal(1, registry.Version);
     }
 
+    [Theory]
+    [InlineData(ModelKind.Logistic, 0)]
+    [InlineData(ModelKind.Mlp, 0)]
+    [InlineData(ModelKind.EmbeddingMlp, 2)]
+    [InlineData(ModelKind.DotProduct, 2)]
+    public void A_snapshot_scores_as_the_torchsharp_module_does(ModelKind kind, int ids)
+    {
+        // Serving evaluates the published weights directly; the module is the definition it must agree with.
+        var spec = new ModelSpec(kind, Inputs: 5, Hidden: 7, IdDimensions: ids == 0 ? null : [3, 3]);
+        var random = new Random(5);
+        using var module = new ScoringModule(spec);
+        var standardisation = Enumerable.Range(0, 2 * spec.Inputs).Select(_ => (float)(random.NextDouble() * 4 - 1)).ToArray();
+        module.SetInputStandardisation(standardisation.AsSpan(0, spec.Inputs), standardisation.AsSpan(spec.Inputs));
+        const int rows = 33;
+        var inputs = Enumerable.Range(0, rows * spec.Inputs).Select(_ => (float)(random.NextDouble() * 20 - 10)).ToArray();
+        var embeddings = Enumerable.Range(0, rows * spec.EmbeddingWidth).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        float[] expected;
+        using (TorchSharp.torch.inference_mode())
+        using (TorchSharp.torch.NewDisposeScope())
+        {
+            var logits = module.Forward(module.Inputs(inputs, rows), spec.HasIds ? module.Embeddings(embeddings, rows) : null);
+            expected = TorchSharp.torch.sigmoid(logits).data<float>().ToArray();
+        }
+
+        using var registry = new ModelRegistry(spec, module.Export(), "module");
+        var scores = new float[rows];
+        using (var lease = registry.Acquire())
+        {
+            lease.Snapshot.Score(inputs, spec.HasIds ? embeddings : null, rows, scores);
+        }
+
+        Assert.Contains(expected, p => p is > 0.05f and < 0.95f);
+        for (int r = 0; r < rows; r++)
+        {
+            Assert.True(Math.Abs(scores[r] - expected[r]) <= 1e-6f, $"{kind} row {r}: the snapshot scores {scores[r]:R}, the module {expected[r]:R}");
+        }
+    }
+
     [Fact]
     public void Sgd_learns_a_planted_logistic_model_and_publishing_bumps_the_version()
     {

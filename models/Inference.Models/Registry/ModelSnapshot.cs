@@ -1,17 +1,19 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Inference.Models.Parameters;
-using TorchSharp;
 
 namespace Inference.Models.Registry;
 
 /// <summary>
-/// An immutable published model: its own module instance, never trained, read by any number of
-/// scoring threads at once. Reference counted, so a swap never frees a module a request still uses.
+/// An immutable published model: its own module instance (the parameters are imported into it, which
+/// checks every name and shape), never trained, and its forward pass evaluated directly over the
+/// parameters (<see cref="DirectForward"/>), read by any number of scoring threads at once. Reference
+/// counted, so a swap never frees a module a request still uses.
 /// </summary>
 public sealed class ModelSnapshot
 {
     private readonly ScoringModule _module;
+    private readonly DirectForward _forward;
     private int _references = 1; // the registry's own reference
 
     internal ModelSnapshot(ModelSpec spec, ParameterSet parameters, long version)
@@ -19,6 +21,7 @@ public sealed class ModelSnapshot
         _module = new ScoringModule(spec);
         _module.Import(parameters);
         _module.eval();
+        _forward = new DirectForward(spec, parameters);
         Version = version;
         Parameters = parameters;
     }
@@ -47,10 +50,15 @@ public sealed class ModelSnapshot
         {
             throw new ArgumentException("The score span is shorter than the row count.", nameof(scores));
         }
-        using var inference = torch.inference_mode();
-        using var scope = torch.NewDisposeScope();
-        var probabilities = torch.sigmoid(_module.Forward(_module.Inputs(inputs, rows), embeddings is null ? null : _module.Embeddings(embeddings, rows)));
-        probabilities.data<float>().CopyTo(scores[..rows]);
+        if (inputs.Length < rows * Spec.Inputs)
+        {
+            throw new ArgumentException($"{rows} rows need {rows * Spec.Inputs} inputs; the array holds {inputs.Length}.", nameof(inputs));
+        }
+        if (Spec.HasIds && (embeddings is null || embeddings.Length < rows * Spec.EmbeddingWidth))
+        {
+            throw new ArgumentException($"A {Spec.Kind} model scores {rows} rows with {rows * Spec.EmbeddingWidth} embedding values.", nameof(embeddings));
+        }
+        _forward.Score(inputs, embeddings, rows, scores);
     }
 
     internal bool TryAcquire()

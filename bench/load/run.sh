@@ -16,6 +16,10 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 command -v h2load >/dev/null || { echo "h2load is missing: apt-get install nghttp2-client" >&2; exit 2; }
+# Another process on the port (or on serve's HTTP port) would be measured in serve's place.
+for busy in "$port" 9464; do
+  if (echo >"/dev/tcp/127.0.0.1/$busy") 2>/dev/null; then echo "port $busy is in use: stop what listens there first" >&2; exit 2; fi
+done
 
 dotnet build -c Release engine/Inference.Host >/dev/null
 dotnet build -c Release bench/Inference.Bench >/dev/null
@@ -31,6 +35,7 @@ $bench stream --bootstrap-servers "$bootstrap" --entities 100000 --backlog 20000
 env ${SERVE_ENV:-} "$host" serve --bootstrap-servers "$bootstrap" --port "$port" --Logging:LogLevel:Default=Warning \
   >"$work/serve.out" 2>&1 & pids+=($!)
 for _ in $(seq 300); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+kill -0 "${pids[-1]}" 2>/dev/null || { echo "serve did not start:" >&2; cat "$work/serve.out" >&2; exit 1; }
 # Let the backlog apply and the stream settle.
 sleep 12
 

@@ -8,7 +8,8 @@ namespace Inference.Engine.Features;
 internal sealed partial class DeviceExecutor
 {
     /// <summary>
-    /// Queues a serving gather. Returns false at once when <see cref="GatherLimits.MaxQueuedRequests"/>
+    /// Queues a serving gather, and on a host accelerator serves it at once on this thread when the device is between
+    /// turns (<see cref="ServeHere"/>). Returns false at once when <see cref="GatherLimits.MaxQueuedRequests"/>
     /// are already waiting (the caller sheds the request) or the executor is stopping.
     /// </summary>
     public bool TryEnqueue(GatherRequest request)
@@ -24,7 +25,10 @@ internal sealed partial class DeviceExecutor
         }
         request.EnqueuedTimestamp = _time.GetTimestamp();
         _gathers.Enqueue(request);
-        _signal.Set();
+        if (!ServeHere())
+        {
+            _signal.Set();
+        }
         return true;
     }
 

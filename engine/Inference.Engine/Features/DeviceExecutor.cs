@@ -13,8 +13,9 @@ namespace Inference.Engine.Features;
 /// The one owner of the accelerator and the feature table. Everything else sends it work and never
 /// touches the device: serving gathers (batched dynamically), applies of micro-batches, the
 /// trainer's point-in-time gathers and other reads, and maintenance (growth, capacity eviction, the
-/// TTL scan) cut into slices. One thread runs it all, so a read always falls between two applies and
-/// reports the watermark of exactly the state it read.
+/// TTL scan) cut into slices. Its thread runs it all, a turn at a time under one lock (on a host
+/// accelerator a Score caller may take a turn to serve, see <see cref="ServeHere"/>), so a read always
+/// falls between two applies and reports the watermark of exactly the state it read.
 /// </summary>
 /// <remarks>
 /// Each turn of the loop serves waiting Score requests, then runs at most one apply, one read and
@@ -41,6 +42,9 @@ internal sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDis
     private readonly List<WatermarkWaiter> _waiting = [];
     private readonly ManualResetEventSlim _signal = new(false, spinCount: 100);
     private readonly Thread _thread;
+    // Held for each turn of the executor's loop, and by a Score caller that serves on its own thread (host accelerators).
+    private readonly Lock _turn = new();
+    private readonly bool _callersServe;
     private readonly GatherRequest[] _batch;
     private readonly ulong[] _batchKeys;
     private readonly float[] _batchFeatures;
@@ -98,6 +102,7 @@ internal sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDis
         _capacity = _table.Capacity;
         _nextTtlScan = Deadline.After(time, options.EvictionScanIntervalMs);
         _publish = Publish;
+        _callersServe = device.IsHost;
         _thread = new Thread(Run) { IsBackground = true, Name = "inference-device" };
         ExecutorLog.Declared(logger, plan.Count, string.Join(", ", plan.Definitions.Select(d => $"{d.Name} ({d.Aggregation})")), plan.BytesPerEntity, device.Description);
     }
@@ -266,65 +271,6 @@ internal sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDis
     /// <summary>Runs device work on the executor thread while it runs; before start or after stop, here.</summary>
     internal T OnDevice<T>(Func<T> work) =>
         _started && !_stopping && Thread.CurrentThread != _thread ? Read((_, _) => work()) : work();
-
-    private void Run()
-    {
-        ExecutorLog.Started(_logger, _device.Description, _serving.MaxBatchRows, _serving.MaxQueueDelayMicroseconds, _serving.MaxQueuedRequests);
-        while (true)
-        {
-            // Reset before looking: work queued after the look sets the signal again.
-            _signal.Reset();
-            bool worked = Serve();
-            worked |= ApplyOne();
-            worked |= Serve();
-            worked |= ReadOne();
-            worked |= Serve();
-            try
-            {
-                worked |= MaintainOne();
-            }
-            catch (Exception error)
-            {
-                // Maintenance is retried at its next interval; the executor must outlive a failed slice.
-                ExecutorLog.MaintenanceFailed(_logger, error);
-                AbortMaintenance();
-            }
-            ReleaseWaiters();
-            if (worked)
-            {
-                // Applies and maintenance change the entity count; readers on other threads see this copy.
-                Volatile.Write(ref _entities, _table.Entities);
-                Volatile.Write(ref _capacity, _table.Capacity);
-                continue;
-            }
-            if (_stopping && _applies.IsEmpty && _reads.IsEmpty)
-            {
-                Publish();
-                break;
-            }
-            // Idle: once no work has come for a moment, readers on other threads see the state as it
-            // is (not at every short gap between batches of a backlog: a snapshot is an allocation).
-            if (_watermarkDirty && !_signal.Wait(IdlePublishMs))
-            {
-                Publish();
-            }
-            _signal.Wait(MaintenanceWaitMs());
-        }
-        while (_gathers.TryDequeue(out var request))
-        {
-            Interlocked.Decrement(ref _queued);
-            request.Abandon(GatherOutcome.Stopped);
-        }
-        while (_waiters.TryDequeue(out var waiter))
-        {
-            _waiting.Add(waiter);
-        }
-        foreach (var waiter in _waiting)
-        {
-            waiter.Stop();
-        }
-        _waiting.Clear();
-    }
 
     private bool ApplyOne()
     {

@@ -33,7 +33,7 @@ $bench stream --bootstrap-servers "$bootstrap" --entities 100000 --backlog "$eve
 for busy in "$port" 9464; do
   if (echo >"/dev/tcp/127.0.0.1/$busy") 2>/dev/null; then echo "port $busy is in use: stop what listens there first" >&2; exit 2; fi
 done
-"$host" serve --bootstrap-servers "$bootstrap" --port "$port" --Logging:LogLevel:Default=Warning ${SERVE_ARGS:-} >"$work/serve.out" 2>&1 & pids+=($!)
+env ${SERVE_ENV:-} "$host" serve --bootstrap-servers "$bootstrap" --port "$port" --Logging:LogLevel:Default=Warning ${SERVE_ARGS:-} >"$work/serve.out" 2>&1 & pids+=($!)
 backlog=$($bench watch --address "http://127.0.0.1:$port" --events "$events")
 baseline=$($bench consume-baseline --bootstrap-servers "$bootstrap" --topic events --events "$events")
 

@@ -22,6 +22,12 @@ public sealed class ScoringModule : nn.Module<Tensor, Tensor>
     public const string InputMeanName = "input_mean";
     public const string InputScaleName = "input_scale";
 
+    // The layers' names, as the parameters carry them ("layers.hidden.weight").
+    public const string LayersName = "layers";
+    public const string LinearName = "linear";
+    public const string HiddenName = "hidden";
+    public const string OutputName = "output";
+
     private readonly nn.Module<Tensor, Tensor> _layers;
     private readonly Parameter _inputMean;
     private readonly Parameter _inputScale;
@@ -38,16 +44,16 @@ public sealed class ScoringModule : nn.Module<Tensor, Tensor>
         torch.random.manual_seed(spec.Seed);
         _layers = spec.Kind switch
         {
-            ModelKind.Logistic or ModelKind.DotProduct => nn.Sequential(("linear", nn.Linear(spec.Inputs, 1))),
+            ModelKind.Logistic or ModelKind.DotProduct => nn.Sequential((LinearName, nn.Linear(spec.Inputs, 1))),
             ModelKind.Mlp or ModelKind.EmbeddingMlp => nn.Sequential(
-                ("hidden", nn.Linear(spec.Inputs + spec.EmbeddingWidth, spec.Hidden)),
+                (HiddenName, nn.Linear(spec.Inputs + spec.EmbeddingWidth, spec.Hidden)),
                 ("relu", nn.ReLU()),
-                ("output", nn.Linear(spec.Hidden, 1))),
+                (OutputName, nn.Linear(spec.Hidden, 1))),
             _ => throw new ArgumentOutOfRangeException(nameof(spec), spec.Kind, "Unknown model kind."),
         };
         _inputMean = new Parameter(torch.zeros(spec.Inputs), requires_grad: false);
         _inputScale = new Parameter(torch.ones(spec.Inputs), requires_grad: false);
-        register_module("layers", _layers);
+        register_module(LayersName, _layers);
         register_parameter(InputMeanName, _inputMean);
         register_parameter(InputScaleName, _inputScale);
     }

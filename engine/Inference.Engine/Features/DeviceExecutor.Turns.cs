@@ -99,7 +99,7 @@ internal sealed partial class DeviceExecutor
     /// </summary>
     private bool ServeHere()
     {
-        if (!_callersServe || !_started || _stopping || !_turn.TryEnter())
+        if (!_device.IsHost || !_started || _stopping || !_turn.TryEnter())
         {
             return false;
         }

@@ -44,7 +44,6 @@ internal sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDis
     private readonly Thread _thread;
     // Held for each turn of the executor's loop, and by a Score caller that serves on its own thread (host accelerators).
     private readonly Lock _turn = new();
-    private readonly bool _callersServe;
     private readonly GatherRequest[] _batch;
     private readonly ulong[] _batchKeys;
     private readonly float[] _batchFeatures;
@@ -102,7 +101,6 @@ internal sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDis
         _capacity = _table.Capacity;
         _nextTtlScan = Deadline.After(time, options.EvictionScanIntervalMs);
         _publish = Publish;
-        _callersServe = device.IsHost;
         _thread = new Thread(Run) { IsBackground = true, Name = "inference-device" };
         ExecutorLog.Declared(logger, plan.Count, string.Join(", ", plan.Definitions.Select(d => $"{d.Name} ({d.Aggregation})")), plan.BytesPerEntity, device.Description);
     }

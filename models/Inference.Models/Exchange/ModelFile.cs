@@ -41,9 +41,9 @@ public sealed record ModelFileContents(ModelSpec Spec, ParameterSet Parameters, 
 /// </summary>
 public static class ModelFile
 {
-    private const string Linear = "layers.linear.";
-    private const string Hidden = "layers.hidden.";
-    private const string Output = "layers.output.";
+    private const string Linear = $"{ScoringModule.LayersName}.{ScoringModule.LinearName}.";
+    private const string Hidden = $"{ScoringModule.LayersName}.{ScoringModule.HiddenName}.";
+    private const string Output = $"{ScoringModule.LayersName}.{ScoringModule.OutputName}.";
 
     /// <summary>Where training checkpoints commonly keep the model's state_dict.</summary>
     private static readonly string[] NestedKeys = ["state_dict", "model_state_dict", "model", "state"];

@@ -28,15 +28,15 @@ internal sealed class DirectForward
         _scale = Values(parameters, ScoringModule.InputScaleName);
         if (spec.Kind is ModelKind.Mlp or ModelKind.EmbeddingMlp)
         {
-            _weight = Values(parameters, "layers.hidden.weight");
-            _bias = Values(parameters, "layers.hidden.bias");
-            _output = Values(parameters, "layers.output.weight");
-            _outputBias = Values(parameters, "layers.output.bias")[0];
+            _weight = Values(parameters, $"{ScoringModule.LayersName}.{ScoringModule.HiddenName}.weight");
+            _bias = Values(parameters, $"{ScoringModule.LayersName}.{ScoringModule.HiddenName}.bias");
+            _output = Values(parameters, $"{ScoringModule.LayersName}.{ScoringModule.OutputName}.weight");
+            _outputBias = Values(parameters, $"{ScoringModule.LayersName}.{ScoringModule.OutputName}.bias")[0];
         }
         else
         {
-            _weight = Values(parameters, "layers.linear.weight");
-            _bias = Values(parameters, "layers.linear.bias");
+            _weight = Values(parameters, $"{ScoringModule.LayersName}.{ScoringModule.LinearName}.weight");
+            _bias = Values(parameters, $"{ScoringModule.LayersName}.{ScoringModule.LinearName}.bias");
         }
     }
 
@@ -57,8 +57,8 @@ internal sealed class DirectForward
             float logit = _spec.Kind switch
             {
                 ModelKind.Mlp or ModelKind.EmbeddingMlp => Perceptron(standardised, embedding),
-                ModelKind.DotProduct => Linear(standardised, 0) + Dot(embedding),
-                _ => Linear(standardised, 0),
+                ModelKind.DotProduct => Linear(standardised) + Dot(embedding),
+                _ => Linear(standardised),
             };
             scores[r] = 1f / (1f + MathF.Exp(-logit));
         }
@@ -78,8 +78,8 @@ internal sealed class DirectForward
         return logit;
     }
 
-    private float Linear(ReadOnlySpan<float> standardised, int unit) =>
-        _bias[unit] + Dot(_weight.AsSpan(unit * standardised.Length, standardised.Length), standardised);
+    /// <summary>The linear models' one output unit.</summary>
+    private float Linear(ReadOnlySpan<float> standardised) => _bias[0] + Dot(_weight, standardised);
 
     /// <summary>A dot-product model's term: the first id's embedding against the second's.</summary>
     private float Dot(ReadOnlySpan<float> embedding)

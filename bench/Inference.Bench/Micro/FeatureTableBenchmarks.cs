@@ -61,9 +61,52 @@ public class FeatureTableBenchmarks
     [Benchmark]
     public ApplyResult KernelApplyBacklog() => _table.Apply(new ArrayBatch(_keys, _spanning, [_values], []));
 
+    private FeatureTable? _cold;
+    private ulong[][] _coldKeys = null!;
+    private long[][] _coldTimes = null!;
+    private int _coldNext;
+
+    /// <summary>
+    /// A table sized as serve's (262,144 slots) whose 100k entities' rows do not fit the cache: each call applies
+    /// the next of 256 batches of random entities, times moving forward, so the rows it touches are cold.
+    /// </summary>
+    [GlobalSetup(Target = nameof(KernelApplyColdRows))]
+    public void SetupCold()
+    {
+        Setup();
+        _cold = new FeatureTable(_device, new FeaturePlan(Engine.Features.FeatureOptions.DefaultDefinitions()),
+            new FeatureTableOptions { InitialCapacity = 262_144, MaxCapacity = 1_000_000, MaxBatchEvents = Events });
+        var random = new Random(2);
+        _coldKeys = [.. Enumerable.Range(0, 256).Select(_ => Enumerable.Range(0, Events).Select(_ => (ulong)random.Next(Entities) + 1).ToArray())];
+        _coldTimes = [.. Enumerable.Range(0, 256).Select(b => Enumerable.Range(0, Events).Select(i => 1_000_000L + (b * (long)Events) + i).ToArray())];
+        for (int b = 0; b < 16; b++)
+        {
+            KernelApplyColdRows();
+        }
+    }
+
+    [Benchmark]
+    public ApplyResult KernelApplyColdRows()
+    {
+        int b = _coldNext++ % _coldKeys.Length;
+        if (b == 0 && _coldNext > 1)
+        {
+            // Times only move forward: start the next round later than the last.
+            for (int k = 0; k < _coldTimes.Length; k++)
+            {
+                for (int i = 0; i < Events; i++)
+                {
+                    _coldTimes[k][i] += _coldTimes.Length * (long)Events;
+                }
+            }
+        }
+        return _cold!.Apply(new ArrayBatch(_coldKeys[b], _coldTimes[b], [_values], []));
+    }
+
     [GlobalCleanup]
     public void Cleanup()
     {
+        _cold?.Dispose();
         _table.Dispose();
         _device.Dispose();
     }

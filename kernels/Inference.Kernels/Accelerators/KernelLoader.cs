@@ -15,8 +15,12 @@ namespace Inference.Kernels.Accelerators;
 /// arguments are overwritten per launch (a loader serves one caller, its table's owner), and the
 /// workers are this loader's own threads, woken per launch, not thread-pool work items.
 /// </remarks>
-internal sealed class KernelLoader(DeviceContext device) : IDisposable
+/// <param name="device">The device the kernels run on.</param>
+/// <param name="hostThreads">On the CPU backend, the most threads a launch uses (the device's, one per core, unless given).</param>
+internal sealed class KernelLoader(DeviceContext device, int? hostThreads = null) : IDisposable
 {
+    private readonly int _hostThreads = Math.Max(1, hostThreads ?? device.GridThreads);
+
     /// <summary>On the CPU backend, a worker per this many elements: below it one thread is faster than waking others.</summary>
     private const int HostElementsPerWorker = 4_096;
 
@@ -31,7 +35,7 @@ internal sealed class KernelLoader(DeviceContext device) : IDisposable
         }
         if (device.IsHost)
         {
-            return (int)Math.Clamp((elements + HostElementsPerWorker - 1) / HostElementsPerWorker, 1, device.GridThreads);
+            return (int)Math.Clamp((elements + HostElementsPerWorker - 1) / HostElementsPerWorker, 1, _hostThreads);
         }
         return (int)Math.Min(elements, device.GridThreads);
     }
@@ -52,7 +56,7 @@ internal sealed class KernelLoader(DeviceContext device) : IDisposable
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct =>
         device.IsHost ? new HostKernel<T1, T2, T3, T4, T5>(Workers, kernel).Launch : device.Accelerator.LoadAutoGroupedStreamKernel(kernel);
 
-    private HostWorkers Workers => _workers ??= new HostWorkers(device.GridThreads);
+    private HostWorkers Workers => _workers ??= new HostWorkers(_hostThreads);
 
     public void Dispose() => _workers?.Dispose();
 
@@ -206,7 +210,11 @@ internal sealed class KernelLoader(DeviceContext device) : IDisposable
         public void Dispose()
         {
             _stopping = true;
-            _start.Release(_threads.Length);
+            // One core: no workers to wake (a release of none is an error).
+            if (_threads.Length > 0)
+            {
+                _start.Release(_threads.Length);
+            }
         }
     }
 }

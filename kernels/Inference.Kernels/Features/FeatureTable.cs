@@ -272,7 +272,9 @@ public sealed partial class FeatureTable : IDisposable
         _sequence = _sequence == int.MaxValue ? 1 : _sequence + 1;
 
         int threads = _kernels.Threads(n);
+        PrefetchBuckets(n);
         _insertKeys(threads, threads, HashView(), batchView);
+        PrefetchSlots(n);
         // Only a batch with more events than free slots can run out: then count its new keys and make room.
         var evicted = _free < n ? EnsureRoom(batchView) : [];
         var hash = HashView();

@@ -45,6 +45,17 @@ public sealed class FeatureTableTests(ITestOutputHelper output)
         Assert.Equal(128, report.Capacity);
     }
 
+    [Fact]
+    public void Batches_larger_than_a_host_slice_match_the_oracle()
+    {
+        // The CPU backend applies such batches a slice at a time: the state must be the whole batch's.
+        using var device = DeviceContext.Create(AcceleratorKind.Cpu);
+        var report = FeatureSelfCheck.Run(device, seed: 404, entities: 3_000, initialCapacity: 16_384, maxCapacity: 16_384, batches: 12,
+            maxBatch: 4 * FeatureTable.HostSliceEvents);
+        Verify(report);
+        Assert.True(report.Events > 12 * FeatureTable.HostSliceEvents, $"expected batches larger than a slice; {report.Events} events");
+    }
+
     [Theory]
     [InlineData(7)]
     [InlineData(8)]

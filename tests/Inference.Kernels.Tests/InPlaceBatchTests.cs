@@ -11,26 +11,29 @@ namespace Inference.Kernels.Tests;
 /// </summary>
 public sealed unsafe class InPlaceBatchTests
 {
-    [Fact]
-    public void A_batch_read_in_place_gives_exactly_what_the_copied_batch_gives()
+    [Theory]
+    [InlineData(512)]
+    [InlineData((3 * FeatureTable.HostSliceEvents) + 101)] // applied a slice at a time, read in place at the batch's stride
+    public void A_batch_read_in_place_gives_exactly_what_the_copied_batch_gives(int capacity)
     {
-        const int Entities = 200, Capacity = 512, Seed = 31;
+        const int Entities = 200, Seed = 31;
         var plan = new FeaturePlan(FeatureSelfCheck.AllAggregations());
         using var device = DeviceContext.Create(AcceleratorKind.Cpu);
-        var options = new FeatureTableOptions { InitialCapacity = 64, MaxCapacity = 1_000, MaxBatchEvents = Capacity };
+        // Room for a whole batch of new keys, so that large batches are sliced rather than making room.
+        var options = new FeatureTableOptions { InitialCapacity = 2 * capacity, MaxCapacity = 2 * capacity, MaxBatchEvents = capacity };
         using var copied = new FeatureTable(device, plan, options);
         using var inPlace = new FeatureTable(device, plan, options);
         int numeric = plan.NumericFields.Count, keys = plan.KeyFields.Count;
-        var times = (long*)NativeMemory.AlignedAlloc(Capacity * sizeof(long), 64);
-        var values = (float*)NativeMemory.AlignedAlloc((nuint)(Math.Max(1, numeric) * Capacity * sizeof(float)), 64);
-        var keyColumns = (ulong*)NativeMemory.AlignedAlloc((nuint)(Math.Max(1, keys) * Capacity * sizeof(ulong)), 64);
+        var times = (long*)NativeMemory.AlignedAlloc((nuint)(capacity * sizeof(long)), 64);
+        var values = (float*)NativeMemory.AlignedAlloc((nuint)(Math.Max(1, numeric) * capacity * sizeof(float)), 64);
+        var keyColumns = (ulong*)NativeMemory.AlignedAlloc((nuint)(Math.Max(1, keys) * capacity * sizeof(ulong)), 64);
         try
         {
             var random = new Random(Seed);
             long now = FeatureSelfCheck.Start;
             for (int b = 0; b < 30; b++)
             {
-                int n = random.Next(1, Capacity - 7);
+                int n = random.Next(1, capacity - 7);
                 var entityArray = new ulong[n];
                 var timeArray = new long[n];
                 var numericArrays = Enumerable.Range(0, numeric).Select(_ => new float[n]).ToArray();
@@ -51,16 +54,16 @@ public sealed unsafe class InPlaceBatchTests
                 }
                 for (int c = 0; c < numeric; c++)
                 {
-                    numericArrays[c].CopyTo(new Span<float>(values + c * Capacity, n));
+                    numericArrays[c].CopyTo(new Span<float>(values + c * capacity, n));
                 }
                 for (int c = 0; c < keys; c++)
                 {
-                    keyArrays[c].CopyTo(new Span<ulong>(keyColumns + c * Capacity, n));
+                    keyArrays[c].CopyTo(new Span<ulong>(keyColumns + c * capacity, n));
                 }
                 now += 2_000;
                 var expected = copied.Apply(new ArrayBatch(entityArray, timeArray, numericArrays, keyArrays));
                 long expectedNewest = expected.NewestTimeMs;
-                var actual = inPlace.Apply(new NativeBatch(entityArray, times, values, keyColumns, n, Capacity));
+                var actual = inPlace.Apply(new NativeBatch(entityArray, times, values, keyColumns, n, capacity));
                 Assert.Equal(expected.Applied, actual.Applied);
                 Assert.Equal(expectedNewest, actual.NewestTimeMs);
             }

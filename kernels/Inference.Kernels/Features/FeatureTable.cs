@@ -207,6 +207,10 @@ public sealed partial class FeatureTable : IDisposable
                 throw new ArgumentException($"Key column '{Plan.KeyFields[c]}' holds {batch.Keys(c).Length} values for {n} events.", nameof(batch));
             }
         }
+        if (AppliesInSlices(n))
+        {
+            return ApplyInSlices(batch);
+        }
         long newest = 0;
         long earliest = long.MaxValue;
         bool exactLateness = false;

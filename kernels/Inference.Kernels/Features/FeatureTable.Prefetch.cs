@@ -6,7 +6,7 @@ namespace Inference.Kernels.Features;
 // entities outnumber what it holds (100k entities of the default features: ~75 MB of rows), and a core keeps
 // few misses in flight while it runs a whole event's updates. A loop that only asks for the lines keeps many
 // in flight, so the kernels after it find them in the cache. Prefetches never fault and change no state: only
-// the time an apply takes (docs/benchmarks.md, "Ingest ... prefetch").
+// the time an apply takes (docs/benchmarks.md, "third sitting: the 1M backlog").
 public sealed partial class FeatureTable
 {
     /// <summary>Lines of a slot's row asked for at most (a window of many buckets has a long row, of which an event touches little).</summary>

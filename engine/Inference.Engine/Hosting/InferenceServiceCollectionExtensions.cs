@@ -20,6 +20,9 @@ namespace Inference.Engine.Hosting;
 
 public static class InferenceServiceCollectionExtensions
 {
+    /// <summary>The meter .NET publishes its runtime's instruments on (<c>dotnet.gc.*</c>, <c>dotnet.thread_pool.*</c>, <c>dotnet.jit.*</c>).</summary>
+    private const string RuntimeMeter = "System.Runtime";
+
     /// <summary>
     /// Composes the engine's stages for the configured role. Each stage registers its own options
     /// (bound from its <c>Inference:*</c> section), validator, metrics and services; a bad value fails
@@ -53,8 +56,10 @@ public static class InferenceServiceCollectionExtensions
         services.AddSingleton<Readiness>();
         services.AddGrpcHealthChecks().AddCheck<EngineHealthCheck>("engine");
         services.AddGrpcReflection();
-        // Every instrument of the engine's meter, for Prometheus to scrape at /metrics on the HTTP port.
-        services.AddOpenTelemetry().ConfigureResource(resource => resource.AddService("inference")).WithMetrics(metrics => metrics.AddMeter(EngineMeter.Name).AddPrometheusExporter());
+        // Every instrument of the engine's meter, and the runtime's own (garbage collections and their pause
+        // time, the thread pool, JIT compilations), for Prometheus to scrape at /metrics on the HTTP port.
+        services.AddOpenTelemetry().ConfigureResource(resource => resource.AddService("inference"))
+            .WithMetrics(metrics => metrics.AddMeter(EngineMeter.Name, RuntimeMeter).AddPrometheusExporter());
 
         var role = configuration.GetSection(InferenceOptions.Section).GetValue(nameof(InferenceOptions.Role), EngineRole.All);
         var inference = new InferenceBuilder(services, configuration, role).AddStageOptions();

@@ -115,6 +115,9 @@ public sealed class MetricsTests : IDisposable
             // Seconds histograms resolve milliseconds (the exporters' default bounds, 0–10,000, put every call under 5 s).
             double? millisecondBucket = await Query("count(inference_serving_duration_seconds_bucket{le=\"0.001\"})");
             double? scrapes = await Query("count_over_time(up[5m])");
+            // The runtime's meter too: collections per generation and their pause time, for reading tails against.
+            double? generations = await Query("count(dotnet_gc_collections_total)");
+            double? pauses = await Query("dotnet_gc_pause_time_seconds_total");
             await stop.CancelAsync();
             await load;
             Assert.True(eventsRate > 0, $"Prometheus's rate of applied events: {eventsRate?.ToString(CultureInfo.InvariantCulture) ?? "none"} ({Interlocked.Read(ref produced)} events produced; Prometheus took {scrapes} scrapes). The engine's log:\n{engine.Tail()}");
@@ -122,6 +125,8 @@ public sealed class MetricsTests : IDisposable
             Assert.True(millisecondBucket > 0, "the Score latency histogram has a 1 ms bucket");
             Assert.True(partitions > 0, "consumer lag per partition");
             Assert.True(version >= 1, "the serving model's version");
+            Assert.True(generations >= 3, $"the runtime's collections per generation: {generations?.ToString(CultureInfo.InvariantCulture) ?? "none"} series");
+            Assert.True(pauses is not null, "the runtime's GC pause time");
         }
         finally
         {

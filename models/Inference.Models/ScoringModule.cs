@@ -22,11 +22,14 @@ public sealed class ScoringModule : nn.Module<Tensor, Tensor>
     public const string InputMeanName = "input_mean";
     public const string InputScaleName = "input_scale";
 
-    // The layers' names, as the parameters carry them ("layers.hidden.weight").
+    // The layers' names, and the prefixes their parameters carry ("layers.hidden.weight").
     public const string LayersName = "layers";
     public const string LinearName = "linear";
     public const string HiddenName = "hidden";
     public const string OutputName = "output";
+    public const string LinearPrefix = LayersName + "." + LinearName + ".";
+    public const string HiddenPrefix = LayersName + "." + HiddenName + ".";
+    public const string OutputPrefix = LayersName + "." + OutputName + ".";
 
     private readonly nn.Module<Tensor, Tensor> _layers;
     private readonly Parameter _inputMean;

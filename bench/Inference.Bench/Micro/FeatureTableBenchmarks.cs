@@ -63,7 +63,7 @@ public class FeatureTableBenchmarks
 
     private FeatureTable? _cold;
     private ulong[][] _coldKeys = null!;
-    private long[][] _coldTimes = null!;
+    private long[] _coldTimes = null!;
     private int _coldNext;
 
     /// <summary>
@@ -78,7 +78,7 @@ public class FeatureTableBenchmarks
             new FeatureTableOptions { InitialCapacity = 262_144, MaxCapacity = 1_000_000, MaxBatchEvents = Events });
         var random = new Random(2);
         _coldKeys = [.. Enumerable.Range(0, 256).Select(_ => Enumerable.Range(0, Events).Select(_ => (ulong)random.Next(Entities) + 1).ToArray())];
-        _coldTimes = [.. Enumerable.Range(0, 256).Select(b => Enumerable.Range(0, Events).Select(i => 1_000_000L + (b * (long)Events) + i).ToArray())];
+        _coldTimes = [.. Enumerable.Range(0, Events).Select(i => 1_000_000L + i)];
         for (int b = 0; b < 16; b++)
         {
             KernelApplyColdRows();
@@ -88,19 +88,12 @@ public class FeatureTableBenchmarks
     [Benchmark]
     public ApplyResult KernelApplyColdRows()
     {
-        int b = _coldNext++ % _coldKeys.Length;
-        if (b == 0 && _coldNext > 1)
+        // Times only move forward, a millisecond per event, batch after batch.
+        for (int i = 0; i < Events; i++)
         {
-            // Times only move forward: start the next round later than the last.
-            for (int k = 0; k < _coldTimes.Length; k++)
-            {
-                for (int i = 0; i < Events; i++)
-                {
-                    _coldTimes[k][i] += _coldTimes.Length * (long)Events;
-                }
-            }
+            _coldTimes[i] += Events;
         }
-        return _cold!.Apply(new ArrayBatch(_coldKeys[b], _coldTimes[b], [_values], []));
+        return _cold!.Apply(new ArrayBatch(_coldKeys[_coldNext++ % _coldKeys.Length], _coldTimes, [_values], []));
     }
 
     [GlobalCleanup]

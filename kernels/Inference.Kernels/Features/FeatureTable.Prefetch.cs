@@ -14,10 +14,13 @@ public sealed partial class FeatureTable
 
     private const int CacheLine = 64;
 
+    /// <summary>Kernels read host memory here and the CPU has the hint (x86): elsewhere nothing is asked for.</summary>
+    private bool Prefetches => _device.IsHost && Sse.IsSupported;
+
     /// <summary>The hash buckets where the batch's keys start probing (before InsertKeys).</summary>
     private unsafe void PrefetchBuckets(int n)
     {
-        if (!_device.IsHost || !Sse.IsSupported)
+        if (!Prefetches)
         {
             return;
         }
@@ -32,7 +35,7 @@ public sealed partial class FeatureTable
     /// <summary>The header and state rows of the slots the batch's held keys have (after InsertKeys found them).</summary>
     private unsafe void PrefetchSlots(int n)
     {
-        if (!_device.IsHost || !Sse.IsSupported)
+        if (!Prefetches)
         {
             return;
         }

@@ -41,9 +41,10 @@ public sealed record ModelFileContents(ModelSpec Spec, ParameterSet Parameters, 
 /// </summary>
 public static class ModelFile
 {
-    private const string Linear = $"{ScoringModule.LayersName}.{ScoringModule.LinearName}.";
-    private const string Hidden = $"{ScoringModule.LayersName}.{ScoringModule.HiddenName}.";
-    private const string Output = $"{ScoringModule.LayersName}.{ScoringModule.OutputName}.";
+    // The layers' parameter prefixes, short here where every check names them.
+    private const string Linear = ScoringModule.LinearPrefix;
+    private const string Hidden = ScoringModule.HiddenPrefix;
+    private const string Output = ScoringModule.OutputPrefix;
 
     /// <summary>Where training checkpoints commonly keep the model's state_dict.</summary>
     private static readonly string[] NestedKeys = ["state_dict", "model_state_dict", "model", "state"];

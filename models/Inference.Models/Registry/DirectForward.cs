@@ -28,15 +28,15 @@ internal sealed class DirectForward
         _scale = Values(parameters, ScoringModule.InputScaleName);
         if (spec.Kind is ModelKind.Mlp or ModelKind.EmbeddingMlp)
         {
-            _weight = Values(parameters, $"{ScoringModule.LayersName}.{ScoringModule.HiddenName}.weight");
-            _bias = Values(parameters, $"{ScoringModule.LayersName}.{ScoringModule.HiddenName}.bias");
-            _output = Values(parameters, $"{ScoringModule.LayersName}.{ScoringModule.OutputName}.weight");
-            _outputBias = Values(parameters, $"{ScoringModule.LayersName}.{ScoringModule.OutputName}.bias")[0];
+            _weight = Values(parameters, ScoringModule.HiddenPrefix + "weight");
+            _bias = Values(parameters, ScoringModule.HiddenPrefix + "bias");
+            _output = Values(parameters, ScoringModule.OutputPrefix + "weight");
+            _outputBias = Values(parameters, ScoringModule.OutputPrefix + "bias")[0];
         }
         else
         {
-            _weight = Values(parameters, $"{ScoringModule.LayersName}.{ScoringModule.LinearName}.weight");
-            _bias = Values(parameters, $"{ScoringModule.LayersName}.{ScoringModule.LinearName}.bias");
+            _weight = Values(parameters, ScoringModule.LinearPrefix + "weight");
+            _bias = Values(parameters, ScoringModule.LinearPrefix + "bias");
         }
     }
 

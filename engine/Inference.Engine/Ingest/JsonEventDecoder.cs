@@ -11,7 +11,7 @@ namespace Inference.Engine.Ingest;
 /// use must be a number, every key field a string or number (hashed like entity keys). A numeric key
 /// is taken by its JSON text, so 42 and "42" name the same entity.
 /// </summary>
-internal sealed class JsonEventDecoder
+internal sealed partial class JsonEventDecoder
 {
     private static readonly byte[] EntityName = "entity"u8.ToArray();
     private static readonly byte[] TimeName = "ts"u8.ToArray();
@@ -43,6 +43,15 @@ internal sealed class JsonEventDecoder
         {
             throw new InvalidOperationException("The micro-batch is full.");
         }
+        return TryDecodeFlat(json, batch) ? DecodeError.None : DecodeWithReader(json, batch);
+    }
+
+    /// <summary>
+    /// The decoder's reference: every event through <see cref="Utf8JsonReader"/>, whatever its shape; the
+    /// flat fast path leaves it every event it does not accept, and every refusal.
+    /// </summary>
+    internal DecodeError DecodeWithReader(ReadOnlySpan<byte> json, MicroBatch batch)
+    {
         int row = batch.NextRow;
         int capacity = batch.Capacity;
         var values = batch.Values;

@@ -34,7 +34,10 @@ for busy in "$port" 9464; do
   if (echo >"/dev/tcp/127.0.0.1/$busy") 2>/dev/null; then echo "port $busy is in use: stop what listens there first" >&2; exit 2; fi
 done
 env ${SERVE_ENV:-} "$host" serve --bootstrap-servers "$bootstrap" --port "$port" --Logging:LogLevel:Default=Warning ${SERVE_ARGS:-} >"$work/serve.out" 2>&1 & pids+=($!)
-backlog=$($bench watch --address "http://127.0.0.1:$port" --events "$events")
+# The watcher polls Score every millisecond from a .NET process that starts with serve: with the runtime's
+# instrumented tier on, its background compiler took 12-14% of this 2-core machine during a 1M backlog (perf, per
+# thread), CPU taken from the process it measures. Without that tier its hot paths are compiled once.
+backlog=$(DOTNET_TieredPGO=0 $bench watch --address "http://127.0.0.1:$port" --events "$events")
 baseline=$($bench consume-baseline --bootstrap-servers "$bootstrap" --topic events --events "$events")
 
 fresh="not measured (FRESHNESS=0)"

@@ -90,10 +90,27 @@ internal sealed partial class DeviceExecutor
         return work.Wait();
     }
 
+    /// <summary>
+    /// The next waiting gather: one taken from the queue earlier that did not fit its batch, else the queue's head.
+    /// Taken, never peeked: a peek keeps the queue's segment from clearing the slots it hands out, and a segment
+    /// that outlives a collection then holds every request queued after it (each call's whole graph: request,
+    /// context, response) until an older generation is collected. Under load that was a third of all Score's
+    /// allocations surviving each gen0 collection, and pauses of 8-20 ms.
+    /// </summary>
+    private GatherRequest? TakeGather()
+    {
+        if (_carried is { } carried)
+        {
+            _carried = null;
+            return carried;
+        }
+        return _gathers.TryDequeue(out var next) ? next : null;
+    }
+
     /// <summary>One dynamic batch of waiting gathers: a read of all their rows, then their handler.</summary>
     private bool Serve()
     {
-        if (_gathers.IsEmpty)
+        if (_carried is null && _gathers.IsEmpty)
         {
             return false;
         }
@@ -103,9 +120,14 @@ internal sealed partial class DeviceExecutor
         var spin = new SpinWait();
         while (true)
         {
-            if (_gathers.TryPeek(out var next) && (requests == 0 || (rows + next.Rows <= _serving.MaxBatchRows && next.Handler == handler)))
+            if (TakeGather() is { } next)
             {
-                _gathers.TryDequeue(out _);
+                if (requests > 0 && (rows + next.Rows > _serving.MaxBatchRows || next.Handler != handler))
+                {
+                    // It opens the next batch.
+                    _carried = next;
+                    break;
+                }
                 Interlocked.Decrement(ref _queued);
                 if (next.Cancellation.IsCancellationRequested || _time.GetUtcNow().UtcDateTime >= next.DeadlineUtc)
                 {

@@ -46,7 +46,7 @@ internal sealed partial class DeviceExecutor
         }
         lock (_turn)
         {
-            while (_gathers.TryDequeue(out var request))
+            while (TakeGather() is { } request)
             {
                 Interlocked.Decrement(ref _queued);
                 request.Abandon(GatherOutcome.Stopped);
@@ -111,6 +111,11 @@ internal sealed partial class DeviceExecutor
             }
             for (int batch = 0; batch < BatchesServedHere && Serve(); batch++)
             {
+            }
+            if (_carried is not null || !_gathers.IsEmpty)
+            {
+                // What this caller left (more than its share of batches): the executor serves it.
+                _signal.Set();
             }
             return true;
         }

@@ -35,6 +35,8 @@ internal sealed partial class DeviceExecutor : IHostedService, IPageLocker, IDis
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly ConcurrentQueue<GatherRequest> _gathers = new();
+    // A gather taken from the queue that opens the next batch (read and written under the turn only).
+    private GatherRequest? _carried;
     private readonly Func<FeatureWatermark> _publish;
     private readonly ConcurrentQueue<ApplyWork> _applies = new();
     private readonly ConcurrentQueue<ReadWork> _reads = new();

@@ -143,6 +143,41 @@ public sealed class DeviceExecutorTests
     }
 
     /// <summary>The hot entities' transformed features as serving reads them: as of the newest event time applied.</summary>
+    [Fact]
+    public async Task Served_requests_are_not_kept_alive_by_the_queue()
+    {
+        // A served call's whole graph (request, context, response) hangs off its queue entry: an entry the queue
+        // still references after its call was answered keeps that graph alive into older generations.
+        var plan = new FeaturePlan(Definitions);
+        var options = new FeatureOptions { Definitions = [.. Definitions], InitialCapacity = 16, Capacity = 1_000, MaxBatchEvents = 64 };
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var metrics = new FeatureMetrics(services.GetRequiredService<IMeterFactory>());
+        var servingMetrics = new ServingMetrics(services.GetRequiredService<IMeterFactory>(), TimeProvider.System);
+        using var device = DeviceContext.Create(AcceleratorKind.Cpu);
+        using var executor = new DeviceExecutor(device, plan, options, new ServingOptions().Gathers, metrics, servingMetrics, TimeProvider.System, NullLogger<DeviceExecutor>.Instance);
+        await executor.StartAsync(CancellationToken.None);
+
+        var served = ServeOneByOne(executor, new CapturingHandler(), 50);
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        Assert.Equal(0, served.Count(reference => reference.IsAlive));
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static WeakReference[] ServeOneByOne(DeviceExecutor executor, CapturingHandler handler, int calls)
+    {
+        var served = new WeakReference[calls];
+        for (int i = 0; i < calls; i++)
+        {
+            var request = new CapturedRequest(handler, [(ulong)i + 1]);
+            Assert.True(executor.TryEnqueue(request));
+            Assert.True(request.Answer.Wait(TimeSpan.FromMinutes(1)), "the executor answers");
+            served[i] = new WeakReference(request);
+        }
+        return served;
+    }
+
     private static float[] Expected(FeatureOracle oracle, FeaturePlan plan, ulong[] hot, long now)
     {
         var values = new float[hot.Length * plan.Count];

@@ -56,8 +56,8 @@ internal sealed class JournalIndex
     }
 
     /// <summary>
-    /// Asks the cache for the line where a lookup of <paramref name="entity"/> starts: a batch's lookups, issued
-    /// ahead in a loop of their own, then find their lines (a hint: it changes nothing).
+    /// Asks the cache for the line where a lookup of <paramref name="entity"/> starts, some lookups before it is
+    /// made (a hint: it changes nothing, and an array moved by the collector meanwhile only makes it miss).
     /// </summary>
     public unsafe void Prefetch(ulong entity)
     {

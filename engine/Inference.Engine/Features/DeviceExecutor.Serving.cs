@@ -90,6 +90,9 @@ internal sealed partial class DeviceExecutor
         return work.Wait();
     }
 
+    /// <summary>Whether a gather waits: one carried to the next batch, or one in the queue.</summary>
+    private bool GathersWaiting => _carried is not null || !_gathers.IsEmpty;
+
     /// <summary>
     /// The next waiting gather: one taken from the queue earlier that did not fit its batch, else the queue's head.
     /// Taken, never peeked: a peek keeps the queue's segment from clearing the slots it hands out, and a segment
@@ -110,7 +113,7 @@ internal sealed partial class DeviceExecutor
     /// <summary>One dynamic batch of waiting gathers: a read of all their rows, then their handler.</summary>
     private bool Serve()
     {
-        if (_carried is null && _gathers.IsEmpty)
+        if (!GathersWaiting)
         {
             return false;
         }

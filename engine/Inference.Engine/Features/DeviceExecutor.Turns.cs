@@ -112,7 +112,7 @@ internal sealed partial class DeviceExecutor
             for (int batch = 0; batch < BatchesServedHere && Serve(); batch++)
             {
             }
-            if (_carried is not null || !_gathers.IsEmpty)
+            if (GathersWaiting)
             {
                 // What this caller left (more than its share of batches): the executor serves it.
                 _signal.Set();

@@ -45,6 +45,19 @@ internal static class DecodeErrors
         _ => "none",
     };
 
+    /// <summary>The position of <paramref name="name"/> (UTF-8, unescaped) among a decoder's field names, or -1.</summary>
+    internal static int FieldIndex(byte[][] names, ReadOnlySpan<byte> name)
+    {
+        for (int i = 0; i < names.Length; i++)
+        {
+            if (name.SequenceEqual(names[i]))
+            {
+                return i;
+            }
+        }
+        return -1;
+    }
+
     /// <summary>Marks field <paramref name="index"/> seen; returns 1 the first time (fields beyond 64 count every time).</summary>
     internal static int Mark(ref ulong seen, int index)
     {

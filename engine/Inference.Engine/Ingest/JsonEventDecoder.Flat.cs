@@ -37,11 +37,8 @@ internal sealed partial class JsonEventDecoder
         {
             return false;
         }
+        // An empty object, like any property not opening with a plain name, is left to the reader (TryString refuses it).
         at = SkipSpace(json, at + 1);
-        if (at < json.Length && json[at] == (byte)'}')
-        {
-            return false;
-        }
         while (true)
         {
             if (!TryString(json, ref at, out var name))
@@ -74,7 +71,7 @@ internal sealed partial class JsonEventDecoder
                 }
                 hasTime = true;
             }
-            else if (IndexOf(_keyNames, name) is int key and >= 0)
+            else if (DecodeErrors.FieldIndex(_keyNames, name) is int key and >= 0)
             {
                 if (!TryKey(json, ref at, out batch.Keys[key * capacity + row]))
                 {
@@ -82,7 +79,7 @@ internal sealed partial class JsonEventDecoder
                 }
                 seenCount += DecodeErrors.Mark(ref seen, _fieldNames.Length + key);
             }
-            else if (IndexOf(_fieldNames, name) is int field and >= 0)
+            else if (DecodeErrors.FieldIndex(_fieldNames, name) is int field and >= 0)
             {
                 if (!TryNumber(json, ref at, out double value) || !float.IsFinite((float)value))
                 {
@@ -121,26 +118,19 @@ internal sealed partial class JsonEventDecoder
         return true;
     }
 
-    private static int IndexOf(byte[][] names, ReadOnlySpan<byte> name)
-    {
-        for (int i = 0; i < names.Length; i++)
-        {
-            if (name.SequenceEqual(names[i]))
-            {
-                return i;
-            }
-        }
-        return -1;
-    }
-
     private static int SkipSpace(ReadOnlySpan<byte> json, int at)
     {
-        while (at < json.Length && json[at] is (byte)' ' or (byte)'\n' or (byte)'\r' or (byte)'\t')
+        while (at < json.Length && IsSpace(json[at]))
         {
             at++;
         }
         return at;
     }
+
+    private static bool IsSpace(byte b) => b is (byte)' ' or (byte)'\n' or (byte)'\r' or (byte)'\t';
+
+    /// <summary>Whether a number or literal may end where <paramref name="at"/> is: the input's end, a separator or space.</summary>
+    private static bool EndsValue(ReadOnlySpan<byte> json, int at) => at == json.Length || json[at] is (byte)',' or (byte)'}' || IsSpace(json[at]);
 
     /// <summary>A plain string at <paramref name="at"/> (its text, quotes excluded); <paramref name="at"/> moves past it.</summary>
     private static bool TryString(ReadOnlySpan<byte> json, scoped ref int at, out ReadOnlySpan<byte> text)
@@ -240,7 +230,7 @@ internal sealed partial class JsonEventDecoder
             int scale = fraction >= 0 ? digitsEnd - fraction - 1 : 0;
             if (significant <= 15 && scale < ExactPowers.Length)
             {
-                value = scale == 0 ? mantissa : mantissa / ExactPowers[scale];
+                value = mantissa / ExactPowers[scale];
                 value = json[start] == (byte)'-' ? -value : value;
                 return true;
             }
@@ -303,7 +293,7 @@ internal sealed partial class JsonEventDecoder
                 return false;
             }
         }
-        if (i < json.Length && json[i] is not ((byte)',' or (byte)'}' or (byte)' ' or (byte)'\n' or (byte)'\r' or (byte)'\t'))
+        if (!EndsValue(json, i))
         {
             return false;
         }
@@ -324,7 +314,7 @@ internal sealed partial class JsonEventDecoder
         };
         if (length > 0)
         {
-            if (rest.Length > length && rest[length] is not ((byte)',' or (byte)'}' or (byte)' ' or (byte)'\n' or (byte)'\r' or (byte)'\t'))
+            if (!EndsValue(json, at + length))
             {
                 return false;
             }

@@ -163,7 +163,7 @@ internal sealed class ProtobufEventDecoder
                     {
                         return DecodeError.BadProtobuf;
                     }
-                    int index = Find(_fieldNames, name);
+                    int index = DecodeErrors.FieldIndex(_fieldNames, name);
                     if (index < 0)
                     {
                         break;
@@ -187,7 +187,7 @@ internal sealed class ProtobufEventDecoder
                     {
                         return DecodeError.BadProtobuf;
                     }
-                    int index = Find(_keyNames, name);
+                    int index = DecodeErrors.FieldIndex(_keyNames, name);
                     if (index < 0)
                     {
                         break;
@@ -274,18 +274,6 @@ internal sealed class ProtobufEventDecoder
             }
         }
         return true;
-    }
-
-    private static int Find(byte[][] names, ReadOnlySpan<byte> name)
-    {
-        for (int i = 0; i < names.Length; i++)
-        {
-            if (name.SequenceEqual(names[i]))
-            {
-                return i;
-            }
-        }
-        return -1;
     }
 
     /// <summary>The protobuf wire format over a span: tags, varints, fixed and length-delimited fields.</summary>
